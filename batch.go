@@ -1,0 +1,316 @@
+package batch
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"sync"
+	"time"
+)
+
+// Options configures an [Engine]. A nil *Options, or any zero field, means
+// the default given on that field.
+type Options struct {
+	// Logger receives the engine's logs. nil discards them.
+	Logger *slog.Logger
+	// Now is the engine's clock, a seam for tests. nil means time.Now.
+	Now func() time.Time
+	// MaxRunningJobs bounds jobs running at once; others wait queued.
+	// 0 means [DefaultMaxRunningJobs].
+	MaxRunningJobs int
+	// CommitBatchSize is the most item outcomes written in one transaction.
+	// 0 means [DefaultCommitBatchSize].
+	CommitBatchSize int
+	// CommitDelay is how long the committer waits for more outcomes once one
+	// arrives, before writing a batch smaller than CommitBatchSize. 0 means
+	// [DefaultCommitDelay]; a negative value writes at once.
+	CommitDelay time.Duration
+	// Collections are the built-in document collections defined from the
+	// start. nil means {"fields"}; add more with [Engine.DefineCollection].
+	Collections []string
+	// Bolt configures the bbolt file [Open] opens; ignored by [New].
+	Bolt *BoltOptions
+}
+
+// Defaults for [Options].
+const (
+	DefaultMaxRunningJobs  = 4
+	DefaultCommitBatchSize = 1000
+	DefaultCommitDelay     = time.Millisecond
+)
+
+// defaultItemEstimate seeds the per-item time used for estimated_completion
+// before the engine has finished a job.
+const defaultItemEstimate = 10 * time.Millisecond
+
+// Engine runs batch jobs over a [Store]. It is safe for concurrent use. Make
+// one per store with [Open] or [New], register operations, resources and
+// backoff functions, submit batches, and [Engine.Close] it when done.
+type Engine struct {
+	store Store
+	log   *slog.Logger
+	now   func() time.Time
+	opts  Options
+
+	// ctx is cancelled by Close once running items have had their time.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// wg tracks every goroutine the engine starts.
+	wg        sync.WaitGroup
+	committer *committer
+
+	// mu guards the registries, the live jobs and the queue.
+	mu          sync.Mutex
+	ops         map[string]Operation
+	resources   map[string]Resource
+	collections map[string]*Collection
+	backoffs    map[string]BackoffFunc
+	runs        map[string]*jobRun // queued and running jobs
+	queue       []*jobRun          // queued jobs, in order
+	running     int
+	closed      bool
+	changed     chan struct{} // closed and replaced on every job state change
+	itemEst     time.Duration // smoothed wall time per item, for estimates
+
+	// subMu guards the event subscribers.
+	subMu  sync.Mutex
+	subs   map[uint64]func(Event)
+	subSeq uint64
+}
+
+// Open opens (creating it if needed) the bbolt file at path and returns an
+// engine over it, resuming the jobs that were running when the file was
+// last closed or the process died. opts may be nil.
+func Open(path string, opts *Options) (*Engine, error) {
+	var bo *BoltOptions
+	if opts != nil {
+		bo = opts.Bolt
+	}
+	store, err := OpenBoltStore(path, bo)
+	if err != nil {
+		return nil, err
+	}
+	e, err := New(store, opts)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	return e, nil
+}
+
+// collectionName is what a built-in collection may be called.
+var collectionName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+
+// New returns an engine over store, resuming its running and queued jobs.
+// opts may be nil. Bad option values give a VALIDATION_ERROR *Error. The
+// engine owns store from now on and closes it in [Engine.Close].
+func New(store Store, opts *Options) (*Engine, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	switch {
+	case o.MaxRunningJobs < 0:
+		return nil, NewError(CodeValidation, "MaxRunningJobs must not be negative")
+	case o.CommitBatchSize < 0:
+		return nil, NewError(CodeValidation, "CommitBatchSize must not be negative")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.MaxRunningJobs == 0 {
+		o.MaxRunningJobs = DefaultMaxRunningJobs
+	}
+	if o.CommitBatchSize == 0 {
+		o.CommitBatchSize = DefaultCommitBatchSize
+	}
+	if o.CommitDelay == 0 {
+		o.CommitDelay = DefaultCommitDelay
+	}
+	if o.Collections == nil {
+		o.Collections = []string{"fields"}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &Engine{
+		store:       store,
+		log:         o.Logger,
+		now:         o.Now,
+		opts:        o,
+		ctx:         ctx,
+		cancel:      cancel,
+		ops:         make(map[string]Operation),
+		resources:   make(map[string]Resource),
+		collections: make(map[string]*Collection),
+		backoffs:    make(map[string]BackoffFunc),
+		runs:        make(map[string]*jobRun),
+		changed:     make(chan struct{}),
+		itemEst:     defaultItemEstimate,
+		subs:        make(map[uint64]func(Event)),
+	}
+	for _, name := range o.Collections {
+		if err := e.DefineCollection(name, nil); err != nil {
+			cancel()
+			return nil, err
+		}
+	}
+	e.registerBuiltins()
+	e.committer = newCommitter(e)
+	e.wg.Go(e.committer.loop)
+	if err := e.recover(); err != nil {
+		e.Close(context.Background())
+		return nil, err
+	}
+	return e, nil
+}
+
+// Close stops the engine: no new jobs are taken, running jobs stop feeding
+// items, and items in flight may finish until ctx ends; then they are
+// cancelled. Unfinished jobs stay running in the store and resume when the
+// store is opened again. Close closes the store. It is safe to call more
+// than once; later calls return nil.
+func (e *Engine) Close(ctx context.Context) error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	runs := make([]*jobRun, 0, len(e.runs))
+	for _, r := range e.runs {
+		runs = append(runs, r)
+	}
+	e.queue = nil
+	e.mu.Unlock()
+
+	for _, r := range runs {
+		r.stop(stopClose, nil)
+	}
+	finished := make(chan struct{})
+	go func() {
+		for _, r := range runs {
+			<-r.exited
+		}
+		close(finished)
+	}()
+	select {
+	case <-finished:
+	case <-ctx.Done():
+		e.cancel() // cancels every item context
+		<-finished
+	}
+	e.committer.close()
+	e.cancel()
+	e.wg.Wait()
+	return e.store.Close()
+}
+
+// RegisterOperation adds an operation type, or replaces the one of that
+// name (built-ins included). Names are what batches put in "type".
+func (e *Engine) RegisterOperation(name string, op Operation) error {
+	if name == "" || op == nil {
+		return NewError(CodeValidation, "operation needs a name and an implementation")
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.ops[name] = op
+	return nil
+}
+
+// RegisterResource makes r available to batches under name. It replaces a
+// built-in collection of the same name.
+func (e *Engine) RegisterResource(name string, r Resource) error {
+	if name == "" || r == nil {
+		return NewError(CodeValidation, "resource needs a name and an implementation")
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.resources[name] = r
+	delete(e.collections, name)
+	return nil
+}
+
+// RegisterBackoff registers a [BackoffFunc] that batches select with
+// {"backoff": "custom", "function": name}.
+func (e *Engine) RegisterBackoff(name string, fn BackoffFunc) error {
+	if name == "" || fn == nil {
+		return NewError(CodeValidation, "backoff needs a name and a function")
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.backoffs[name] = fn
+	return nil
+}
+
+// DefineCollection defines (or redefines) a built-in document collection,
+// stored as JSON records in the engine's store. opts may be nil.
+func (e *Engine) DefineCollection(name string, opts *CollectionOptions) error {
+	if !collectionName.MatchString(name) {
+		return NewError(CodeValidation, "invalid collection name %q: use 1 to 64 letters, digits, '_', '-' or '.'", name)
+	}
+	c := &Collection{name: name, bucket: "coll/" + name, store: e.store}
+	if opts != nil {
+		c.validate = opts.Validate
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.collections[name] = c
+	delete(e.resources, name)
+	return nil
+}
+
+// Collection returns the built-in collection name, or a NOT_FOUND *Error.
+func (e *Engine) Collection(name string) (*Collection, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c, ok := e.collections[name]
+	if !ok {
+		return nil, notFound("collection", name)
+	}
+	return c, nil
+}
+
+// resource returns the resource or collection registered as name.
+func (e *Engine) resource(name string) (Resource, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if c, ok := e.collections[name]; ok {
+		return c, true
+	}
+	r, ok := e.resources[name]
+	return r, ok
+}
+
+func (e *Engine) operation(name string) (Operation, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	op, ok := e.ops[name]
+	return op, ok
+}
+
+func (e *Engine) backoff(name string) (BackoffFunc, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	fn, ok := e.backoffs[name]
+	return fn, ok
+}
+
+// notifyLocked wakes everything waiting on a job state change. e.mu is held.
+func (e *Engine) notifyLocked() {
+	close(e.changed)
+	e.changed = make(chan struct{})
+}
+
+func (e *Engine) notify() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.notifyLocked()
+}
+
+// errorf logs an internal error with the job id.
+func (e *Engine) errorf(jobID string, format string, args ...any) {
+	e.log.Error(fmt.Sprintf(format, args...), "job_id", jobID)
+}

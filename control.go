@@ -1,0 +1,613 @@
+package batch
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// SubmitOptions are per-call options of [Engine.Submit]. nil means none.
+type SubmitOptions struct {
+	// Owner is the principal submitting the job; it is stored on the job.
+	Owner string
+	// IdempotencyKey, when set, makes a repeated submission with the same
+	// key and Owner within [IdempotencyWindow] return the first job instead
+	// of creating another.
+	IdempotencyKey string
+	// TemplateID and ScheduleID record where the job came from.
+	TemplateID string
+	ScheduleID string
+}
+
+// IdempotencyWindow is how long an idempotency key keeps returning its job.
+const IdempotencyWindow = 24 * time.Hour
+
+const bucketIdempotency = "idempotency"
+
+// Submit validates b and, if it is sound, stores it as a queued job and
+// starts it when a slot is free. A rejected batch returns an INVALID_BATCH
+// *Error with one detail per problem, and nothing is stored. After
+// [Engine.Close] it returns an error matching [ErrClosed].
+func (e *Engine) Submit(ctx context.Context, b *Batch, opts *SubmitOptions) (*Job, error) {
+	if b == nil {
+		return nil, invalidBatch([]Detail{{Field: "batch", Code: DetailRequired, Message: "a batch is required"}})
+	}
+	var so SubmitOptions
+	if opts != nil {
+		so = *opts
+	}
+	if so.Owner == "" {
+		so.Owner = PrincipalFrom(ctx)
+	}
+	if e.isClosed() {
+		return nil, ErrClosed
+	}
+	if b.TemplateID != "" || b.Parameters != nil {
+		return nil, invalidBatch([]Detail{{Field: "template_id", Code: DetailNotImplemented, Message: "submitting from a template is not implemented yet"}})
+	}
+	nb, err := normalizeJSON(*b)
+	if err != nil {
+		return nil, invalidBatch([]Detail{{Field: "batch", Code: DetailInvalidValue, Message: "batch is not valid JSON: " + err.Error()}})
+	}
+	var d details
+	if len(nb.Operations) == 0 {
+		d.add("operations", DetailRequired, "a batch needs at least one operation")
+	}
+	nb.Options.check(&d, func(name string) bool { _, ok := e.backoff(name); return ok })
+	plans, err := e.plan(ctx, "", &nb)
+	if err != nil {
+		d.merge("", err)
+	}
+	if err := invalidBatch(d.list); err != nil {
+		return nil, err
+	}
+	var total int64
+	for _, p := range plans {
+		if p.Resource == nil {
+			total += p.Count
+			continue
+		}
+		if err := p.Resource.Scan(ctx, p.Query, func(Record) error { total++; return nil }); err != nil {
+			return nil, fmt.Errorf("batch: counting records: %w", err)
+		}
+	}
+	batchJSON, err := json.Marshal(nb)
+	if err != nil {
+		return nil, fmt.Errorf("batch: encode batch: %w", err)
+	}
+
+	now := e.now().UTC()
+	rec := &jobRecord{
+		Job: Job{
+			Status:      StateQueued,
+			Type:        nb.Type,
+			Description: nb.Description,
+			Owner:       so.Owner,
+			TemplateID:  so.TemplateID,
+			ScheduleID:  so.ScheduleID,
+			CreatedAt:   now,
+			Progress:    Progress{TotalOperations: total},
+		},
+		Options:        nb.Options.withDefaults(),
+		IdempotencyKey: so.IdempotencyKey,
+	}
+	e.mu.Lock()
+	est := now.Add(e.itemEst * time.Duration(total) / time.Duration(rec.Options.MaxConcurrent))
+	e.mu.Unlock()
+	rec.EstimatedCompletion = &est
+
+	var seq uint64
+	var existing *jobRecord
+	err = e.store.Update(func(tx Tx) error {
+		idemKey := []byte(so.Owner + "\x00" + so.IdempotencyKey)
+		if so.IdempotencyKey != "" {
+			if v := tx.Get(bucketIdempotency, idemKey); len(v) == 16 {
+				at := time.Unix(0, int64(beUint64(v[8:])))
+				if now.Sub(at) < IdempotencyWindow {
+					prev, err := getJob(tx, beUint64(v[:8]))
+					if err == nil {
+						existing = prev
+						return nil
+					}
+				}
+			}
+		}
+		var err error
+		if seq, err = tx.NextSequence(bucketJobs); err != nil {
+			return err
+		}
+		rec.ID = formatJobID(seq)
+		if err := putJob(tx, seq, rec); err != nil {
+			return err
+		}
+		if err := tx.Put(bucketBatches, u64key(seq), batchJSON); err != nil {
+			return err
+		}
+		if so.IdempotencyKey != "" {
+			v := append(u64key(seq), u64key(uint64(now.UnixNano()))...)
+			return tx.Put(bucketIdempotency, idemKey, v)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("batch: store job: %w", err)
+	}
+	if existing != nil {
+		return e.Job(ctx, existing.ID)
+	}
+	r := newRun(e, seq, rec)
+	job := e.view(rec.clone(), nil)
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return job, nil // stored; it starts when the store is opened again
+	}
+	e.runs[r.id] = r
+	e.queue = append(e.queue, r)
+	e.dispatchLocked()
+	e.notifyLocked()
+	e.mu.Unlock()
+	e.log.Info("job submitted", "job_id", r.id, "items", total)
+	e.emitJob(EventJobCreated, so.Owner, rec)
+	return job, nil
+}
+
+func (e *Engine) isClosed() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.closed
+}
+
+// recover queues the jobs that were queued or running when the store was
+// last used; running ones resume where their stored outcomes stop.
+func (e *Engine) recover() error {
+	var resume, queued []*jobRun
+	err := e.store.View(func(tx Tx) error {
+		var derr error
+		err := tx.Scan(bucketJobs, nil, func(k, v []byte) bool {
+			var rec jobRecord
+			if derr = json.Unmarshal(v, &rec); derr != nil {
+				return false
+			}
+			switch rec.Status {
+			case StateRunning:
+				resume = append(resume, newRun(e, beUint64(k), &rec))
+			case StateQueued:
+				queued = append(queued, newRun(e, beUint64(k), &rec))
+			}
+			return true
+		})
+		return firstErr(err, derr)
+	})
+	if err != nil {
+		return fmt.Errorf("batch: reading jobs: %w", err)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, r := range append(resume, queued...) {
+		e.runs[r.id] = r
+		e.queue = append(e.queue, r)
+		if r.rec.Status == StateRunning {
+			e.log.Info("resuming job", "job_id", r.id)
+		}
+	}
+	e.dispatchLocked()
+	return nil
+}
+
+// Job returns the job with id, with its live progress, statistics and first
+// item errors. An unknown id returns an error matching [ErrNotFound]. It
+// never waits for the writer: running jobs are read from memory.
+func (e *Engine) Job(ctx context.Context, id string) (*Job, error) {
+	seq, ok := parseJobID(id)
+	if !ok {
+		return nil, notFound("job", id)
+	}
+	e.mu.Lock()
+	r := e.runs[id]
+	e.mu.Unlock()
+	if r != nil {
+		return e.view(r.snapshot(), r), nil
+	}
+	var rec *jobRecord
+	err := e.store.View(func(tx Tx) error {
+		var err error
+		rec, err = getJob(tx, seq)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return e.view(rec, nil), nil
+}
+
+// view turns a stored record into the API's Job, adding what is computed:
+// percentage, current operation and statistics.
+func (e *Engine) view(rec *jobRecord, r *jobRun) *Job {
+	j := rec.Job
+	j.Errors = rec.FirstErrors
+	p := &j.Progress
+	done := p.Completed + p.Failed
+	p.Percentage = percentage(done, p.TotalOperations)
+	if j.Status.Final() && j.Status == StateCompleted {
+		p.Percentage = 100
+	}
+	if r != nil && j.Status == StateRunning {
+		p.CurrentOperation = r.cur.Load()
+	}
+	if j.StartedAt == nil {
+		return &j
+	}
+	st := &Statistics{SuccessRate: successRate(p.Completed, p.Failed)}
+	if done > 0 {
+		st.AverageOperationTime = Duration(time.Duration(rec.ItemNanos / done))
+	}
+	if r != nil && j.Status == StateRunning {
+		r.mu.Lock()
+		segStart, segDone := r.segStart, r.segDone
+		r.mu.Unlock()
+		if n := done - segDone; n > 0 {
+			per := e.now().Sub(segStart) / time.Duration(n)
+			st.EstimatedRemainingTime = Duration(per * time.Duration(p.TotalOperations-done))
+		}
+	}
+	j.Statistics = st
+	return &j
+}
+
+// ListOptions select and page jobs for [Engine.Jobs]. nil means the first
+// page of all jobs.
+type ListOptions struct {
+	// State, if set, keeps only jobs in that state.
+	State State
+	// Owner, if set, keeps only jobs of that principal.
+	Owner string
+	// Cursor continues a previous page (its NextCursor).
+	Cursor string
+	// Limit is the page size. 0 means 50; at most 1,000.
+	Limit int
+}
+
+// JobPage is one page of jobs, newest first.
+type JobPage struct {
+	Jobs []*Job `json:"jobs"`
+	// NextCursor fetches the next page; "" when this is the last.
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+// Jobs lists jobs newest first, filtered and paged by opts. A bad state or
+// cursor returns an INVALID_BATCH *Error.
+func (e *Engine) Jobs(ctx context.Context, opts *ListOptions) (*JobPage, error) {
+	var o ListOptions
+	if opts != nil {
+		o = *opts
+	}
+	limit, err := pageLimit(o.Limit)
+	if err != nil {
+		return nil, err
+	}
+	if o.State != "" && !o.State.valid() {
+		return nil, invalidBatch([]Detail{{Field: "state", Code: DetailInvalidValue, Message: fmt.Sprintf("unknown state %q", o.State)}})
+	}
+	var from []byte
+	if o.Cursor != "" {
+		seq, ok := parseJobID(o.Cursor)
+		if !ok || seq < 2 {
+			return nil, invalidBatch([]Detail{{Field: "cursor", Code: DetailInvalidValue, Message: "invalid cursor"}})
+		}
+		from = u64key(seq - 1)
+	}
+	page := &JobPage{Jobs: []*Job{}}
+	var recs []*jobRecord
+	err = e.store.View(func(tx Tx) error {
+		var derr error
+		err := tx.ScanReverse(bucketJobs, from, func(k, v []byte) bool {
+			var rec jobRecord
+			if derr = json.Unmarshal(v, &rec); derr != nil {
+				return false
+			}
+			if (o.State != "" && rec.Status != o.State) || (o.Owner != "" && rec.Owner != o.Owner) {
+				return true
+			}
+			if len(recs) == limit {
+				page.NextCursor = recs[len(recs)-1].ID
+				return false
+			}
+			recs = append(recs, &rec)
+			return true
+		})
+		return firstErr(err, derr)
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, rec := range recs {
+		e.mu.Lock()
+		r := e.runs[rec.ID]
+		e.mu.Unlock()
+		if r != nil {
+			rec = r.snapshot()
+		}
+		page.Jobs = append(page.Jobs, e.view(rec, r))
+	}
+	return page, nil
+}
+
+func pageLimit(n int) (int, error) {
+	switch {
+	case n == 0:
+		return 50, nil
+	case n < 0 || n > 1000:
+		return 0, invalidBatch([]Detail{{Field: "limit", Code: DetailInvalidValue, Message: "limit must be between 1 and 1000"}})
+	}
+	return n, nil
+}
+
+// PageOptions page a list. nil means the first page of 50.
+type PageOptions struct {
+	Cursor string
+	// Limit is the page size. 0 means 50; at most 1,000.
+	Limit int
+}
+
+// ErrorPage is one page of a job's failed items, in item order.
+type ErrorPage struct {
+	Errors     []ItemError `json:"errors"`
+	NextCursor string      `json:"next_cursor,omitempty"`
+}
+
+// JobErrors pages through a job's failed items. An unknown job returns an
+// error matching [ErrNotFound].
+func (e *Engine) JobErrors(ctx context.Context, id string, opts *PageOptions) (*ErrorPage, error) {
+	var o PageOptions
+	if opts != nil {
+		o = *opts
+	}
+	limit, err := pageLimit(o.Limit)
+	if err != nil {
+		return nil, err
+	}
+	seq, ok := parseJobID(id)
+	if !ok {
+		return nil, notFound("job", id)
+	}
+	var from []byte
+	if o.Cursor != "" {
+		n, err := strconv.ParseUint(o.Cursor, 10, 63)
+		if err != nil {
+			return nil, invalidBatch([]Detail{{Field: "cursor", Code: DetailInvalidValue, Message: "invalid cursor"}})
+		}
+		from = u64key(n)
+	}
+	page := &ErrorPage{Errors: []ItemError{}}
+	err = e.store.View(func(tx Tx) error {
+		if _, err := getJob(tx, seq); err != nil {
+			return err
+		}
+		var derr error
+		err := tx.Scan(errorsBucket(id), from, func(k, v []byte) bool {
+			if len(page.Errors) == limit {
+				page.NextCursor = strconv.FormatUint(beUint64(k), 10)
+				return false
+			}
+			ir, err := decodeItem(v)
+			if err != nil {
+				derr = err
+				return false
+			}
+			page.Errors = append(page.Errors, ir.itemError(int64(beUint64(k))))
+			return true
+		})
+		return firstErr(err, derr)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return page, nil
+}
+
+// Wait blocks until the job is completed, failed or cancelled, or ctx
+// ends, and returns the job as it then stands (with ctx's error if it ended
+// first).
+func (e *Engine) Wait(ctx context.Context, id string) (*Job, error) {
+	for {
+		e.mu.Lock()
+		changed := e.changed
+		e.mu.Unlock()
+		job, err := e.Job(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if job.Status.Final() {
+			return job, nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return job, ctx.Err()
+		}
+	}
+}
+
+// Pause stops a queued or running job from starting more items. Items in
+// flight finish first; Pause waits for them until ctx ends. Another state
+// returns an error matching [ErrInvalidState].
+func (e *Engine) Pause(ctx context.Context, id string) (*Job, error) {
+	return e.control(ctx, id, stopPause, StatePaused, StateQueued, StateRunning)
+}
+
+// Cancel stops a queued, running or paused job for good; items in flight
+// are cancelled and stay unfinished. A finished job returns an error
+// matching [ErrInvalidState].
+func (e *Engine) Cancel(ctx context.Context, id string) (*Job, error) {
+	return e.control(ctx, id, stopCancel, StateCancelled, StateQueued, StateRunning, StatePaused)
+}
+
+// control moves a job to state to, stopping its runner with reason if it
+// is running. from lists the states that allow it.
+func (e *Engine) control(ctx context.Context, id string, reason stopReason, to State, from ...State) (*Job, error) {
+	seq, ok := parseJobID(id)
+	if !ok {
+		return nil, notFound("job", id)
+	}
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if r := e.runs[id]; r != nil && r.exited != nil {
+		e.mu.Unlock()
+		r.mu.Lock()
+		r.stopBy = PrincipalFrom(ctx)
+		r.mu.Unlock()
+		r.stop(reason, nil)
+		select {
+		case <-r.exited:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		return e.Job(ctx, id)
+	}
+	var rec *jobRecord
+	err := e.store.Update(func(tx Tx) error {
+		var err error
+		if rec, err = getJob(tx, seq); err != nil {
+			return err
+		}
+		if !allowed(rec.Status, from) {
+			return invalidState(id, rec.Status, to)
+		}
+		rec.Status = to
+		if to.Final() {
+			now := e.now().UTC()
+			rec.FinishedAt = &now
+		}
+		return putJob(tx, seq, rec)
+	})
+	if err == nil {
+		e.dequeueLocked(id)
+		e.notifyLocked()
+	}
+	e.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	ev := EventJobPaused
+	if to == StateCancelled {
+		ev = EventJobCancelled
+	}
+	e.emitJob(ev, PrincipalFrom(ctx), rec)
+	return e.view(rec, nil), nil
+}
+
+func allowed(s State, from []State) bool {
+	for _, f := range from {
+		if s == f {
+			return true
+		}
+	}
+	return false
+}
+
+func invalidState(id string, s, to State) error {
+	return &Error{Code: CodeInvalidState, Message: fmt.Sprintf("job %s is %s and cannot become %s", id, s, to)}
+}
+
+// dequeueLocked forgets a queued job. e.mu is held.
+func (e *Engine) dequeueLocked(id string) {
+	delete(e.runs, id)
+	for i, r := range e.queue {
+		if r.id == id {
+			e.queue = append(e.queue[:i], e.queue[i+1:]...)
+			break
+		}
+	}
+}
+
+// Resume queues a paused job again; it continues where it stopped. Another
+// state returns an error matching [ErrInvalidState].
+func (e *Engine) Resume(ctx context.Context, id string) (*Job, error) {
+	seq, ok := parseJobID(id)
+	if !ok {
+		return nil, notFound("job", id)
+	}
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil, ErrClosed
+	}
+	var rec *jobRecord
+	err := e.store.Update(func(tx Tx) error {
+		var err error
+		if rec, err = getJob(tx, seq); err != nil {
+			return err
+		}
+		if rec.Status != StatePaused || e.runs[id] != nil {
+			return invalidState(id, rec.Status, StateRunning)
+		}
+		rec.Status = StateQueued
+		return putJob(tx, seq, rec)
+	})
+	if err != nil {
+		e.mu.Unlock()
+		return nil, err
+	}
+	r := newRun(e, seq, rec)
+	e.runs[id] = r
+	e.queue = append(e.queue, r)
+	job := e.view(rec.clone(), r)
+	e.dispatchLocked()
+	e.notifyLocked()
+	e.mu.Unlock()
+	e.emitJob(EventJobResumed, PrincipalFrom(ctx), rec)
+	return job, nil
+}
+
+// Delete removes a job that is not running, with its items, errors and
+// artifacts. A running job returns an error matching [ErrInvalidState]:
+// cancel or pause it first.
+func (e *Engine) Delete(ctx context.Context, id string) error {
+	seq, ok := parseJobID(id)
+	if !ok {
+		return notFound("job", id)
+	}
+	e.mu.Lock()
+	if r := e.runs[id]; r != nil && r.exited != nil {
+		e.mu.Unlock()
+		return &Error{Code: CodeInvalidState, Message: fmt.Sprintf("job %s is running: cancel or pause it before deleting it", id)}
+	}
+	var rec *jobRecord
+	err := e.store.Update(func(tx Tx) error {
+		var err error
+		rec, err = getJob(tx, seq)
+		if err != nil {
+			return err
+		}
+		if rec.IdempotencyKey != "" {
+			if err := tx.Delete(bucketIdempotency, []byte(rec.Owner+"\x00"+rec.IdempotencyKey)); err != nil {
+				return err
+			}
+		}
+		for _, b := range []string{itemsBucket(id), errorsBucket(id), artifactsBucket(id)} {
+			if err := tx.DeleteBucket(b); err != nil {
+				return err
+			}
+		}
+		if err := tx.Delete(bucketBatches, u64key(seq)); err != nil {
+			return err
+		}
+		return tx.Delete(bucketJobs, u64key(seq))
+	})
+	if err == nil {
+		e.dequeueLocked(id)
+		e.notifyLocked()
+	}
+	e.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	e.emit(Event{Type: EventJobDeleted, Principal: PrincipalFrom(ctx), JobID: id, Job: e.view(rec, nil)})
+	return nil
+}

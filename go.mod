@@ -1,0 +1,16 @@
+module github.com/batchworks/batch
+
+go 1.26
+
+require (
+	github.com/expr-lang/expr v1.17.8
+	github.com/sourcegraph/conc v0.3.0
+	go.etcd.io/bbolt v1.5.0
+)
+
+require (
+	github.com/stretchr/testify v1.12.1 // indirect
+	go.uber.org/atomic v1.7.0 // indirect
+	go.uber.org/multierr v1.9.0 // indirect
+	golang.org/x/sys v0.45.0 // indirect
+)

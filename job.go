@@ -1,0 +1,208 @@
+package batch
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// State is a job's lifecycle state.
+type State string
+
+// Job states. queued, running and paused are live; completed, failed and
+// cancelled are final.
+const (
+	StateQueued    State = "queued"    // waiting to start
+	StateRunning   State = "running"   // executing items
+	StatePaused    State = "paused"    // temporarily stopped; resume continues it
+	StateCompleted State = "completed" // every item ran (some may have failed: see the counts)
+	StateFailed    State = "failed"    // could not finish: abort on error, failure threshold, timeout or system fault
+	StateCancelled State = "cancelled" // stopped by a caller
+)
+
+// States lists every job state.
+func States() []State {
+	return []State{StateQueued, StateRunning, StatePaused, StateCompleted, StateFailed, StateCancelled}
+}
+
+// Final reports whether s is a state a job never leaves.
+func (s State) Final() bool {
+	return s == StateCompleted || s == StateFailed || s == StateCancelled
+}
+
+func (s State) valid() bool {
+	for _, x := range States() {
+		if s == x {
+			return true
+		}
+	}
+	return false
+}
+
+// Job is a submitted batch: its state, progress and outcome, as the API
+// document's status response shows it.
+type Job struct {
+	ID          string `json:"job_id"`
+	Status      State  `json:"status"`
+	Type        string `json:"type,omitempty"`
+	Description string `json:"description,omitempty"`
+	// Owner is the principal that submitted the job ("" for none).
+	Owner      string `json:"owner,omitempty"`
+	TemplateID string `json:"template_id,omitempty"`
+	ScheduleID string `json:"schedule_id,omitempty"`
+
+	CreatedAt           time.Time  `json:"created_at"`
+	StartedAt           *time.Time `json:"started_at,omitempty"`
+	FinishedAt          *time.Time `json:"finished_at,omitempty"`
+	EstimatedCompletion *time.Time `json:"estimated_completion,omitempty"`
+
+	Progress   Progress    `json:"progress"`
+	Statistics *Statistics `json:"statistics,omitempty"`
+	// Errors holds the first failed items (up to [JobErrorsInline]); page
+	// through all of them with [Engine.JobErrors].
+	Errors []ItemError `json:"errors,omitempty"`
+	// Results has one entry per operation that produced a summary or an
+	// artifact (export, analyze, ...), once it ran.
+	Results []Result `json:"results,omitempty"`
+	// Error says why a failed job failed: an EXECUTION_ERROR whose details
+	// are the item errors that failed it.
+	Error *Error `json:"error,omitempty"`
+}
+
+// JobErrorsInline is how many item errors a [Job] carries inline.
+const JobErrorsInline = 10
+
+// Progress counts a job's items.
+type Progress struct {
+	TotalOperations int64 `json:"total_operations"`
+	Completed       int64 `json:"completed"`
+	Failed          int64 `json:"failed"`
+	// Percentage is floor(100 x (completed + failed) / total).
+	Percentage       int               `json:"percentage"`
+	CurrentOperation *CurrentOperation `json:"current_operation,omitempty"`
+}
+
+// CurrentOperation is the item a running job started most recently.
+type CurrentOperation struct {
+	// Index is the item's index within the job, from 0.
+	Index      int64     `json:"index"`
+	Type       string    `json:"type"`
+	ResourceID string    `json:"resource_id,omitempty"`
+	StartedAt  time.Time `json:"started_at"`
+}
+
+// Statistics describes how a started job is doing.
+type Statistics struct {
+	// SuccessRate is 100 x completed / (completed + failed), one decimal.
+	SuccessRate            float64  `json:"success_rate"`
+	AverageOperationTime   Duration `json:"average_operation_time"`
+	EstimatedRemainingTime Duration `json:"estimated_remaining_time"`
+}
+
+// ItemError is a failed (or retried) item of a job.
+type ItemError struct {
+	OperationIndex int64     `json:"operation_index"`
+	ResourceID     string    `json:"resource_id,omitempty"`
+	Error          ErrorBody `json:"error"`
+	Attempts       int       `json:"attempts"`
+	Status         string    `json:"status"`
+}
+
+// ErrorBody is the code and message of an item error.
+type ErrorBody struct {
+	Code    Code   `json:"code"`
+	Message string `json:"message"`
+}
+
+// Result is what one producing operation of a job left behind.
+type Result struct {
+	// OperationIndex is the operation's index in the batch.
+	OperationIndex int       `json:"operation_index"`
+	Type           string    `json:"type"`
+	Summary        any       `json:"summary,omitempty"`
+	Artifact       *Artifact `json:"artifact,omitempty"`
+}
+
+// Artifact is a file a job produced, such as an export. Read it with
+// [Engine.OpenArtifact].
+type Artifact struct {
+	Name        string `json:"name"`
+	ContentType string `json:"content_type"`
+	Size        int64  `json:"size"`
+	// URL is where the HTTP API serves it; set by httpapi.
+	URL string `json:"url,omitempty"`
+}
+
+// Duration is a time.Duration written in JSON as a short Go duration
+// string ("1.2s", "20m", "1h30m") and read from one.
+type Duration time.Duration
+
+// String formats d briefly: no trailing zero units, at most one decimal
+// place on seconds.
+func (d Duration) String() string { return formatDuration(time.Duration(d)) }
+
+// MarshalJSON writes d as a string.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(d.String())
+}
+
+// UnmarshalJSON reads a duration string such as "30s" or "1h30m".
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration must be a string such as \"30s\"")
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("invalid duration %q: use a form like \"500ms\", \"30s\" or \"1h30m\"", s)
+	}
+	if v < 0 {
+		return fmt.Errorf("duration %q is negative", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// formatDuration writes durations the way the API document does: "1.2s",
+// "20m", "1h5m", "350ms".
+func formatDuration(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "0s"
+	case d < time.Millisecond:
+		return strconv.FormatInt(d.Microseconds(), 10) + "µs"
+	case d < time.Second:
+		return strconv.FormatInt(d.Milliseconds(), 10) + "ms"
+	case d < time.Minute:
+		s := strconv.FormatFloat(math.Round(d.Seconds()*10)/10, 'f', -1, 64)
+		return s + "s"
+	}
+	d = d.Round(time.Second)
+	s := d.String() // like 1h20m0s
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// percentage is floor(100 x done / total), 100 for an empty job that finished.
+func percentage(done, total int64) int {
+	if total <= 0 {
+		return 0
+	}
+	return int(done * 100 / total)
+}
+
+// successRate is 100 x completed / (completed + failed), one decimal.
+func successRate(completed, failed int64) float64 {
+	if completed+failed == 0 {
+		return 0
+	}
+	return math.Round(1000*float64(completed)/float64(completed+failed)) / 10
+}

@@ -1,0 +1,199 @@
+package batch
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// How the engine lays its data out in a Store:
+//
+//	jobs              seq (8 bytes, big-endian) -> jobRecord JSON (state, counters)
+//	batches           seq -> the submitted Batch JSON (never rewritten)
+//	items/<job_id>    item index (8 bytes) -> itemRecord (binary): pending
+//	                  entries for record-driven operations, then every outcome
+//	errors/<job_id>   item index -> itemRecord of each failed item
+//	artifacts/<job_id> name NUL chunk (4 bytes) -> bytes; name NUL "" -> meta
+//	coll/<name>       record id -> record JSON
+const (
+	bucketJobs    = "jobs"
+	bucketBatches = "batches"
+)
+
+func itemsBucket(jobID string) string     { return "items/" + jobID }
+func errorsBucket(jobID string) string    { return "errors/" + jobID }
+func artifactsBucket(jobID string) string { return "artifacts/" + jobID }
+
+// jobIDPrefix starts every job id: "batch12345".
+const jobIDPrefix = "batch"
+
+func formatJobID(seq uint64) string { return jobIDPrefix + strconv.FormatUint(seq, 10) }
+
+// parseJobID returns the sequence number in a job id, or false.
+func parseJobID(id string) (uint64, bool) {
+	s, ok := strings.CutPrefix(id, jobIDPrefix)
+	if !ok || s == "" || s[0] == '0' || len(s) > 20 {
+		return 0, false
+	}
+	seq, err := strconv.ParseUint(s, 10, 64)
+	return seq, err == nil
+}
+
+func u64key(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
+
+// jobRecord is a job as stored: the API view plus what the executor needs
+// to resume it.
+type jobRecord struct {
+	Job
+	// Ops are the item ranges of the batch's operations, set once the job
+	// has been expanded.
+	Ops       []opRange `json:"ops,omitempty"`
+	// Options are the batch's options with defaults filled in.
+	Options   BatchOptions `json:"options"`
+	Expanded  bool      `json:"expanded,omitempty"`
+	Validated bool      `json:"validated,omitempty"`
+	// ItemNanos is the summed run time of finished items.
+	ItemNanos int64 `json:"item_nanos,omitempty"`
+	// IdempotencyKey is the key the job was submitted with, if any.
+	IdempotencyKey string `json:"idempotency_key,omitempty"`
+	// Errors holds the first failed items, kept for status reads.
+	FirstErrors []ItemError `json:"first_errors,omitempty"`
+}
+
+// opRange is the slice of item indexes one operation owns.
+type opRange struct {
+	Base  int64 `json:"base"`
+	Count int64 `json:"count"`
+}
+
+func (r *jobRecord) clone() *jobRecord {
+	c := *r
+	c.Ops = append([]opRange(nil), r.Ops...)
+	c.FirstErrors = append([]ItemError(nil), r.FirstErrors...)
+	c.Results = append([]Result(nil), r.Results...)
+	return &c
+}
+
+func getJob(tx Tx, seq uint64) (*jobRecord, error) {
+	v := tx.Get(bucketJobs, u64key(seq))
+	if v == nil {
+		return nil, notFound("job", formatJobID(seq))
+	}
+	var r jobRecord
+	if err := json.Unmarshal(v, &r); err != nil {
+		return nil, fmt.Errorf("batch: decode job %d: %w", seq, err)
+	}
+	return &r, nil
+}
+
+func putJob(tx Tx, seq uint64, r *jobRecord) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("batch: encode job %s: %w", r.ID, err)
+	}
+	return tx.Put(bucketJobs, u64key(seq), b)
+}
+
+func getBatch(tx Tx, seq uint64) (*Batch, error) {
+	v := tx.Get(bucketBatches, u64key(seq))
+	if v == nil {
+		return nil, notFound("batch of job", formatJobID(seq))
+	}
+	var b Batch
+	if err := json.Unmarshal(v, &b); err != nil {
+		return nil, fmt.Errorf("batch: decode batch %d: %w", seq, err)
+	}
+	return &b, nil
+}
+
+// itemState is where an item stands.
+type itemState byte
+
+const (
+	itemPending itemState = iota
+	itemSucceeded
+	itemFailed
+)
+
+func (s itemState) String() string {
+	switch s {
+	case itemSucceeded:
+		return "completed"
+	case itemFailed:
+		return "failed"
+	}
+	return "pending"
+}
+
+// itemRecord is an item's stored state: a pending entry written when a
+// record-driven operation is expanded, or an outcome.
+type itemRecord struct {
+	State      itemState
+	Op         int
+	Attempts   int
+	Duration   time.Duration
+	ResourceID string
+	Code       Code
+	Message    string
+}
+
+const itemRecordVersion = 1
+
+// appendItem encodes r compactly: item outcomes are the engine's hottest
+// write.
+func appendItem(b []byte, r *itemRecord) []byte {
+	b = append(b, itemRecordVersion, byte(r.State))
+	b = binary.AppendUvarint(b, uint64(r.Op))
+	b = binary.AppendUvarint(b, uint64(r.Attempts))
+	b = binary.AppendUvarint(b, uint64(max(r.Duration, 0)))
+	for _, s := range []string{r.ResourceID, string(r.Code), r.Message} {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	return b
+}
+
+var errBadItem = errors.New("batch: malformed item record")
+
+func decodeItem(b []byte) (itemRecord, error) {
+	var r itemRecord
+	if len(b) < 2 || b[0] != itemRecordVersion {
+		return r, errBadItem
+	}
+	r.State = itemState(b[1])
+	b = b[2:]
+	var nums [3]uint64
+	for i := range nums {
+		v, n := binary.Uvarint(b)
+		if n <= 0 {
+			return r, errBadItem
+		}
+		nums[i], b = v, b[n:]
+	}
+	r.Op, r.Attempts, r.Duration = int(nums[0]), int(nums[1]), time.Duration(nums[2])
+	var strs [3]string
+	for i := range strs {
+		l, n := binary.Uvarint(b)
+		if n <= 0 || uint64(len(b)-n) < l {
+			return r, errBadItem
+		}
+		strs[i], b = string(b[n:n+int(l)]), b[n+int(l):]
+	}
+	r.ResourceID, r.Code, r.Message = strs[0], Code(strs[1]), strs[2]
+	return r, nil
+}
+
+// itemError is the API view of a failed item.
+func (r *itemRecord) itemError(index int64) ItemError {
+	return ItemError{
+		OperationIndex: index,
+		ResourceID:     r.ResourceID,
+		Error:          ErrorBody{Code: r.Code, Message: r.Message},
+		Attempts:       r.Attempts,
+		Status:         r.State.String(),
+	}
+}

@@ -1,0 +1,481 @@
+package batch
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// This file holds the data operations: create, update, delete, import and
+// export. On a built-in [Collection] each record change is made by the plan's
+// apply step, in the transaction that stores the item's outcome; on a
+// program's [Resource] it goes through the Resource methods (at-least-once).
+
+// checkFields reports every payload field the operation type does not use.
+func checkFields(spec *OperationSpec, d *details, allowed ...string) {
+	b, err := json.Marshal(spec)
+	if err != nil {
+		d.add("", DetailInvalidValue, "operation is not valid JSON: %v", err)
+		return
+	}
+	var m map[string]json.RawMessage
+	_ = json.Unmarshal(b, &m)
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if k != "type" && !slices.Contains(allowed, k) {
+			d.add(k, DetailUnknownField, "%s does not take %q (it takes %s)", spec.Type, k, strings.Join(allowed, ", "))
+		}
+	}
+}
+
+// resolveResource finds spec.Resource, reporting a missing or unknown one.
+// The collection is non-nil when the resource is a built-in collection.
+func resolveResource(spec *OperationSpec, env *Env, d *details) (Resource, *Collection) {
+	if spec.Resource == "" {
+		d.add("resource", DetailRequired, "%s needs a resource", spec.Type)
+		return nil, nil
+	}
+	r, ok := env.e.resource(spec.Resource)
+	if !ok {
+		d.add("resource", DetailUnknownResource, "Unknown resource: %s", spec.Resource)
+		return nil, nil
+	}
+	c, _ := r.(*Collection)
+	return r, c
+}
+
+// validateRecord runs the resource's own record validation, if it has one.
+func validateRecord(ctx context.Context, r Resource, rec Record) error {
+	if v, ok := r.(RecordValidator); ok {
+		if err := v.ValidateRecord(ctx, rec); err != nil {
+			if CodeOf(err) == "" {
+				return &Error{Code: CodeValidation, Message: err.Error(), Err: err}
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// checkRecordIDs reports records whose id is present but not a non-empty
+// string, and ids given twice. path is the array's path.
+func checkRecordIDs(recs []Record, path string, d *details) {
+	seen := make(map[string]int, len(recs))
+	for i, rec := range recs {
+		v, ok := rec["id"]
+		if !ok {
+			continue
+		}
+		id, isString := v.(string)
+		if !isString || id == "" {
+			d.add(fmt.Sprintf("%s[%d].id", path, i), DetailInvalidValue, "id must be a non-empty string")
+			continue
+		}
+		if j, dup := seen[id]; dup {
+			d.add(fmt.Sprintf("%s[%d].id", path, i), DetailInvalidValue, "id %q is also given at %s[%d]", id, path, j)
+		}
+		seen[id] = i
+	}
+}
+
+// listItems makes the Count/Item part of a plan over recs, generating ids
+// that are stable across restarts for records without one.
+func listItems(p *Plan, recs []Record, env *Env) {
+	p.Count = int64(len(recs))
+	p.Item = func(i int64) (Item, error) {
+		rec := recs[i]
+		id := rec.ID()
+		if id == "" {
+			id = fmt.Sprintf("%s-%d-%d", env.JobID, env.Operation, i)
+			rec = mergePatch(rec, map[string]any{"id": id})
+		}
+		return Item{ResourceID: id, Record: rec}, nil
+	}
+}
+
+func planCreate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, error) {
+	var d details
+	checkFields(spec, &d, "resource", "records")
+	res, coll := resolveResource(spec, env, &d)
+	if len(spec.Records) == 0 {
+		d.add("records", DetailRequired, "create needs a non-empty records array")
+	}
+	recs, err := normalizeJSON(toRecords(spec.Records))
+	if err != nil {
+		d.add("records", DetailInvalidValue, "records are not valid JSON: %v", err)
+	}
+	checkRecordIDs(recs, "records", &d)
+	if err := invalidBatch(d.list); err != nil {
+		return nil, err
+	}
+	p := &Plan{Validate: func(ctx context.Context, it *Item) error { return validateRecord(ctx, res, it.Record) }}
+	listItems(p, recs, env)
+	if coll != nil {
+		p.apply = func(tx Tx, it *Item) error {
+			if tx.Get(coll.bucket, []byte(it.ResourceID)) != nil {
+				return Permanent(&Error{Code: CodeResource, Message: "Resource already exists: " + it.ResourceID})
+			}
+			if err := coll.ValidateRecord(ctx, it.Record); err != nil {
+				return err
+			}
+			return coll.put(tx, it.Record)
+		}
+		return p, nil
+	}
+	p.Run = func(ctx context.Context, it *Item) error {
+		cur, err := res.Get(ctx, it.ResourceID)
+		switch {
+		case err == nil && jsonEqual(map[string]any(cur), map[string]any(it.Record)):
+			return nil // written by an earlier attempt
+		case err == nil:
+			return Permanent(&Error{Code: CodeResource, Message: "Resource already exists: " + it.ResourceID})
+		case CodeOf(err) != CodeNotFound:
+			return err
+		}
+		return res.Put(ctx, it.Record)
+	}
+	return p, nil
+}
+
+func toRecords(in []map[string]any) []Record {
+	out := make([]Record, len(in))
+	for i, m := range in {
+		out[i] = m
+	}
+	return out
+}
+
+func planUpdate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, error) {
+	var d details
+	checkFields(spec, &d, "resource", "filter", "where", "update")
+	res, coll := resolveResource(spec, env, &d)
+	q := compileQuery(spec, true, &d)
+	if len(spec.Update) == 0 {
+		d.add("update", DetailRequired, "update needs a non-empty update object")
+	}
+	if _, ok := spec.Update["id"]; ok {
+		d.add("update.id", DetailInvalidValue, "update cannot change a record's id")
+	}
+	patch, err := normalizeJSON(spec.Update)
+	if err != nil {
+		d.add("update", DetailInvalidValue, "update is not valid JSON: %v", err)
+	}
+	if err := invalidBatch(d.list); err != nil {
+		return nil, err
+	}
+	p := &Plan{
+		Resource:   res,
+		Query:      q,
+		loadRecord: true,
+		Validate: func(ctx context.Context, it *Item) error {
+			return validateRecord(ctx, res, mergePatch(it.Record, patch))
+		},
+	}
+	if coll != nil {
+		p.apply = func(tx Tx, it *Item) error {
+			cur, err := coll.get(tx, it.ResourceID)
+			if err != nil {
+				return err
+			}
+			next := mergePatch(cur, patch)
+			if err := coll.ValidateRecord(ctx, next); err != nil {
+				return err
+			}
+			return coll.put(tx, next)
+		}
+		return p, nil
+	}
+	p.Run = func(ctx context.Context, it *Item) error {
+		next := mergePatch(it.Record, patch)
+		if err := validateRecord(ctx, res, next); err != nil {
+			return err
+		}
+		return res.Put(ctx, next)
+	}
+	return p, nil
+}
+
+func planDelete(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, error) {
+	var d details
+	checkFields(spec, &d, "resource", "filter", "where")
+	res, coll := resolveResource(spec, env, &d)
+	q := compileQuery(spec, true, &d)
+	if err := invalidBatch(d.list); err != nil {
+		return nil, err
+	}
+	p := &Plan{Resource: res, Query: q}
+	if coll != nil {
+		p.apply = func(tx Tx, it *Item) error { return coll.delete(tx, it.ResourceID) }
+		return p, nil
+	}
+	p.Run = func(ctx context.Context, it *Item) error { return res.Delete(ctx, it.ResourceID) }
+	return p, nil
+}
+
+func planImport(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, error) {
+	var d details
+	checkFields(spec, &d, "resource", "source")
+	res, coll := resolveResource(spec, env, &d)
+	var recs []Record
+	switch src := spec.Source; {
+	case src == nil:
+		d.add("source", DetailRequired, "import needs a source: {\"format\": \"json\"|\"ndjson\"|\"csv\", \"data\": ...}")
+	case src.JobID != "":
+		d.add("source.job_id", DetailUnknownField, "import reads data, not a job")
+	default:
+		var err error
+		if recs, err = parseImport(src); err != nil {
+			d.merge("source", err)
+		}
+		checkRecordIDs(recs, "source.data", &d)
+	}
+	if err := invalidBatch(d.list); err != nil {
+		return nil, err
+	}
+	p := &Plan{Validate: func(ctx context.Context, it *Item) error { return validateRecord(ctx, res, it.Record) }}
+	listItems(p, recs, env)
+	if coll != nil {
+		p.apply = func(tx Tx, it *Item) error {
+			if err := coll.ValidateRecord(ctx, it.Record); err != nil {
+				return err
+			}
+			return coll.put(tx, it.Record)
+		}
+		return p, nil
+	}
+	p.Run = func(ctx context.Context, it *Item) error {
+		if err := validateRecord(ctx, res, it.Record); err != nil {
+			return err
+		}
+		return res.Put(ctx, it.Record)
+	}
+	return p, nil
+}
+
+// parseImport reads an import source into records. Problems are
+// INVALID_BATCH details under "format" and "data".
+func parseImport(src *Source) ([]Record, error) {
+	var d details
+	var recs []Record
+	text, isText := src.Data.(string)
+	switch src.Format {
+	case "json":
+		var items []any
+		switch data := src.Data.(type) {
+		case []any:
+			items = data
+		case string:
+			if err := json.Unmarshal([]byte(data), &items); err != nil {
+				d.add("data", DetailInvalidValue, "data is not a JSON array: %v", err)
+			}
+		default:
+			d.add("data", DetailInvalidValue, "json data must be an array of objects, or a string holding one")
+		}
+		for i, it := range items {
+			m, ok := it.(map[string]any)
+			if !ok {
+				d.add(fmt.Sprintf("data[%d]", i), DetailInvalidValue, "each record must be a JSON object")
+				continue
+			}
+			recs = append(recs, m)
+		}
+	case "ndjson":
+		if !isText {
+			d.add("data", DetailInvalidValue, "ndjson data must be a string")
+			break
+		}
+		sc := bufio.NewScanner(strings.NewReader(text))
+		sc.Buffer(nil, 16<<20)
+		for line := 1; sc.Scan(); line++ {
+			if strings.TrimSpace(sc.Text()) == "" {
+				continue
+			}
+			var m map[string]any
+			if err := json.Unmarshal(sc.Bytes(), &m); err != nil || m == nil {
+				d.add("data", DetailInvalidValue, "line %d is not a JSON object", line)
+				continue
+			}
+			recs = append(recs, m)
+		}
+		if err := sc.Err(); err != nil {
+			d.add("data", DetailInvalidValue, "reading ndjson: %v", err)
+		}
+	case "csv":
+		if !isText {
+			d.add("data", DetailInvalidValue, "csv data must be a string")
+			break
+		}
+		rows, err := csv.NewReader(strings.NewReader(text)).ReadAll()
+		if err != nil {
+			d.add("data", DetailInvalidValue, "invalid CSV: %v", err)
+			break
+		}
+		if len(rows) == 0 {
+			break
+		}
+		header := rows[0]
+		for _, row := range rows[1:] {
+			rec := make(Record, len(header))
+			for j, col := range header {
+				if row[j] != "" || col != "id" {
+					rec[col] = row[j]
+				}
+			}
+			recs = append(recs, rec)
+		}
+	case "":
+		d.add("format", DetailRequired, "source needs a format: json, ndjson or csv")
+	default:
+		d.add("format", DetailInvalidValue, "unknown format %q: use json, ndjson or csv", src.Format)
+	}
+	if len(d.list) == 0 && len(recs) == 0 {
+		d.add("data", DetailRequired, "source data holds no records")
+	}
+	if err := invalidBatch(d.list); err != nil {
+		return nil, err
+	}
+	return recs, nil
+}
+
+// exportFormats maps an export format to its content type and extension.
+var exportFormats = map[string][2]string{
+	"json":   {"application/json", "json"},
+	"ndjson": {"application/x-ndjson", "ndjson"},
+	"csv":    {"text/csv", "csv"},
+}
+
+func planExport(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, error) {
+	var d details
+	checkFields(spec, &d, "resource", "filter", "where", "destination")
+	res, _ := resolveResource(spec, env, &d)
+	q := compileQuery(spec, false, &d)
+	format := "json"
+	if spec.Destination != nil {
+		format = spec.Destination.Format
+	}
+	kind, ok := exportFormats[format]
+	if !ok {
+		d.add("destination.format", DetailInvalidValue, "unknown format %q: use json, ndjson or csv", format)
+	}
+	if err := invalidBatch(d.list); err != nil {
+		return nil, err
+	}
+	opIndex := env.Operation
+	return &Plan{
+		Count: 1,
+		Item:  func(int64) (Item, error) { return Item{ResourceID: spec.Resource}, nil },
+		Run: func(ctx context.Context, it *Item) error {
+			var n int64
+			name := fmt.Sprintf("export-%d.%s", opIndex, kind[1])
+			art, err := env.WriteArtifact(ctx, name, kind[0], func(w io.Writer) error {
+				var err error
+				n, err = writeExport(ctx, w, res, q, format)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			it.Result = &Result{Summary: map[string]any{"records": n, "format": format}, Artifact: art}
+			return nil
+		},
+	}, nil
+}
+
+// writeExport streams the records q selects to w in format and returns how
+// many it wrote.
+func writeExport(ctx context.Context, w io.Writer, res Resource, q *Query, format string) (int64, error) {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	var n int64
+	var err error
+	switch format {
+	case "csv":
+		n, err = writeCSV(ctx, bw, res, q)
+	default:
+		if format == "json" {
+			bw.WriteByte('[')
+		}
+		err = res.Scan(ctx, q, func(rec Record) error {
+			b, err := json.Marshal(rec)
+			if err != nil {
+				return err
+			}
+			if format == "json" && n > 0 {
+				bw.WriteByte(',')
+			}
+			bw.Write(b)
+			if format == "ndjson" {
+				bw.WriteByte('\n')
+			}
+			n++
+			return nil
+		})
+		if format == "json" {
+			bw.WriteByte(']')
+		}
+	}
+	if err != nil {
+		return n, err
+	}
+	return n, bw.Flush()
+}
+
+// writeCSV writes a header of every field (id first, the rest sorted) and
+// a row per record; objects and arrays are written as JSON.
+func writeCSV(ctx context.Context, w io.Writer, res Resource, q *Query) (int64, error) {
+	cols := map[string]bool{}
+	if err := res.Scan(ctx, q, func(rec Record) error {
+		for k := range rec {
+			cols[k] = true
+		}
+		return nil
+	}); err != nil {
+		return 0, err
+	}
+	delete(cols, "id")
+	header := []string{"id"}
+	for k := range cols {
+		header = append(header, k)
+	}
+	slices.Sort(header[1:])
+	cw := csv.NewWriter(w)
+	if err := cw.Write(header); err != nil {
+		return 0, err
+	}
+	var n int64
+	row := make([]string, len(header))
+	err := res.Scan(ctx, q, func(rec Record) error {
+		for i, col := range header {
+			row[i] = csvValue(rec[col])
+		}
+		n++
+		return cw.Write(row)
+	})
+	cw.Flush()
+	return n, firstErr(err, cw.Error())
+}
+
+func csvValue(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	case bool:
+		return strconv.FormatBool(x)
+	}
+	b, _ := json.Marshal(v)
+	return string(bytes.TrimSpace(b))
+}

@@ -1,0 +1,301 @@
+package batch
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+)
+
+// Record is one resource record: a JSON object whose "id" field, a string,
+// identifies it.
+type Record map[string]any
+
+// ID returns the record's "id", or "" when it has none or it is not a string.
+func (r Record) ID() string {
+	id, _ := r["id"].(string)
+	return id
+}
+
+// Resource is a program's own data that batches can work on, registered with
+// [Engine.RegisterResource]. Built-in operations reach it only through these
+// methods, so their effects on it are at-least-once: a record may be written
+// again after a crash (see the package documentation, "Durability").
+// Implementations must be safe for concurrent use.
+type Resource interface {
+	// Scan calls fn for every record that q matches, stopping at the first
+	// error fn returns and returning it. It may use q.Filter to narrow what
+	// it reads, but must check q.Match before calling fn.
+	Scan(ctx context.Context, q *Query, fn func(Record) error) error
+	// Get returns the record with id, or an error matching [ErrNotFound].
+	Get(ctx context.Context, id string) (Record, error)
+	// Put creates or replaces the record with rec.ID().
+	Put(ctx context.Context, rec Record) error
+	// Delete removes the record with id, or returns an error matching
+	// [ErrNotFound].
+	Delete(ctx context.Context, id string) error
+}
+
+// RecordValidator is a [Resource] that checks records before they are
+// written. Its errors become VALIDATION_ERROR items.
+type RecordValidator interface {
+	ValidateRecord(ctx context.Context, rec Record) error
+}
+
+// Query selects records: every Filter entry must equal the record's
+// top-level field, and the Where expression, if any, must be true.
+type Query struct {
+	// Filter maps top-level fields to the JSON values they must equal.
+	Filter map[string]any
+	// Where is the source of the expression; see [OperationSpec].Where.
+	Where string
+	where *predicate
+}
+
+// Match reports whether rec is selected. A Where expression that fails on a
+// record (a missing field compared with a number, say) does not select it.
+func (q *Query) Match(rec Record) bool {
+	if q == nil {
+		return true
+	}
+	for k, want := range q.Filter {
+		got, ok := rec[k]
+		if !ok || !jsonEqual(got, want) {
+			return false
+		}
+	}
+	if q.where != nil {
+		ok, err := q.where.eval(rec)
+		return err == nil && ok
+	}
+	return true
+}
+
+// jsonEqual compares two decoded JSON values.
+func jsonEqual(a, b any) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return reflect.DeepEqual(a, b)
+}
+
+// normalizeJSON returns v as encoding/json would decode it (float64
+// numbers, map[string]any objects, []any arrays).
+func normalizeJSON[T any](v T) (T, error) {
+	var out T
+	b, err := json.Marshal(v)
+	if err != nil {
+		return out, err
+	}
+	err = json.Unmarshal(b, &out)
+	return out, err
+}
+
+// mergePatch applies an RFC 7396 merge patch to rec: objects merge
+// recursively and a null removes the key. rec is not modified.
+func mergePatch(rec Record, patch map[string]any) Record {
+	out := make(Record, len(rec)+len(patch))
+	for k, v := range rec {
+		out[k] = v
+	}
+	for k, v := range patch {
+		switch pv := v.(type) {
+		case nil:
+			delete(out, k)
+		case map[string]any:
+			cur, _ := out[k].(map[string]any)
+			out[k] = map[string]any(mergePatch(cur, pv))
+		default:
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// CollectionOptions configures a built-in collection. The zero value
+// accepts every record.
+type CollectionOptions struct {
+	// Validate, if set, checks each record before a batch writes it; an
+	// error fails that item with VALIDATION_ERROR.
+	Validate func(ctx context.Context, rec Record) error
+}
+
+// Collection is a built-in document collection: JSON records keyed by id
+// in the engine's own store. Built-in operations on it are exactly-once:
+// each record change commits in the same transaction as the item's outcome.
+// It implements [Resource] and is safe for concurrent use.
+type Collection struct {
+	name     string
+	bucket   string
+	store    Store
+	validate func(ctx context.Context, rec Record) error
+}
+
+var (
+	_ Resource        = (*Collection)(nil)
+	_ RecordValidator = (*Collection)(nil)
+)
+
+// collectionScanPage is how many records one read transaction of a scan
+// decodes, so that a long scan never holds a transaction open.
+const collectionScanPage = 512
+
+// Name returns the collection's name.
+func (c *Collection) Name() string { return c.name }
+
+// Scan calls fn for each record q matches, in id order. It reads in short
+// transactions of a few hundred records, so fn may write to the store.
+func (c *Collection) Scan(ctx context.Context, q *Query, fn func(Record) error) error {
+	var from []byte
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var page []Record
+		var last []byte
+		scanned, exhausted := 0, true
+		err := c.store.View(func(tx Tx) error {
+			var derr error
+			return firstErr(tx.Scan(c.bucket, from, func(k, v []byte) bool {
+				if from != nil && bytes.Equal(k, from) {
+					return true
+				}
+				if scanned == collectionScanPage {
+					exhausted = false
+					return false
+				}
+				scanned++
+				last = append(last[:0], k...)
+				var rec Record
+				if derr = json.Unmarshal(v, &rec); derr != nil {
+					derr = fmt.Errorf("collection %s: record %q: %w", c.name, k, derr)
+					return false
+				}
+				if q.Match(rec) {
+					page = append(page, rec)
+				}
+				return true
+			}), derr)
+		})
+		if err != nil {
+			return err
+		}
+		for _, rec := range page {
+			if err := fn(rec); err != nil {
+				return err
+			}
+		}
+		if exhausted {
+			return nil
+		}
+		from = last
+	}
+}
+
+func firstErr(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Count returns how many records q matches.
+func (c *Collection) Count(ctx context.Context, q *Query) (int64, error) {
+	var n int64
+	err := c.Scan(ctx, q, func(Record) error { n++; return nil })
+	return n, err
+}
+
+// Get returns the record with id, or an error matching [ErrNotFound].
+func (c *Collection) Get(ctx context.Context, id string) (Record, error) {
+	var rec Record
+	err := c.store.View(func(tx Tx) error {
+		var err error
+		rec, err = c.get(tx, id)
+		return err
+	})
+	return rec, err
+}
+
+func (c *Collection) get(tx Tx, id string) (Record, error) {
+	v := tx.Get(c.bucket, []byte(id))
+	if v == nil {
+		return nil, &Error{Code: CodeNotFound, Message: "Resource not found: " + id}
+	}
+	var rec Record
+	if err := json.Unmarshal(v, &rec); err != nil {
+		return nil, fmt.Errorf("collection %s: record %q: %w", c.name, id, err)
+	}
+	return rec, nil
+}
+
+// Put creates or replaces rec. It must have a non-empty string "id". Put
+// does not run the collection's Validate; batches do.
+func (c *Collection) Put(ctx context.Context, rec Record) error {
+	return c.PutMany(ctx, []Record{rec})
+}
+
+// PutMany writes records in transactions of up to 1,000, for loading data.
+func (c *Collection) PutMany(ctx context.Context, recs []Record) error {
+	for len(recs) > 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n := min(len(recs), 1000)
+		err := c.store.Update(func(tx Tx) error {
+			for _, rec := range recs[:n] {
+				if err := c.put(tx, rec); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		recs = recs[n:]
+	}
+	return nil
+}
+
+func (c *Collection) put(tx Tx, rec Record) error {
+	id := rec.ID()
+	if id == "" {
+		return ValidationError("record needs a non-empty string \"id\"")
+	}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return ValidationError("record %s is not valid JSON: %v", id, err)
+	}
+	return tx.Put(c.bucket, []byte(id), b)
+}
+
+// Delete removes the record with id, or returns an error matching
+// [ErrNotFound].
+func (c *Collection) Delete(ctx context.Context, id string) error {
+	return c.store.Update(func(tx Tx) error { return c.delete(tx, id) })
+}
+
+func (c *Collection) delete(tx Tx, id string) error {
+	if tx.Get(c.bucket, []byte(id)) == nil {
+		return &Error{Code: CodeNotFound, Message: "Resource not found: " + id}
+	}
+	return tx.Delete(c.bucket, []byte(id))
+}
+
+// ValidateRecord runs the collection's Validate function, if any.
+func (c *Collection) ValidateRecord(ctx context.Context, rec Record) error {
+	if c.validate == nil {
+		return nil
+	}
+	if err := c.validate(ctx, rec); err != nil {
+		if CodeOf(err) == "" {
+			return &Error{Code: CodeValidation, Message: err.Error(), Err: err}
+		}
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,227 @@
+package batch
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// BoltOptions configures [OpenBoltStore]. The zero value gives the defaults.
+type BoltOptions struct {
+	// Timeout bounds the wait for the file lock held by another process.
+	// 0 means one second.
+	Timeout time.Duration
+	// NoSync skips fsync on commit. It gives up durability and is meant for
+	// throw-away stores only. Default false.
+	NoSync bool
+}
+
+// boltStore is the bbolt [Store]: one file, one writer at a time, readers
+// that never wait for the writer.
+type boltStore struct {
+	db *bolt.DB
+}
+
+var (
+	_ Store       = (*boltStore)(nil)
+	_ Snapshotter = (*boltStore)(nil)
+)
+
+// OpenBoltStore opens (creating it if needed) the bbolt file at path as a
+// [Store]. A file locked by another process fails after opts.Timeout with an
+// error wrapping the cause. A nil opts means defaults.
+func OpenBoltStore(path string, opts *BoltOptions) (Store, error) {
+	var o BoltOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = time.Second
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:         o.Timeout,
+		NoSync:          o.NoSync,
+		InitialMmapSize: 64 << 20,
+		FreelistType:    bolt.FreelistMapType,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("batch: open bolt store %s: %w", path, err)
+	}
+	return &boltStore{db: db}, nil
+}
+
+func (s *boltStore) View(fn func(Tx) error) error {
+	return s.db.View(func(tx *bolt.Tx) error { return fn(&boltTx{tx: tx}) })
+}
+
+func (s *boltStore) Update(fn func(Tx) error) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return fn(&boltTx{tx: tx}) })
+}
+
+func (s *boltStore) Close() error { return s.db.Close() }
+
+// Snapshot writes a consistent copy of the database file to w, taken in one
+// read transaction so writers are not held up.
+func (s *boltStore) Snapshot(w io.Writer) (int64, error) {
+	var n int64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	return n, err
+}
+
+// boltTx adapts a bolt.Tx, caching the bucket handles it resolves.
+type boltTx struct {
+	tx      *bolt.Tx
+	buckets map[string]*bolt.Bucket
+}
+
+// bucket resolves a '/'-separated bucket path, creating it when create is set.
+func (t *boltTx) bucket(name string, create bool) (*bolt.Bucket, error) {
+	if b, ok := t.buckets[name]; ok {
+		return b, nil
+	}
+	var b *bolt.Bucket
+	for i, part := range strings.Split(name, "/") {
+		key := []byte(part)
+		var next *bolt.Bucket
+		switch {
+		case i == 0 && create:
+			var err error
+			if next, err = t.tx.CreateBucketIfNotExists(key); err != nil {
+				return nil, fmt.Errorf("bucket %q: %w", name, err)
+			}
+		case i == 0:
+			next = t.tx.Bucket(key)
+		case create:
+			var err error
+			if next, err = b.CreateBucketIfNotExists(key); err != nil {
+				return nil, fmt.Errorf("bucket %q: %w", name, err)
+			}
+		default:
+			next = b.Bucket(key)
+		}
+		if next == nil {
+			return nil, nil
+		}
+		b = next
+	}
+	if t.buckets == nil {
+		t.buckets = make(map[string]*bolt.Bucket)
+	}
+	t.buckets[name] = b
+	return b, nil
+}
+
+func (t *boltTx) Get(bucket string, key []byte) []byte {
+	b, _ := t.bucket(bucket, false)
+	if b == nil {
+		return nil
+	}
+	return b.Get(key)
+}
+
+func (t *boltTx) Put(bucket string, key, value []byte) error {
+	b, err := t.bucket(bucket, true)
+	if err != nil {
+		return err
+	}
+	return b.Put(key, value)
+}
+
+func (t *boltTx) Delete(bucket string, key []byte) error {
+	b, _ := t.bucket(bucket, false)
+	if b == nil {
+		return nil
+	}
+	return b.Delete(key)
+}
+
+func (t *boltTx) DeleteBucket(bucket string) error {
+	for k := range t.buckets {
+		if k == bucket || strings.HasPrefix(k, bucket+"/") {
+			delete(t.buckets, k)
+		}
+	}
+	var err error
+	if i := strings.LastIndexByte(bucket, '/'); i < 0 {
+		err = t.tx.DeleteBucket([]byte(bucket))
+	} else {
+		b, _ := t.bucket(bucket[:i], false)
+		if b == nil {
+			return nil
+		}
+		err = b.DeleteBucket([]byte(bucket[i+1:]))
+	}
+	if errors.Is(err, berrors.ErrBucketNotFound) {
+		return nil
+	}
+	return err
+}
+
+func (t *boltTx) Scan(bucket string, from []byte, fn func(key, value []byte) bool) error {
+	b, _ := t.bucket(bucket, false)
+	if b == nil {
+		return nil
+	}
+	c := b.Cursor()
+	var k, v []byte
+	if from == nil {
+		k, v = c.First()
+	} else {
+		k, v = c.Seek(from)
+	}
+	for ; k != nil; k, v = c.Next() {
+		if v == nil { // a nested bucket
+			continue
+		}
+		if !fn(k, v) {
+			return nil
+		}
+	}
+	return nil
+}
+
+func (t *boltTx) ScanReverse(bucket string, from []byte, fn func(key, value []byte) bool) error {
+	b, _ := t.bucket(bucket, false)
+	if b == nil {
+		return nil
+	}
+	c := b.Cursor()
+	var k, v []byte
+	if from == nil {
+		k, v = c.Last()
+	} else {
+		k, v = c.Seek(from)
+		if k == nil {
+			k, v = c.Last()
+		} else if !bytes.Equal(k, from) {
+			k, v = c.Prev()
+		}
+	}
+	for ; k != nil; k, v = c.Prev() {
+		if v == nil {
+			continue
+		}
+		if !fn(k, v) {
+			return nil
+		}
+	}
+	return nil
+}
+
+func (t *boltTx) NextSequence(bucket string) (uint64, error) {
+	b, err := t.bucket(bucket, true)
+	if err != nil {
+		return 0, err
+	}
+	return b.NextSequence()
+}

@@ -1,0 +1,233 @@
+package batch
+
+import (
+	"bytes"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// memoryStore is the in-memory [Store]: the same engine with no file, for
+// tests and programs that keep nothing across restarts. Views take a read
+// lock and updates the write lock, so a View sees one consistent state.
+type memoryStore struct {
+	// mu guards everything below; Update holds it for writing, View for
+	// reading.
+	mu      sync.RWMutex
+	buckets map[string]*memBucket
+	closed  bool
+}
+
+var _ Store = (*memoryStore)(nil)
+
+// memBucket is one bucket: values by key, plus the key order, rebuilt lazily
+// when a write lands out of order.
+type memBucket struct {
+	values map[string][]byte
+	keys   []string // sorted when !dirty
+	dirty  bool
+	seq    uint64
+}
+
+// errStoreClosed is returned by a closed memory store.
+var errStoreClosed = errors.New("batch: store is closed")
+
+// errReadOnly is returned by a write in a View.
+var errReadOnly = errors.New("batch: write in a read-only transaction")
+
+// NewMemoryStore returns an empty in-memory [Store].
+func NewMemoryStore() Store {
+	return &memoryStore{buckets: make(map[string]*memBucket)}
+}
+
+func (s *memoryStore) View(fn func(Tx) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return errStoreClosed
+	}
+	return fn(&memTx{s: s})
+}
+
+func (s *memoryStore) Update(fn func(Tx) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errStoreClosed
+	}
+	tx := &memTx{s: s, writable: true}
+	if err := fn(tx); err != nil {
+		tx.rollback()
+		return err
+	}
+	return nil
+}
+
+func (s *memoryStore) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	return nil
+}
+
+// memTx is a transaction on the memory store. A writable one keeps an undo
+// log so a failed Update leaves no trace.
+type memTx struct {
+	s        *memoryStore
+	writable bool
+	undo     []func()
+}
+
+func (t *memTx) rollback() {
+	for i := len(t.undo) - 1; i >= 0; i-- {
+		t.undo[i]()
+	}
+}
+
+func (t *memTx) bucket(name string, create bool) *memBucket {
+	b := t.s.buckets[name]
+	if b == nil && create {
+		b = &memBucket{values: make(map[string][]byte)}
+		t.s.buckets[name] = b
+		t.undo = append(t.undo, func() { delete(t.s.buckets, name) })
+	}
+	return b
+}
+
+func (t *memTx) Get(bucket string, key []byte) []byte {
+	b := t.bucket(bucket, false)
+	if b == nil {
+		return nil
+	}
+	return b.values[string(key)]
+}
+
+func (t *memTx) Put(bucket string, key, value []byte) error {
+	if !t.writable {
+		return errReadOnly
+	}
+	if len(key) == 0 {
+		return errors.New("batch: empty key")
+	}
+	b := t.bucket(bucket, true)
+	k := string(key)
+	old, existed := b.values[k]
+	b.values[k] = bytes.Clone(value)
+	if !existed {
+		if n := len(b.keys); n > 0 && b.keys[n-1] >= k {
+			b.dirty = true
+		}
+		b.keys = append(b.keys, k)
+	}
+	t.undo = append(t.undo, func() {
+		if existed {
+			b.values[k] = old
+			return
+		}
+		delete(b.values, k)
+		b.dirty = true
+	})
+	return nil
+}
+
+func (t *memTx) Delete(bucket string, key []byte) error {
+	if !t.writable {
+		return errReadOnly
+	}
+	b := t.bucket(bucket, false)
+	if b == nil {
+		return nil
+	}
+	k := string(key)
+	old, existed := b.values[k]
+	if !existed {
+		return nil
+	}
+	delete(b.values, k)
+	b.dirty = true
+	t.undo = append(t.undo, func() { b.values[k] = old })
+	return nil
+}
+
+func (t *memTx) DeleteBucket(bucket string) error {
+	if !t.writable {
+		return errReadOnly
+	}
+	for name, b := range t.s.buckets {
+		if name == bucket || strings.HasPrefix(name, bucket+"/") {
+			delete(t.s.buckets, name)
+			t.undo = append(t.undo, func() { t.s.buckets[name] = b })
+		}
+	}
+	return nil
+}
+
+// sorted returns the bucket's keys in order, rebuilding them if needed.
+func (b *memBucket) sorted() []string {
+	if b.dirty {
+		b.keys = b.keys[:0]
+		for k := range b.values {
+			b.keys = append(b.keys, k)
+		}
+		slices.Sort(b.keys)
+		b.dirty = false
+	}
+	return b.keys
+}
+
+func (t *memTx) Scan(bucket string, from []byte, fn func(key, value []byte) bool) error {
+	b := t.bucket(bucket, false)
+	if b == nil {
+		return nil
+	}
+	keys := b.sorted()
+	i, _ := slices.BinarySearch(keys, string(from))
+	for ; i < len(keys); i++ {
+		v, ok := b.values[keys[i]]
+		if !ok {
+			continue
+		}
+		if !fn([]byte(keys[i]), v) {
+			return nil
+		}
+	}
+	return nil
+}
+
+func (t *memTx) ScanReverse(bucket string, from []byte, fn func(key, value []byte) bool) error {
+	b := t.bucket(bucket, false)
+	if b == nil {
+		return nil
+	}
+	keys := b.sorted()
+	i := len(keys) - 1
+	if from != nil {
+		j, found := slices.BinarySearch(keys, string(from))
+		if found {
+			i = j
+		} else {
+			i = j - 1
+		}
+	}
+	for ; i >= 0; i-- {
+		v, ok := b.values[keys[i]]
+		if !ok {
+			continue
+		}
+		if !fn([]byte(keys[i]), v) {
+			return nil
+		}
+	}
+	return nil
+}
+
+func (t *memTx) NextSequence(bucket string) (uint64, error) {
+	if !t.writable {
+		return 0, errReadOnly
+	}
+	b := t.bucket(bucket, true)
+	b.seq++
+	t.undo = append(t.undo, func() { b.seq-- })
+	return b.seq, nil
+}

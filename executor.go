@@ -47,6 +47,8 @@ type jobRun struct {
 	// exited is closed when the runner goroutine ends; nil until it starts.
 	exited chan struct{}
 	cur    atomic.Pointer[CurrentOperation]
+	// failedSeen counts items that failed in this process, stored or not.
+	failedSeen atomic.Int64
 
 	// mu guards the fields below.
 	mu         sync.Mutex
@@ -211,13 +213,13 @@ func (r *jobRun) execute(feedCtx, itemCtx context.Context) error {
 		defer cancel()
 		itemCtx, cancel = context.WithDeadline(itemCtx, deadline)
 		defer cancel()
-		stopTimer := context.AfterFunc(feedCtx, func() {
-			if errors.Is(context.Cause(feedCtx), context.DeadlineExceeded) {
+		jobCtx := feedCtx
+		defer func() {
+			if errors.Is(jobCtx.Err(), context.DeadlineExceeded) {
 				r.stop(stopFail, &Error{Code: CodeExecutionError, Message: "Batch job execution failed: the job ran past its timeout of " + opts.Timeout.String(),
 					Details: []Detail{{Code: string(CodeTimeout), Message: "job timeout " + opts.Timeout.String() + " exceeded"}}})
 			}
-		})
-		defer stopTimer()
+		}()
 	}
 
 	var b *Batch
@@ -505,7 +507,29 @@ func (r *jobRun) validateItem(feedCtx, itemCtx context.Context, p *Plan, it Item
 	o := &outcome{run: r, index: it.Index, rec: itemRecord{State: itemFailed, Op: it.Operation, Attempts: 1, ResourceID: it.ResourceID}}
 	o.rec.Code, o.rec.Message, _ = classify(err)
 	o.rec.Duration = r.e.now().Sub(start)
+	r.abortOnFailure(o)
 	r.e.committer.send(o)
+}
+
+// abortOnFailure stops the job at a failed item when validation.on_error
+// is abort or max_failure_rate is passed, without waiting for the outcome
+// to be stored. (Failures found inside the commit are handled by committed.)
+func (r *jobRun) abortOnFailure(o *outcome) {
+	if o.rec.State != itemFailed {
+		return
+	}
+	seen := r.failedSeen.Add(1)
+	r.mu.Lock()
+	opts := r.rec.Options
+	failed, total := max(seen, r.rec.Progress.Failed+1), r.rec.Progress.TotalOperations
+	r.mu.Unlock()
+	failures := []ItemError{o.rec.itemError(o.index)}
+	switch {
+	case opts.Validation.OnError == OnErrorAbort:
+		r.stop(stopFail, executionError("an item failed and validation.on_error is abort", failures))
+	case opts.MaxFailureRate != nil && total > 0 && float64(failed)*100 > *opts.MaxFailureRate*float64(total):
+		r.stop(stopFail, executionError(fmt.Sprintf("%d of %d items failed, more than max_failure_rate %v%%", failed, total, *opts.MaxFailureRate), failures))
+	}
 }
 
 // check loads the item's record when the plan needs it and runs the plan's
@@ -574,6 +598,7 @@ func (r *jobRun) runItem(feedCtx, itemCtx context.Context, p *Plan, it Item, opt
 		o.result.OperationIndex, o.result.Type = it.Operation, it.Type
 	}
 	o.rec.Duration = r.e.now().Sub(start)
+	r.abortOnFailure(o)
 	r.e.committer.send(o)
 }
 

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
+	"slices"
 	"strings"
 	"time"
 )
@@ -264,20 +266,20 @@ func DecodeBatch(data []byte) (*Batch, error) {
 	var d details
 	var w wireBatch
 	if err := decodeStrict(data, &w); err != nil {
-		d.add(jsonErrorField("", err), DetailInvalidValue, "%s", jsonErrorMessage(err))
+		d.add(jsonErrorField("", err, data, reflect.TypeFor[wireBatch]()), DetailInvalidValue, "%s", jsonErrorMessage(err))
 		return nil, invalidBatch(d.list)
 	}
 	b := &Batch{Type: w.Type, Description: w.Description, TemplateID: w.TemplateID, Parameters: w.Parameters}
 	if len(w.Options) > 0 && string(w.Options) != "null" {
 		if err := decodeStrict(w.Options, &b.Options); err != nil {
-			d.add(jsonErrorField("options", err), DetailInvalidValue, "%s", jsonErrorMessage(err))
+			d.add(jsonErrorField("options", err, w.Options, reflect.TypeFor[BatchOptions]()), DetailInvalidValue, "%s", jsonErrorMessage(err))
 		}
 	}
 	for i, raw := range w.Operations {
 		path := fmt.Sprintf("operations[%d]", i)
 		var op wireOperation
 		if err := decodeStrict(raw, &op); err != nil {
-			d.add(jsonErrorField(path, err), DetailInvalidValue, "%s", jsonErrorMessage(err))
+			d.add(jsonErrorField(path, err, raw, reflect.TypeFor[wireOperation]()), DetailInvalidValue, "%s", jsonErrorMessage(err))
 			b.Operations = append(b.Operations, OperationSpec{})
 			continue
 		}
@@ -312,16 +314,93 @@ func decodeStrict(data []byte, v any) error {
 	return nil
 }
 
-// jsonErrorField gives the JSON path a decoding error is about.
-func jsonErrorField(prefix string, err error) string {
+// jsonErrorField gives the JSON path a decoding error of data into a value
+// of type typ is about.
+func jsonErrorField(prefix string, err error, data []byte, typ reflect.Type) string {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) && te.Field != "" {
-		return joinPath(prefix, te.Field)
+		return joinPath(prefix, strings.ReplaceAll(te.Field, "OperationSpec.", ""))
 	}
 	if f, ok := unknownField(err); ok {
+		var v any
+		if json.Unmarshal(data, &v) == nil {
+			if path, found := locateUnknown(v, typ, f); found {
+				return joinPath(prefix, path)
+			}
+		}
 		return joinPath(prefix, f)
 	}
 	return prefix
+}
+
+// locateUnknown finds where in v (decoded JSON) the object key name appears
+// that typ has no field for, and returns its JSON path.
+func locateUnknown(v any, typ reflect.Type, name string) (string, bool) {
+	for typ.Kind() == reflect.Pointer {
+		typ = typ.Elem()
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		switch typ.Kind() {
+		case reflect.Struct:
+			fields := jsonFields(typ)
+			keys := make([]string, 0, len(x))
+			for k := range x {
+				keys = append(keys, k)
+			}
+			slices.Sort(keys)
+			for _, k := range keys {
+				ft, ok := fields[k]
+				if !ok {
+					if k == name {
+						return k, true
+					}
+					continue
+				}
+				if p, found := locateUnknown(x[k], ft, name); found {
+					return joinPath(k, p), true
+				}
+			}
+		case reflect.Map:
+			for k, e := range x {
+				if p, found := locateUnknown(e, typ.Elem(), name); found {
+					return joinPath(k, p), true
+				}
+			}
+		}
+	case []any:
+		if typ.Kind() == reflect.Slice {
+			for i, e := range x {
+				if p, found := locateUnknown(e, typ.Elem(), name); found {
+					return joinPath(fmt.Sprintf("[%d]", i), p), true
+				}
+			}
+		}
+	}
+	return "", false
+}
+
+// jsonFields maps the JSON names of a struct's fields (embedded ones
+// flattened) to their types.
+func jsonFields(typ reflect.Type) map[string]reflect.Type {
+	out := map[string]reflect.Type{}
+	for f := range typ.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch {
+		case name == "-":
+		case f.Anonymous && name == "":
+			for k, t := range jsonFields(f.Type) {
+				if _, ok := out[k]; !ok {
+					out[k] = t
+				}
+			}
+		case name == "":
+			out[f.Name] = f.Type
+		default:
+			out[name] = f.Type
+		}
+	}
+	return out
 }
 
 // unknownField extracts the name from encoding/json's unknown-field error.

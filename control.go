@@ -44,34 +44,9 @@ func (e *Engine) Submit(ctx context.Context, b *Batch, opts *SubmitOptions) (*Jo
 	if e.isClosed() {
 		return nil, ErrClosed
 	}
-	if b.TemplateID != "" || b.Parameters != nil {
-		return nil, invalidBatch([]Detail{{Field: "template_id", Code: DetailNotImplemented, Message: "submitting from a template is not implemented yet"}})
-	}
-	nb, err := normalizeJSON(*b)
+	nb, total, err := e.check(ctx, b)
 	if err != nil {
-		return nil, invalidBatch([]Detail{{Field: "batch", Code: DetailInvalidValue, Message: "batch is not valid JSON: " + err.Error()}})
-	}
-	var d details
-	if len(nb.Operations) == 0 {
-		d.add("operations", DetailRequired, "a batch needs at least one operation")
-	}
-	nb.Options.check(&d, func(name string) bool { _, ok := e.backoff(name); return ok })
-	plans, err := e.plan(ctx, "", &nb)
-	if err != nil {
-		d.merge("", err)
-	}
-	if err := invalidBatch(d.list); err != nil {
 		return nil, err
-	}
-	var total int64
-	for _, p := range plans {
-		if p.Resource == nil {
-			total += p.Count
-			continue
-		}
-		if err := p.Resource.Scan(ctx, p.Query, func(Record) error { total++; return nil }); err != nil {
-			return nil, fmt.Errorf("batch: counting records: %w", err)
-		}
 	}
 	batchJSON, err := json.Marshal(nb)
 	if err != nil {
@@ -158,6 +133,51 @@ func (e *Engine) isClosed() bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.closed
+}
+
+// Validate checks b as [Engine.Submit] would, without storing or running
+// anything: nil, or an INVALID_BATCH *Error with one detail per problem.
+func (e *Engine) Validate(ctx context.Context, b *Batch) error {
+	if b == nil {
+		return invalidBatch([]Detail{{Field: "batch", Code: DetailRequired, Message: "a batch is required"}})
+	}
+	_, _, err := e.check(ctx, b)
+	return err
+}
+
+// check validates b and counts its items. It returns the batch in its
+// canonical JSON form (numbers as float64), as it will be stored.
+func (e *Engine) check(ctx context.Context, b *Batch) (*Batch, int64, error) {
+	if b.TemplateID != "" || b.Parameters != nil {
+		return nil, 0, invalidBatch([]Detail{{Field: "template_id", Code: DetailNotImplemented, Message: "submitting from a template is not implemented yet"}})
+	}
+	nb, err := normalizeJSON(*b)
+	if err != nil {
+		return nil, 0, invalidBatch([]Detail{{Field: "batch", Code: DetailInvalidValue, Message: "batch is not valid JSON: " + err.Error()}})
+	}
+	var d details
+	if len(nb.Operations) == 0 {
+		d.add("operations", DetailRequired, "a batch needs at least one operation")
+	}
+	nb.Options.check(&d, func(name string) bool { _, ok := e.backoff(name); return ok })
+	plans, err := e.plan(ctx, "", &nb)
+	if err != nil {
+		d.merge("", err)
+	}
+	if err := invalidBatch(d.list); err != nil {
+		return nil, 0, err
+	}
+	var total int64
+	for _, p := range plans {
+		if p.Resource == nil {
+			total += p.Count
+			continue
+		}
+		if err := p.Resource.Scan(ctx, p.Query, func(Record) error { total++; return nil }); err != nil {
+			return nil, 0, fmt.Errorf("batch: counting records: %w", err)
+		}
+	}
+	return &nb, total, nil
 }
 
 // recover queues the jobs that were queued or running when the store was

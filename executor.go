@@ -596,6 +596,10 @@ func (r *jobRun) runItem(feedCtx, itemCtx context.Context, p *Plan, it Item, opt
 	o.result = it.Result
 	if o.result != nil {
 		o.result.OperationIndex, o.result.Type = it.Operation, it.Type
+		// Keep the summary as it will read back from the store.
+		if s, err := normalizeJSON(o.result.Summary); err == nil {
+			o.result.Summary = s
+		}
 	}
 	o.rec.Duration = r.e.now().Sub(start)
 	r.abortOnFailure(o)

@@ -1,6 +1,7 @@
 package batch
 
 import (
+	"sync"
 	"time"
 )
 
@@ -28,31 +29,65 @@ type jobDelta struct {
 // committer is the one goroutine that writes item outcomes: many per
 // transaction, flushing when CommitBatchSize outcomes are waiting or
 // CommitDelay after the first one arrived, never one fsync per item.
+//
+// Outcomes wait in a slice rather than a channel: the committer takes a
+// whole batch under one lock and wakes blocked senders once per batch, not
+// once per item.
 type committer struct {
 	e     *Engine
-	in    chan *outcome
-	stop  chan struct{}
-	done  chan struct{}
 	max   int
 	delay time.Duration
+	wake  chan struct{} // a send means outcomes are waiting
+	full  chan struct{} // a send means a whole batch is waiting
+	stop  chan struct{}
+	done  chan struct{}
+
+	// mu guards buf and stopped; space is signalled when buf drains.
+	mu      sync.Mutex
+	space   *sync.Cond
+	buf     []*outcome
+	stopped bool
 }
 
 func newCommitter(e *Engine) *committer {
-	return &committer{
+	c := &committer{
 		e:     e,
-		in:    make(chan *outcome, 2*e.opts.CommitBatchSize),
-		stop:  make(chan struct{}),
-		done:  make(chan struct{}),
 		max:   e.opts.CommitBatchSize,
 		delay: e.opts.CommitDelay,
+		wake:  make(chan struct{}, 1),
+		full:  make(chan struct{}, 1),
+		stop:  make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+	c.space = sync.NewCond(&c.mu)
+	return c
+}
+
+// send hands an outcome to the committer, waiting while two batches are
+// already queued. The job's pending group tracks it until it is stored.
+func (c *committer) send(o *outcome) {
+	o.run.pending.Add(1)
+	c.mu.Lock()
+	for len(c.buf) >= 2*c.max && !c.stopped {
+		c.space.Wait()
+	}
+	c.buf = append(c.buf, o)
+	n := len(c.buf)
+	c.mu.Unlock()
+	if n == 1 {
+		signal(c.wake)
+	}
+	if n == c.max {
+		signal(c.full)
 	}
 }
 
-// send hands an outcome to the committer. The job's pending group tracks
-// it until it is stored.
-func (c *committer) send(o *outcome) {
-	o.run.pending.Add(1)
-	c.in <- o
+// signal does a non-blocking send on a one-slot channel.
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
 }
 
 // close stops the loop after it has written everything sent so far.
@@ -61,68 +96,67 @@ func (c *committer) close() {
 	<-c.done
 }
 
+// take removes up to max waiting outcomes.
+func (c *committer) take(into []*outcome) []*outcome {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := min(len(c.buf), c.max)
+	into = append(into[:0], c.buf[:n]...)
+	rest := copy(c.buf, c.buf[n:])
+	clear(c.buf[rest:])
+	c.buf = c.buf[:rest]
+	c.space.Broadcast()
+	return into
+}
+
+func (c *committer) pending() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.buf)
+}
+
 func (c *committer) loop() {
 	defer close(c.done)
-	batch := make([]*outcome, 0, c.max)
-	var timer *time.Timer
+	var batch []*outcome
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
 	for {
 		select {
-		case o := <-c.in:
-			batch = append(batch, o)
+		case <-c.wake:
+		case <-c.full:
 		case <-c.stop:
-			for {
-				select {
-				case o := <-c.in:
-					batch = append(batch, o)
-					if len(batch) == c.max {
-						c.commit(batch)
-						batch = batch[:0]
-					}
-					continue
-				default:
-				}
-				break
-			}
-			if len(batch) > 0 {
+			c.mu.Lock()
+			c.stopped = true
+			c.space.Broadcast()
+			c.mu.Unlock()
+			for c.pending() > 0 {
+				batch = c.take(batch)
 				c.commit(batch)
 			}
 			return
 		}
-		// Gather what else is waiting, and linger briefly for more.
-		lingered := c.delay <= 0
-	gather:
-		for len(batch) < c.max {
+		// Linger briefly for a fuller batch, unless one is already full.
+		if c.delay > 0 && c.pending() < c.max {
+			timer.Reset(c.delay)
 			select {
-			case o := <-c.in:
-				batch = append(batch, o)
-				continue
-			default:
+			case <-timer.C:
+			case <-c.full:
+				timer.Stop()
+			case <-c.stop:
+				timer.Stop()
 			}
-			if lingered {
+		}
+		for c.pending() > 0 {
+			batch = c.take(batch)
+			c.commit(batch)
+			clear(batch)
+			if c.pending() < c.max {
 				break
 			}
-			lingered = true
-			if timer == nil {
-				timer = time.NewTimer(c.delay)
-			} else {
-				timer.Reset(c.delay)
-			}
-			for len(batch) < c.max {
-				select {
-				case o := <-c.in:
-					batch = append(batch, o)
-					continue
-				case <-timer.C:
-				case <-c.stop:
-					timer.Stop()
-				}
-				break gather
-			}
-			timer.Stop()
 		}
-		c.commit(batch)
-		clear(batch)
-		batch = batch[:0]
+		if c.pending() > 0 {
+			signal(c.wake)
+		}
 	}
 }
 
@@ -141,7 +175,7 @@ func (c *committer) commit(batch []*outcome) {
 			}
 			v := appendItem(make([]byte, 0, 32+len(o.rec.ResourceID)+len(o.rec.Message)), &o.rec)
 			key := u64key(uint64(o.index))
-			if err := tx.Put(itemsBucket(o.run.id), key, v); err != nil {
+			if err := tx.Put(o.run.itemsBucket, key, v); err != nil {
 				return err
 			}
 			d := deltas[o.run]
@@ -151,7 +185,7 @@ func (c *committer) commit(batch []*outcome) {
 			}
 			d.nanos += int64(o.rec.Duration)
 			if o.rec.State == itemFailed {
-				if err := tx.Put(errorsBucket(o.run.id), key, v); err != nil {
+				if err := tx.Put(o.run.errorsBucket, key, v); err != nil {
 					return err
 				}
 				d.failed++

@@ -42,6 +42,8 @@ type jobRun struct {
 	e   *Engine
 	id  string
 	seq uint64
+	// itemsBucket and errorsBucket name the job's buckets.
+	itemsBucket, errorsBucket string
 	// pending counts outcomes handed to the committer and not yet stored.
 	pending sync.WaitGroup
 	// exited is closed when the runner goroutine ends; nil until it starts.
@@ -63,7 +65,7 @@ type jobRun struct {
 }
 
 func newRun(e *Engine, seq uint64, rec *jobRecord) *jobRun {
-	return &jobRun{e: e, id: rec.ID, seq: seq, rec: rec}
+	return &jobRun{e: e, id: rec.ID, seq: seq, rec: rec, itemsBucket: itemsBucket(rec.ID), errorsBucket: errorsBucket(rec.ID)}
 }
 
 // snapshot returns a copy of the job record.

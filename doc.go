@@ -1,0 +1,106 @@
+// Package batch is an embeddable batch-job engine: a Go program submits a
+// batch of operations ("update every active field's irrigation schedule",
+// "import these 100,000 records", "export the inactive ones") and the engine
+// runs it in-process with durable progress, retries, validation and job
+// control, on one bbolt file. Package httpapi serves the same engine as the
+// Batch API over HTTP.
+//
+// # Getting started
+//
+//	engine, err := batch.Open("app.db", nil) // or batch.New(batch.NewMemoryStore(), nil)
+//	defer engine.Close(ctx)
+//	fields, _ := engine.Collection("fields")
+//	fields.PutMany(ctx, records)
+//	job, err := engine.Submit(ctx, &batch.Batch{Operations: []batch.OperationSpec{{
+//		Type: "update", Resource: "fields",
+//		Filter: map[string]any{"status": "active"},
+//		Update: map[string]any{"irrigation_enabled": true},
+//	}}}, nil)
+//	job, err = engine.Wait(ctx, job.ID)
+//
+// # Jobs and items
+//
+// A submitted [Batch] becomes a [Job]. Submit checks the whole batch first
+// and rejects it with an INVALID_BATCH [*Error] carrying one [Detail] per
+// problem (a JSON path such as "operations[0].filter", a code and a
+// message); nothing is stored for a rejected batch. [Engine.Validate] runs
+// the same checks without submitting.
+//
+// A job's operations expand into items: one per record the filter selects
+// when the job starts (update, delete, and custom operations over a
+// resource), one per record given (create, import), or one per operation
+// (export). progress.total_operations counts items. Record selections are
+// listed into the store in chunks, so a job over millions of records never
+// holds them all in memory.
+//
+// Jobs move through the states queued, running, paused, completed, failed
+// and cancelled. A job whose items all ran is completed even if some items
+// failed (the counts say so); it fails when it cannot finish: an item
+// failed under validation.on_error "abort", more items failed than
+// max_failure_rate allows, the job ran past its timeout, or the store
+// failed. At most [Options].MaxRunningJobs jobs run at once; the rest wait
+// queued in submission order.
+//
+// # Options
+//
+// [BatchOptions] follows the API document: parallel and max_concurrent bound
+// the items in flight; retry.attempts is the total number of tries and
+// retry.backoff picks immediate, linear, exponential (doubling from
+// retry.delay with jitter, capped at retry.max_delay) or custom (a
+// [BackoffFunc] registered with [Engine.RegisterBackoff] and named by
+// retry.function). Validation errors and missing records are never retried;
+// wrap an error with [Permanent] to stop retries of your own errors.
+// validation.mode "strict" validates every item before any item runs;
+// "lenient" validates each item just before it runs. item_timeout bounds
+// one try of an item, timeout the whole job.
+//
+// Item errors carry one of the document's four types: VALIDATION_ERROR,
+// RESOURCE_ERROR, SYSTEM_ERROR (including a panicking handler, which fails
+// only its item) and TIMEOUT_ERROR.
+//
+// # Operations
+//
+// Every operation type of the document is registered: create (records),
+// update (filter or where, plus update, merged into each record as an RFC
+// 7396 merge patch: a null removes a key), delete (filter or where; one of
+// them is required, use "where": "true" for everything), import (source
+// {"format": "json"|"ndjson"|"csv", "data": ...}, upserting by id) and
+// export (optional filter, destination {"format"}, producing an artifact;
+// read it with [Engine.OpenArtifact]). Types whose implementation has not
+// landed yet (backup, restore, cleanup, optimize, calculate, analyze,
+// generate, validate) refuse batches with a NOT_IMPLEMENTED detail rather
+// than pretending to succeed.
+//
+// Filters are equality maps on top-level fields. A where string is an expr
+// expression (github.com/expr-lang/expr) over `record`, compiled once per
+// job and sandboxed: it sees the record and expr's builtins, nothing else.
+// A where expression that fails on a record (comparing a missing field with
+// a number, say) does not select it; write `(record.area ?? 0) > 10`.
+//
+// Programs add their own operation types with [Engine.RegisterOperation]
+// (or replace built-in ones) and their own data with
+// [Engine.RegisterResource]. The built-in document collections ("fields" by
+// default; more with [Engine.DefineCollection] or [Options].Collections)
+// store JSON records in the engine's own store.
+//
+// # Durability
+//
+// An item counts as done only once its outcome is stored. Outcomes are
+// written in group commits, many items per transaction, never one fsync per
+// item. Reopening a store resumes every job that was running: finished
+// items are not run again, unfinished ones are, and the counters always
+// equal the stored outcomes.
+//
+// For the built-in operations on a built-in collection, the record change
+// and the item's outcome commit in the same transaction, so a crash can
+// neither lose nor double an effect. Everything else, custom operations and
+// programs' own resources, runs at least once: after a crash an item whose
+// outcome was not yet stored runs again. Make such handlers idempotent;
+// [Item.Key] (job id and item index) is a stable idempotency key for that.
+//
+// # Concurrency
+//
+// An [Engine] is safe for concurrent use and owns every goroutine it starts;
+// [Engine.Close] stops them all. Reading a job's status never waits for the
+// writer: running jobs are answered from memory.
+package batch

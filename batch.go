@@ -31,6 +31,15 @@ type Options struct {
 	Collections []string
 	// Bolt configures the bbolt file [Open] opens; ignored by [New].
 	Bolt *BoltOptions
+
+	// Operations, Resources and Backoffs are registered before the engine
+	// resumes the store's unfinished jobs, as if by RegisterOperation,
+	// RegisterResource and RegisterBackoff. A job that resumes needs the
+	// custom operations, resources and backoff functions it was submitted
+	// with: register them here, not after Open returns.
+	Operations map[string]Operation
+	Resources  map[string]Resource
+	Backoffs   map[string]BackoffFunc
 }
 
 // Defaults for [Options].
@@ -158,6 +167,24 @@ func New(store Store, opts *Options) (*Engine, error) {
 		}
 	}
 	e.registerBuiltins()
+	for name, op := range o.Operations {
+		if err := e.RegisterOperation(name, op); err != nil {
+			cancel()
+			return nil, err
+		}
+	}
+	for name, r := range o.Resources {
+		if err := e.RegisterResource(name, r); err != nil {
+			cancel()
+			return nil, err
+		}
+	}
+	for name, fn := range o.Backoffs {
+		if err := e.RegisterBackoff(name, fn); err != nil {
+			cancel()
+			return nil, err
+		}
+	}
 	e.committer = newCommitter(e)
 	e.wg.Go(e.committer.loop)
 	if err := e.recover(); err != nil {
@@ -181,7 +208,9 @@ func (e *Engine) Close(ctx context.Context) error {
 	e.closed = true
 	runs := make([]*jobRun, 0, len(e.runs))
 	for _, r := range e.runs {
-		runs = append(runs, r)
+		if r.exited != nil { // started; queued ones just stay queued
+			runs = append(runs, r)
+		}
 	}
 	e.queue = nil
 	e.mu.Unlock()
@@ -209,7 +238,9 @@ func (e *Engine) Close(ctx context.Context) error {
 }
 
 // RegisterOperation adds an operation type, or replaces the one of that
-// name (built-ins included). Names are what batches put in "type".
+// name (built-ins included). Names are what batches put in "type". Jobs
+// resumed when the engine opened start at once: give the operations they
+// need in [Options].Operations instead.
 func (e *Engine) RegisterOperation(name string, op Operation) error {
 	if name == "" || op == nil {
 		return NewError(CodeValidation, "operation needs a name and an implementation")

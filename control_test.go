@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -250,8 +251,6 @@ func TestEngine_IdempotencyKey(t *testing.T) {
 func TestEngine_RestartResumesRunningJobs(t *testing.T) {
 	t.Parallel()
 	path := t.TempDir() + "/restart.db"
-	e, err := batch.Open(path, nil)
-	require.NoError(t, err)
 	var mu sync.Mutex
 	runs := map[int64]int{}
 	block := make(chan struct{})
@@ -268,7 +267,9 @@ func TestEngine_RestartResumesRunningJobs(t *testing.T) {
 		}
 		return nil
 	})
-	require.NoError(t, e.RegisterOperation("stepped", op))
+	ops := map[string]batch.Operation{"stepped": op}
+	e, err := batch.Open(path, &batch.Options{Operations: ops})
+	require.NoError(t, err)
 	job, err := e.Submit(t.Context(), opBatch("stepped", 30, batch.BatchOptions{Parallel: ptr(false)}), nil)
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
@@ -280,17 +281,13 @@ func TestEngine_RestartResumesRunningJobs(t *testing.T) {
 	require.NoError(t, e.Close(ctx))
 	cancel()
 
-	e, err = batch.Open(path, nil)
+	close(block)
+	e, err = batch.Open(path, &batch.Options{Operations: ops})
 	require.NoError(t, err)
 	defer func() { require.NoError(t, e.Close(context.Background())) }()
-	j, err := e.Job(t.Context(), job.ID)
-	require.NoError(t, err)
-	require.Equal(t, int64(10), j.Progress.Completed)
-	close(block)
-	require.NoError(t, e.RegisterOperation("stepped", op))
 	wctx, wcancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer wcancel()
-	j, err = e.Wait(wctx, job.ID)
+	j, err := e.Wait(wctx, job.ID)
 	require.NoError(t, err)
 	require.Equal(t, batch.StateCompleted, j.Status, "%+v", j.Error)
 	require.Equal(t, int64(30), j.Progress.Completed)
@@ -346,4 +343,87 @@ func TestEngine_ClosedRefusesWork(t *testing.T) {
 	require.NoError(t, e.Close(t.Context()), "Close twice is fine")
 	_, err = e.Submit(t.Context(), &batch.Batch{}, nil)
 	require.ErrorIs(t, err, batch.ErrClosed)
+}
+
+// slowScanResource is a mapResource whose Scan can be made to block until
+// its context ends.
+type slowScanResource struct {
+	*mapResource
+	block   atomic.Bool
+	blocked chan struct{}
+}
+
+func (s *slowScanResource) Scan(ctx context.Context, q *batch.Query, fn func(batch.Record) error) error {
+	if s.block.Load() {
+		select {
+		case s.blocked <- struct{}{}:
+		default:
+		}
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return s.mapResource.Scan(ctx, q, fn)
+}
+
+func TestEngine_PauseWhileListingRecords(t *testing.T) {
+	t.Parallel()
+	tb := setup(t, "bolt", &batch.Options{MaxRunningJobs: 1})
+	res := &slowScanResource{mapResource: &mapResource{recs: map[string]batch.Record{
+		"a": {"id": "a"}, "b": {"id": "b"},
+	}}, blocked: make(chan struct{}, 1)}
+	require.NoError(t, tb.e.RegisterResource("farms", res))
+	open, started := gatedOp(t, tb)
+	first := tb.submit(t, opBatch("gated", 1, batch.BatchOptions{}))
+	<-started
+	second := tb.submit(t, &batch.Batch{Operations: []batch.OperationSpec{{Type: "update", Resource: "farms", Where: "true", Update: map[string]any{"x": 1}}}})
+	res.block.Store(true)
+	open()
+	tb.wait(t, first.ID)
+	<-res.blocked // the second job is listing its records
+
+	paused, err := tb.e.Pause(t.Context(), second.ID)
+	require.NoError(t, err)
+	require.Equal(t, batch.StatePaused, paused.Status, "interrupting the listing pauses the job, it does not fail it")
+	res.block.Store(false)
+	_, err = tb.e.Resume(t.Context(), second.ID)
+	require.NoError(t, err)
+	done := tb.wait(t, second.ID)
+	require.Equal(t, batch.StateCompleted, done.Status)
+	require.Equal(t, int64(2), done.Progress.Completed)
+}
+
+func TestEngine_CloseKeepsQueuedJobs(t *testing.T) {
+	t.Parallel()
+	path := t.TempDir() + "/queued.db"
+	block := make(chan struct{})
+	op := countingOp(func(ctx context.Context, it *batch.Item) error {
+		select {
+		case <-block:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	ops := map[string]batch.Operation{"blocked": op}
+	e, err := batch.Open(path, &batch.Options{MaxRunningJobs: 1, Operations: ops})
+	require.NoError(t, err)
+	first, err := e.Submit(t.Context(), opBatch("blocked", 1, batch.BatchOptions{}), nil)
+	require.NoError(t, err)
+	second, err := e.Submit(t.Context(), opBatch("blocked", 1, batch.BatchOptions{}), nil)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+	defer cancel()
+	require.NoError(t, e.Close(ctx), "Close returns with a job still queued")
+
+	close(block)
+	e, err = batch.Open(path, &batch.Options{Operations: ops})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, e.Close(context.Background())) }()
+	for _, id := range []string{first.ID, second.ID} {
+		wctx, wcancel := context.WithTimeout(t.Context(), 10*time.Second)
+		j, err := e.Wait(wctx, id)
+		wcancel()
+		require.NoError(t, err)
+		require.Equal(t, batch.StateCompleted, j.Status, id)
+	}
 }

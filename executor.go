@@ -735,6 +735,9 @@ func (r *jobRun) settle(execErr error) (*jobRecord, EventType) {
 	if reason == stopClose {
 		return nil, "" // stays running in the store; resumes on the next open
 	}
+	if execErr != nil && reason != stopNone && (errors.Is(execErr, context.Canceled) || errors.Is(execErr, context.DeadlineExceeded)) {
+		execErr = nil // interrupted by the stop; the stop reason decides
+	}
 	if execErr != nil && reason < stopCancel {
 		e.errorf(r.id, "job failed: %v", execErr)
 		reason = stopFail

@@ -57,11 +57,18 @@ func (s *memoryStore) Update(fn func(Tx) error) error {
 		return errStoreClosed
 	}
 	tx := &memTx{s: s, writable: true}
-	if err := fn(tx); err != nil {
+	err := fn(tx)
+	if err != nil {
 		tx.rollback()
-		return err
 	}
-	return nil
+	// Views run concurrently under the read lock and must not reorder keys,
+	// so every bucket leaves an update sorted.
+	for b := range tx.touched {
+		if b.dirty {
+			b.sorted()
+		}
+	}
+	return err
 }
 
 func (s *memoryStore) Close() error {
@@ -77,12 +84,20 @@ type memTx struct {
 	s        *memoryStore
 	writable bool
 	undo     []func()
+	touched  map[*memBucket]struct{} // buckets written to
 }
 
 func (t *memTx) rollback() {
 	for i := len(t.undo) - 1; i >= 0; i-- {
 		t.undo[i]()
 	}
+}
+
+func (t *memTx) touch(b *memBucket) {
+	if t.touched == nil {
+		t.touched = make(map[*memBucket]struct{})
+	}
+	t.touched[b] = struct{}{}
 }
 
 func (t *memTx) bucket(name string, create bool) *memBucket {
@@ -111,6 +126,7 @@ func (t *memTx) Put(bucket string, key, value []byte) error {
 		return errors.New("batch: empty key")
 	}
 	b := t.bucket(bucket, true)
+	t.touch(b)
 	k := string(key)
 	old, existed := b.values[k]
 	b.values[k] = bytes.Clone(value)
@@ -144,6 +160,7 @@ func (t *memTx) Delete(bucket string, key []byte) error {
 	if !existed {
 		return nil
 	}
+	t.touch(b)
 	delete(b.values, k)
 	b.dirty = true
 	t.undo = append(t.undo, func() { b.values[k] = old })
@@ -163,7 +180,8 @@ func (t *memTx) DeleteBucket(bucket string) error {
 	return nil
 }
 
-// sorted returns the bucket's keys in order, rebuilding them if needed.
+// sorted returns the bucket's keys in order, rebuilding them if needed. It
+// only rebuilds under the write lock: Update leaves no bucket dirty.
 func (b *memBucket) sorted() []string {
 	if b.dirty {
 		b.keys = b.keys[:0]

@@ -53,8 +53,6 @@ type Plan struct {
 	// apply, set by built-in operations on built-in collections, makes the
 	// item's change inside the transaction that stores its outcome.
 	apply func(tx Tx, item *Item) error
-	// loadRecord makes the executor read the record before Validate/Run.
-	loadRecord bool
 }
 
 // Item is one unit of work of a job.

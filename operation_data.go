@@ -55,6 +55,16 @@ func resolveResource(spec *OperationSpec, env *Env, d *details) (Resource, *Coll
 	return r, c
 }
 
+// validates reports whether r checks records, so that a plan over it needs
+// a validation step at all.
+func validates(r Resource) bool {
+	if c, ok := r.(*Collection); ok {
+		return c.validate != nil
+	}
+	_, ok := r.(RecordValidator)
+	return ok
+}
+
 // validateRecord runs the resource's own record validation, if it has one.
 func validateRecord(ctx context.Context, r Resource, rec Record) error {
 	if v, ok := r.(RecordValidator); ok {
@@ -119,7 +129,10 @@ func planCreate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, erro
 	if err := invalidBatch(d.list); err != nil {
 		return nil, err
 	}
-	p := &Plan{Validate: func(ctx context.Context, it *Item) error { return validateRecord(ctx, res, it.Record) }}
+	p := &Plan{}
+	if validates(res) {
+		p.Validate = func(ctx context.Context, it *Item) error { return validateRecord(ctx, res, it.Record) }
+	}
 	listItems(p, recs, env)
 	if coll != nil {
 		p.apply = func(tx Tx, it *Item) error {
@@ -174,13 +187,11 @@ func planUpdate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, erro
 	if err := invalidBatch(d.list); err != nil {
 		return nil, err
 	}
-	p := &Plan{
-		Resource:   res,
-		Query:      q,
-		loadRecord: true,
-		Validate: func(ctx context.Context, it *Item) error {
+	p := &Plan{Resource: res, Query: q}
+	if validates(res) {
+		p.Validate = func(ctx context.Context, it *Item) error {
 			return validateRecord(ctx, res, mergePatch(it.Record, patch))
-		},
+		}
 	}
 	if coll != nil {
 		p.apply = func(tx Tx, it *Item) error {
@@ -243,7 +254,10 @@ func planImport(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, erro
 	if err := invalidBatch(d.list); err != nil {
 		return nil, err
 	}
-	p := &Plan{Validate: func(ctx context.Context, it *Item) error { return validateRecord(ctx, res, it.Record) }}
+	p := &Plan{}
+	if validates(res) {
+		p.Validate = func(ctx context.Context, it *Item) error { return validateRecord(ctx, res, it.Record) }
+	}
 	listItems(p, recs, env)
 	if coll != nil {
 		p.apply = func(tx Tx, it *Item) error {

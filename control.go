@@ -19,6 +19,9 @@ type SubmitOptions struct {
 	// TemplateID and ScheduleID record where the job came from.
 	TemplateID string
 	ScheduleID string
+	// Replayed, if not nil, is set to whether Submit returned the job of an
+	// earlier submission with the same IdempotencyKey instead of a new one.
+	Replayed *bool
 }
 
 // IdempotencyWindow is how long an idempotency key keeps returning its job.
@@ -108,6 +111,9 @@ func (e *Engine) Submit(ctx context.Context, b *Batch, opts *SubmitOptions) (*Jo
 	})
 	if err != nil {
 		return nil, fmt.Errorf("batch: store job: %w", err)
+	}
+	if so.Replayed != nil {
+		*so.Replayed = existing != nil
 	}
 	if existing != nil {
 		return e.Job(ctx, existing.ID)

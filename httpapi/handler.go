@@ -1,0 +1,194 @@
+// Package httpapi serves a [batch.Engine] as the Batch API: the documented
+// endpoints under /api/v1/batch, with the document's bodies, error shapes,
+// rate limits and status codes.
+//
+// # Mounting
+//
+// [New] returns one http.Handler that routes inside with its own
+// http.ServeMux, so it mounts on any mux or router; nothing touches
+// http.DefaultServeMux:
+//
+//	mux := http.NewServeMux()
+//	mux.Handle("/api/v1/batch/", httpapi.New(engine, &httpapi.Options{
+//		Authenticator: httpapi.APIKeys("secret-key"),
+//	}))
+//
+// # Requests and responses
+//
+// Request bodies wrap the object the way the document does ({"batch": ...})
+// and must be JSON (Content-Type application/json; anything else is 415) of
+// at most Options.MaxBodyBytes (413 beyond). Unknown fields, malformed JSON
+// and invalid values are 400 INVALID_BATCH with one detail per problem.
+// Successful responses are {"data": ...}; errors are {"error": {"code",
+// "message", "details"}} with the document's codes: 400 INVALID_BATCH,
+// 401 UNAUTHORIZED, 404 NOT_FOUND, 409 INVALID_STATE or SCHEDULE_CONFLICT,
+// 429 RATE_LIMITED, 500 EXECUTION_ERROR. A client mistake is never a 500.
+//
+// # Principals
+//
+// With an [Authenticator], every request names a principal; each job belongs
+// to the principal that created it, and another principal gets 404 for it
+// and never sees it in a list. Without one the API is open: every client
+// sees every job, and rate limits tell clients apart by remote address.
+package httpapi
+
+import (
+	"cmp"
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"time"
+
+	"github.com/batchworks/batch"
+)
+
+// Prefix is where the API lives.
+const Prefix = "/api/v1/batch"
+
+// DefaultMaxBodyBytes is the default request body limit: 32 MiB.
+const DefaultMaxBodyBytes = 32 << 20
+
+// Options configures a [Handler]. A nil *Options or a zero field means the
+// default given on the field.
+type Options struct {
+	// Authenticator names the principal of each request. nil leaves the API
+	// open.
+	Authenticator Authenticator
+	// MaxBodyBytes bounds request bodies. 0 means [DefaultMaxBodyBytes].
+	MaxBodyBytes int64
+	// RateLimits sets the limits per client. The zero value means the
+	// document's defaults ([DefaultRateLimits]).
+	RateLimits RateLimits
+	// DisableRateLimits turns rate limiting off.
+	DisableRateLimits bool
+	// MaxWait bounds the ?wait= parameter of job creation. 0 means 5 minutes.
+	MaxWait time.Duration
+	// Now is the clock for rate limits, a seam for tests. nil means time.Now.
+	Now func() time.Time
+	// Logger receives server-side errors. nil discards them.
+	Logger *slog.Logger
+}
+
+// Handler serves the Batch API over one engine. It is safe for concurrent
+// use.
+type Handler struct {
+	engine  *batch.Engine
+	opts    Options
+	mux     *http.ServeMux
+	limiter *limiter
+	log     *slog.Logger
+}
+
+// New returns the API handler for engine. opts may be nil.
+func New(engine *batch.Engine, opts *Options) *Handler {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	o.MaxBodyBytes = cmp.Or(o.MaxBodyBytes, DefaultMaxBodyBytes)
+	o.MaxWait = cmp.Or(o.MaxWait, 5*time.Minute)
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	o.RateLimits = o.RateLimits.withDefaults()
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	h := &Handler{engine: engine, opts: o, mux: http.NewServeMux(), log: o.Logger}
+	h.limiter = newLimiter(o.Now)
+	h.routes()
+	return h
+}
+
+// route registers a pattern ("GET /jobs/{job_id}") under [Prefix], limited
+// by the rate-limit class (nil for none).
+func (h *Handler) route(pattern string, class *limitClass, fn func(w http.ResponseWriter, r *http.Request) error) {
+	method, path, _ := cutPattern(pattern)
+	h.mux.HandleFunc(method+" "+Prefix+path, func(w http.ResponseWriter, r *http.Request) {
+		if class != nil && !h.opts.DisableRateLimits {
+			if err := h.limiter.allow(w, class, clientKey(r)); err != nil {
+				writeError(w, r, err, h.log)
+				return
+			}
+		}
+		if err := fn(w, r); err != nil {
+			writeError(w, r, err, h.log)
+		}
+	})
+}
+
+func cutPattern(p string) (method, path string, ok bool) {
+	for i := range len(p) {
+		if p[i] == ' ' {
+			return p[:i], p[i+1:], true
+		}
+	}
+	return "", p, false
+}
+
+// routes lists every endpoint. Templates, schedules and webhooks get their
+// own files as their engine parts land.
+func (h *Handler) routes() {
+	create := &limitClass{name: "create", limit: h.opts.RateLimits.JobCreation}
+	status := &limitClass{name: "status", limit: h.opts.RateLimits.StatusChecks}
+	h.route("POST /jobs", create, h.createJob)
+	h.route("GET /jobs", status, h.listJobs)
+	h.route("GET /jobs/{job_id}", status, h.getJob)
+	h.route("DELETE /jobs/{job_id}", status, h.deleteJob)
+	h.route("POST /jobs/{job_id}/pause", status, h.pauseJob)
+	h.route("POST /jobs/{job_id}/resume", status, h.resumeJob)
+	h.route("POST /jobs/{job_id}/cancel", status, h.cancelJob)
+	h.route("GET /jobs/{job_id}/errors", status, h.jobErrors)
+	h.route("GET /jobs/{job_id}/artifacts/{name}", status, h.artifact)
+}
+
+// principalKey is the request context key of the authenticated principal.
+type principalKey struct{}
+
+// ServeHTTP authenticates the request and routes it. Unknown paths and
+// methods get JSON 404 and 405 answers.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	principal := ""
+	if h.opts.Authenticator != nil {
+		p, err := h.opts.Authenticator.Authenticate(r)
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="batch"`)
+			writeError(w, r, errUnauthorized(err), h.log)
+			return
+		}
+		principal = p
+	}
+	ctx := context.WithValue(batch.WithPrincipal(r.Context(), principal), principalKey{}, principal)
+	r = r.WithContext(ctx)
+	if _, pattern := h.mux.Handler(r); pattern == "" {
+		// Let the mux decide between 404 and 405, then answer in JSON.
+		rec := httptest.NewRecorder()
+		h.mux.ServeHTTP(rec, r)
+		if allow := rec.Header().Get("Allow"); allow != "" {
+			w.Header().Set("Allow", allow)
+		}
+		if rec.Code == http.StatusMethodNotAllowed {
+			writeError(w, r, &apiError{status: http.StatusMethodNotAllowed, code: "METHOD_NOT_ALLOWED", message: r.Method + " is not allowed here"}, h.log)
+			return
+		}
+		writeError(w, r, &apiError{status: http.StatusNotFound, code: string(batch.CodeNotFound), message: "no such endpoint: " + r.URL.Path}, h.log)
+		return
+	}
+	h.mux.ServeHTTP(w, r)
+}
+
+// principal returns the request's principal ("" on an open API).
+func principal(r *http.Request) string {
+	p, _ := r.Context().Value(principalKey{}).(string)
+	return p
+}
+
+// clientKey tells clients apart for rate limits: the principal when there
+// is one, else the remote address.
+func clientKey(r *http.Request) string {
+	if p := principal(r); p != "" {
+		return "p:" + p
+	}
+	return "ip:" + remoteHost(r.RemoteAddr)
+}

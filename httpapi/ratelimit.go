@@ -1,0 +1,140 @@
+package httpapi
+
+import (
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Limit allows Requests requests per client in any window of length Per.
+type Limit struct {
+	Requests int
+	Per      time.Duration
+}
+
+// RateLimits holds a [Limit] per route class. A zero Limit means the
+// document's default for that class.
+type RateLimits struct {
+	// JobCreation limits POST /jobs. Default 10 per hour.
+	JobCreation Limit
+	// StatusChecks limits reading jobs, their errors and artifacts, and job
+	// control. Default 600 per hour.
+	StatusChecks Limit
+	// TemplateManagement limits the template routes. Default 100 per hour.
+	TemplateManagement Limit
+}
+
+// The document's default limits.
+const (
+	DefaultJobCreationPerHour        = 10
+	DefaultStatusChecksPerHour       = 600
+	DefaultTemplateManagementPerHour = 100
+)
+
+func (l RateLimits) withDefaults() RateLimits {
+	fill := func(x *Limit, n int) {
+		if x.Requests <= 0 {
+			x.Requests = n
+		}
+		if x.Per <= 0 {
+			x.Per = time.Hour
+		}
+	}
+	fill(&l.JobCreation, DefaultJobCreationPerHour)
+	fill(&l.StatusChecks, DefaultStatusChecksPerHour)
+	fill(&l.TemplateManagement, DefaultTemplateManagementPerHour)
+	return l
+}
+
+// limitClass is a group of routes that share a limit.
+type limitClass struct {
+	name  string
+	limit Limit
+}
+
+// limiter counts requests per client and class in a sliding window: it
+// keeps the time of each request still inside the window, so "10 per hour"
+// means at most 10 in any hour, and it is exact under concurrency.
+type limiter struct {
+	now func() time.Time
+
+	// mu guards windows and swept.
+	mu      sync.Mutex
+	windows map[string]*window // by class|client
+	swept   time.Time
+}
+
+// window holds the times of a client's requests still inside its window.
+type window struct {
+	per  time.Duration
+	hits []time.Time // oldest first
+}
+
+func newLimiter(now func() time.Time) *limiter {
+	return &limiter{now: now, windows: make(map[string]*window)}
+}
+
+// allow counts a request of client in class, sets the X-RateLimit headers
+// and returns a RATE_LIMITED error (with Retry-After set) when the client
+// is over its limit.
+func (l *limiter) allow(w http.ResponseWriter, class *limitClass, client string) error {
+	now := l.now()
+	per, n := class.limit.Per, class.limit.Requests
+	key := class.name + "|" + client
+
+	l.mu.Lock()
+	win := l.windows[key]
+	if win == nil {
+		win = &window{per: per}
+		l.windows[key] = win
+	}
+	hits := win.hits
+	cut := now.Add(-per)
+	drop := 0
+	for drop < len(hits) && !hits[drop].After(cut) {
+		drop++
+	}
+	hits = hits[drop:]
+	allowed := len(hits) < n
+	if allowed {
+		hits = append(hits, now)
+	}
+	win.hits = hits
+	reset := now.Add(per)
+	if len(hits) > 0 {
+		reset = hits[0].Add(per)
+	}
+	remaining := n - len(hits)
+	if now.Sub(l.swept) > per {
+		l.sweep(now)
+	}
+	l.mu.Unlock()
+
+	h := w.Header()
+	h.Set("X-RateLimit-Limit", strconv.Itoa(n))
+	h.Set("X-RateLimit-Remaining", strconv.Itoa(max(remaining, 0)))
+	h.Set("X-RateLimit-Reset", strconv.FormatInt(int64(math.Ceil(float64(reset.UnixNano())/1e9)), 10))
+	if allowed {
+		return nil
+	}
+	wait := int64(math.Ceil(reset.Sub(now).Seconds()))
+	h.Set("Retry-After", strconv.FormatInt(max(wait, 1), 10))
+	return &apiError{
+		status:  http.StatusTooManyRequests,
+		code:    "RATE_LIMITED",
+		message: fmt.Sprintf("rate limit of %d requests per %s exceeded; retry in %d seconds", n, per, max(wait, 1)),
+	}
+}
+
+// sweep forgets clients with no request left in their window. l.mu is held.
+func (l *limiter) sweep(now time.Time) {
+	l.swept = now
+	for key, win := range l.windows {
+		if len(win.hits) == 0 || !win.hits[len(win.hits)-1].After(now.Add(-win.per)) {
+			delete(l.windows, key)
+		}
+	}
+}

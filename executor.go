@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -676,12 +677,15 @@ func runAttempt(ctx context.Context, timeout time.Duration, fn func(context.Cont
 	}
 }
 
-// safeCall runs fn, turning a panic into a SYSTEM_ERROR.
+// safeCall runs fn, turning a panic into a SYSTEM_ERROR that carries the
+// stack.
 func safeCall(ctx context.Context, fn func(context.Context) error) (err error) {
-	if rec := panics.Try(func() { err = fn(ctx) }); rec != nil {
-		return &Error{Code: CodeSystem, Message: fmt.Sprintf("panic: %v", rec.Value), Err: rec.AsError()}
-	}
-	return err
+	defer func() {
+		if v := recover(); v != nil {
+			err = &Error{Code: CodeSystem, Message: fmt.Sprintf("panic: %v", v), Err: fmt.Errorf("panic: %v\n%s", v, debug.Stack())}
+		}
+	}()
+	return fn(ctx)
 }
 
 // classify maps an item error to its code, message and whether a retry

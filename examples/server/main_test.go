@@ -1,0 +1,212 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// server is the real example binary running on a loopback port.
+type server struct {
+	cmd  *exec.Cmd
+	base string
+	done chan error
+}
+
+// buildServer compiles this package into dir.
+func buildServer(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "server")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	require.NoError(t, err, string(out))
+	return bin
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func startServer(t *testing.T, bin, db, addr string, args ...string) *server {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"-addr", addr, "-db", db}, args...)...)
+	stderr, err := cmd.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	s := &server{cmd: cmd, base: "http://" + addr + "/api/v1/batch", done: make(chan error, 1)}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			t.Log("server: " + sc.Text())
+		}
+		s.done <- cmd.Wait()
+	}()
+	require.Eventually(t, func() bool {
+		res, err := http.Get(s.base + "/jobs")
+		if err != nil {
+			return false
+		}
+		res.Body.Close()
+		return true
+	}, 30*time.Second, 20*time.Millisecond, "the server starts listening")
+	return s
+}
+
+// call sends a JSON request and decodes the answer.
+func call(t *testing.T, method, url, body string) (int, map[string]any) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	var out map[string]any
+	b, _ := io.ReadAll(res.Body)
+	if len(b) > 0 {
+		require.NoError(t, json.Unmarshal(b, &out), string(b))
+	}
+	return res.StatusCode, out
+}
+
+func data(m map[string]any) map[string]any { d, _ := m["data"].(map[string]any); return d }
+
+func progress(m map[string]any) (done, total float64) {
+	p := data(m)["progress"].(map[string]any)
+	return p["completed"].(float64) + p["failed"].(float64), p["total_operations"].(float64)
+}
+
+// TestServer_EndToEnd builds the example server, walks the document's
+// flows over HTTP, kills the server with SIGKILL in the middle of a job,
+// restarts it and checks the job completes with every item counted once.
+func TestServer_EndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the server binary")
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	bin := buildServer(t, dir)
+	db := filepath.Join(dir, "e2e.db")
+	addr := freeAddr(t)
+	srv := startServer(t, bin, db, addr, "-rate-limit=false")
+
+	// The document's Create Batch Job request over the 1,000 demo fields.
+	status, res := call(t, "POST", srv.base+"/jobs?wait=20s", `{"batch": {
+		"type": "field_update", "description": "Update irrigation schedules for all active fields",
+		"operations": [{"type": "update", "resource": "fields", "filter": {"status": "active", "irrigation_enabled": true},
+			"update": {"irrigation_schedule": {"frequency": "daily", "start_time": "06:00", "duration_minutes": 30}}}],
+		"options": {"parallel": true, "max_concurrent": 5, "retry": {"attempts": 3, "backoff": "exponential"},
+			"validation": {"mode": "strict", "on_error": "skip"}}}}`)
+	require.Equal(t, http.StatusCreated, status, res)
+	require.Equal(t, "completed", data(res)["status"])
+	done, total := progress(res)
+	require.Equal(t, total, done)
+	require.Positive(t, total)
+
+	// Status, list, export with its download, errors, control and mistakes.
+	id := data(res)["job_id"].(string)
+	status, res = call(t, "GET", srv.base+"/jobs/"+id, "")
+	require.Equal(t, http.StatusOK, status)
+	require.Equal(t, 100.0, data(res)["statistics"].(map[string]any)["success_rate"])
+	status, res = call(t, "GET", srv.base+"/jobs", "")
+	require.Equal(t, http.StatusOK, status)
+	require.Len(t, data(res)["jobs"], 1)
+	status, res = call(t, "POST", srv.base+"/jobs?wait=20s", `{"batch": {"operations": [{"type": "export", "resource": "fields", "where": "record.irrigation_schedule != nil"}]}}`)
+	require.Equal(t, http.StatusCreated, status, res)
+	artURL := data(res)["results"].([]any)[0].(map[string]any)["artifact"].(map[string]any)["url"].(string)
+	dl, err := http.Get("http://" + addr + artURL)
+	require.NoError(t, err)
+	var exported []map[string]any
+	require.NoError(t, json.NewDecoder(dl.Body).Decode(&exported))
+	dl.Body.Close()
+	require.Len(t, exported, int(total), "the export holds exactly the updated fields")
+	status, _ = call(t, "POST", srv.base+"/jobs/"+id+"/pause", "")
+	require.Equal(t, http.StatusConflict, status)
+	status, _ = call(t, "GET", srv.base+"/jobs/batch424242", "")
+	require.Equal(t, http.StatusNotFound, status)
+	status, res = call(t, "POST", srv.base+"/jobs", `{"batch": {"operations": [{"type": "process"}]}}`)
+	require.Equal(t, http.StatusBadRequest, status)
+	require.Equal(t, "INVALID_BATCH", res["error"].(map[string]any)["code"])
+
+	// A long job: 60,000 creates. Kill the server in the middle of it.
+	var recs []string
+	const creates = 60000
+	for i := range creates {
+		recs = append(recs, fmt.Sprintf(`{"id": "new%05d", "n": %d}`, i, i))
+	}
+	status, res = call(t, "POST", srv.base+"/jobs", `{"batch": {"operations": [{"type": "create", "resource": "fields", "records": [`+strings.Join(recs, ",")+`]}], "options": {"max_concurrent": 2}}}`)
+	require.Equal(t, http.StatusCreated, status, res)
+	big := data(res)["job_id"].(string)
+	var atKill float64
+	require.Eventually(t, func() bool {
+		_, res := call(t, "GET", srv.base+"/jobs/"+big, "")
+		done, total := progress(res)
+		atKill = done
+		return done > 0 && done < total
+	}, 30*time.Second, time.Millisecond, "the job gets under way")
+	require.NoError(t, srv.cmd.Process.Signal(syscall.SIGKILL))
+	<-srv.done
+	t.Logf("killed the server with job %s at %v of %d items", big, atKill, creates)
+
+	srv = startServer(t, bin, db, addr, "-rate-limit=false")
+	require.Eventually(t, func() bool {
+		_, res := call(t, "GET", srv.base+"/jobs/"+big, "")
+		return data(res)["status"] == "completed"
+	}, 60*time.Second, 10*time.Millisecond, "the job resumes and completes")
+	_, res = call(t, "GET", srv.base+"/jobs/"+big, "")
+	p := data(res)["progress"].(map[string]any)
+	require.Equal(t, float64(creates), p["total_operations"])
+	require.Equal(t, float64(creates), p["completed"], "every item counted once: a create run twice would fail")
+	require.Equal(t, 0.0, p["failed"])
+	status, res = call(t, "POST", srv.base+"/jobs?wait=20s", `{"batch": {"operations": [{"type": "export", "resource": "fields", "where": "record.id startsWith 'new'", "destination": {"format": "ndjson"}}]}}`)
+	require.Equal(t, http.StatusCreated, status, res)
+	require.Equal(t, float64(creates), data(res)["results"].([]any)[0].(map[string]any)["summary"].(map[string]any)["records"])
+
+	// SIGTERM stops the server gracefully with exit status 0.
+	require.NoError(t, srv.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case err := <-srv.done:
+		require.NoError(t, err, "graceful shutdown exits 0")
+	case <-time.After(30 * time.Second):
+		t.Fatal("the server did not stop on SIGTERM")
+	}
+}
+
+func TestServer_APIKeys(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the server binary")
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	srv := startServer(t, buildServer(t, dir), filepath.Join(dir, "keys.db"), freeAddr(t), "-api-key", "k1", "-demo=false")
+	defer func() {
+		srv.cmd.Process.Signal(syscall.SIGTERM)
+		<-srv.done
+	}()
+	status, _ := call(t, "GET", srv.base+"/jobs/batch1", "")
+	require.Equal(t, http.StatusUnauthorized, status)
+	req, _ := http.NewRequest("GET", srv.base+"/jobs", nil)
+	req.Header.Set("Authorization", "Bearer k1")
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	res.Body.Close()
+	require.Equal(t, http.StatusOK, res.StatusCode)
+}

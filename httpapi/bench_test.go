@@ -1,0 +1,128 @@
+package httpapi_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/batchworks/batch"
+	"github.com/batchworks/batch/httpapi"
+)
+
+// noop is a custom operation of params.count items that do nothing.
+var noop = batch.OperationFunc(func(ctx context.Context, spec *batch.OperationSpec, env *batch.Env) (*batch.Plan, error) {
+	n, _ := spec.Params["count"].(float64)
+	return &batch.Plan{
+		Count: int64(n),
+		Item:  func(i int64) (batch.Item, error) { return batch.Item{ResourceID: strconv.FormatInt(i, 10)}, nil },
+		Run:   func(context.Context, *batch.Item) error { return nil },
+	}, nil
+})
+
+// statusLoad has 32 clients read a job's status over loopback HTTP while a
+// 100,000-item job runs. Each client waits pace between reads (0: back to
+// back). It returns the latencies, sorted, and the reads per second.
+func statusLoad(b *testing.B, pace time.Duration) ([]time.Duration, float64, time.Duration) {
+	tb := setup(b, &httpapi.Options{DisableRateLimits: true}, &batch.Options{Operations: map[string]batch.Operation{"noop": noop}})
+	res := tb.do(b, "POST", "/jobs", `{"batch": {"operations": [{"type": "noop", "params": {"count": 100000}}], "options": {"max_concurrent": 8}}}`)
+	id := res.data["job_id"].(string)
+	url := tb.srv.URL + httpapi.Prefix + "/jobs/" + id
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	defer client.CloseIdleConnections()
+	var mu sync.Mutex
+	var lat []time.Duration
+	done := make(chan struct{})
+	var once sync.Once
+	var wg sync.WaitGroup
+	start := time.Now()
+	for c := range 32 {
+		wg.Go(func() {
+			var mine []time.Duration
+			defer func() { mu.Lock(); lat = append(lat, mine...); mu.Unlock() }()
+			next := time.Now().Add(pace * time.Duration(c) / 32) // spread the clients out
+			for {
+				if pace > 0 {
+					time.Sleep(time.Until(next))
+					next = next.Add(pace)
+				}
+				select {
+				case <-done:
+					return
+				default:
+				}
+				t0 := time.Now()
+				resp, err := client.Get(url)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				body, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				mine = append(mine, time.Since(t0))
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				if strings.Contains(string(body), `"status":"completed"`) {
+					once.Do(func() { close(done) })
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	slices.Sort(lat)
+	return lat, float64(len(lat)) / elapsed.Seconds(), elapsed
+}
+
+// BenchmarkStatusReads reads a running job's status over loopback HTTP with
+// 32 concurrent clients while a 100,000-item job runs (the issue asks for a
+// p99 under 5 ms). "polling" clients read every 10 ms each (3,200 reads/s
+// offered); "saturated" clients read back to back, which measures the
+// throughput ceiling (its latency is then set by queueing: 32 requests in
+// flight divided by the throughput).
+func BenchmarkStatusReads(b *testing.B) {
+	for _, tt := range []struct {
+		name string
+		pace time.Duration
+	}{{"polling", 10 * time.Millisecond}, {"saturated", 0}} {
+		b.Run(tt.name, func(b *testing.B) {
+			for b.Loop() {
+				lat, rate, elapsed := statusLoad(b, tt.pace)
+				b.ReportMetric(rate, "reads/s")
+				b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50_ms")
+				b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99_ms")
+				b.ReportMetric(elapsed.Seconds(), "job_s")
+			}
+		})
+	}
+}
+
+// BenchmarkSubmit submits small jobs over loopback HTTP (rate limits off)
+// and reports jobs per second.
+func BenchmarkSubmit(b *testing.B) {
+	tb := setup(b, &httpapi.Options{DisableRateLimits: true}, nil)
+	body := `{"batch": {"operations": [{"type": "create", "resource": "fields", "records": [{"crop": "rice"}]}]}}`
+	start := time.Now()
+	n := 0
+	for b.Loop() {
+		req, _ := http.NewRequest("POST", tb.srv.URL+httpapi.Prefix+"/jobs", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusCreated {
+			b.Fatalf("status %d", res.StatusCode)
+		}
+		n++
+	}
+	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "jobs/s")
+}

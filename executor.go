@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -373,7 +374,11 @@ func (r *jobRun) pass(feedCtx, itemCtx context.Context, b *Batch, plans []*Plan,
 	}
 	p := pool.New().WithMaxGoroutines(opts.MaxConcurrent)
 	defer p.Wait()
+	fed := 0
 	feed := func(plan *Plan, it Item) {
+		if fed++; fed%8 == 0 {
+			runtime.Gosched() // let other goroutines (status reads) in between bursts
+		}
 		it.JobID, it.Type = r.id, b.Operations[it.Operation].Type
 		p.Go(func() {
 			if validating {

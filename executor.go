@@ -376,7 +376,7 @@ func (r *jobRun) pass(feedCtx, itemCtx context.Context, b *Batch, plans []*Plan,
 	defer p.Wait()
 	fed := 0
 	feed := func(plan *Plan, it Item) {
-		if fed++; fed%8 == 0 {
+		if fed++; fed%32 == 0 {
 			runtime.Gosched() // let other goroutines (status reads) in between bursts
 		}
 		it.JobID, it.Type = r.id, b.Operations[it.Operation].Type

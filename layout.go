@@ -51,11 +51,11 @@ type jobRecord struct {
 	Job
 	// Ops are the item ranges of the batch's operations, set once the job
 	// has been expanded.
-	Ops       []opRange `json:"ops,omitempty"`
+	Ops []opRange `json:"ops,omitempty"`
 	// Options are the batch's options with defaults filled in.
 	Options   BatchOptions `json:"options"`
-	Expanded  bool      `json:"expanded,omitempty"`
-	Validated bool      `json:"validated,omitempty"`
+	Expanded  bool         `json:"expanded,omitempty"`
+	Validated bool         `json:"validated,omitempty"`
 	// ItemNanos is the summed run time of finished items.
 	ItemNanos int64 `json:"item_nanos,omitempty"`
 	// IdempotencyKey is the key the job was submitted with, if any.

@@ -31,6 +31,11 @@ type Options struct {
 	Collections []string
 	// Bolt configures the bbolt file [Open] opens; ignored by [New].
 	Bolt *BoltOptions
+	// Retention is how long finished jobs are kept: the engine runs
+	// [Engine.Cleanup] for jobs that finished longer ago than this, shortly
+	// after it opens and then every hour. 0 means [DefaultRetention] (30
+	// days); a negative value disables it.
+	Retention time.Duration
 }
 
 // Defaults for [Options].
@@ -158,8 +163,10 @@ func New(store Store, opts *Options) (*Engine, error) {
 		}
 	}
 	e.registerBuiltins()
+	e.startAudit()
 	e.committer = newCommitter(e)
 	e.wg.Go(e.committer.loop)
+	e.startRetention()
 	if err := e.recover(); err != nil {
 		e.Close(context.Background())
 		return nil, err

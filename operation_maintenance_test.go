@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
@@ -493,4 +494,103 @@ func TestBackup_WhileAJobWrites(t *testing.T) {
 	restore := runJob(t, b.e, ops(batch.OperationSpec{Type: "restore", Source: &batch.Source{JobID: backup.ID}}))
 	require.Equal(t, int64(1), restore.Progress.Completed, "errors: %+v", restore.Errors)
 	require.Len(t, allFields(t, b.e), 3000)
+}
+
+// buildBallast writes size bytes of incompressible filler into a bbolt
+// file quickly (NoSync, 16 MiB per transaction), so that a store of a
+// realistic size can be had in seconds.
+func buildBallast(b *testing.B, path string, size int64) {
+	b.Helper()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{NoSync: true, Timeout: time.Second})
+	require.NoError(b, err)
+	rng := rand.NewChaCha8([32]byte{1})
+	val := make([]byte, 64<<10)
+	var key uint64
+	for written := int64(0); written < size; {
+		require.NoError(b, db.Update(func(tx *bolt.Tx) error {
+			bk, err := tx.CreateBucketIfNotExists([]byte("bench_ballast"))
+			if err != nil {
+				return err
+			}
+			for range 256 {
+				_, _ = rng.Read(val)
+				key++
+				if err := bk.Put(binary.BigEndian.AppendUint64(nil, key), val); err != nil {
+					return err
+				}
+				written += int64(len(val))
+			}
+			return nil
+		}))
+	}
+	require.NoError(b, db.Sync())
+	require.NoError(b, db.Close())
+}
+
+// BenchmarkBackupDuringJob measures what an online backup costs a running
+// job: the same update job over every record runs alone and then beside a
+// backup of the whole store (1 GiB of data and 100,000 records; 32 MiB and
+// 10,000 with -short). It reports both throughputs, the drop and the
+// backup's wall time.
+//
+//	go test -run '^$' -bench BenchmarkBackupDuringJob -benchtime 1x .
+func BenchmarkBackupDuringJob(b *testing.B) {
+	size, n := int64(1<<30), 100_000
+	if testing.Short() {
+		size, n = 32<<20, 10_000
+	}
+	path := filepath.Join(b.TempDir(), "bench.db")
+	buildBallast(b, path, size)
+	e, err := batch.Open(path, &batch.Options{Retention: -1})
+	require.NoError(b, err)
+	defer e.Close(context.Background())
+	putFields(b, e, n, func(i int) batch.Record { return batch.Record{"area": float64(i % 500), "status": "active"} })
+	update := &batch.Batch{
+		Operations: []batch.OperationSpec{{Type: "update", Resource: "fields", Where: "true", Update: map[string]any{"checked": true}}},
+		Options:    batch.BatchOptions{MaxConcurrent: 16},
+	}
+	ctx := context.Background()
+	wait := func(id string) *batch.Job {
+		job, err := e.Wait(ctx, id)
+		require.NoError(b, err)
+		require.Equal(b, batch.StateCompleted, job.Status)
+		require.Zero(b, job.Progress.Failed, "errors: %+v", job.Errors)
+		return job
+	}
+	var alone, beside, backupTime time.Duration
+	var backupSize float64
+	for b.Loop() {
+		start := time.Now()
+		job, err := e.Submit(ctx, update, nil)
+		require.NoError(b, err)
+		wait(job.ID)
+		alone += time.Since(start)
+
+		start = time.Now()
+		job, err = e.Submit(ctx, update, nil)
+		require.NoError(b, err)
+		bk, err := e.Submit(ctx, ops(batch.OperationSpec{Type: "backup"}), nil)
+		require.NoError(b, err)
+		var jobDone time.Duration
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			wait(job.ID)
+			jobDone = time.Since(start)
+		}()
+		bj := wait(bk.ID)
+		backupTime += time.Since(start)
+		<-done
+		beside += jobDone
+		backupSize = bj.Results[0].Summary.(map[string]any)["size"].(float64)
+		require.NoError(b, e.Delete(ctx, bk.ID)) // drop the artifact again
+	}
+	iters := float64(b.N)
+	rateAlone := float64(n) * iters / alone.Seconds()
+	rateBeside := float64(n) * iters / beside.Seconds()
+	b.ReportMetric(rateAlone, "items/s-alone")
+	b.ReportMetric(rateBeside, "items/s-with-backup")
+	b.ReportMetric(100*(1-rateBeside/rateAlone), "drop-%")
+	b.ReportMetric(backupTime.Seconds()/iters, "backup-s")
+	b.ReportMetric(backupSize/(1<<20), "backup-MiB")
 }

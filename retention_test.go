@@ -2,6 +2,7 @@ package batch_test
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"testing"
 	"time"
@@ -32,6 +33,9 @@ func TestRetention_SweepsOldFinishedJobs(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "batch.db")
 			// Retention is off in the first engine (openOps turns 0 into -1).
 			b := reopenOps(t, path, &batch.Options{Now: clock.Now, MaxRunningJobs: 1})
+			// ancient is gone in every sweep: seeing it go proves one ran.
+			ancient := runJob(t, b.e, ops(batch.OperationSpec{Type: "export", Resource: "fields"}))
+			clock.Add(400 * 24 * time.Hour)
 			job := runJob(t, b.e, ops(batch.OperationSpec{Type: "export", Resource: "fields"}))
 			release := make(chan struct{})
 			require.NoError(t, b.e.RegisterOperation("hold", holdOp(release)))
@@ -47,33 +51,45 @@ func TestRetention_SweepsOldFinishedJobs(t *testing.T) {
 			require.NoError(t, b.e.Close(context.Background()))
 
 			// Reopen later with retention on: the first sweep runs at once.
+			// It lists its jobs first and deletes them in id order, so once
+			// the last one it deletes is gone, it is done.
 			clock.Add(tt.advance)
 			store, err := batch.OpenBoltStore(path, nil)
 			require.NoError(t, err)
 			e, err := batch.New(store, &batch.Options{Now: clock.Now, Retention: tt.retention})
 			require.NoError(t, err)
 			t.Cleanup(func() { e.Close(context.Background()) })
+			last := ancient.ID
 			if tt.deleted {
+				last = blocker.ID
+			}
+			if tt.retention < 0 {
+				// Disabled: there is no sweep to wait for; give one the
+				// chance to run wrongly.
+				time.Sleep(50 * time.Millisecond)
+				_, err := e.Job(t.Context(), ancient.ID)
+				require.NoError(t, err)
+			} else {
 				require.Eventually(t, func() bool {
-					_, err1 := e.Job(t.Context(), job.ID)
-					_, err2 := e.Job(t.Context(), blocker.ID)
-					return err1 != nil && err2 != nil
+					_, err := e.Job(t.Context(), last)
+					return errors.Is(err, batch.ErrNotFound)
 				}, 10*time.Second, time.Millisecond)
-				_, err := e.Job(t.Context(), job.ID)
-				require.ErrorIs(t, err, batch.ErrNotFound)
-				_, err = e.Job(t.Context(), blocker.ID)
-				require.ErrorIs(t, err, batch.ErrNotFound)
+			}
+			for _, id := range []string{job.ID, blocker.ID} {
+				_, err := e.Job(t.Context(), id)
+				if tt.deleted {
+					require.ErrorIs(t, err, batch.ErrNotFound)
+				} else {
+					require.NoError(t, err)
+				}
+			}
+			if tt.deleted {
 				// The trail stays, ending with who deleted it (the engine).
 				page, err := e.JobEvents(t.Context(), job.ID, nil)
 				require.NoError(t, err)
 				last := page.Events[len(page.Events)-1]
 				require.Equal(t, batch.EventJobDeleted, last.Type)
 				require.Equal(t, "", last.Principal)
-			} else {
-				// Give a sweep time to run, then check nothing went.
-				time.Sleep(50 * time.Millisecond)
-				_, err := e.Job(t.Context(), job.ID)
-				require.NoError(t, err)
 			}
 			p, err := e.Job(t.Context(), paused.ID)
 			require.NoError(t, err, "a paused job is never swept")

@@ -32,6 +32,12 @@ type Options struct {
 	// Bolt configures the bbolt file [Open] opens; ignored by [New].
 	Bolt *BoltOptions
 
+	// Retention is how long finished jobs are kept: the engine runs
+	// [Engine.Cleanup] for jobs that finished longer ago than this, shortly
+	// after it opens and then every hour. 0 means [DefaultRetention] (30
+	// days); a negative value disables it.
+	Retention time.Duration
+
 	// Operations, Resources and Backoffs are registered before the engine
 	// resumes the store's unfinished jobs, as if by RegisterOperation,
 	// RegisterResource and RegisterBackoff. A job that resumes needs the
@@ -185,8 +191,10 @@ func New(store Store, opts *Options) (*Engine, error) {
 			return nil, err
 		}
 	}
+	e.startAudit()
 	e.committer = newCommitter(e)
 	e.wg.Go(e.committer.loop)
+	e.startRetention()
 	if err := e.recover(); err != nil {
 		e.Close(context.Background())
 		return nil, err

@@ -81,7 +81,7 @@ func TestEngine_SubmitRejectsBadBatches(t *testing.T) {
 		{"import bad format", `{"operations": [{"type": "import", "resource": "fields", "source": {"format": "xml", "data": "<a/>"}}]}`, map[string]string{"operations[0].source.format": batch.DetailInvalidValue}},
 		{"import non-object row", `{"operations": [{"type": "import", "resource": "fields", "source": {"format": "json", "data": [{"id": "a"}, 3]}}]}`, map[string]string{"operations[0].source.data[1]": batch.DetailInvalidValue}},
 		{"export bad format", `{"operations": [{"type": "export", "resource": "fields", "destination": {"format": "pdf"}}]}`, map[string]string{"operations[0].destination.format": batch.DetailInvalidValue}},
-		{"not implemented yet", `{"operations": [{"type": "backup"}]}`, map[string]string{"operations[0].type": batch.DetailNotImplemented}},
+		{"backup takes no resource", `{"operations": [{"type": "backup", "resource": "fields"}]}`, map[string]string{"operations[0].resource": batch.DetailUnknownField}},
 		{"negative max_concurrent", `{"operations": [{"type": "delete", "resource": "fields", "filter": {"a": 1}}], "options": {"max_concurrent": -1}}`, map[string]string{"options.max_concurrent": batch.DetailInvalidValue}},
 		{"unknown backoff", `{"operations": [{"type": "delete", "resource": "fields", "filter": {"a": 1}}], "options": {"retry": {"backoff": "fibonacci"}}}`, map[string]string{"options.retry.backoff": batch.DetailInvalidValue}},
 		{"custom backoff not registered", `{"operations": [{"type": "delete", "resource": "fields", "filter": {"a": 1}}], "options": {"retry": {"backoff": "custom", "function": "nope"}}}`, map[string]string{"options.retry.function": batch.DetailInvalidValue}},

@@ -60,16 +60,20 @@
 //
 // # Operations
 //
-// Every operation type of the document is registered: create (records),
-// update (filter or where, plus update, merged into each record as an RFC
-// 7396 merge patch: a null removes a key), delete (filter or where; one of
-// them is required, use "where": "true" for everything), import (source
-// {"format": "json"|"ndjson"|"csv", "data": ...}, upserting by id) and
-// export (optional filter, destination {"format"}, producing an artifact;
-// read it with [Engine.OpenArtifact]). Types whose implementation has not
-// landed yet (backup, restore, cleanup, optimize, calculate, analyze,
-// generate, validate) refuse batches with a NOT_IMPLEMENTED detail rather
-// than pretending to succeed.
+// Every operation type of the document is built in. Data operations:
+// create (records), update (filter or where, plus update, merged into each
+// record as an RFC 7396 merge patch: a null removes a key), delete (filter
+// or where; one of them is required, use "where": "true" for everything),
+// import (source {"format": "json"|"ndjson"|"csv", "data": ...},
+// upserting by id) and export (optional filter, destination {"format"},
+// producing an artifact; read it with [Engine.OpenArtifact]). Processing:
+// calculate (set fields from expressions), validate (rules; each failing
+// record is a failed item), analyze (count/sum/avg/min/max, optionally
+// grouped, in the job's results) and generate (the same aggregates as a
+// CSV or JSON report artifact). Maintenance: backup (a consistent snapshot
+// artifact with size and SHA-256), restore (the built-in collections back
+// to a backup), cleanup (finished jobs older than older_than) and optimize
+// (compacts the store file); the payload fields are on [OperationSpec].
 //
 // Filters are equality maps on top-level fields. A where string is an expr
 // expression (github.com/expr-lang/expr) over `record`, compiled once per

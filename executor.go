@@ -724,6 +724,9 @@ func (r *jobRun) finish(execErr error) {
 		r.mu.Unlock()
 		r.e.emitJob(ev, by, rec)
 	}
+	// Wake waiters only now, so that whoever Wait returns to finds the
+	// event already reported (and recorded by the audit log).
+	r.e.notify()
 }
 
 // settle stores the job's final (or paused) state under the engine lock, so
@@ -737,7 +740,6 @@ func (r *jobRun) settle(execErr error) (*jobRecord, EventType) {
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	defer e.notifyLocked()
 	e.running--
 	delete(e.runs, r.id)
 	defer e.dispatchLocked()

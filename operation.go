@@ -130,19 +130,12 @@ func (e *Engine) registerBuiltins() {
 	e.ops[OpDelete] = OperationFunc(planDelete)
 	e.ops[OpImport] = OperationFunc(planImport)
 	e.ops[OpExport] = OperationFunc(planExport)
-	for _, name := range []string{OpBackup, OpRestore, OpCleanup, OpOptimize, OpCalculate, OpAnalyze, OpGenerate, OpValidate} {
-		e.ops[name] = notImplemented(name)
-	}
-}
-
-// notImplemented is a registered operation type that refuses every batch
-// until its implementation lands.
-func notImplemented(name string) Operation {
-	return OperationFunc(func(context.Context, *OperationSpec, *Env) (*Plan, error) {
-		return nil, &Error{Code: CodeInvalidBatch, Message: "not implemented", Details: []Detail{{
-			Field:   "type",
-			Code:    DetailNotImplemented,
-			Message: fmt.Sprintf("operation type %s is not implemented yet", name),
-		}}}
-	})
+	e.ops[OpBackup] = OperationFunc(planBackup)
+	e.ops[OpRestore] = OperationFunc(planRestore)
+	e.ops[OpCleanup] = OperationFunc(planCleanup)
+	e.ops[OpOptimize] = OperationFunc(planOptimize)
+	e.ops[OpCalculate] = OperationFunc(planCalculate)
+	e.ops[OpAnalyze] = OperationFunc(planAnalyze)
+	e.ops[OpGenerate] = OperationFunc(planGenerate)
+	e.ops[OpValidate] = OperationFunc(planValidate)
 }

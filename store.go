@@ -1,6 +1,9 @@
 package batch
 
-import "io"
+import (
+	"context"
+	"io"
+)
 
 // Store is the durable state under an [Engine]: an ordered, transactional
 // key-value store with named buckets. Everything the engine keeps (jobs,
@@ -58,4 +61,13 @@ type Snapshotter interface {
 	// Snapshot writes a consistent copy of the whole store to w and returns
 	// the number of bytes written.
 	Snapshot(w io.Writer) (int64, error)
+}
+
+// Compactor is a [Store] whose file can be rewritten without its free space
+// while the engine runs; the optimize operation uses it. The bbolt store is
+// one. Transactions started meanwhile wait for it to finish.
+type Compactor interface {
+	// Compact compacts the store and returns its size in bytes before and
+	// after. It must not be called from inside a transaction.
+	Compact(ctx context.Context) (before, after int64, err error)
 }

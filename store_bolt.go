@@ -2,10 +2,14 @@ package batch
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -25,12 +29,20 @@ type BoltOptions struct {
 // boltStore is the bbolt [Store]: one file, one writer at a time, readers
 // that never wait for the writer.
 type boltStore struct {
+	path string
+	opts *bolt.Options
+
+	// mu guards db: every transaction holds it for reading; Compact holds it
+	// for writing while it swaps the file, so work waits instead of failing.
+	// A transaction function must never start another transaction.
+	mu sync.RWMutex
 	db *bolt.DB
 }
 
 var (
 	_ Store       = (*boltStore)(nil)
 	_ Snapshotter = (*boltStore)(nil)
+	_ Compactor   = (*boltStore)(nil)
 )
 
 // OpenBoltStore opens (creating it if needed) the bbolt file at path as a
@@ -44,31 +56,111 @@ func OpenBoltStore(path string, opts *BoltOptions) (Store, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = time.Second
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
+	bo := &bolt.Options{
 		Timeout:         o.Timeout,
 		NoSync:          o.NoSync,
 		InitialMmapSize: 64 << 20,
 		FreelistType:    bolt.FreelistMapType,
-	})
+	}
+	db, err := bolt.Open(path, 0o600, bo)
 	if err != nil {
 		return nil, fmt.Errorf("batch: open bolt store %s: %w", path, err)
 	}
-	return &boltStore{db: db}, nil
+	return &boltStore{path: path, opts: bo, db: db}, nil
 }
 
 func (s *boltStore) View(fn func(Tx) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	return s.db.View(func(tx *bolt.Tx) error { return fn(&boltTx{tx: tx}) })
 }
 
 func (s *boltStore) Update(fn func(Tx) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	return s.db.Update(func(tx *bolt.Tx) error { return fn(&boltTx{tx: tx}) })
 }
 
-func (s *boltStore) Close() error { return s.db.Close() }
+func (s *boltStore) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.db.Close()
+}
+
+// Compact rewrites the file with only its live data (bbolt files never
+// shrink on their own): it copies into a temporary file beside it, swaps
+// that in and reopens it. Transactions wait meanwhile. When the copy fails
+// the original file stays in use. It must not be called from inside a
+// transaction.
+func (s *boltStore) Compact(ctx context.Context) (before, after int64, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return 0, 0, err
+	}
+	if before, err = fileSize(s.path); err != nil {
+		return 0, 0, err
+	}
+	tmp := s.path + ".compact"
+	_ = os.Remove(tmp)
+	dst, err := bolt.Open(tmp, 0o600, &bolt.Options{Timeout: s.opts.Timeout, NoSync: true, FreelistType: bolt.FreelistMapType})
+	if err != nil {
+		return before, 0, fmt.Errorf("batch: compact: %w", err)
+	}
+	err = bolt.Compact(dst, s.db, 64<<20)
+	if err == nil {
+		err = dst.Sync()
+	}
+	if cerr := dst.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return before, before, fmt.Errorf("batch: compact: %w", err)
+	}
+	if err := s.db.Close(); err != nil {
+		os.Remove(tmp)
+		return before, before, fmt.Errorf("batch: compact: closing the store: %w", err)
+	}
+	renameErr := os.Rename(tmp, s.path)
+	if renameErr == nil {
+		syncDir(filepath.Dir(s.path))
+	} else {
+		os.Remove(tmp)
+	}
+	db, err := bolt.Open(s.path, 0o600, s.opts)
+	if err != nil {
+		return before, 0, fmt.Errorf("batch: compact: reopening %s: %w", s.path, err)
+	}
+	s.db = db
+	if renameErr != nil {
+		return before, before, fmt.Errorf("batch: compact: %w", renameErr)
+	}
+	after, err = fileSize(s.path)
+	return before, after, err
+}
+
+func fileSize(path string) (int64, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0, fmt.Errorf("batch: %w", err)
+	}
+	return fi.Size(), nil
+}
+
+// syncDir makes a rename in dir durable; failures only weaken that.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+}
 
 // Snapshot writes a consistent copy of the database file to w, taken in one
 // read transaction so writers are not held up.
 func (s *boltStore) Snapshot(w io.Writer) (int64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	var n int64
 	err := s.db.View(func(tx *bolt.Tx) error {
 		var err error

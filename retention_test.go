@@ -1,0 +1,136 @@
+package batch_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/batchworks/batch"
+)
+
+func TestRetention_SweepsOldFinishedJobs(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		retention time.Duration
+		advance   time.Duration
+		deleted   bool
+	}{
+		{"default keeps 29 days", 0, 29 * 24 * time.Hour, false},
+		{"default drops after 30 days", 0, 31 * 24 * time.Hour, true},
+		{"custom", 2 * time.Hour, 3 * time.Hour, true},
+		{"disabled", -1, 365 * 24 * time.Hour, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			clock := newOpsClock()
+			path := filepath.Join(t.TempDir(), "batch.db")
+			// Retention is off in the first engine (openOps turns 0 into -1).
+			b := reopenOps(t, path, &batch.Options{Now: clock.Now, MaxRunningJobs: 1})
+			// ancient is gone in every sweep: seeing it go proves one ran.
+			ancient := runJob(t, b.e, ops(batch.OperationSpec{Type: "export", Resource: "fields"}))
+			clock.Add(400 * 24 * time.Hour)
+			job := runJob(t, b.e, ops(batch.OperationSpec{Type: "export", Resource: "fields"}))
+			release := make(chan struct{})
+			require.NoError(t, b.e.RegisterOperation("hold", holdOp(release)))
+			blocker, err := b.e.Submit(t.Context(), ops(batch.OperationSpec{Type: "hold"}), nil)
+			require.NoError(t, err)
+			paused, err := b.e.Submit(t.Context(), ops(batch.OperationSpec{Type: "hold"}), nil)
+			require.NoError(t, err)
+			_, err = b.e.Pause(t.Context(), paused.ID)
+			require.NoError(t, err)
+			close(release)
+			_, err = b.e.Wait(t.Context(), blocker.ID)
+			require.NoError(t, err)
+			require.NoError(t, b.e.Close(context.Background()))
+
+			// Reopen later with retention on: the first sweep runs at once.
+			// It lists its jobs first and deletes them in id order, so once
+			// the last one it deletes is gone, it is done.
+			clock.Add(tt.advance)
+			store, err := batch.OpenBoltStore(path, nil)
+			require.NoError(t, err)
+			e, err := batch.New(store, &batch.Options{Now: clock.Now, Retention: tt.retention})
+			require.NoError(t, err)
+			t.Cleanup(func() { e.Close(context.Background()) })
+			last := ancient.ID
+			if tt.deleted {
+				last = blocker.ID
+			}
+			if tt.retention < 0 {
+				// Disabled: there is no sweep to wait for; give one the
+				// chance to run wrongly.
+				time.Sleep(50 * time.Millisecond)
+				_, err := e.Job(t.Context(), ancient.ID)
+				require.NoError(t, err)
+			} else {
+				require.Eventually(t, func() bool {
+					_, err := e.Job(t.Context(), last)
+					return errors.Is(err, batch.ErrNotFound)
+				}, 10*time.Second, time.Millisecond)
+			}
+			for _, id := range []string{job.ID, blocker.ID} {
+				_, err := e.Job(t.Context(), id)
+				if tt.deleted {
+					require.ErrorIs(t, err, batch.ErrNotFound)
+				} else {
+					require.NoError(t, err)
+				}
+			}
+			if tt.deleted {
+				// The trail stays, ending with who deleted it (the engine).
+				page, err := e.JobEvents(t.Context(), job.ID, nil)
+				require.NoError(t, err)
+				last := page.Events[len(page.Events)-1]
+				require.Equal(t, batch.EventJobDeleted, last.Type)
+				require.Equal(t, "", last.Principal)
+			}
+			p, err := e.Job(t.Context(), paused.ID)
+			require.NoError(t, err, "a paused job is never swept")
+			require.Equal(t, batch.StatePaused, p.Status)
+		})
+	}
+}
+
+func TestCleanup_DropsOldAuditTrails(t *testing.T) {
+	t.Parallel()
+	clock := newOpsClock()
+	b := openOps(t, &batch.Options{Now: clock.Now})
+	job := runJob(t, b.e, ops(batch.OperationSpec{Type: "export", Resource: "fields"}))
+	waitEvent(t, b.e, job.ID, batch.EventJobCompleted)
+	clock.Add(2 * time.Hour)
+	st, err := b.e.Cleanup(t.Context(), clock.Now().Add(-time.Hour))
+	require.NoError(t, err)
+	require.Equal(t, int64(1), st.Jobs)
+	require.Equal(t, int64(3), st.AuditEvents, "the log's three events from before the cutoff")
+	page, err := b.e.JobEvents(t.Context(), job.ID, nil)
+	require.NoError(t, err)
+	require.Equal(t, batch.EventJobDeleted, page.Events[len(page.Events)-1].Type)
+
+	clock.Add(2 * time.Hour)
+	st, err = b.e.Cleanup(t.Context(), clock.Now().Add(-time.Hour))
+	require.NoError(t, err)
+	require.Equal(t, int64(0), st.Jobs)
+	require.Equal(t, int64(5), st.AuditEvents, "the deleted job's trail of four, and job_deleted in the log")
+	_, err = b.e.JobEvents(t.Context(), job.ID, nil)
+	require.ErrorIs(t, err, batch.ErrNotFound)
+	all, err := b.e.AuditEvents(t.Context(), nil)
+	require.NoError(t, err)
+	require.Empty(t, all.Events)
+}
+
+// Not parallel: goleak needs the other tests' goroutines out of the way,
+// and parallel tests wait until the serial ones are done.
+func TestRetention_LoopStopsWithClose(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	e, err := batch.Open(filepath.Join(t.TempDir(), "batch.db"), &batch.Options{Retention: time.Hour})
+	require.NoError(t, err)
+	runJob(t, e, ops(batch.OperationSpec{Type: "export", Resource: "fields"}))
+	require.NoError(t, e.Close(context.Background()))
+}

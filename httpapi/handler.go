@@ -141,6 +141,7 @@ func (h *Handler) routes() {
 	h.route("POST /jobs/{job_id}/cancel", status, h.cancelJob)
 	h.route("GET /jobs/{job_id}/errors", status, h.jobErrors)
 	h.route("GET /jobs/{job_id}/artifacts/{name}", status, h.artifact)
+	h.route("GET /jobs/{job_id}/events", status, h.jobEvents)
 }
 
 // principalKey is the request context key of the authenticated principal.

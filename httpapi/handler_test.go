@@ -382,6 +382,29 @@ func TestAuthAndOwnership(t *testing.T) {
 	}
 	require.Empty(t, tb.do(t, "GET", "/jobs", "", bob...).data["jobs"], "bob never sees alice's job")
 	require.Len(t, tb.do(t, "GET", "/jobs", "", alice...).data["jobs"], 1)
+
+	// The audit trail names who did what, and stays private, also after
+	// the job is deleted.
+	require.Eventually(t, func() bool { return tb.do(t, "GET", "/jobs/"+id, "", alice...).data["status"] == "completed" }, 10*time.Second, 5*time.Millisecond)
+	require.Equal(t, http.StatusNoContent, tb.do(t, "DELETE", "/jobs/"+id, "", alice...).status)
+	require.Eventually(t, func() bool {
+		events := tb.do(t, "GET", "/jobs/"+id+"/events", "", alice...)
+		list, _ := events.data["events"].([]any)
+		return events.status == http.StatusOK && len(list) >= 4 && list[len(list)-1].(map[string]any)["type"] == "job_deleted"
+	}, 10*time.Second, 5*time.Millisecond)
+	events := tb.do(t, "GET", "/jobs/"+id+"/events", "", alice...)
+	var types []string
+	for _, ev := range events.data["events"].([]any) {
+		m := ev.(map[string]any)
+		types = append(types, m["type"].(string))
+		require.NotEmpty(t, m["at"])
+	}
+	require.Equal(t, []string{"job_created", "job_started", "job_completed", "job_deleted"}, types)
+	first := events.data["events"].([]any)[0].(map[string]any)
+	require.Equal(t, first["principal"], events.data["events"].([]any)[3].(map[string]any)["principal"])
+	require.NotEmpty(t, first["principal"])
+	require.Equal(t, http.StatusNotFound, tb.do(t, "GET", "/jobs/"+id+"/events", "", bob...).status)
+	require.Equal(t, http.StatusNotFound, tb.do(t, "GET", "/jobs/batch9999/events", "", alice...).status)
 }
 
 func TestRateLimits(t *testing.T) {

@@ -292,3 +292,38 @@ func (h *Handler) artifact(w http.ResponseWriter, r *http.Request) error {
 	}
 	return nil
 }
+
+// jobEvents handles GET /jobs/{job_id}/events?cursor=&limit=: the job's
+// audit trail, which outlives the job itself.
+func (h *Handler) jobEvents(w http.ResponseWriter, r *http.Request) error {
+	cursor, limit, err := pageParams(r)
+	if err != nil {
+		return err
+	}
+	id := r.PathValue("job_id")
+	notYours := &batch.Error{Code: batch.CodeNotFound, Message: "job not found: " + id}
+	switch job, err := h.engine.Job(r.Context(), id); {
+	case err == nil && job.Owner != principal(r):
+		return notYours
+	case err != nil && !errors.Is(err, batch.ErrNotFound):
+		return err
+	case err != nil:
+		// A deleted job: its trail names the owner.
+		first, err := h.engine.JobEvents(r.Context(), id, &batch.PageOptions{Limit: 1})
+		if err != nil {
+			return err
+		}
+		if len(first.Events) == 0 {
+			return notYours
+		}
+		if owner, _ := first.Events[0].Details["owner"].(string); owner != principal(r) {
+			return notYours
+		}
+	}
+	page, err := h.engine.JobEvents(r.Context(), id, &batch.PageOptions{Cursor: cursor, Limit: limit})
+	if err != nil {
+		return err
+	}
+	writeData(w, http.StatusOK, page)
+	return nil
+}

@@ -44,6 +44,9 @@ func (e *Engine) Submit(ctx context.Context, b *Batch, opts *SubmitOptions) (*Jo
 	if so.Owner == "" {
 		so.Owner = PrincipalFrom(ctx)
 	}
+	if so.TemplateID == "" {
+		so.TemplateID = b.TemplateID
+	}
 	if e.isClosed() {
 		return nil, ErrClosed
 	}
@@ -155,7 +158,11 @@ func (e *Engine) Validate(ctx context.Context, b *Batch) error {
 // canonical JSON form (numbers as float64), as it will be stored.
 func (e *Engine) check(ctx context.Context, b *Batch) (*Batch, int64, error) {
 	if b.TemplateID != "" || b.Parameters != nil {
-		return nil, 0, invalidBatch([]Detail{{Field: "template_id", Code: DetailNotImplemented, Message: "submitting from a template is not implemented yet"}})
+		rendered, err := e.fromTemplate(ctx, b)
+		if err != nil {
+			return nil, 0, err
+		}
+		b = rendered
 	}
 	nb, err := normalizeJSON(*b)
 	if err != nil {

@@ -18,6 +18,10 @@ const (
 	EventJobFailed    EventType = "job_failed"
 	EventJobCancelled EventType = "job_cancelled"
 	EventJobDeleted   EventType = "job_deleted"
+
+	EventTemplateCreated EventType = "template_created"
+	EventTemplateUpdated EventType = "template_updated"
+	EventTemplateDeleted EventType = "template_deleted"
 )
 
 // Event is one change to a job (or, for later event types, a template,
@@ -28,6 +32,8 @@ type Event struct {
 	// Principal is who caused it ("" for the engine itself).
 	Principal string `json:"principal,omitempty"`
 	JobID     string `json:"job_id,omitempty"`
+	// ObjectID names the template, schedule or webhook of other events.
+	ObjectID string `json:"object_id,omitempty"`
 	// Job is the job as it stood right after the change, for job events.
 	Job *Job `json:"-"`
 }

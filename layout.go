@@ -197,3 +197,76 @@ func (r *itemRecord) itemError(index int64) ItemError {
 		Status:         r.State.String(),
 	}
 }
+
+// Stored objects (templates, and later schedules and webhooks) live in a
+// bucket per kind, keyed by sequence, with ids like "template12".
+
+// parseObjectID returns the sequence number in an object id with prefix.
+func parseObjectID(id, prefix string) (uint64, bool) {
+	s, ok := strings.CutPrefix(id, prefix)
+	if !ok || s == "" || s[0] == '0' || len(s) > 20 {
+		return 0, false
+	}
+	seq, err := strconv.ParseUint(s, 10, 64)
+	return seq, err == nil
+}
+
+func putObject(tx Tx, bucket string, seq uint64, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("batch: encode %s %d: %w", bucket, seq, err)
+	}
+	return tx.Put(bucket, u64key(seq), b)
+}
+
+// getObject decodes the object seq of bucket into v, or returns NOT_FOUND
+// naming what and id.
+func getObject(tx Tx, bucket string, seq uint64, what, id string, v any) error {
+	b := tx.Get(bucket, u64key(seq))
+	if b == nil {
+		return notFound(what, id)
+	}
+	return json.Unmarshal(b, v)
+}
+
+// listObjects pages through a bucket of objects, oldest first. keep
+// decodes one value and says whether it belongs on the page (and its id).
+func listObjects(s Store, bucket, prefix string, opts *ListOptions, keep func(v []byte) (string, bool, error)) (string, error) {
+	var o ListOptions
+	if opts != nil {
+		o = *opts
+	}
+	limit, err := pageLimit(o.Limit)
+	if err != nil {
+		return "", err
+	}
+	var from []byte
+	if o.Cursor != "" {
+		seq, ok := parseObjectID(o.Cursor, prefix)
+		if !ok {
+			return "", invalidBatch([]Detail{{Field: "cursor", Code: DetailInvalidValue, Message: "invalid cursor"}})
+		}
+		from = u64key(seq)
+	}
+	var next string
+	n := 0
+	err = s.View(func(tx Tx) error {
+		var kerr error
+		err := tx.Scan(bucket, from, func(k, v []byte) bool {
+			if n == limit {
+				next = prefix + strconv.FormatUint(beUint64(k), 10)
+				return false
+			}
+			var ok bool
+			if _, ok, kerr = keep(v); kerr != nil {
+				return false
+			}
+			if ok {
+				n++
+			}
+			return true
+		})
+		return firstErr(err, kerr)
+	})
+	return next, err
+}

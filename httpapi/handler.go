@@ -127,8 +127,7 @@ func cutPattern(p string) (method, path string, ok bool) {
 	return "", p, false
 }
 
-// routes lists every endpoint. Templates, schedules and webhooks get their
-// own files as their engine parts land.
+// routes lists every endpoint; each resource kind has its own file.
 func (h *Handler) routes() {
 	create := &limitClass{name: "create", limit: h.opts.RateLimits.JobCreation}
 	status := &limitClass{name: "status", limit: h.opts.RateLimits.StatusChecks}
@@ -142,6 +141,7 @@ func (h *Handler) routes() {
 	h.route("GET /jobs/{job_id}/errors", status, h.jobErrors)
 	h.route("GET /jobs/{job_id}/artifacts/{name}", status, h.artifact)
 	h.route("GET /jobs/{job_id}/events", status, h.jobEvents)
+	h.templateRoutes(&limitClass{name: "templates", limit: h.opts.RateLimits.TemplateManagement})
 }
 
 // principalKey is the request context key of the authenticated principal.

@@ -1,6 +1,7 @@
 package batch
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -37,6 +38,21 @@ type Options struct {
 	// after it opens and then every hour. 0 means [DefaultRetention] (30
 	// days); a negative value disables it.
 	Retention time.Duration
+
+	// AllowPrivateWebhooks lets webhook URLs point at loopback, private and
+	// link-local addresses. Default false: such URLs are refused when a
+	// webhook is saved and every connection of a delivery is checked.
+	AllowPrivateWebhooks bool
+	// WebhookRetryDelay is the first delay before a failed delivery is
+	// tried again; it doubles per try up to an hour. 0 means
+	// [DefaultWebhookRetryDelay].
+	WebhookRetryDelay time.Duration
+	// WebhookAttempts is how many times a delivery is tried before it is
+	// given up as failed. 0 means [DefaultWebhookAttempts].
+	WebhookAttempts int
+	// WebhookTimeout bounds one delivery attempt. 0 means
+	// [DefaultWebhookTimeout].
+	WebhookTimeout time.Duration
 
 	// Operations, Resources and Backoffs are registered before the engine
 	// resumes the store's unfinished jobs, as if by RegisterOperation,
@@ -87,6 +103,9 @@ type Engine struct {
 	closed      bool
 	changed     chan struct{} // closed and replaced on every job state change
 	itemEst     time.Duration // smoothed wall time per item, for estimates
+
+	// outboxWake wakes the webhook outbox when deliveries are stored.
+	outboxWake chan struct{}
 
 	// subMu guards the event subscribers.
 	subMu  sync.Mutex
@@ -149,6 +168,9 @@ func New(store Store, opts *Options) (*Engine, error) {
 	if o.Collections == nil {
 		o.Collections = []string{"fields"}
 	}
+	o.WebhookRetryDelay = cmp.Or(o.WebhookRetryDelay, DefaultWebhookRetryDelay)
+	o.WebhookAttempts = cmp.Or(o.WebhookAttempts, DefaultWebhookAttempts)
+	o.WebhookTimeout = cmp.Or(o.WebhookTimeout, DefaultWebhookTimeout)
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &Engine{
 		store:       store,
@@ -165,6 +187,7 @@ func New(store Store, opts *Options) (*Engine, error) {
 		changed:     make(chan struct{}),
 		itemEst:     defaultItemEstimate,
 		subs:        make(map[uint64]func(Event)),
+		outboxWake:  make(chan struct{}, 1),
 	}
 	for _, name := range o.Collections {
 		if err := e.DefineCollection(name, nil); err != nil {
@@ -192,9 +215,11 @@ func New(store Store, opts *Options) (*Engine, error) {
 		}
 	}
 	e.startAudit()
+	e.Subscribe(e.enqueueDeliveries)
 	e.committer = newCommitter(e)
 	e.wg.Go(e.committer.loop)
 	e.startRetention()
+	e.wg.Go(e.outboxLoop)
 	if err := e.recover(); err != nil {
 		e.Close(context.Background())
 		return nil, err

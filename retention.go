@@ -84,14 +84,6 @@ func (e *Engine) finishedBefore(cutoff time.Time) ([]string, error) {
 	return ids, err
 }
 
-// cleanupDeliveries deletes webhook deliveries that were settled before
-// cutoff and returns how many. It is the hook for the webhook outbox
-// (notify.go): until that stores deliveries there is nothing to delete.
-// TODO(webhooks): delete settled deliveries older than cutoff here.
-func (e *Engine) cleanupDeliveries(ctx context.Context, cutoff time.Time) (int64, error) {
-	return 0, nil
-}
-
 // startRetention starts the loop that runs [Engine.Cleanup] for finished
 // jobs older than [Options].Retention: shortly after the engine opens and
 // then every hour. It stops when the engine closes.

@@ -141,7 +141,9 @@ func (h *Handler) routes() {
 	h.route("GET /jobs/{job_id}/errors", status, h.jobErrors)
 	h.route("GET /jobs/{job_id}/artifacts/{name}", status, h.artifact)
 	h.route("GET /jobs/{job_id}/events", status, h.jobEvents)
-	h.templateRoutes(&limitClass{name: "templates", limit: h.opts.RateLimits.TemplateManagement})
+	management := &limitClass{name: "templates", limit: h.opts.RateLimits.TemplateManagement}
+	h.templateRoutes(management)
+	h.webhookRoutes(management)
 }
 
 // principalKey is the request context key of the authenticated principal.

@@ -23,7 +23,8 @@ type RateLimits struct {
 	// StatusChecks limits reading jobs, their errors and artifacts, and job
 	// control. Default 600 per hour.
 	StatusChecks Limit
-	// TemplateManagement limits the template routes. Default 100 per hour.
+	// TemplateManagement limits the template (and schedule and webhook)
+	// routes. Default 100 per hour.
 	TemplateManagement Limit
 }
 

@@ -48,8 +48,6 @@ func main() {
 	flag.BoolVar(&c.demo, "demo", true, "put 1,000 demo fields into an empty database")
 	flag.Var(&c.apiKeys, "api-key", "accepted API key (repeatable); none leaves the API open")
 	flag.BoolVar(&c.rateLimit, "rate-limit", true, "apply the API's rate limits")
-	// Webhook delivery honours this once the webhook engine is wired in;
-	// until then the flag is accepted and has nothing to govern.
 	flag.BoolVar(&c.allowPrivateWebhooks, "allow-private-webhooks", false, "allow webhook URLs on loopback and private networks")
 	flag.Parse()
 
@@ -63,7 +61,7 @@ func main() {
 }
 
 func run(ctx context.Context, c config, log *slog.Logger) error {
-	engine, err := batch.Open(c.db, &batch.Options{Logger: log})
+	engine, err := batch.Open(c.db, &batch.Options{Logger: log, AllowPrivateWebhooks: c.allowPrivateWebhooks})
 	if err != nil {
 		return err
 	}

@@ -123,6 +123,8 @@ func (e *Engine) Submit(ctx context.Context, b *Batch, opts *SubmitOptions) (*Jo
 	}
 	r := newRun(e, seq, rec)
 	job := e.view(rec.clone(), nil)
+	// Report the job before its runner can report that it started.
+	e.emitJob(EventJobCreated, so.Owner, rec)
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
@@ -134,7 +136,6 @@ func (e *Engine) Submit(ctx context.Context, b *Batch, opts *SubmitOptions) (*Jo
 	e.notifyLocked()
 	e.mu.Unlock()
 	e.log.Info("job submitted", "job_id", r.id, "items", total)
-	e.emitJob(EventJobCreated, so.Owner, rec)
 	return job, nil
 }
 

@@ -127,9 +127,11 @@ func TestWebhook_SignedDeliveries(t *testing.T) {
 	}
 	require.ElementsMatch(t, []string{"job_created", "job_completed"}, types)
 
-	page, err := tb.e.WebhookDeliveries(t.Context(), hook.ID, nil)
-	require.NoError(t, err)
-	require.Len(t, page.Deliveries, 2)
+	var page *batch.DeliveryPage
+	require.Eventually(t, func() bool {
+		page, err = tb.e.WebhookDeliveries(t.Context(), hook.ID, nil)
+		return err == nil && len(page.Deliveries) == 2 && page.Deliveries[0].Status == batch.DeliveryDelivered && page.Deliveries[1].Status == batch.DeliveryDelivered
+	}, 10*time.Second, time.Millisecond, "the receiver's answers are recorded")
 	for _, d := range page.Deliveries {
 		require.Equal(t, batch.DeliveryDelivered, d.Status)
 		require.Equal(t, 1, d.Attempts)

@@ -54,6 +54,14 @@ type Options struct {
 	// [DefaultWebhookTimeout].
 	WebhookTimeout time.Duration
 
+	// SchedulerPoll is the longest the scheduler sleeps before it looks at
+	// the clock again. 0 means [DefaultSchedulerPoll]. Tests that drive Now
+	// set it short.
+	SchedulerPoll time.Duration
+	// Mailer sends schedule notification e-mails. nil means notifications
+	// by e-mail are logged and dropped.
+	Mailer Mailer
+
 	// Operations, Resources and Backoffs are registered before the engine
 	// resumes the store's unfinished jobs, as if by RegisterOperation,
 	// RegisterResource and RegisterBackoff. A job that resumes needs the
@@ -106,6 +114,8 @@ type Engine struct {
 
 	// outboxWake wakes the webhook outbox when deliveries are stored.
 	outboxWake chan struct{}
+	// schedulerWake wakes the scheduler when schedules change.
+	schedulerWake chan struct{}
 
 	// subMu guards the event subscribers.
 	subMu  sync.Mutex
@@ -171,23 +181,25 @@ func New(store Store, opts *Options) (*Engine, error) {
 	o.WebhookRetryDelay = cmp.Or(o.WebhookRetryDelay, DefaultWebhookRetryDelay)
 	o.WebhookAttempts = cmp.Or(o.WebhookAttempts, DefaultWebhookAttempts)
 	o.WebhookTimeout = cmp.Or(o.WebhookTimeout, DefaultWebhookTimeout)
+	o.SchedulerPoll = cmp.Or(o.SchedulerPoll, DefaultSchedulerPoll)
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &Engine{
-		store:       store,
-		log:         o.Logger,
-		now:         o.Now,
-		opts:        o,
-		ctx:         ctx,
-		cancel:      cancel,
-		ops:         make(map[string]Operation),
-		resources:   make(map[string]Resource),
-		collections: make(map[string]*Collection),
-		backoffs:    make(map[string]BackoffFunc),
-		runs:        make(map[string]*jobRun),
-		changed:     make(chan struct{}),
-		itemEst:     defaultItemEstimate,
-		subs:        make(map[uint64]func(Event)),
-		outboxWake:  make(chan struct{}, 1),
+		store:         store,
+		log:           o.Logger,
+		now:           o.Now,
+		opts:          o,
+		ctx:           ctx,
+		cancel:        cancel,
+		ops:           make(map[string]Operation),
+		resources:     make(map[string]Resource),
+		collections:   make(map[string]*Collection),
+		backoffs:      make(map[string]BackoffFunc),
+		runs:          make(map[string]*jobRun),
+		changed:       make(chan struct{}),
+		itemEst:       defaultItemEstimate,
+		subs:          make(map[uint64]func(Event)),
+		outboxWake:    make(chan struct{}, 1),
+		schedulerWake: make(chan struct{}, 1),
 	}
 	for _, name := range o.Collections {
 		if err := e.DefineCollection(name, nil); err != nil {
@@ -216,10 +228,12 @@ func New(store Store, opts *Options) (*Engine, error) {
 	}
 	e.startAudit()
 	e.Subscribe(e.enqueueDeliveries)
+	e.Subscribe(e.notifySchedule)
 	e.committer = newCommitter(e)
 	e.wg.Go(e.committer.loop)
 	e.startRetention()
 	e.wg.Go(e.outboxLoop)
+	e.wg.Go(e.schedulerLoop)
 	if err := e.recover(); err != nil {
 		e.Close(context.Background())
 		return nil, err

@@ -61,8 +61,12 @@ type Detail struct {
 	Field          string `json:"field,omitempty"`
 	OperationIndex *int64 `json:"operation_index,omitempty"`
 	ResourceID     string `json:"resource_id,omitempty"`
-	Code           string `json:"code"`
-	Message        string `json:"message"`
+	// Time and ConflictWith describe a SCHEDULE_CONFLICT: the clashing due
+	// time and the other schedule's id.
+	Time         string `json:"time,omitempty"`
+	ConflictWith string `json:"conflict_with,omitempty"`
+	Code         string `json:"code,omitempty"`
+	Message      string `json:"message,omitempty"`
 }
 
 // Error is the coded error every engine call returns for a problem a caller

@@ -1,0 +1,373 @@
+package batch_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/batchworks/batch"
+)
+
+func utc(s string) time.Time {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+func TestPreviewTiming_DST(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		timing batch.Timing
+		from   string
+		want   []string
+	}{
+		{"New York spring: 02:30 runs right after the jump", batch.Timing{Frequency: "daily", Time: "02:30", Timezone: "America/New_York"}, "2026-03-07T12:00:00Z",
+			[]string{"2026-03-08T07:00:00Z", "2026-03-09T06:30:00Z"}},
+		{"Chicago spring", batch.Timing{Frequency: "daily", Time: "02:30", Timezone: "America/Chicago"}, "2026-03-07T12:00:00Z",
+			[]string{"2026-03-08T08:00:00Z", "2026-03-09T07:30:00Z"}},
+		{"Amsterdam spring", batch.Timing{Frequency: "daily", Time: "02:30", Timezone: "Europe/Amsterdam"}, "2026-03-28T12:00:00Z",
+			[]string{"2026-03-29T01:00:00Z", "2026-03-30T00:30:00Z"}},
+		{"New York autumn: the repeated 01:30 runs once", batch.Timing{Frequency: "daily", Time: "01:30", Timezone: "America/New_York"}, "2026-10-31T12:00:00Z",
+			[]string{"2026-11-01T05:30:00Z", "2026-11-02T06:30:00Z"}},
+		{"Chicago autumn", batch.Timing{Frequency: "daily", Time: "01:30", Timezone: "America/Chicago"}, "2026-10-31T12:00:00Z",
+			[]string{"2026-11-01T06:30:00Z", "2026-11-02T07:30:00Z"}},
+		{"Amsterdam autumn", batch.Timing{Frequency: "daily", Time: "02:30", Timezone: "Europe/Amsterdam"}, "2026-10-24T12:00:00Z",
+			[]string{"2026-10-25T00:30:00Z", "2026-10-26T01:30:00Z"}},
+		{"hourly across the autumn change runs each wall time once", batch.Timing{Frequency: "hourly", Time: "00:30", Timezone: "America/New_York"}, "2026-11-01T04:00:00Z",
+			[]string{"2026-11-01T04:30:00Z", "2026-11-01T05:30:00Z", "2026-11-01T07:30:00Z", "2026-11-01T08:30:00Z"}},
+		{"weekly keeps the weekday across the spring change", batch.Timing{Frequency: "weekly", Time: "02:30", DaysOfWeek: []string{"sun"}, Timezone: "America/New_York"}, "2026-03-01T12:00:00Z",
+			[]string{"2026-03-08T07:00:00Z", "2026-03-15T06:30:00Z"}},
+		{"weekly keeps the weekday across the autumn change", batch.Timing{Frequency: "weekly", Time: "09:00", DaysOfWeek: []string{"mon", "friday"}, Timezone: "Europe/Amsterdam"}, "2026-10-23T12:00:00Z",
+			[]string{"2026-10-26T08:00:00Z", "2026-10-30T08:00:00Z"}},
+		{"monthly skips months without the day", batch.Timing{Frequency: "monthly", DayOfMonth: 31, Time: "06:00"}, "2026-01-31T12:00:00Z",
+			[]string{"2026-03-31T06:00:00Z", "2026-05-31T06:00:00Z"}},
+		{"document example: daily midnight in Tokyo", batch.Timing{Frequency: "daily", Time: "00:00", Timezone: "Asia/Tokyo"}, "2025-01-19T00:52:03Z",
+			[]string{"2025-01-19T15:00:00Z", "2025-01-20T15:00:00Z"}},
+		{"cron in a zone", batch.Timing{Cron: "*/30 1-2 * * *", Timezone: "America/New_York"}, "2026-03-08T05:00:00Z",
+			[]string{"2026-03-08T06:00:00Z", "2026-03-08T06:30:00Z", "2026-03-08T07:00:00Z", "2026-03-09T05:00:00Z"}},
+		{"once", batch.Timing{Frequency: "once", At: "2026-12-24T18:00", Timezone: "Europe/Amsterdam"}, "2026-11-28T00:00:00Z",
+			[]string{"2026-12-24T17:00:00Z"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := batch.PreviewTiming(tt.timing, utc(tt.from), len(tt.want))
+			require.NoError(t, err)
+			var s []string
+			for _, g := range got {
+				s = append(s, g.UTC().Format(time.RFC3339))
+			}
+			require.Equal(t, tt.want, s)
+		})
+	}
+}
+
+func TestPreviewTiming_Rejects(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		timing batch.Timing
+		field  string
+	}{
+		{batch.Timing{Frequency: "daily", Timezone: "Mars/Olympus"}, "timing.timezone"},
+		{batch.Timing{Frequency: "daily", Time: "25:00"}, "timing.time"},
+		{batch.Timing{Frequency: "fortnightly"}, "timing.frequency"},
+		{batch.Timing{Cron: "61 * * * *"}, "timing.cron"},
+		{batch.Timing{Cron: "0 0 30 2 *"}, "timing.cron"},
+		{batch.Timing{Frequency: "weekly", Time: "10:00"}, "timing.days_of_week"},
+		{batch.Timing{Frequency: "weekly", DaysOfWeek: []string{"funday"}}, "timing.days_of_week[0]"},
+		{batch.Timing{Frequency: "monthly", DayOfMonth: 32}, "timing.day_of_month"},
+		{batch.Timing{Frequency: "once"}, "timing.at"},
+		{batch.Timing{}, "timing.frequency"},
+	} {
+		_, err := batch.PreviewTiming(tt.timing, time.Now(), 1)
+		require.Contains(t, detailFields(t, err), tt.field, "%+v", tt.timing)
+	}
+}
+
+// fakeClock is a settable clock for the engine.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *fakeClock) set(t time.Time) { c.mu.Lock(); c.now = t; c.mu.Unlock() }
+
+func scheduledBatch() batch.Batch {
+	return batch.Batch{Operations: []batch.OperationSpec{{Type: "update", Resource: "fields", Where: "true", Update: map[string]any{"touched": true}}}}
+}
+
+// jobsOf lists the jobs a schedule started.
+func jobsOf(t *testing.T, e *batch.Engine, scheduleID string) []*batch.Job {
+	page, err := e.Jobs(t.Context(), &batch.ListOptions{Limit: 1000})
+	require.NoError(t, err)
+	var out []*batch.Job
+	for _, j := range page.Jobs {
+		if j.ScheduleID == scheduleID {
+			out = append(out, j)
+		}
+	}
+	return out
+}
+
+func TestScheduler_FiresOncePerDueTime(t *testing.T) {
+	t.Parallel()
+	clock := &fakeClock{now: utc("2026-03-07T12:00:00Z")}
+	path := t.TempDir() + "/sched.db"
+	opts := &batch.Options{Now: clock.Now, SchedulerPoll: 2 * time.Millisecond}
+	e, err := batch.Open(path, opts)
+	require.NoError(t, err)
+	fields, _ := e.Collection("fields")
+	require.NoError(t, fields.Put(t.Context(), batch.Record{"id": "f1"}))
+	s, err := e.CreateSchedule(t.Context(), &batch.Schedule{Name: "nightly", Batch: scheduledBatch(),
+		Timing: batch.Timing{Frequency: "daily", Time: "02:30", Timezone: "America/New_York"}})
+	require.NoError(t, err)
+	require.Equal(t, utc("2026-03-08T07:00:00Z"), *s.NextRunAt, "the spring gap: right after the jump")
+
+	clock.set(utc("2026-03-08T07:00:10Z"))
+	require.Eventually(t, func() bool { return len(jobsOf(t, e, s.ID)) == 1 }, 10*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool {
+		got, err := e.Schedule(t.Context(), s.ID)
+		return err == nil && got.NextRunAt != nil && got.NextRunAt.Equal(utc("2026-03-09T06:30:00Z"))
+	}, 10*time.Second, time.Millisecond)
+	time.Sleep(20 * time.Millisecond) // more scheduler passes at the same clock
+	require.Len(t, jobsOf(t, e, s.ID), 1, "one job per due time")
+	require.NoError(t, e.Close(t.Context()))
+
+	// After a restart the same due time does not fire again.
+	e, err = batch.Open(path, opts)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, e.Close(context.Background())) }()
+	time.Sleep(20 * time.Millisecond)
+	jobs := jobsOf(t, e, s.ID)
+	require.Len(t, jobs, 1)
+	got, err := e.Schedule(t.Context(), s.ID)
+	require.NoError(t, err)
+	require.Equal(t, jobs[0].ID, got.LastJobID)
+}
+
+func TestScheduler_CatchUpPolicies(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		policy string
+		want   int
+	}{{batch.CatchUpSkip, 0}, {batch.CatchUpRunOnce, 1}} {
+		t.Run(tt.policy, func(t *testing.T) {
+			t.Parallel()
+			clock := &fakeClock{now: utc("2026-01-01T00:00:00Z")}
+			path := t.TempDir() + "/catchup.db"
+			e, err := batch.Open(path, &batch.Options{Now: clock.Now, SchedulerPoll: 2 * time.Millisecond})
+			require.NoError(t, err)
+			s, err := e.CreateSchedule(t.Context(), &batch.Schedule{Name: "hourly", Batch: scheduledBatch(), CatchUp: tt.policy,
+				Timing: batch.Timing{Frequency: "hourly"}})
+			require.NoError(t, err)
+			require.NoError(t, e.Close(t.Context()))
+
+			clock.set(utc("2026-01-01T05:20:00Z")) // five runs fell due while down
+			e, err = batch.Open(path, &batch.Options{Now: clock.Now, SchedulerPoll: 2 * time.Millisecond})
+			require.NoError(t, err)
+			defer func() { require.NoError(t, e.Close(context.Background())) }()
+			require.Eventually(t, func() bool {
+				got, err := e.Schedule(t.Context(), s.ID)
+				return err == nil && got.NextRunAt.Equal(utc("2026-01-01T06:00:00Z"))
+			}, 10*time.Second, time.Millisecond)
+			require.Len(t, jobsOf(t, e, s.ID), tt.want)
+		})
+	}
+}
+
+func TestScheduler_OverlapSkipped(t *testing.T) {
+	t.Parallel()
+	clock := &fakeClock{now: utc("2026-01-01T00:00:30Z")}
+	release := make(chan struct{})
+	defer close(release)
+	block := countingOp(func(ctx context.Context, it *batch.Item) error {
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return nil
+	})
+	e, err := batch.New(batch.NewMemoryStore(), &batch.Options{Now: clock.Now, SchedulerPoll: 2 * time.Millisecond, Operations: map[string]batch.Operation{"block": block}})
+	require.NoError(t, err)
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		e.Close(ctx)
+	}()
+	s, err := e.CreateSchedule(t.Context(), &batch.Schedule{Name: "minutely", Batch: batch.Batch{Operations: []batch.OperationSpec{{Type: "block", Params: map[string]any{"count": 1}}}},
+		Timing: batch.Timing{Cron: "* * * * *"}})
+	require.NoError(t, err)
+	clock.set(utc("2026-01-01T00:01:01Z"))
+	require.Eventually(t, func() bool { return len(jobsOf(t, e, s.ID)) == 1 }, 10*time.Second, time.Millisecond)
+	clock.set(utc("2026-01-01T00:02:01Z"))
+	require.Eventually(t, func() bool {
+		got, err := e.Schedule(t.Context(), s.ID)
+		return err == nil && got.NextRunAt.Equal(utc("2026-01-01T00:03:00Z"))
+	}, 10*time.Second, time.Millisecond)
+	require.Len(t, jobsOf(t, e, s.ID), 1, "the 00:02 run overlaps the running job and is skipped")
+}
+
+func TestSchedule_Conflict(t *testing.T) {
+	t.Parallel()
+	clock := &fakeClock{now: utc("2025-01-18T12:00:00Z")}
+	tb := setup(t, "memory", &batch.Options{Now: clock.Now})
+	tpl, err := tb.e.CreateTemplate(t.Context(), docTemplate(t))
+	require.NoError(t, err)
+	doc := func() *batch.Schedule {
+		return &batch.Schedule{Name: "Daily Field Updates", Description: "Update field status based on sensor data",
+			Batch:  batch.Batch{TemplateID: tpl.ID, Parameters: map[string]any{"status": "active", "crop_type": "rice"}},
+			Timing: batch.Timing{Frequency: "daily", Time: "00:00", Timezone: "Asia/Tokyo"}}
+	}
+	first, err := tb.e.CreateSchedule(t.Context(), doc())
+	require.NoError(t, err)
+	require.Equal(t, utc("2025-01-18T15:00:00Z"), *first.NextRunAt)
+	_, err = tb.e.CreateSchedule(t.Context(), doc())
+	var be *batch.Error
+	require.ErrorAs(t, err, &be)
+	require.Equal(t, batch.CodeScheduleConflict, be.Code)
+	require.Equal(t, "2025-01-18T15:00:00Z", be.Details[0].Time)
+	require.Equal(t, first.ID, be.Details[0].ConflictWith)
+
+	// Another time is fine; pausing the first frees its slot.
+	other := doc()
+	other.Timing.Time = "01:00"
+	_, err = tb.e.CreateSchedule(t.Context(), other)
+	require.NoError(t, err)
+	_, err = tb.e.PauseSchedule(t.Context(), first.ID)
+	require.NoError(t, err)
+	_, err = tb.e.CreateSchedule(t.Context(), doc())
+	require.NoError(t, err)
+	_, err = tb.e.ResumeSchedule(t.Context(), first.ID)
+	require.Equal(t, batch.CodeScheduleConflict, batch.CodeOf(err), "resuming into a clash is refused")
+	got, err := tb.e.Schedule(t.Context(), first.ID)
+	require.NoError(t, err)
+	require.Equal(t, batch.SchedulePaused, got.Status)
+}
+
+// smtpServer is a minimal SMTP listener on loopback that records messages.
+type smtpServer struct {
+	ln   net.Listener
+	mu   sync.Mutex
+	msgs []string
+}
+
+func newSMTPServer(t *testing.T) *smtpServer {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	s := &smtpServer{ln: ln}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go s.serve(c)
+		}
+	}()
+	t.Cleanup(func() { ln.Close() })
+	return s
+}
+
+func (s *smtpServer) serve(c net.Conn) {
+	defer c.Close()
+	r := bufio.NewReader(c)
+	fmt.Fprint(c, "220 test ESMTP\r\n")
+	var data strings.Builder
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		cmd := strings.ToUpper(strings.TrimSpace(line))
+		switch {
+		case strings.HasPrefix(cmd, "EHLO"), strings.HasPrefix(cmd, "HELO"):
+			fmt.Fprint(c, "250 test\r\n")
+		case strings.HasPrefix(cmd, "MAIL"), strings.HasPrefix(cmd, "RCPT"), strings.HasPrefix(cmd, "RSET"), strings.HasPrefix(cmd, "NOOP"):
+			data.WriteString(strings.TrimSpace(line) + "\n")
+			fmt.Fprint(c, "250 ok\r\n")
+		case cmd == "DATA":
+			fmt.Fprint(c, "354 go on\r\n")
+			for {
+				l, err := r.ReadString('\n')
+				if err != nil {
+					return
+				}
+				if l == ".\r\n" {
+					break
+				}
+				data.WriteString(l)
+			}
+			s.mu.Lock()
+			s.msgs = append(s.msgs, data.String())
+			s.mu.Unlock()
+			data.Reset()
+			fmt.Fprint(c, "250 queued\r\n")
+		case cmd == "QUIT":
+			fmt.Fprint(c, "221 bye\r\n")
+			return
+		default:
+			fmt.Fprint(c, "502 no\r\n")
+		}
+	}
+}
+
+func (s *smtpServer) messages() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.msgs...)
+}
+
+func TestSMTPMailer(t *testing.T) {
+	t.Parallel()
+	srv := newSMTPServer(t)
+	m := &batch.SMTPMailer{Addr: srv.ln.Addr().String(), From: "batch@example.com"}
+	require.NoError(t, m.Send(t.Context(), &batch.Message{To: []string{"manager@example.com", "admin@example.com"}, Subject: "done", Body: "all good\nreally", Severity: "high"}))
+	msgs := srv.messages()
+	require.Len(t, msgs, 1)
+	require.Contains(t, msgs[0], "MAIL FROM:<batch@example.com>")
+	require.Contains(t, msgs[0], "RCPT TO:<manager@example.com>")
+	require.Contains(t, msgs[0], "RCPT TO:<admin@example.com>")
+	require.Contains(t, msgs[0], "Subject: done")
+	require.Contains(t, msgs[0], "X-Severity: high")
+	require.Contains(t, msgs[0], "all good\r\nreally")
+	require.Error(t, m.Send(t.Context(), &batch.Message{To: []string{"evil\r\nRCPT TO:<x@y>"}}))
+}
+
+func TestSchedule_Notifications(t *testing.T) {
+	t.Parallel()
+	srv := newSMTPServer(t)
+	rc := newReceiver(t)
+	clock := &fakeClock{now: utc("2026-01-01T00:00:30Z")}
+	fail := countingOp(func(ctx context.Context, it *batch.Item) error { return batch.ValidationError("bad") })
+	e, err := batch.New(batch.NewMemoryStore(), &batch.Options{Now: clock.Now, SchedulerPoll: 2 * time.Millisecond, AllowPrivateWebhooks: true,
+		Mailer: &batch.SMTPMailer{Addr: srv.ln.Addr().String(), From: "batch@example.com"}, Operations: map[string]batch.Operation{"fail": fail}})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, e.Close(context.Background())) }()
+	_, err = e.CreateSchedule(t.Context(), &batch.Schedule{Name: "Daily Field Updates",
+		Batch:  batch.Batch{Operations: []batch.OperationSpec{{Type: "fail", Params: map[string]any{"count": 2}}}, Options: batch.BatchOptions{Validation: batch.ValidationOptions{OnError: "abort"}}},
+		Timing: batch.Timing{Cron: "* * * * *"},
+		Notification: &batch.Notification{
+			OnCompletion: &batch.NotifyTarget{Email: []string{"manager@example.com"}, Webhook: rc.srv.URL},
+			OnFailure:    &batch.NotifyTarget{Email: []string{"admin@example.com"}, Severity: "high"},
+		}})
+	require.NoError(t, err)
+	clock.set(utc("2026-01-01T00:01:01Z"))
+	require.Eventually(t, func() bool { return len(srv.messages()) == 1 }, 10*time.Second, time.Millisecond)
+	msg := srv.messages()[0]
+	require.Contains(t, msg, "RCPT TO:<admin@example.com>")
+	require.Contains(t, msg, "Subject: [high] [batch] Daily Field Updates")
+	require.Contains(t, msg, "failed")
+	require.NotContains(t, msg, "manager@example.com", "on_completion is not told of a failure")
+	require.Empty(t, rc.received())
+}

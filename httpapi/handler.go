@@ -144,6 +144,7 @@ func (h *Handler) routes() {
 	management := &limitClass{name: "templates", limit: h.opts.RateLimits.TemplateManagement}
 	h.templateRoutes(management)
 	h.webhookRoutes(management)
+	h.scheduleRoutes(management)
 }
 
 // principalKey is the request context key of the authenticated principal.

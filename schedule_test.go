@@ -3,6 +3,7 @@ package batch_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -370,4 +371,33 @@ func TestSchedule_Notifications(t *testing.T) {
 	require.Contains(t, msg, "failed")
 	require.NotContains(t, msg, "manager@example.com", "on_completion is not told of a failure")
 	require.Empty(t, rc.received())
+}
+
+// FuzzTiming feeds timings through validation and preview: no panic; a
+// refusal is an INVALID_BATCH *Error with details; accepted timings give
+// increasing run times.
+func FuzzTiming(f *testing.F) {
+	f.Add("daily", "02:30", "America/New_York", "", int64(1772971200))
+	f.Add("", "", "Europe/Amsterdam", "*/30 1-2 * * *", int64(1792800000))
+	f.Add("weekly", "09:00", "Asia/Tokyo", "", int64(0))
+	f.Add("monthly", "25:99", "Mars/Base", "61 * * * *", int64(-5))
+	f.Fuzz(func(t *testing.T, freq, at, zone, cron string, from int64) {
+		timing := batch.Timing{Frequency: freq, Time: at, Timezone: zone, Cron: cron}
+		if freq == "weekly" {
+			timing.DaysOfWeek = []string{"mon"}
+		}
+		runs, err := batch.PreviewTiming(timing, time.Unix(from, 0), 5)
+		var be *batch.Error
+		if errors.As(err, &be) {
+			require.Equal(t, batch.CodeInvalidBatch, be.Code)
+			require.NotEmpty(t, be.Details)
+			return
+		}
+		if err != nil {
+			return // a valid cron whose next run cannot be found from this start (a past year, say)
+		}
+		for i := 1; i < len(runs); i++ {
+			require.True(t, runs[i].After(runs[i-1]), "runs increase: %v", runs)
+		}
+	})
 }

@@ -1,6 +1,8 @@
 package batch_test
 
 import (
+	"context"
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -212,4 +214,38 @@ func TestTemplate_UpdateListDelete(t *testing.T) {
 	_, err = tb.e.Template(t.Context(), a.ID)
 	require.ErrorIs(t, err, batch.ErrNotFound)
 	require.ErrorIs(t, tb.e.DeleteTemplate(alice, a.ID), batch.ErrNotFound)
+}
+
+// FuzzTemplate feeds template bodies and parameters through decoding,
+// saving and instantiation: no panic; every refusal is an INVALID_BATCH
+// *Error with details.
+func FuzzTemplate(f *testing.F) {
+	f.Add(docTemplateJSON, `{"status": "active", "crop_type": "rice"}`)
+	f.Add(`{"name": "t", "parameters": [{"name": "d", "type": "integer", "default": 3}], "operations": [{"type": "create", "resource": "fields", "template": {"id": "x${d}", "n": "${d * 2}", "s": "${'}'}"}}]}`, `{}`)
+	f.Add(`{"name": "t", "operations": [{"type": "update", "resource": "fields", "template": {"a": "${"}}]}`, `{"a": 1}`)
+	f.Add(`{"name": "t", "parameters": [{"name": "day", "type": "date"}], "operations": [{"type": "delete", "resource": "fields", "where": "true", "template": {"filter": {"d": "${add_days(day, -1)}"}}}]}`, `{"day": "2025-01-19"}`)
+	e, err := batch.New(batch.NewMemoryStore(), nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { e.Close(context.Background()) })
+	f.Fuzz(func(t *testing.T, tplJSON, paramsJSON string) {
+		tpl, err := batch.DecodeTemplate([]byte(tplJSON))
+		if err != nil {
+			detailFields(t, err)
+			return
+		}
+		saved, err := e.CreateTemplate(t.Context(), tpl)
+		if err != nil {
+			detailFields(t, err)
+			return
+		}
+		var params map[string]any
+		if json.Unmarshal([]byte(paramsJSON), &params) != nil {
+			return
+		}
+		if err := e.Validate(t.Context(), &batch.Batch{TemplateID: saved.ID, Parameters: params}); err != nil {
+			detailFields(t, err)
+		}
+	})
 }

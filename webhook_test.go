@@ -265,3 +265,28 @@ func TestWebhook_PrivateAddresses(t *testing.T) {
 	require.Contains(t, page.Deliveries[0].LastError, "private or loopback")
 	require.Empty(t, rc.received())
 }
+
+func TestWebhook_CleanupRemovesSettledDeliveries(t *testing.T) {
+	t.Parallel()
+	clock := &fakeClock{now: time.Now()}
+	tb := setup(t, "bolt", &batch.Options{AllowPrivateWebhooks: true, Now: clock.Now})
+	rc := newReceiver(t)
+	hook, err := tb.e.CreateWebhook(t.Context(), &batch.Webhook{URL: rc.srv.URL, Events: []batch.EventType{batch.EventJobCreated}})
+	require.NoError(t, err)
+	require.NoError(t, tb.e.RegisterOperation("noop", countingOp(func(context.Context, *batch.Item) error { return nil })))
+	tb.wait(t, tb.submit(t, opBatch("noop", 1, batch.BatchOptions{})).ID)
+	require.Eventually(t, func() bool {
+		page, err := tb.e.WebhookDeliveries(t.Context(), hook.ID, nil)
+		return err == nil && len(page.Deliveries) == 1 && page.Deliveries[0].Status == batch.DeliveryDelivered
+	}, 10*time.Second, time.Millisecond)
+
+	stats, err := tb.e.Cleanup(t.Context(), clock.Now().Add(-time.Hour))
+	require.NoError(t, err)
+	require.Zero(t, stats.Deliveries, "a recent delivery stays")
+	stats, err = tb.e.Cleanup(t.Context(), clock.Now().Add(time.Hour))
+	require.NoError(t, err)
+	require.Equal(t, int64(1), stats.Deliveries)
+	page, err := tb.e.WebhookDeliveries(t.Context(), hook.ID, nil)
+	require.NoError(t, err)
+	require.Empty(t, page.Deliveries)
+}

@@ -155,21 +155,9 @@ func (e *Engine) AuditEvents(ctx context.Context, opts *PageOptions) (*EventPage
 
 // auditPage reads one page of an audit bucket.
 func (e *Engine) auditPage(bucket string, opts *PageOptions) (*EventPage, error) {
-	var o PageOptions
-	if opts != nil {
-		o = *opts
-	}
-	limit, err := pageLimit(o.Limit)
+	limit, from, err := pageKeys(opts)
 	if err != nil {
 		return nil, err
-	}
-	var from []byte
-	if o.Cursor != "" {
-		n, err := strconv.ParseUint(o.Cursor, 10, 64)
-		if err != nil || n == 0 {
-			return nil, invalidBatch([]Detail{{Field: "cursor", Code: DetailInvalidValue, Message: "invalid cursor"}})
-		}
-		from = u64key(n)
 	}
 	page := &EventPage{Events: []AuditEvent{}}
 	err = e.store.View(func(tx Tx) error {

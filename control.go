@@ -379,6 +379,25 @@ func pageLimit(n int) (int, error) {
 	return n, nil
 }
 
+// pageKeys reads PageOptions for a list keyed by sequence numbers: the
+// page size and the key to start at (nil for the first page). The cursor
+// is the decimal sequence number of the first entry of the page.
+func pageKeys(opts *PageOptions) (int, []byte, error) {
+	var o PageOptions
+	if opts != nil {
+		o = *opts
+	}
+	limit, err := pageLimit(o.Limit)
+	if err != nil || o.Cursor == "" {
+		return limit, nil, err
+	}
+	n, err := strconv.ParseUint(o.Cursor, 10, 64)
+	if err != nil || n == 0 {
+		return 0, nil, invalidBatch([]Detail{{Field: "cursor", Code: DetailInvalidValue, Message: "invalid cursor"}})
+	}
+	return limit, u64key(n), nil
+}
+
 // PageOptions page a list. nil means the first page of 50.
 type PageOptions struct {
 	Cursor string
@@ -395,25 +414,13 @@ type ErrorPage struct {
 // JobErrors pages through a job's failed items. An unknown job returns an
 // error matching [ErrNotFound].
 func (e *Engine) JobErrors(ctx context.Context, id string, opts *PageOptions) (*ErrorPage, error) {
-	var o PageOptions
-	if opts != nil {
-		o = *opts
-	}
-	limit, err := pageLimit(o.Limit)
+	limit, from, err := pageKeys(opts)
 	if err != nil {
 		return nil, err
 	}
 	seq, ok := parseJobID(id)
 	if !ok {
 		return nil, notFound("job", id)
-	}
-	var from []byte
-	if o.Cursor != "" {
-		n, err := strconv.ParseUint(o.Cursor, 10, 63)
-		if err != nil {
-			return nil, invalidBatch([]Detail{{Field: "cursor", Code: DetailInvalidValue, Message: "invalid cursor"}})
-		}
-		from = u64key(n)
 	}
 	page := &ErrorPage{Errors: []ItemError{}}
 	err = e.store.View(func(tx Tx) error {

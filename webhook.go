@@ -336,21 +336,9 @@ func (e *Engine) WebhookDeliveries(ctx context.Context, id string, opts *PageOpt
 	if _, err := e.Webhook(ctx, id); err != nil {
 		return nil, err
 	}
-	var o PageOptions
-	if opts != nil {
-		o = *opts
-	}
-	limit, err := pageLimit(o.Limit)
+	limit, from, err := pageKeys(opts)
 	if err != nil {
 		return nil, err
-	}
-	var from []byte
-	if o.Cursor != "" {
-		n, err := strconv.ParseUint(o.Cursor, 10, 64)
-		if err != nil {
-			return nil, invalidBatch([]Detail{{Field: "cursor", Code: DetailInvalidValue, Message: "invalid cursor"}})
-		}
-		from = u64key(n)
 	}
 	page := &DeliveryPage{Deliveries: []*Delivery{}}
 	err = e.store.View(func(tx Tx) error {

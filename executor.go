@@ -715,36 +715,46 @@ func classify(err error) (Code, string, bool) {
 	return CodeSystem, err.Error(), !isPermanent(err)
 }
 
-// finish stores where the job ended up, frees its slot and reports it.
+// finish stores where the job ended up, reports it and only then frees
+// its slot: until the event is out, status reads still see the live job,
+// so whoever sees the final state finds its event already reported (and
+// recorded by the audit log).
 func (r *jobRun) finish(execErr error) {
+	e := r.e
 	rec, ev := r.settle(execErr)
 	if ev != "" {
 		r.mu.Lock()
 		by := r.stopBy
 		r.mu.Unlock()
-		r.e.emitJob(ev, by, rec)
+		e.emitJob(ev, by, rec)
 	}
-	// Wake waiters only now, so that whoever Wait returns to finds the
-	// event already reported (and recorded by the audit log).
-	r.e.notify()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if rec != nil {
+		r.mu.Lock()
+		r.rec = rec
+		r.mu.Unlock()
+		if n := rec.Progress.Completed + rec.Progress.Failed; rec.Status == StateCompleted && n > 0 && rec.StartedAt != nil {
+			per := rec.FinishedAt.Sub(*rec.StartedAt) / time.Duration(n)
+			e.itemEst = (e.itemEst*3 + per) / 4
+		}
+	}
+	e.running--
+	delete(e.runs, r.id)
+	e.dispatchLocked()
+	e.notifyLocked()
 }
 
-// settle stores the job's final (or paused) state under the engine lock, so
-// that job control sees either the running job or its stored outcome.
+// settle stores the job's final (or paused) state and says which event
+// reports it. A job stopped by Close stays running in the store.
 func (r *jobRun) settle(execErr error) (*jobRecord, EventType) {
 	e := r.e
 	r.mu.Lock()
 	reason, failErr := r.reason, r.failErr
+	rec := r.rec.clone()
 	r.mu.Unlock()
-	now := e.now().UTC()
-
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.running--
-	delete(e.runs, r.id)
-	defer e.dispatchLocked()
 	if reason == stopClose {
-		return nil, "" // stays running in the store; resumes on the next open
+		return nil, "" // resumes on the next open
 	}
 	if execErr != nil && reason != stopNone && (errors.Is(execErr, context.Canceled) || errors.Is(execErr, context.DeadlineExceeded)) {
 		execErr = nil // interrupted by the stop; the stop reason decides
@@ -755,9 +765,7 @@ func (r *jobRun) settle(execErr error) (*jobRecord, EventType) {
 		failErr = &Error{Code: CodeExecutionError, Message: "Batch job execution failed", Err: execErr,
 			Details: []Detail{{Code: string(CodeSystem), Message: execErr.Error()}}}
 	}
-	r.mu.Lock()
-	rec := r.rec.clone()
-	r.mu.Unlock()
+	now := e.now().UTC()
 	var ev EventType
 	switch reason {
 	case stopPause:
@@ -768,17 +776,10 @@ func (r *jobRun) settle(execErr error) (*jobRecord, EventType) {
 		rec.Status, rec.FinishedAt, rec.Error, ev = StateFailed, &now, failErr, EventJobFailed
 	default:
 		rec.Status, rec.FinishedAt, ev = StateCompleted, &now, EventJobCompleted
-		if n := rec.Progress.Completed + rec.Progress.Failed; n > 0 && rec.StartedAt != nil {
-			per := now.Sub(*rec.StartedAt) / time.Duration(n)
-			e.itemEst = (e.itemEst*3 + per) / 4
-		}
 	}
 	if err := e.store.Update(func(tx Tx) error { return putJob(tx, r.seq, rec) }); err != nil {
 		e.errorf(r.id, "storing the job's final state failed: %v", err)
 		return nil, ""
 	}
-	r.mu.Lock()
-	r.rec = rec
-	r.mu.Unlock()
 	return rec, ev
 }

@@ -249,7 +249,7 @@ func TestJobControl(t *testing.T) {
 	require.Eventually(t, func() bool { return tb.do(t, "GET", "/jobs/"+id, "").data["status"] == "running" }, 5*time.Second, time.Millisecond)
 	require.Equal(t, http.StatusConflict, tb.do(t, "DELETE", "/jobs/"+id, "").status)
 	require.Equal(t, http.StatusConflict, tb.do(t, "POST", "/jobs/"+id+"/resume", "").status)
-	go func() { time.Sleep(20 * time.Millisecond); close(gate) }()
+	go func() { time.Sleep(100 * time.Millisecond); close(gate) }()
 	res = tb.do(t, "POST", "/jobs/"+id+"/pause", "")
 	require.Equal(t, http.StatusOK, res.status, string(res.body))
 	require.Equal(t, "paused", res.data["status"])

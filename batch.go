@@ -15,6 +15,9 @@ import (
 type Options struct {
 	// Logger receives the engine's logs. nil discards them.
 	Logger *slog.Logger
+	// Observer sees job transitions, item attempts, commits, deliveries and
+	// schedule fires. nil observes nothing at no cost.
+	Observer Observer
 	// Now is the engine's clock, a seam for tests. nil means time.Now.
 	Now func() time.Time
 	// MaxRunningJobs bounds jobs running at once; others wait queued.

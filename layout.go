@@ -45,29 +45,38 @@ func parseJobID(id string) (uint64, bool) {
 
 func u64key(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
 
+func beUint64(b []byte) uint64 { return binary.BigEndian.Uint64(b) }
+
 // jobRecord is a job as stored: the API view plus what the executor needs
 // to resume it.
 type jobRecord struct {
 	Job
-	// Ops are the item ranges of the batch's operations, set once the job
-	// has been expanded.
+	// Ops are the item ranges of the batch's operations.
 	Ops []opRange `json:"ops,omitempty"`
 	// Options are the batch's options with defaults filled in.
-	Options   BatchOptions `json:"options"`
-	Expanded  bool         `json:"expanded,omitempty"`
-	Validated bool         `json:"validated,omitempty"`
+	Options BatchOptions `json:"options"`
 	// ItemNanos is the summed run time of finished items.
 	ItemNanos int64 `json:"item_nanos,omitempty"`
 	// IdempotencyKey is the key the job was submitted with, if any.
 	IdempotencyKey string `json:"idempotency_key,omitempty"`
+	// Trace is the carrier of the submitter's trace context, stored by a
+	// TracePropagator observer.
+	Trace map[string]string `json:"trace,omitempty"`
+	// QueuedAt is when the job was last queued (by Resume), if after its
+	// creation.
+	QueuedAt *time.Time `json:"queued_at,omitempty"`
 	// Errors holds the first failed items, kept for status reads.
 	FirstErrors []ItemError `json:"first_errors,omitempty"`
 }
 
-// opRange is the slice of item indexes one operation owns.
+// opRange is the slice of item indexes one operation owns. Until the
+// operation selects its items (Selected), Count is the estimate made at
+// submission.
 type opRange struct {
-	Base  int64 `json:"base"`
-	Count int64 `json:"count"`
+	Base      int64 `json:"base"`
+	Count     int64 `json:"count"`
+	Selected  bool  `json:"selected,omitempty"`
+	Validated bool  `json:"validated,omitempty"`
 }
 
 func (r *jobRecord) clone() *jobRecord {

@@ -83,4 +83,3 @@ func (e *Engine) emit(ev Event) {
 		fn(ev)
 	}
 }
-

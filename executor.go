@@ -454,17 +454,17 @@ func (r *jobRun) eachPending(ctx context.Context, rg opRange, fn func(pendingIte
 
 // worker is what the workers of one pass share.
 type worker struct {
-	r                 *jobRun
-	plan              *Plan
-	op                int
-	typ               string
-	opts              BatchOptions
-	feedCtx, itemCtx  context.Context
-	validating        bool
-	lenient           bool
-	lastOp            bool
-	left              atomic.Int64 // items of an index-driven pass not yet finished
-	attemptFn         func(ctx context.Context, it *Item) error
+	r                *jobRun
+	plan             *Plan
+	op               int
+	typ              string
+	opts             BatchOptions
+	feedCtx, itemCtx context.Context
+	validating       bool
+	lenient          bool
+	lastOp           bool
+	left             atomic.Int64 // items of an index-driven pass not yet finished
+	attemptFn        func(ctx context.Context, it *Item) error
 }
 
 // run validates or runs one item.

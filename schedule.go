@@ -41,10 +41,10 @@ type Schedule struct {
 	// NotificationSecret ("whsec_" + base64) signs the schedule's
 	// notification webhooks the way webhook deliveries are signed; it is
 	// generated with the first one.
-	NotificationSecret string `json:"notification_secret,omitempty"`
-	Owner              string `json:"owner,omitempty"`
-	CreatedAt time.Time  `json:"created_at"`
-	UpdatedAt time.Time  `json:"updated_at"`
+	NotificationSecret string    `json:"notification_secret,omitempty"`
+	Owner              string    `json:"owner,omitempty"`
+	CreatedAt          time.Time `json:"created_at"`
+	UpdatedAt          time.Time `json:"updated_at"`
 }
 
 // Timing says when a schedule runs: a frequency with a time of day in a

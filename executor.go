@@ -589,7 +589,7 @@ func (w *worker) runItem(it *Item, stored int) {
 		if !r.sleep(w.feedCtx, r.backoff(opts.Retry, attempt, err)) {
 			return // paused or stopped during the backoff; run again later
 		}
-		it.Record = nil // read again for the next attempt
+		it.Record, it.prev = nil, nil // read again for the next attempt
 	}
 	if w.plan.apply != nil && o.rec.State == itemSucceeded {
 		o.apply, o.item = w.plan.apply, *it

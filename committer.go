@@ -156,6 +156,14 @@ func (c *committer) take() {
 	c.space.Broadcast()
 }
 
+// lingers reports whether a batch is worth waiting for: outcomes only,
+// fewer than a full batch.
+func (c *committer) lingers() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.writes) == 0 && len(c.outs) < c.max
+}
+
 func (c *committer) pending() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -183,8 +191,10 @@ func (c *committer) loop() {
 				c.flush()
 			}
 		}
-		// Linger briefly for a fuller batch, unless one is already full.
-		if c.delay > 0 && c.pending() < c.max {
+		// Linger briefly for a fuller batch of outcomes, unless one is
+		// already full or a caller waits for a write: writes that arrive
+		// while this batch commits make the next one.
+		if c.delay > 0 && c.lingers() {
 			timer.Reset(c.delay)
 			select {
 			case <-timer.C:

@@ -21,6 +21,15 @@ type outcome struct {
 	// last marks the job's last item: when nothing stops the job, the
 	// transaction that stores it also finishes the job.
 	last bool
+	// bit stores a success as one bit of the job's done bitmap instead of
+	// a record of its own (items of list operations).
+	bit bool
+}
+
+// doneBlock is a done bitmap being written by one commit.
+type doneBlock struct {
+	run   *jobRun
+	block uint64
 }
 
 // write is a change to the store other than an item outcome (a
@@ -74,6 +83,8 @@ type committer struct {
 	takenWrites []*write
 	arena       []byte
 	deltas      map[*jobRun]*jobDelta
+	blocks      map[doneBlock]*[doneBlockItems / 8]byte
+	freeBlocks  []*[doneBlockItems / 8]byte
 	share       int64 // the last commit's duration per write, in ns
 }
 
@@ -87,6 +98,7 @@ func newCommitter(e *Engine) *committer {
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
 		deltas: make(map[*jobRun]*jobDelta),
+		blocks: make(map[doneBlock]*[doneBlockItems / 8]byte),
 	}
 	c.space = sync.NewCond(&c.mu)
 	return c
@@ -320,18 +332,14 @@ func (c *committer) writeOutcomes(w *wtx, outs []outcome) error {
 				o.rec.Code, o.rec.Message, _ = classify(err)
 			}
 		}
-		// Keys and values live in one arena per transaction.
-		if cap(c.arena)-len(c.arena) < 64+len(o.rec.ResourceID)+len(o.rec.Message)+len(o.rec.Code) {
-			c.arena = make([]byte, 0, max(64<<10, 2*cap(c.arena)))
-		}
-		k0 := len(c.arena)
-		c.arena = binary.BigEndian.AppendUint64(c.arena, uint64(o.index))
-		key := c.arena[k0:len(c.arena):len(c.arena)]
-		v0 := len(c.arena)
-		c.arena = appendItem(c.arena, &o.rec)
-		v := c.arena[v0:len(c.arena):len(c.arena)]
-		if err := w.Put(o.run.itemsBucket, key, v); err != nil {
-			return err
+		var key, v []byte
+		if o.bit && o.rec.State == itemSucceeded {
+			c.setDone(o.run, o.index)
+		} else {
+			key, v = c.alloc(uint64(o.index), &o.rec)
+			if err := w.Put(o.run.itemsBucket, key, v); err != nil {
+				return err
+			}
 		}
 		d := c.deltas[o.run]
 		if d == nil {
@@ -358,12 +366,78 @@ func (c *committer) writeOutcomes(w *wtx, outs []outcome) error {
 			}
 		}
 	}
+	if err := c.writeDone(w.Tx); err != nil {
+		return err
+	}
 	for r, d := range c.deltas {
 		d.rec = r.withDelta(d)
 		if d.last {
 			r.finishInCommit(w, d)
 		}
 		if err := putJob(w.Tx, r.seq, d.rec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// alloc encodes an item record and its key into the transaction's arena:
+// bbolt keeps both until the transaction ends, and one arena saves an
+// allocation per item.
+func (c *committer) alloc(index uint64, rec *itemRecord) (key, v []byte) {
+	if cap(c.arena)-len(c.arena) < 64+len(rec.ResourceID)+len(rec.Message)+len(rec.Code) {
+		c.arena = make([]byte, 0, max(64<<10, 2*cap(c.arena)))
+	}
+	k0 := len(c.arena)
+	c.arena = binary.BigEndian.AppendUint64(c.arena, index)
+	key = c.arena[k0:len(c.arena):len(c.arena)]
+	v0 := len(c.arena)
+	c.arena = appendItem(c.arena, rec)
+	return key, c.arena[v0:len(c.arena):len(c.arena)]
+}
+
+// setDone marks item index of r done in this commit's bitmaps.
+func (c *committer) setDone(r *jobRun, index int64) {
+	k := doneBlock{r, uint64(index / doneBlockItems)}
+	b := c.blocks[k]
+	if b == nil {
+		if n := len(c.freeBlocks); n > 0 {
+			b = c.freeBlocks[n-1]
+			c.freeBlocks = c.freeBlocks[:n-1]
+			clear(b[:])
+		} else {
+			b = new([doneBlockItems / 8]byte)
+		}
+		c.blocks[k] = b
+	}
+	bit := index % doneBlockItems
+	b[bit/8] |= 1 << (bit % 8)
+}
+
+// writeDone merges this commit's bitmaps into the stored ones.
+func (c *committer) writeDone(tx Tx) error {
+	defer func() {
+		for k, b := range c.blocks {
+			c.freeBlocks = append(c.freeBlocks, b)
+			delete(c.blocks, k)
+		}
+	}()
+	for k, b := range c.blocks {
+		if c.arena == nil || cap(c.arena)-len(c.arena) < 8+len(b) {
+			c.arena = make([]byte, 0, max(64<<10, 2*cap(c.arena)))
+		}
+		k0 := len(c.arena)
+		c.arena = binary.BigEndian.AppendUint64(c.arena, k.block)
+		key := c.arena[k0:len(c.arena):len(c.arena)]
+		v0 := len(c.arena)
+		c.arena = append(c.arena, b[:]...)
+		v := c.arena[v0:len(c.arena):len(c.arena)]
+		if old := tx.Get(k.run.doneBucket, key); len(old) == len(v) {
+			for i := range v {
+				v[i] |= old[i]
+			}
+		}
+		if err := tx.Put(k.run.doneBucket, key, v); err != nil {
 			return err
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -24,6 +25,10 @@ const selectChunk = 2000
 
 // itemPage is how many stored items the feeder reads per transaction.
 const itemPage = 1000
+
+// yieldEvery is how many items a worker runs before it yields, so that
+// quick items do not crowd out status reads.
+const yieldEvery = 32
 
 // execute runs the job's operations in order: each selects its items when
 // it starts, is validated first under strict validation, and runs; the
@@ -195,6 +200,24 @@ func (r *jobRun) loadProgress(rec *jobRecord) (*progress, error) {
 	}
 	p.done = make([]uint64, (end+63)/64)
 	err := r.e.store.View(func(tx Tx) error {
+		if err := tx.Scan(r.doneBucket, nil, func(k, v []byte) bool {
+			if len(k) != 8 || len(v) != doneBlockItems/8 {
+				return true
+			}
+			base := int64(beUint64(k)) * doneBlockItems
+			for i, b := range v {
+				for bit := 0; b != 0 && bit < 8; bit++ {
+					if b&(1<<bit) != 0 {
+						if idx := base + int64(i*8+bit); idx/64 < int64(len(p.done)) {
+							p.done[idx/64] |= 1 << (idx % 64)
+						}
+					}
+				}
+			}
+			return true
+		}); err != nil {
+			return err
+		}
 		var derr error
 		err := tx.Scan(r.itemsBucket, nil, func(k, v []byte) bool {
 			if len(k) != 8 || len(v) < 2 {
@@ -357,7 +380,11 @@ func (r *jobRun) pass(feedCtx, itemCtx context.Context, i int, p *Plan, typ stri
 		for range min(int64(workers), max(left, 1)) {
 			wg.Go(func() {
 				var it Item
-				for feedCtx.Err() == nil {
+				slot := r.newSlot()
+				for n := 1; feedCtx.Err() == nil; n++ {
+					if n%yieldEvery == 0 {
+						runtime.Gosched() // let status reads in between bursts
+					}
 					j := next.Add(1) - 1
 					if j >= rg.Count {
 						return
@@ -372,7 +399,7 @@ func (r *jobRun) pass(feedCtx, itemCtx context.Context, i int, p *Plan, typ stri
 						return
 					}
 					it.Index, it.Operation, it.JobID, it.Type = index, i, r.id, typ
-					w.run(&it, prog.attempts[index])
+					w.run(slot, &it, prog.attempts[index])
 				}
 			})
 		}
@@ -385,9 +412,14 @@ func (r *jobRun) pass(feedCtx, itemCtx context.Context, i int, p *Plan, typ stri
 	for range workers {
 		wg.Go(func() {
 			var it Item
+			slot := r.newSlot()
+			n := 0
 			for pi := range ch {
+				if n++; n%yieldEvery == 0 {
+					runtime.Gosched()
+				}
 				it = Item{JobID: r.id, Index: pi.index, Operation: i, Type: typ, ResourceID: pi.id}
-				w.run(&it, pi.attempts)
+				w.run(slot, &it, pi.attempts)
 			}
 		})
 	}
@@ -468,11 +500,11 @@ type worker struct {
 }
 
 // run validates or runs one item.
-func (w *worker) run(it *Item, attempts int) {
+func (w *worker) run(slot *curSlot, it *Item, attempts int) {
 	if w.validating {
 		w.validate(it)
 	} else {
-		w.runItem(it, attempts)
+		w.runItem(slot, it, attempts)
 	}
 }
 
@@ -552,13 +584,13 @@ func (r *jobRun) check(ctx context.Context, p *Plan, it *Item, validate bool) er
 // already stored, and hands the outcome to the committer. A failed attempt
 // that will be retried is stored too, so the retry budget survives a
 // restart. An item interrupted by a stop is left pending, to run again.
-func (w *worker) runItem(it *Item, stored int) {
+func (w *worker) runItem(slot *curSlot, it *Item, stored int) {
 	r, e, opts := w.r, w.r.e, w.opts
 	if w.feedCtx.Err() != nil {
 		return
 	}
 	start := time.Now()
-	r.setCurrent(it, start)
+	slot.setItem(it, start)
 	o := outcome{run: r, index: it.Index, rec: itemRecord{Op: it.Operation, ResourceID: it.ResourceID}}
 	for attempt := stored + 1; ; attempt++ {
 		o.rec.Attempts = attempt
@@ -603,8 +635,11 @@ func (w *worker) runItem(it *Item, stored int) {
 		}
 	}
 	o.rec.Duration = time.Since(start)
-	if w.lastOp && w.left.Add(-1) == 0 {
-		o.last = true
+	if w.plan.Resource == nil {
+		o.bit = true
+		if w.lastOp && w.left.Add(-1) == 0 {
+			o.last = true
+		}
 	}
 	r.abortOnFailure(&o)
 	e.committer.send(&o)

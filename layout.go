@@ -15,7 +15,11 @@ import (
 //	jobs              seq (8 bytes, big-endian) -> jobRecord JSON (state, counters)
 //	batches           seq -> the submitted Batch JSON (never rewritten)
 //	items/<job_id>    item index (8 bytes) -> itemRecord (binary): pending
-//	                  entries for record-driven operations, then every outcome
+//	                  entries of record-driven operations (with the attempts
+//	                  of items waiting for a retry), then their outcomes, and
+//	                  the failures and pending retries of list operations
+//	done/<job_id>     block (8 bytes) -> bitmap of 4,096 items: the
+//	                  succeeded items of list operations, one bit each
 //	errors/<job_id>   item index -> itemRecord of each failed item
 //	artifacts/<job_id> name NUL chunk (4 bytes) -> bytes; name NUL "" -> meta
 //	coll/<name>       record id -> record JSON
@@ -26,6 +30,10 @@ const (
 
 func itemsBucket(jobID string) string     { return "items/" + jobID }
 func errorsBucket(jobID string) string    { return "errors/" + jobID }
+func doneBucket(jobID string) string      { return "done/" + jobID }
+
+// doneBlockItems is how many items one done bitmap covers.
+const doneBlockItems = 4096
 func artifactsBucket(jobID string) string { return "artifacts/" + jobID }
 
 // jobIDPrefix starts every job id: "batch12345".

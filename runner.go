@@ -48,8 +48,8 @@ type jobRun struct {
 	e   *Engine
 	id  string
 	seq uint64
-	// itemsBucket and errorsBucket name the job's buckets.
-	itemsBucket, errorsBucket string
+	// itemsBucket, doneBucket and errorsBucket name the job's buckets.
+	itemsBucket, doneBucket, errorsBucket string
 	// pending counts outcomes handed to the committer and not yet stored.
 	pending sync.WaitGroup
 	// exited is closed when the runner goroutine ends; nil until it starts.
@@ -59,13 +59,9 @@ type jobRun struct {
 	// opTypes are the operation types of the batch, once it started.
 	opTypes []string
 
-	// curMu guards the current item.
-	curMu    sync.Mutex
-	curIndex int64
-	curOp    int
-	curRes   string
-	curStart time.Time
-	curSet   bool
+	// curMu guards slots, each worker's current item, and opTypes.
+	curMu sync.Mutex
+	slots []*curSlot
 
 	// mu guards the fields below.
 	mu         sync.Mutex
@@ -80,7 +76,7 @@ type jobRun struct {
 }
 
 func newRun(e *Engine, seq uint64, rec *jobRecord) *jobRun {
-	return &jobRun{e: e, id: rec.ID, seq: seq, rec: rec, itemsBucket: itemsBucket(rec.ID), errorsBucket: errorsBucket(rec.ID)}
+	return &jobRun{e: e, id: rec.ID, seq: seq, rec: rec, itemsBucket: itemsBucket(rec.ID), doneBucket: doneBucket(rec.ID), errorsBucket: errorsBucket(rec.ID)}
 }
 
 // snapshot returns a copy of the job record.
@@ -97,23 +93,50 @@ func (r *jobRun) setRec(rec *jobRecord) {
 	r.mu.Unlock()
 }
 
-// setCurrent records the item a worker just started.
-func (r *jobRun) setCurrent(it *Item, at time.Time) {
+// curSlot is the item one worker runs. Each worker writes its own slot,
+// so workers never contend for it; readers look at every slot.
+type curSlot struct {
+	mu    sync.Mutex
+	index int64
+	op    int
+	res   string
+	start time.Time
+	set   bool
+}
+
+// newSlot adds a worker's slot.
+func (r *jobRun) newSlot() *curSlot {
+	s := &curSlot{}
 	r.curMu.Lock()
-	r.curIndex, r.curOp, r.curRes, r.curStart, r.curSet = it.Index, it.Operation, it.ResourceID, at, true
+	r.slots = append(r.slots, s)
 	r.curMu.Unlock()
+	return s
+}
+
+// set records the item a worker just started.
+func (s *curSlot) setItem(it *Item, at time.Time) {
+	s.mu.Lock()
+	s.index, s.op, s.res, s.start, s.set = it.Index, it.Operation, it.ResourceID, at, true
+	s.mu.Unlock()
 }
 
 // current returns the item the job started most recently, or nil.
 func (r *jobRun) current() *CurrentOperation {
 	r.curMu.Lock()
 	defer r.curMu.Unlock()
-	if !r.curSet {
-		return nil
+	var c *CurrentOperation
+	for _, s := range r.slots {
+		s.mu.Lock()
+		if s.set && (c == nil || s.start.After(c.StartedAt)) {
+			c = &CurrentOperation{Index: s.index, ResourceID: s.res, StartedAt: s.start}
+			if s.op < len(r.opTypes) {
+				c.Type = r.opTypes[s.op]
+			}
+		}
+		s.mu.Unlock()
 	}
-	c := &CurrentOperation{Index: r.curIndex, ResourceID: r.curRes, StartedAt: r.curStart.UTC()}
-	if r.curOp < len(r.opTypes) {
-		c.Type = r.opTypes[r.curOp]
+	if c != nil {
+		c.StartedAt = c.StartedAt.UTC()
 	}
 	return c
 }
@@ -563,7 +586,7 @@ func (e *Engine) Delete(ctx context.Context, id string) error {
 				return err
 			}
 		}
-		for _, b := range []string{itemsBucket(id), errorsBucket(id), artifactsBucket(id)} {
+		for _, b := range []string{itemsBucket(id), doneBucket(id), errorsBucket(id), artifactsBucket(id)} {
 			if err := w.DeleteBucket(b); err != nil {
 				return err
 			}

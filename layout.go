@@ -28,12 +28,13 @@ const (
 	bucketBatches = "batches"
 )
 
-func itemsBucket(jobID string) string     { return "items/" + jobID }
-func errorsBucket(jobID string) string    { return "errors/" + jobID }
-func doneBucket(jobID string) string      { return "done/" + jobID }
+func itemsBucket(jobID string) string  { return "items/" + jobID }
+func errorsBucket(jobID string) string { return "errors/" + jobID }
+func doneBucket(jobID string) string   { return "done/" + jobID }
 
 // doneBlockItems is how many items one done bitmap covers.
 const doneBlockItems = 4096
+
 func artifactsBucket(jobID string) string { return "artifacts/" + jobID }
 
 // jobIDPrefix starts every job id: "batch12345".

@@ -97,7 +97,9 @@
 //
 // Filters are equality maps on top-level fields. A where string is an expr
 // expression (github.com/expr-lang/expr) over `record`, compiled once per
-// job and sandboxed: it sees the record and expr's builtins, nothing else.
+// job (the engine compiles the [Query] of every plan, custom operations'
+// too, and a bad where rejects the batch) and sandboxed: it sees the record
+// and expr's builtins, nothing else.
 // A where expression that fails on a record (comparing a missing field with
 // a number, say) does not select it; write `(record.area ?? 0) > 10`.
 //

@@ -104,6 +104,10 @@ func (r *jobRun) execute(ctx, feedCtx, itemCtx context.Context) error {
 			if err := r.markValidated(i); err != nil {
 				return err
 			}
+			// Items that failed validation are done: do not run them.
+			if prog, err = r.loadProgress(r.snapshot()); err != nil {
+				return err
+			}
 		}
 		if err := r.pass(feedCtx, itemCtx, i, p, types[i], opts, prog, false, last); err != nil {
 			return err

@@ -428,3 +428,33 @@ func TestRunner_LiveEstimates(t *testing.T) {
 	require.Nil(t, done.EstimatedCompletion)
 	require.Equal(t, 100, done.Progress.Percentage)
 }
+
+// Strict validation checks an operation's items before any of them runs;
+// an item that failed validation is not run afterwards.
+func TestRunner_StrictValidationPerOperation(t *testing.T) {
+	t.Parallel()
+	tb := setup(t, "bolt", nil)
+	require.NoError(t, tb.e.DefineCollection("strict", &batch.CollectionOptions{Validate: func(ctx context.Context, rec batch.Record) error {
+		if n, _ := rec["n"].(float64); n < 0 {
+			return batch.ValidationError("n must not be negative")
+		}
+		return nil
+	}}))
+	b, err := batch.DecodeBatch([]byte(`{"operations":[
+		{"type":"create","resource":"strict","records":[{"id":"a","n":1},{"id":"b","n":-1},{"id":"c","n":2}]},
+		{"type":"update","resource":"strict","where":"true","update":{"n":-5}}],
+		"options":{"validation":{"mode":"strict","on_error":"skip"}}}`))
+	require.NoError(t, err)
+	job := tb.wait(t, tb.submit(t, b).ID)
+	require.Equal(t, batch.StateCompleted, job.Status)
+	require.Equal(t, int64(5), job.Progress.TotalOperations)
+	require.Equal(t, int64(2), job.Progress.Completed)
+	require.Equal(t, int64(3), job.Progress.Failed, "b fails validation once; both updates would break the rule")
+	coll, err := tb.e.Collection("strict")
+	require.NoError(t, err)
+	_, err = coll.Get(t.Context(), "b")
+	require.ErrorIs(t, err, batch.ErrNotFound)
+	a, err := coll.Get(t.Context(), "a")
+	require.NoError(t, err)
+	require.Equal(t, 1.0, a["n"])
+}

@@ -28,8 +28,10 @@ type Options struct {
 	// 0 means [DefaultCommitBatchSize].
 	CommitBatchSize int
 	// CommitDelay is how long the committer waits for more outcomes once one
-	// arrives, before writing a batch smaller than CommitBatchSize. 0 means
-	// [DefaultCommitDelay]; a negative value writes at once.
+	// arrives, before writing a batch smaller than CommitBatchSize. It does
+	// not wait when a caller waits for a write (a submission, a transition)
+	// or for a job's last item: what arrives during a commit makes the next
+	// one. 0 means [DefaultCommitDelay]; a negative value writes at once.
 	CommitDelay time.Duration
 	// Collections are the built-in document collections defined from the
 	// start. nil means {"fields"}; add more with [Engine.DefineCollection].

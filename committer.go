@@ -118,7 +118,9 @@ func (c *committer) send(o *outcome) {
 	if n == 1 {
 		signal(c.wake)
 	}
-	if n == c.max {
+	if n == c.max || o.last {
+		// A full batch, or a job's last item (its runner waits for it):
+		// no reason to linger.
 		signal(c.full)
 	}
 }

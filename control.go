@@ -84,10 +84,28 @@ func (e *Engine) Submit(ctx context.Context, b *Batch, opts *SubmitOptions) (*Jo
 		rec.Trace = tp.Inject(ctx)
 	}
 
+	// A free slot is taken now: the job is then created and started in the
+	// same transaction, and its runner needs no transaction of its own to
+	// start.
+	e.mu.Lock()
+	startNow := !e.closed && e.running < e.opts.MaxRunningJobs && len(e.queue) == 0
+	if startNow {
+		e.running++
+	}
+	e.mu.Unlock()
+	release := func() {
+		if startNow {
+			e.mu.Lock()
+			e.running--
+			e.dispatchLocked()
+			e.mu.Unlock()
+		}
+	}
+
 	var seq uint64
-	var existing *jobRecord
+	var existing, started *jobRecord
 	err = e.update(func(w *wtx) error {
-		existing = nil
+		existing, started = nil, nil
 		idemKey := []byte(so.Owner + "\x00" + so.IdempotencyKey)
 		if so.IdempotencyKey != "" {
 			if v := w.Get(bucketIdempotency, idemKey); len(v) == 16 {
@@ -117,8 +135,19 @@ func (e *Engine) Submit(ctx context.Context, b *Batch, opts *SubmitOptions) (*Jo
 		}
 		// The job_created event is reported before the runner can report
 		// that it started.
-		return w.transition(nil, "", rec, EventJobCreated, so.Owner)
+		if err := w.transition(nil, "", rec, EventJobCreated, so.Owner); err != nil {
+			return err
+		}
+		if !startNow {
+			return nil
+		}
+		started = rec.clone()
+		started.Status, started.StartedAt = StateRunning, &now
+		return w.transition(nil, StateQueued, started, EventJobStarted, "")
 	})
+	if err != nil || existing != nil {
+		release()
+	}
 	if err != nil {
 		if errors.Is(err, ErrClosed) {
 			return nil, err
@@ -131,16 +160,27 @@ func (e *Engine) Submit(ctx context.Context, b *Batch, opts *SubmitOptions) (*Jo
 	if existing != nil {
 		return e.Job(ctx, existing.ID)
 	}
+	job := e.view(rec, nil) // the job as submitted
+	if started != nil {
+		rec = started
+	}
 	r := newRun(e, seq, rec.clone())
-	job := e.view(rec, nil)
 	e.mu.Lock()
 	if e.closed {
+		if startNow {
+			e.running--
+		}
 		e.mu.Unlock()
-		return job, nil // stored; it starts when the store is opened again
+		return job, nil // stored; it starts (or resumes) when the store is opened again
 	}
 	e.runs[r.id] = r
-	e.queue = append(e.queue, r)
-	e.dispatchLocked()
+	if startNow {
+		r.started = true
+		e.launchLocked(r)
+	} else {
+		e.queue = append(e.queue, r)
+		e.dispatchLocked()
+	}
 	e.notifyLocked()
 	e.mu.Unlock()
 	e.log.Info("job submitted", "job_id", r.id, "items", total)

@@ -58,6 +58,8 @@ type jobRun struct {
 	failedSeen atomic.Int64
 	// opTypes are the operation types of the batch, once it started.
 	opTypes []string
+	// started is set when Submit stored the job as running already.
+	started bool
 
 	// curMu guards slots, each worker's current item, and opTypes.
 	curMu sync.Mutex
@@ -264,9 +266,14 @@ func (e *Engine) dispatchLocked() {
 		r := e.queue[0]
 		e.queue = e.queue[1:]
 		e.running++
-		r.exited = make(chan struct{})
-		e.wg.Go(func() { e.runJob(r) })
+		e.launchLocked(r)
 	}
+}
+
+// launchLocked starts the runner of a job that holds a slot. e.mu is held.
+func (e *Engine) launchLocked(r *jobRun) {
+	r.exited = make(chan struct{})
+	e.wg.Go(func() { e.runJob(r) })
 }
 
 // runJob runs a job until it finishes, pauses, fails or the engine closes.
@@ -296,6 +303,9 @@ func (e *Engine) runJob(r *jobRun) {
 // deleted since it was queued is not started.
 func (r *jobRun) start() error {
 	e := r.e
+	if r.started {
+		return nil
+	}
 	return e.committer.do(func(w *wtx) error {
 		cur, err := getJob(w.Tx, r.seq)
 		if err != nil {

@@ -252,6 +252,7 @@ func (c *committer) commit(outs []outcome, writes []*write) {
 			outTx.Tx = tx
 			c.arena = c.arena[:0]
 			clear(c.deltas)
+			c.dropBlocks() // left by an attempt that failed
 			if err := c.writeOutcomes(outTx, outs); err != nil {
 				return err
 			}
@@ -418,12 +419,7 @@ func (c *committer) setDone(r *jobRun, index int64) {
 
 // writeDone merges this commit's bitmaps into the stored ones.
 func (c *committer) writeDone(tx Tx) error {
-	defer func() {
-		for k, b := range c.blocks {
-			c.freeBlocks = append(c.freeBlocks, b)
-			delete(c.blocks, k)
-		}
-	}()
+	defer c.dropBlocks()
 	for k, b := range c.blocks {
 		if c.arena == nil || cap(c.arena)-len(c.arena) < 8+len(b) {
 			c.arena = make([]byte, 0, max(64<<10, 2*cap(c.arena)))
@@ -444,4 +440,12 @@ func (c *committer) writeDone(tx Tx) error {
 		}
 	}
 	return nil
+}
+
+// dropBlocks forgets this commit's bitmaps, keeping their memory.
+func (c *committer) dropBlocks() {
+	for k, b := range c.blocks {
+		c.freeBlocks = append(c.freeBlocks, b)
+		delete(c.blocks, k)
+	}
 }

@@ -84,3 +84,42 @@ func TestWebhook_CleanupPagesThroughEveryWebhook(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, int64(hooks), st.Deliveries)
 }
+
+// A write that fails in a group commit is answered with its error; the
+// writes that shared its transaction are committed without it.
+func TestCommitter_FailedWriteLeavesTheOthers(t *testing.T) {
+	t.Parallel()
+	e, err := New(NewMemoryStore(), nil)
+	require.NoError(t, err)
+	defer e.Close(context.Background())
+	boom := errors.New("refused")
+	c := e.committer
+	fail := &write{done: make(chan struct{}), fn: func(w *wtx) error {
+		if err := w.Put("test", []byte("bad"), []byte("1")); err != nil {
+			return err
+		}
+		return boom
+	}}
+	ok := &write{done: make(chan struct{}), fn: func(w *wtx) error {
+		if err := w.Put("test", []byte("good"), []byte("1")); err != nil {
+			return err
+		}
+		return w.event(Event{Type: EventTemplateCreated, ObjectID: "template1"})
+	}}
+	c.mu.Lock()
+	c.writes = append(c.writes, fail, ok)
+	c.mu.Unlock()
+	signal(c.wake)
+	<-fail.done
+	<-ok.done
+	require.ErrorIs(t, fail.err, boom)
+	require.NoError(t, ok.err)
+	require.NoError(t, e.store.View(func(tx Tx) error {
+		require.Nil(t, tx.Get("test", []byte("bad")))
+		require.NotNil(t, tx.Get("test", []byte("good")))
+		return nil
+	}))
+	page, err := e.AuditEvents(t.Context(), nil)
+	require.NoError(t, err)
+	require.Len(t, page.Events, 1, "the event of the committed write, once")
+}

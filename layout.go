@@ -148,7 +148,7 @@ func (s itemState) String() string {
 }
 
 // itemRecord is an item's stored state: a pending entry written when a
-// record-driven operation is expanded, or an outcome.
+// record-driven operation selects its records, or an outcome.
 type itemRecord struct {
 	State      itemState
 	Op         int

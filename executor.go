@@ -729,7 +729,7 @@ func (r *jobRun) runAttempt(ctx context.Context, timeout time.Duration, it *Item
 	}
 	select {
 	case err := <-done:
-		it.Record, it.Result = own.Record, own.Result
+		*it = own // finished in time: what it did to its item counts
 		if err != nil && ctx.Err() == nil && errors.Is(actx.Err(), context.DeadlineExceeded) {
 			return timedOut()
 		}

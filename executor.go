@@ -157,9 +157,26 @@ func (e *Engine) plan(ctx context.Context, jobID string, b *Batch) ([]*Plan, err
 		case p.Resource == nil && p.Count < 0:
 			d.add(path, DetailInvalidOperation, "operation type %s planned a negative item count", spec.Type)
 		default:
+			if p.Resource != nil && p.Query == nil && (len(spec.Filter) > 0 || spec.Where != "") {
+				// A plan over a resource that built no query of its own
+				// selects with the operation's filter and where.
+				var qd details
+				p.Query = compileQuery(spec, false, &qd)
+				if len(qd.list) > 0 {
+					d.merge(path, invalidBatch(qd.list))
+					continue
+				}
+			}
 			if err := p.Query.compile(); err != nil {
 				d.add(path+".where", DetailInvalidExpr, "invalid where expression: %v", exprMessage(err))
 				continue
+			}
+			if spec.Where != "" && (p.Query == nil || p.Query.Where != spec.Where) {
+				// A where the plan does not use must still be sound.
+				if _, err := compileRecordExpr(spec.Where, true); err != nil {
+					d.add(path+".where", DetailInvalidExpr, "invalid where expression: %v", exprMessage(err))
+					continue
+				}
 			}
 			plans[i] = p
 		}

@@ -127,7 +127,15 @@ func TestQuery_WhereIsCompiledWhereverItIsBuilt(t *testing.T) {
 		return &batch.Plan{Resource: res, Query: &batch.Query{Where: spec.Where},
 			Run: func(context.Context, *batch.Item) error { seen.Add(1); return nil }}, nil
 	})
-	tb := setup(t, "memory", &batch.Options{Operations: map[string]batch.Operation{"touch": custom}})
+	var seenBare atomic.Int64
+	bare := batch.OperationFunc(func(ctx context.Context, spec *batch.OperationSpec, env *batch.Env) (*batch.Plan, error) {
+		res, err := env.Resource("fields")
+		if err != nil {
+			return nil, err
+		}
+		return &batch.Plan{Resource: res, Run: func(context.Context, *batch.Item) error { seenBare.Add(1); return nil }}, nil
+	})
+	tb := setup(t, "memory", &batch.Options{Operations: map[string]batch.Operation{"touch": custom, "bare": bare, "noop": noopOp()}})
 	recs := make([]batch.Record, 1000)
 	for i := range recs {
 		recs[i] = batch.Record{"id": fmt.Sprintf("r%04d", i), "amount": float64(i % 200)}
@@ -145,6 +153,15 @@ func TestQuery_WhereIsCompiledWhereverItIsBuilt(t *testing.T) {
 	require.Equal(t, int64(295), builtin.Progress.Completed)
 	require.Equal(t, builtin.Progress.Completed, custom1.Progress.Completed)
 	require.Equal(t, int64(295), seen.Load())
+
+	// A plan over a resource without a query of its own gets the
+	// operation's filter and where.
+	bareJob := tb.wait(t, tb.submit(t, &batch.Batch{Operations: []batch.OperationSpec{{Type: "bare", Where: "record.amount > 140", Filter: map[string]any{"amount": 150}}}}).ID)
+	require.Equal(t, int64(5), bareJob.Progress.Completed)
+	require.Equal(t, int64(5), seenBare.Load())
+	// A where is checked for any operation, even one that ignores it.
+	err = tb.e.Validate(t.Context(), &batch.Batch{Operations: []batch.OperationSpec{{Type: "noop", Params: map[string]any{"count": 1}, Where: "x >"}}})
+	require.Equal(t, batch.CodeInvalidBatch, batch.CodeOf(err))
 }
 
 // Observation 3: the retry budget survives Close.

@@ -382,7 +382,8 @@ func (r *jobRun) pass(feedCtx, itemCtx context.Context, i int, p *Plan, typ stri
 			failErr = err
 		}
 		failMu.Unlock()
-		r.stop(stopFail, nil)
+		r.stop(stopFail, &Error{Code: CodeExecutionError, Message: "Batch job execution failed", Err: err,
+			Details: []Detail{{Code: string(CodeSystem), Message: err.Error()}}})
 	}
 	if p.Resource == nil {
 		// Items by index: workers pull the next index.

@@ -585,6 +585,11 @@ func (e *Engine) DeleteSchedule(ctx context.Context, id string) error {
 		if err := tx.Delete(bucketSchedules, u64key(seq)); err != nil {
 			return err
 		}
+		// Its notification deliveries go with it; their outbox entries are
+		// dropped when they fall due.
+		if err := tx.DeleteBucket(deliveriesBucket(id)); err != nil {
+			return err
+		}
 		return tx.event(Event{Type: EventScheduleDeleted, Principal: PrincipalFrom(ctx), ObjectID: id})
 	})
 }

@@ -28,7 +28,7 @@ const itemPage = 1000
 
 // yieldEvery is how many items a worker runs before it yields, so that
 // quick items do not crowd out status reads.
-const yieldEvery = 32
+const yieldEvery = 4
 
 // execute runs the job's operations in order: each selects its items when
 // it starts, is validated first under strict validation, and runs; the

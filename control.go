@@ -224,7 +224,7 @@ func (e *Engine) check(ctx context.Context, b *Batch) (*Batch, []opRange, error)
 		d.add("operations", DetailRequired, "a batch needs at least one operation")
 	}
 	nb.Options.check(&d, func(name string) bool { _, ok := e.backoff(name); return ok })
-	plans, err := e.plan(ctx, "", &nb)
+	plans, err := e.plan(ctx, "", &nb, nil)
 	if err != nil {
 		d.merge("", err)
 	}

@@ -71,7 +71,7 @@ func (r *jobRun) execute(ctx, feedCtx, itemCtx context.Context) error {
 	r.curMu.Lock()
 	r.opTypes = types
 	r.curMu.Unlock()
-	plans, err := e.plan(ctx, r.id, b)
+	plans, err := e.plan(ctx, r.id, b, rec.Trace)
 	if err != nil {
 		return err
 	}
@@ -132,8 +132,11 @@ func (r *jobRun) markValidated(i int) error {
 
 // plan plans every operation of b for job jobID ("" while validating a
 // submission), reporting every problem as one INVALID_BATCH error. Every
-// plan's Query is compiled here, whoever built it.
-func (e *Engine) plan(ctx context.Context, jobID string, b *Batch) ([]*Plan, error) {
+// plan's Query is compiled here, whoever built it. trace is the job's
+// trace carrier: each Plan call runs under the context the observer
+// extracts from it.
+func (e *Engine) plan(ctx context.Context, jobID string, b *Batch, trace map[string]string) ([]*Plan, error) {
+	tp, _ := e.obs.(TracePropagator)
 	var d details
 	plans := make([]*Plan, len(b.Operations))
 	for i := range b.Operations {
@@ -148,7 +151,11 @@ func (e *Engine) plan(ctx context.Context, jobID string, b *Batch) ([]*Plan, err
 			d.add(path+".type", DetailInvalidOperation, "Unknown operation type: %s", spec.Type)
 			continue
 		}
-		p, err := callPlan(ctx, op, spec, &Env{JobID: jobID, Operation: i, e: e})
+		pctx := ctx
+		if tp != nil && len(trace) > 0 {
+			pctx = tp.Extract(ctx, trace)
+		}
+		p, err := callPlan(pctx, op, spec, &Env{JobID: jobID, Operation: i, e: e})
 		switch {
 		case err != nil:
 			d.merge(path, err)
@@ -373,6 +380,11 @@ func (r *jobRun) pass(feedCtx, itemCtx context.Context, i int, p *Plan, typ stri
 	w := &worker{r: r, plan: p, op: i, typ: typ, opts: opts, feedCtx: feedCtx, itemCtx: itemCtx, validating: validating}
 	w.lenient = opts.Validation.Mode == ModeLenient
 	w.attemptFn = w.attempt
+	if tp, ok := r.e.obs.(TracePropagator); ok {
+		if rec := r.snapshot(); len(rec.Trace) > 0 {
+			w.tp, w.trace = tp, rec.Trace
+		}
+	}
 	var wg sync.WaitGroup
 	var failMu sync.Mutex
 	var failErr error
@@ -519,6 +531,10 @@ type worker struct {
 	lastOp           bool
 	left             atomic.Int64 // items of an index-driven pass not yet finished
 	attemptFn        func(ctx context.Context, it *Item) error
+	// tp and trace, when the observer propagates traces, give each item's
+	// Run the job's trace context.
+	tp    TracePropagator
+	trace map[string]string
 }
 
 // run validates or runs one item.
@@ -542,6 +558,9 @@ func (w *worker) attempt(ctx context.Context, it *Item) error {
 	}
 	if p.apply != nil {
 		return nil
+	}
+	if w.tp != nil {
+		ctx = w.tp.Extract(ctx, w.trace)
 	}
 	return p.Run(ctx, it)
 }

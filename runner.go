@@ -370,8 +370,10 @@ func (r *jobRun) settle(execErr error) {
 			Details: []Detail{{Code: string(CodeSystem), Message: execErr.Error()}}}
 	}
 	if reason == stopNone && !rec.done() {
-		// Stopped short without a reason (the store refused a write):
-		// leave it running in the store, to resume on the next open.
+		// Stopped short without a reason: leave it running in the store,
+		// to resume on the next open, rather than claim it completed.
+		e.errorf(r.id, "job stopped with %d of %d items accounted for; it resumes when the store is opened again",
+			rec.Progress.Completed+rec.Progress.Failed, rec.Progress.TotalOperations)
 		return
 	}
 	from := rec.Status

@@ -3,6 +3,7 @@ package batch
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -19,10 +20,6 @@ const smallJobs = 2000
 // submitters is how many goroutines submit them.
 const submitters = 8
 
-// smallJobsRunning is the engine's MaxRunningJobs in BenchmarkSmallJobs:
-// one-item jobs spend most of their life waiting for a commit, so more of
-// them run at once than the default of 4.
-var smallJobsRunning = 64
 
 // floorSmallJobs does one fsync'd bbolt Update per job from 8 goroutines,
 // each writing a job record the size of the engine's, and returns how long
@@ -63,8 +60,16 @@ func floorSmallJobs(b *testing.B, n int) time.Duration {
 // BenchmarkSmallJobs submits 2,000 one-item no-op jobs from 8 goroutines
 // on a bbolt file and measures submit to all completed, beside the floor:
 // raw bbolt doing one fsync'd Update per job from 8 goroutines. The issue
-// asks for a ratio of at least 1.0.
+// asks for a ratio of at least 1.0. "running=64" lets 64 jobs run at once
+// (one-item jobs spend their life waiting for a commit); "running=4" is
+// the default MaxRunningJobs.
 func BenchmarkSmallJobs(b *testing.B) {
+	for _, running := range []int{64, DefaultMaxRunningJobs} {
+		b.Run(fmt.Sprintf("running=%d", running), func(b *testing.B) { benchSmallJobs(b, running) })
+	}
+}
+
+func benchSmallJobs(b *testing.B, running int) {
 	n := smallJobs
 	if testing.Short() {
 		n = 200
@@ -72,7 +77,7 @@ func BenchmarkSmallJobs(b *testing.B) {
 	var engine, floor time.Duration
 	for b.Loop() {
 		floor += floorSmallJobs(b, n)
-		e := openBench(b, &Options{MaxRunningJobs: smallJobsRunning})
+		e := openBench(b, &Options{MaxRunningJobs: running})
 		bt := &Batch{Operations: []OperationSpec{{Type: "noop", Params: map[string]any{"count": 1}}}}
 		ids := make(chan string, n)
 		var next atomic.Int64

@@ -20,7 +20,6 @@ const smallJobs = 2000
 // submitters is how many goroutines submit them.
 const submitters = 8
 
-
 // floorSmallJobs does one fsync'd bbolt Update per job from 8 goroutines,
 // each writing a job record the size of the engine's, and returns how long
 // it took.

@@ -84,6 +84,8 @@ type committer struct {
 	arena       []byte
 	deltas      map[*jobRun]*jobDelta
 	blocks      map[doneBlock]*[doneBlockItems / 8]byte
+	// handoffs are the runs of this commit that handed their slot on.
+	handoffs []*jobRun
 	freeBlocks  []*[doneBlockItems / 8]byte
 	share       int64 // the last commit's duration per write, in ns
 }
@@ -277,11 +279,13 @@ func (c *committer) commit(outs []outcome, writes []*write) {
 			e.obs.ObserveCommit(CommitObservation{Size: len(outs) + len(writes), Duration: time.Since(start), Err: err})
 		}
 		if err != nil {
+			c.launchHandoffs(false)
 			c.failAll(outs, writes, err)
 			return
 		}
 		break
 	}
+	c.launchHandoffs(true)
 	// The transaction is durable: take it into memory, then report it.
 	// The next items are charged this commit's share per write.
 	if n := len(outs) + len(writes); n > 0 {
@@ -375,7 +379,9 @@ func (c *committer) writeOutcomes(w *wtx, outs []outcome) error {
 	for r, d := range c.deltas {
 		d.rec = r.withDelta(d)
 		if d.last {
-			r.finishInCommit(w, d)
+			if err := r.finishInCommit(w, d, c); err != nil {
+				return err
+			}
 		}
 		if err := putJob(w.Tx, r.seq, d.rec); err != nil {
 			return err
@@ -448,4 +454,14 @@ func (c *committer) dropBlocks() {
 		c.freeBlocks = append(c.freeBlocks, b)
 		delete(c.blocks, k)
 	}
+}
+
+// launchHandoffs starts the jobs that took the slots of jobs this commit
+// finished; durable says whether the commit that started them held.
+func (c *committer) launchHandoffs(durable bool) {
+	for _, r := range c.handoffs {
+		c.e.launchHandoff(r, durable)
+	}
+	clear(c.handoffs)
+	c.handoffs = c.handoffs[:0]
 }

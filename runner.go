@@ -58,8 +58,15 @@ type jobRun struct {
 	failedSeen atomic.Int64
 	// opTypes are the operation types of the batch, once it started.
 	opTypes []string
-	// started is set when Submit stored the job as running already.
+	// started is set when the job was stored as running already (by
+	// Submit, or by the last commit of the job whose slot it took).
 	started bool
+	// next is the queued job this one's slot passed to in its last commit,
+	// and nextStarted the record that commit started it with (nil when it
+	// could not). Only the committer writes them; finish reads them after
+	// the last commit.
+	next        *jobRun
+	nextStarted *jobRecord
 
 	// curMu guards slots, each worker's current item, and opTypes.
 	curMu sync.Mutex
@@ -218,24 +225,84 @@ func (r *jobRun) stop(reason stopReason, err *Error) {
 }
 
 // finishInCommit completes the job inside the transaction that stores its
-// last outcome, when nothing stops it and every item is accounted for. The
-// runner finishes the job itself otherwise.
-func (r *jobRun) finishInCommit(w *wtx, d *jobDelta) {
+// last outcome, when nothing stops it and every item is accounted for, and
+// hands its slot to the next queued job, started in the same transaction.
+// The runner finishes the job itself otherwise.
+func (r *jobRun) finishInCommit(w *wtx, d *jobDelta, c *committer) error {
 	r.mu.Lock()
 	reason := r.reason
 	r.mu.Unlock()
 	rec := d.rec
 	p := rec.Progress
 	if reason != stopNone || rec.Status != StateRunning || p.Completed+p.Failed != p.TotalOperations || !rec.allSelected() {
-		return
+		return nil
 	}
 	if failurePolicy(rec.Options, p.Failed, p.TotalOperations, d.failures) != nil && d.failed > 0 {
-		return
+		return nil
 	}
 	now := r.e.now().UTC()
 	rec.Status, rec.FinishedAt = StateCompleted, &now
 	w.observe(r, StateRunning, rec, "")
-	w.eventFor(EventJobCompleted, "", rec)
+	if err := w.eventFor(EventJobCompleted, "", rec); err != nil {
+		return err
+	}
+	if r.next == nil {
+		if r.next = r.e.popQueued(); r.next != nil {
+			c.handoffs = append(c.handoffs, r)
+		}
+	}
+	r.nextStarted = nil
+	if r.next == nil {
+		return nil
+	}
+	next := r.next
+	cur, err := getJob(w.Tx, next.seq)
+	if errors.Is(err, ErrNotFound) {
+		return nil // deleted meanwhile: its runner finds out
+	}
+	if err != nil {
+		return err
+	}
+	if cur.Status != StateQueued {
+		return nil // paused or cancelled meanwhile: its runner finds out
+	}
+	started := next.snapshot()
+	started.Status = StateRunning
+	ev := EventType("")
+	if started.StartedAt == nil {
+		started.StartedAt, ev = &now, EventJobStarted
+	}
+	if err := w.transition(nil, StateQueued, started, ev, ""); err != nil {
+		return err
+	}
+	r.nextStarted = started
+	return nil
+}
+
+// popQueued takes the next queued job for a slot being handed over, or
+// returns nil. Its runner counts as launched from now on (control waits for
+// it); launchHandoff starts it.
+func (e *Engine) popQueued() *jobRun {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed || len(e.queue) == 0 {
+		return nil
+	}
+	next := e.queue[0]
+	e.queue = e.queue[1:]
+	next.exited = make(chan struct{})
+	return next
+}
+
+// launchHandoff starts the runner of the job r handed its slot to, as
+// started when the commit that started it is durable.
+func (e *Engine) launchHandoff(r *jobRun, durable bool) {
+	next := r.next
+	if durable && r.nextStarted != nil {
+		next.setRec(r.nextStarted)
+		next.started = true
+	}
+	e.wg.Go(func() { e.runJob(next) })
 }
 
 // transition writes rec, the job after a change from state from, with its
@@ -342,7 +409,9 @@ func (r *jobRun) finish(execErr error) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.running--
+	if r.next == nil { // else its slot went to the next job
+		e.running--
+	}
 	delete(e.runs, r.id)
 	e.dispatchLocked()
 	e.notifyLocked()

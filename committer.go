@@ -85,9 +85,9 @@ type committer struct {
 	deltas      map[*jobRun]*jobDelta
 	blocks      map[doneBlock]*[doneBlockItems / 8]byte
 	// handoffs are the runs of this commit that handed their slot on.
-	handoffs []*jobRun
-	freeBlocks  []*[doneBlockItems / 8]byte
-	share       int64 // the last commit's duration per write, in ns
+	handoffs   []*jobRun
+	freeBlocks []*[doneBlockItems / 8]byte
+	share      int64 // the last commit's duration per write, in ns
 }
 
 func newCommitter(e *Engine) *committer {

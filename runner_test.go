@@ -480,3 +480,41 @@ func TestRunner_StrictValidationPerOperation(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1.0, a["n"])
 }
+
+// A job that finishes in its last commit hands its slot to the next queued
+// job, started in that same transaction: one write transaction per job.
+func TestRunner_SlotHandoff(t *testing.T) {
+	t.Parallel()
+	cs := &countingStore{Store: batch.NewMemoryStore()}
+	gate := make(chan struct{})
+	held := countingOp(func(ctx context.Context, it *batch.Item) error {
+		<-gate
+		return nil
+	})
+	e, err := batch.New(cs, &batch.Options{MaxRunningJobs: 1, Operations: map[string]batch.Operation{"noop": noopOp(), "held": held}})
+	require.NoError(t, err)
+	defer e.Close(context.Background())
+	first, err := e.Submit(t.Context(), opBatch("held", 1, batch.BatchOptions{}), nil)
+	require.NoError(t, err)
+	var queued []*batch.Job
+	for range 4 {
+		j, err := e.Submit(t.Context(), opBatch("noop", 1, batch.BatchOptions{}), nil)
+		require.NoError(t, err)
+		queued = append(queued, j)
+	}
+	_, err = e.Pause(t.Context(), queued[2].ID)
+	require.NoError(t, err)
+	before := cs.count()
+	close(gate)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	for _, j := range []*batch.Job{first, queued[0], queued[1], queued[3]} {
+		got, err := e.Wait(ctx, j.ID)
+		require.NoError(t, err)
+		require.Equal(t, batch.StateCompleted, got.Status)
+	}
+	paused, err := e.Job(t.Context(), queued[2].ID)
+	require.NoError(t, err)
+	require.Equal(t, batch.StatePaused, paused.Status)
+	require.LessOrEqual(t, cs.count()-before, 4, "each job's last commit starts the next")
+}

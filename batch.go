@@ -44,6 +44,11 @@ type Options struct {
 	// after it opens and then every hour. 0 means [DefaultRetention] (30
 	// days); a negative value disables it.
 	Retention time.Duration
+	// UndoRetention is how long after a job finishes the before-images of
+	// the built-in records it changed are kept, so that [Engine.Revert]
+	// can put them back; a batch's options.undo_retention overrides it.
+	// 0 means [DefaultUndoRetention] (7 days); a negative value keeps none.
+	UndoRetention time.Duration
 
 	// AllowPrivateWebhooks lets webhook URLs point at loopback, private and
 	// link-local addresses. Default false: such URLs are refused when a
@@ -83,6 +88,7 @@ const (
 	DefaultMaxRunningJobs  = 4
 	DefaultCommitBatchSize = 1000
 	DefaultCommitDelay     = time.Millisecond
+	DefaultUndoRetention   = 7 * 24 * time.Hour
 )
 
 // defaultItemEstimate seeds the per-item time used for estimated_completion
@@ -122,6 +128,9 @@ type Engine struct {
 	changed     chan struct{} // closed and replaced on every job state change
 	// itemEst is the smoothed wall time per item (ns), for estimates.
 	itemEst atomic.Int64
+	// rates are the smoothed wall times per item (ns) by operation type,
+	// for dry-run estimates; guarded by mu.
+	rates map[string]int64
 
 	// outboxWake wakes the webhook outbox when deliveries are stored.
 	outboxWake chan struct{}
@@ -208,6 +217,7 @@ func New(store Store, opts *Options) (*Engine, error) {
 		collections:   make(map[string]*Collection),
 		backoffs:      make(map[string]BackoffFunc),
 		runs:          make(map[string]*jobRun),
+		rates:         make(map[string]int64),
 		changed:       make(chan struct{}),
 		subs:          make(map[uint64]func(Event)),
 		outboxWake:    make(chan struct{}, 1),

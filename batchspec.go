@@ -102,6 +102,11 @@ type BatchOptions struct {
 	// MaxFailureRate, in percent of all items, fails the job once more
 	// items than that have failed. nil means no limit.
 	MaxFailureRate *float64 `json:"max_failure_rate,omitempty"`
+	// UndoRetention is how long after the job finishes the before-images
+	// of the built-in records it changes are kept, so that it can be
+	// reverted ([Engine.Revert]). "0s" keeps none. nil means the engine's
+	// [Options].UndoRetention.
+	UndoRetention *Duration `json:"undo_retention,omitempty"`
 }
 
 // RetryOptions configures retries of failed items. Validation errors and
@@ -195,6 +200,9 @@ func (o BatchOptions) withDefaults() BatchOptions {
 
 // check reports every bad option value under "options".
 func (o BatchOptions) check(d *details, backoffs func(string) bool) {
+	if o.UndoRetention != nil && *o.UndoRetention < 0 {
+		d.add("options.undo_retention", DetailInvalidValue, "undo_retention must not be negative; \"0s\" keeps no before-images")
+	}
 	if o.MaxConcurrent < 0 || o.MaxConcurrent > MaxMaxConcurrent {
 		d.add("options.max_concurrent", DetailInvalidValue, "max_concurrent must be between 1 and %d, got %d", MaxMaxConcurrent, o.MaxConcurrent)
 	}

@@ -46,6 +46,8 @@ type write struct {
 type jobDelta struct {
 	completed, failed int64
 	nanos             int64
+	// forced and conflicts count a revert job's records.
+	forced, conflicts int64
 	failures          []ItemError
 	results           []Result
 	last              bool
@@ -354,6 +356,9 @@ func (c *committer) writeOutcomes(w *wtx, outs []outcome) error {
 			c.deltas[o.run] = d
 		}
 		d.last = d.last || o.last
+		if o.item.forced && o.rec.State == itemSucceeded {
+			d.forced++
+		}
 		switch o.rec.State {
 		case itemPending: // an attempt to be retried: no count changes
 		case itemFailed:
@@ -362,6 +367,9 @@ func (c *committer) writeOutcomes(w *wtx, outs []outcome) error {
 			}
 			d.nanos += int64(o.rec.Duration) + c.share
 			d.failed++
+			if o.rec.Code == CodeConflict {
+				d.conflicts++
+			}
 			if len(d.failures) < JobErrorsInline {
 				d.failures = append(d.failures, o.rec.itemError(o.index))
 			}

@@ -35,6 +35,12 @@ const bucketIdempotency = "idempotency"
 // *Error with one detail per problem, and nothing is stored. After
 // [Engine.Close] it returns an error matching [ErrClosed].
 func (e *Engine) Submit(ctx context.Context, b *Batch, opts *SubmitOptions) (*Job, error) {
+	return e.submit(ctx, b, opts, "")
+}
+
+// submit is Submit; reverts names the job a revert job reverts ("" for
+// any other job), linked both ways in the transaction that stores it.
+func (e *Engine) submit(ctx context.Context, b *Batch, opts *SubmitOptions, reverts string) (*Job, error) {
 	if b == nil {
 		return nil, invalidBatch([]Detail{{Field: "batch", Code: DetailRequired, Message: "a batch is required"}})
 	}
@@ -54,6 +60,17 @@ func (e *Engine) Submit(ctx context.Context, b *Batch, opts *SubmitOptions) (*Jo
 	nb, estimates, err := e.check(ctx, b)
 	if err != nil {
 		return nil, err
+	}
+	if reverts == "" {
+		var d details
+		for i, op := range nb.Operations {
+			if op.Type == OpRevert {
+				d.add(fmt.Sprintf("operations[%d].type", i), DetailInvalidOperation, "revert operations are made by reverting a job (Engine.Revert, POST /jobs/{job_id}/revert)")
+			}
+		}
+		if err := invalidBatch(d.list); err != nil {
+			return nil, err
+		}
 	}
 	var total int64
 	for _, o := range estimates {
@@ -79,6 +96,7 @@ func (e *Engine) Submit(ctx context.Context, b *Batch, opts *SubmitOptions) (*Jo
 		Ops:            estimates,
 		Options:        nb.Options.withDefaults(),
 		IdempotencyKey: so.IdempotencyKey,
+		UndoRetention:  e.undoRetention(nb.Options),
 	}
 	if tp, ok := e.obs.(TracePropagator); ok {
 		rec.Trace = tp.Inject(ctx)
@@ -124,6 +142,11 @@ func (e *Engine) Submit(ctx context.Context, b *Batch, opts *SubmitOptions) (*Jo
 			return err
 		}
 		rec.ID = formatJobID(seq)
+		if reverts != "" {
+			if err := e.linkRevert(w.Tx, reverts, rec); err != nil {
+				return err
+			}
+		}
 		if err := w.Put(bucketBatches, u64key(seq), batchJSON); err != nil {
 			return err
 		}
@@ -149,7 +172,7 @@ func (e *Engine) Submit(ctx context.Context, b *Batch, opts *SubmitOptions) (*Jo
 		release()
 	}
 	if err != nil {
-		if errors.Is(err, ErrClosed) {
+		if errors.Is(err, ErrClosed) || CodeOf(err) == CodeInvalidState || errors.Is(err, ErrNotFound) {
 			return nil, err
 		}
 		return nil, fmt.Errorf("batch: store job: %w", err)
@@ -315,6 +338,9 @@ func (e *Engine) Job(ctx context.Context, id string) (*Job, error) {
 func (e *Engine) view(rec *jobRecord, r *jobRun) *Job {
 	j := rec.Job
 	j.Errors = rec.FirstErrors
+	if j.Reverts != "" {
+		j.Revert = &RevertStats{Restored: rec.Progress.Completed, Skipped: rec.RevertSkipped, Forced: rec.RevertForced}
+	}
 	j.EstimatedCompletion = nil
 	p := &j.Progress
 	done := p.Completed + p.Failed

@@ -23,6 +23,8 @@ import (
 //	errors/<job_id>   item index -> itemRecord of each failed item
 //	artifacts/<job_id> name NUL chunk (4 bytes) -> bytes; name NUL "" -> meta
 //	coll/<name>       record id -> record JSON
+//	undo/<job_id>     collection NUL record id NUL operation (4 bytes) ->
+//	                  before-image of a record the job changed (undo.go)
 const (
 	bucketJobs    = "jobs"
 	bucketBatches = "batches"
@@ -76,6 +78,14 @@ type jobRecord struct {
 	QueuedAt *time.Time `json:"queued_at,omitempty"`
 	// Errors holds the first failed items, kept for status reads.
 	FirstErrors []ItemError `json:"first_errors,omitempty"`
+	// UndoRetention is how long after the job finishes the before-images
+	// of the records it changes are kept; 0: none are kept.
+	UndoRetention Duration `json:"undo_retention,omitempty"`
+	// UndoPurged is set once the before-images were removed.
+	UndoPurged bool `json:"undo_purged,omitempty"`
+	// RevertSkipped and RevertForced count a revert job's conflicts.
+	RevertSkipped int64 `json:"revert_skipped,omitempty"`
+	RevertForced  int64 `json:"revert_forced,omitempty"`
 }
 
 // opRange is the slice of item indexes one operation owns. Until the

@@ -191,7 +191,7 @@ func planCreate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, erro
 	}
 	listItems(p, recs, env)
 	if coll != nil {
-		p.prepare = validatePrepared(coll)
+		p.prepare, p.coll = validatePrepared(coll), coll
 		p.apply = func(tx Tx, it *Item) error {
 			if tx.Get(coll.bucket, []byte(it.ResourceID)) != nil {
 				return Permanent(&Error{Code: CodeResource, Message: "Resource already exists: " + it.ResourceID})
@@ -241,14 +241,15 @@ func planUpdate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, erro
 	if err := invalidBatch(d.list); err != nil {
 		return nil, err
 	}
-	p := &Plan{Resource: res, Query: q}
+	compute := func(rec Record) (Record, error) { return mergePatch(rec, patch), nil }
+	p := &Plan{Resource: res, Query: q, preview: compute}
 	if validates(res) {
 		p.Validate = func(ctx context.Context, it *Item) error {
 			return validateRecord(ctx, res, mergePatch(it.Record, patch))
 		}
 	}
 	if coll != nil {
-		compute := func(rec Record) (Record, error) { return mergePatch(rec, patch), nil }
+		p.coll = coll
 		p.prepare = prepareChange(coll, compute)
 		p.apply = applyChange(coll, compute)
 		return p, nil
@@ -271,8 +272,9 @@ func planDelete(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, erro
 	if err := invalidBatch(d.list); err != nil {
 		return nil, err
 	}
-	p := &Plan{Resource: res, Query: q}
+	p := &Plan{Resource: res, Query: q, preview: func(Record) (Record, error) { return nil, nil }}
 	if coll != nil {
+		p.coll = coll
 		p.apply = func(tx Tx, it *Item) error { return coll.delete(tx, it.ResourceID) }
 		return p, nil
 	}
@@ -306,7 +308,7 @@ func planImport(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, erro
 	}
 	listItems(p, recs, env)
 	if coll != nil {
-		p.prepare = validatePrepared(coll)
+		p.prepare, p.coll = validatePrepared(coll), coll
 		p.apply = func(tx Tx, it *Item) error { return coll.put(tx, it.Record) }
 		return p, nil
 	}

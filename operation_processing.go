@@ -98,6 +98,7 @@ func planCalculate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, e
 	p := &Plan{
 		Resource: res,
 		Query:    q,
+		preview:  compute,
 		Validate: func(ctx context.Context, it *Item) error {
 			next, err := compute(it.Record)
 			if err != nil {
@@ -107,6 +108,7 @@ func planCalculate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, e
 		},
 	}
 	if coll != nil {
+		p.coll = coll
 		p.prepare = prepareChange(coll, compute)
 		p.apply = applyChange(coll, compute)
 		return p, nil

@@ -23,6 +23,9 @@ type CleanupStats struct {
 	Deliveries int64 `json:"deliveries"`
 	// AuditEvents is the number of audit log entries deleted.
 	AuditEvents int64 `json:"audit_events"`
+	// BeforeImages is the number of jobs whose before-images were removed
+	// because their undo_retention ended (whatever the cutoff).
+	BeforeImages int64 `json:"before_images"`
 }
 
 // Cleanup deletes what finished before cutoff: completed, failed and
@@ -50,7 +53,12 @@ func (e *Engine) Cleanup(ctx context.Context, cutoff time.Time) (*CleanupStats, 
 			return st, err
 		}
 	}
-	n, err := e.cleanupDeliveries(ctx, cutoff)
+	n, err := e.pruneUndo(ctx, e.now())
+	st.BeforeImages += n
+	if err != nil {
+		return st, err
+	}
+	n, err = e.cleanupDeliveries(ctx, cutoff)
 	st.Deliveries += n
 	if err != nil {
 		return st, err
@@ -118,7 +126,7 @@ func (e *Engine) sweep(keep time.Duration) {
 	switch {
 	case err != nil && e.ctx.Err() == nil:
 		e.log.Error("retention sweep failed", "error", err)
-	case st.Jobs+st.Deliveries+st.AuditEvents > 0:
-		e.log.Info("retention sweep", "jobs", st.Jobs, "deliveries", st.Deliveries, "audit_events", st.AuditEvents)
+	case st.Jobs+st.Deliveries+st.AuditEvents+st.BeforeImages > 0:
+		e.log.Info("retention sweep", "jobs", st.Jobs, "deliveries", st.Deliveries, "audit_events", st.AuditEvents, "before_images", st.BeforeImages)
 	}
 }

@@ -158,6 +158,8 @@ func (r *jobRun) withDelta(d *jobDelta) *jobRecord {
 	rec.Progress.Completed += d.completed
 	rec.Progress.Failed += d.failed
 	rec.ItemNanos += d.nanos
+	rec.RevertForced += d.forced
+	rec.RevertSkipped += d.conflicts
 	rec.Results = append(rec.Results, d.results...)
 	for _, f := range d.failures {
 		if len(rec.FirstErrors) < JobErrorsInline {
@@ -667,7 +669,7 @@ func (e *Engine) Delete(ctx context.Context, id string) error {
 				return err
 			}
 		}
-		for _, b := range []string{itemsBucket(id), doneBucket(id), errorsBucket(id), artifactsBucket(id)} {
+		for _, b := range []string{itemsBucket(id), doneBucket(id), errorsBucket(id), artifactsBucket(id), undoBucket(id)} {
 			if err := w.DeleteBucket(b); err != nil {
 				return err
 			}

@@ -1,0 +1,176 @@
+package batch_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/batchworks/batch"
+)
+
+// exportFields exports the whole fields collection as ndjson with an export
+// job and returns the artifact's bytes.
+func (tb *testBundle) exportFields(t *testing.T) []byte {
+	t.Helper()
+	job := tb.submit(t, &batch.Batch{Operations: []batch.OperationSpec{{Type: "export", Resource: "fields", Destination: &batch.Destination{Format: "ndjson"}}}})
+	job = tb.wait(t, job.ID)
+	require.Equal(t, batch.StateCompleted, job.Status, "%+v", job.Error)
+	_, rc, err := tb.e.OpenArtifact(t.Context(), job.ID, job.Results[0].Artifact.Name)
+	require.NoError(t, err)
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	require.NoError(t, err)
+	return b
+}
+
+// mixedBatch changes the seeded fields every way a data job can: it
+// creates, updates, deletes, imports over existing and new records, and
+// calculates, with two operations touching the same records.
+func mixedBatch() *batch.Batch {
+	recs := make([]map[string]any, 20)
+	for i := range recs {
+		recs[i] = map[string]any{"id": fmt.Sprintf("new%03d", i), "status": "active", "area": float64(i)}
+	}
+	return &batch.Batch{Operations: []batch.OperationSpec{
+		{Type: "create", Resource: "fields", Records: recs},
+		{Type: "update", Resource: "fields", Filter: map[string]any{"status": "active"}, Update: map[string]any{"checked": true, "area": nil}},
+		{Type: "delete", Resource: "fields", Where: `record.status == "inactive" && record.area > 40`},
+		{Type: "import", Resource: "fields", Source: &batch.Source{Format: "ndjson", Data: "{\"id\":\"field000001\",\"imported\":1}\n{\"id\":\"imp1\",\"imported\":2}\n"}},
+		{Type: "calculate", Resource: "fields", Where: `record.status == "inactive"`, Set: map[string]string{"double": "record.area * 2"}},
+	}}
+}
+
+// TestRevert_ExactExport runs a job that changes records every way, reverts
+// it, and checks that an export of the collection is the pre-job export
+// byte for byte: deleted records are back, created ones gone.
+func TestRevert_ExactExport(t *testing.T) {
+	for _, kind := range storeKinds {
+		t.Run(kind, func(t *testing.T) {
+			tb := setup(t, kind, nil)
+			tb.seedFields(t, 200)
+			before := tb.exportFields(t)
+
+			job := tb.wait(t, tb.submit(t, mixedBatch()).ID)
+			require.Equal(t, batch.StateCompleted, job.Status)
+			require.Zero(t, job.Progress.Failed, "%+v", job.Errors)
+			changed := tb.exportFields(t)
+			require.NotEqual(t, before, changed)
+
+			rv, err := tb.e.Revert(t.Context(), job.ID, nil)
+			require.NoError(t, err)
+			require.Equal(t, job.ID, rv.Reverts)
+			rv = tb.wait(t, rv.ID)
+			require.Equal(t, batch.StateCompleted, rv.Status, "%+v", rv.Errors)
+			require.Zero(t, rv.Progress.Failed, "%+v", rv.Errors)
+			require.Equal(t, &batch.RevertStats{Restored: rv.Progress.Completed}, rv.Revert)
+			require.Equal(t, string(before), string(tb.exportFields(t)))
+
+			orig, err := tb.e.Job(t.Context(), job.ID)
+			require.NoError(t, err)
+			require.Equal(t, rv.ID, orig.RevertedBy, "linked both ways")
+
+			// Reverted completely: a second revert is refused, as is
+			// reverting the revert.
+			_, err = tb.e.Revert(t.Context(), job.ID, nil)
+			require.ErrorIs(t, err, batch.ErrInvalidState)
+			require.Contains(t, err.Error(), "reverted it already")
+			_, err = tb.e.Revert(t.Context(), rv.ID, nil)
+			require.ErrorIs(t, err, batch.ErrInvalidState)
+		})
+	}
+}
+
+// TestRevert_Conflict: job A updates records, job B updates some of them
+// again; reverting A skips exactly B's records with CONFLICT naming B, and
+// a forced revert then restores them.
+func TestRevert_Conflict(t *testing.T) {
+	tb := setup(t, "bolt", nil)
+	tb.seedFields(t, 100)
+	before := tb.exportFields(t)
+	a := tb.wait(t, tb.submit(t, &batch.Batch{Operations: []batch.OperationSpec{
+		{Type: "update", Resource: "fields", Filter: map[string]any{"status": "active"}, Update: map[string]any{"v": "a"}},
+	}}).ID)
+	require.Equal(t, int64(50), a.Progress.Completed)
+	bIDs := []string{"field000002", "field000010", "field000044"}
+	b := tb.wait(t, tb.submit(t, &batch.Batch{Operations: []batch.OperationSpec{
+		{Type: "update", Resource: "fields", Where: `record.id in ["field000002", "field000010", "field000044", "field000001"]`, Update: map[string]any{"v": "b"}},
+	}}).ID)
+	require.Equal(t, int64(4), b.Progress.Completed)
+
+	rv, err := tb.e.Revert(t.Context(), a.ID, nil)
+	require.NoError(t, err)
+	rv = tb.wait(t, rv.ID)
+	require.Equal(t, batch.StateCompleted, rv.Status)
+	require.Equal(t, &batch.RevertStats{Restored: 47, Skipped: 3}, rv.Revert)
+	page, err := tb.e.JobErrors(t.Context(), rv.ID, nil)
+	require.NoError(t, err)
+	var skipped []string
+	for _, ie := range page.Errors {
+		require.Equal(t, batch.CodeConflict, ie.Error.Code)
+		require.Contains(t, ie.Error.Message, "by job "+b.ID, "names the later change")
+		skipped = append(skipped, strings.TrimPrefix(ie.ResourceID, "fields/"))
+	}
+	require.ElementsMatch(t, bIDs, skipped)
+	rec, err := tb.fields.Get(t.Context(), "field000010")
+	require.NoError(t, err)
+	require.Equal(t, "b", rec["v"], "a conflict is not overwritten")
+
+	forced, err := tb.e.Revert(t.Context(), a.ID, &batch.RevertOptions{Force: true})
+	require.NoError(t, err)
+	forced = tb.wait(t, forced.ID)
+	require.Equal(t, &batch.RevertStats{Restored: 50, Forced: 3}, forced.Revert)
+	// B's record field000001 (inactive: A never touched it) keeps B's change.
+	rec, err = tb.fields.Get(t.Context(), "field000001")
+	require.NoError(t, err)
+	require.Equal(t, "b", rec["v"])
+	// Undo B's last change to compare with the start.
+	require.NoError(t, tb.fields.Put(t.Context(), batch.Record{"id": "field000001", "status": "inactive", "irrigation_enabled": true, "area": float64(2)}))
+	require.Equal(t, string(before), string(tb.exportFields(t)))
+}
+
+// TestRevert_Refused: what cannot be reverted says why, with INVALID_STATE.
+func TestRevert_Refused(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var clock = func() time.Time { return now }
+	tb := setup(t, "bolt", &batch.Options{Now: func() time.Time { return clock() }})
+	tb.seedFields(t, 10)
+	upd := func(opts batch.BatchOptions) *batch.Job {
+		return tb.wait(t, tb.submit(t, &batch.Batch{Operations: []batch.OperationSpec{
+			{Type: "update", Resource: "fields", Where: "true", Update: map[string]any{"x": 1}},
+		}, Options: opts}).ID)
+	}
+	off := upd(batch.BatchOptions{UndoRetention: ptr(batch.Duration(0))})
+	_, err := tb.e.Revert(t.Context(), off.ID, nil)
+	require.ErrorIs(t, err, batch.ErrInvalidState)
+	require.Contains(t, err.Error(), "kept no before-images")
+
+	kept := upd(batch.BatchOptions{})
+	noop := tb.wait(t, tb.submit(t, &batch.Batch{Operations: []batch.OperationSpec{{Type: "export", Resource: "fields"}}}).ID)
+	_, err = tb.e.Revert(t.Context(), noop.ID, nil)
+	require.ErrorIs(t, err, batch.ErrInvalidState)
+	require.Contains(t, err.Error(), "changed no built-in collection records")
+
+	_, err = tb.e.Submit(t.Context(), &batch.Batch{Operations: []batch.OperationSpec{
+		{Type: "revert", Source: &batch.Source{JobID: kept.ID}, Params: map[string]any{"operation": 0}},
+	}}, nil)
+	require.ErrorIs(t, err, batch.ErrInvalidBatch)
+
+	// Past the default window of 7 days: refused, and cleanup removes them.
+	now = now.Add(batch.DefaultUndoRetention + time.Minute)
+	_, err = tb.e.Revert(t.Context(), kept.ID, nil)
+	require.ErrorIs(t, err, batch.ErrInvalidState)
+	require.Contains(t, err.Error(), "are gone")
+	st, err := tb.e.Cleanup(t.Context(), now.Add(-24*time.Hour*365))
+	require.NoError(t, err)
+	require.Equal(t, int64(1), st.BeforeImages)
+	_, err = tb.e.Revert(t.Context(), kept.ID, nil)
+	require.ErrorIs(t, err, batch.ErrInvalidState)
+
+	_, err = tb.e.Revert(context.Background(), "batch999", nil)
+	require.ErrorIs(t, err, batch.ErrNotFound)
+}

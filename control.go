@@ -231,6 +231,26 @@ func (e *Engine) Validate(ctx context.Context, b *Batch) error {
 // batch in its canonical JSON form (numbers as float64), as it will be
 // stored.
 func (e *Engine) check(ctx context.Context, b *Batch) (*Batch, []opRange, error) {
+	nb, plans, err := e.checkPlans(ctx, b)
+	if err != nil {
+		return nil, nil, err
+	}
+	ops := make([]opRange, len(plans))
+	for i, p := range plans {
+		if p.Resource == nil {
+			ops[i].Count = p.Count
+			continue
+		}
+		if err := p.Resource.Scan(ctx, p.Query, func(Record) error { ops[i].Count++; return nil }); err != nil {
+			return nil, nil, fmt.Errorf("batch: counting records: %w", err)
+		}
+	}
+	return nb, ops, nil
+}
+
+// checkPlans validates b and plans its operations, returning the batch in
+// its canonical JSON form.
+func (e *Engine) checkPlans(ctx context.Context, b *Batch) (*Batch, []*Plan, error) {
 	if b.TemplateID != "" || b.Parameters != nil {
 		rendered, err := e.fromTemplate(ctx, b)
 		if err != nil {
@@ -254,17 +274,7 @@ func (e *Engine) check(ctx context.Context, b *Batch) (*Batch, []opRange, error)
 	if err := invalidBatch(d.list); err != nil {
 		return nil, nil, err
 	}
-	ops := make([]opRange, len(plans))
-	for i, p := range plans {
-		if p.Resource == nil {
-			ops[i].Count = p.Count
-			continue
-		}
-		if err := p.Resource.Scan(ctx, p.Query, func(Record) error { ops[i].Count++; return nil }); err != nil {
-			return nil, nil, fmt.Errorf("batch: counting records: %w", err)
-		}
-	}
-	return &nb, ops, nil
+	return &nb, plans, nil
 }
 
 // recover queues the jobs that were queued or running when the store was

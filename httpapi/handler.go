@@ -118,6 +118,18 @@ func (h *Handler) route(pattern string, class *limitClass, fn func(w http.Respon
 	})
 }
 
+// limited applies the rate-limit class classOf picks for each request.
+func (h *Handler) limited(fn func(w http.ResponseWriter, r *http.Request) error, classOf func(*http.Request) *limitClass) func(w http.ResponseWriter, r *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if !h.opts.DisableRateLimits {
+			if err := h.limiter.allow(w, classOf(r), clientKey(r)); err != nil {
+				return err
+			}
+		}
+		return fn(w, r)
+	}
+}
+
 func cutPattern(p string) (method, path string, ok bool) {
 	for i := range len(p) {
 		if p[i] == ' ' {
@@ -131,7 +143,13 @@ func cutPattern(p string) (method, path string, ok bool) {
 func (h *Handler) routes() {
 	create := &limitClass{name: "create", limit: h.opts.RateLimits.JobCreation}
 	status := &limitClass{name: "status", limit: h.opts.RateLimits.StatusChecks}
-	h.route("POST /jobs", create, h.createJob)
+	// A dry run spends the status budget, not the job-creation one.
+	h.route("POST /jobs", nil, h.limited(h.createJob, func(r *http.Request) *limitClass {
+		if dryRun(r) {
+			return status
+		}
+		return create
+	}))
 	h.route("GET /jobs", status, h.listJobs)
 	h.route("GET /jobs/{job_id}", status, h.getJob)
 	h.route("DELETE /jobs/{job_id}", status, h.deleteJob)
@@ -141,6 +159,7 @@ func (h *Handler) routes() {
 	h.route("GET /jobs/{job_id}/errors", status, h.jobErrors)
 	h.route("GET /jobs/{job_id}/artifacts/{name}", status, h.artifact)
 	h.route("GET /jobs/{job_id}/events", status, h.jobEvents)
+	h.route("POST /jobs/{job_id}/revert", create, h.revertJob)
 	management := &limitClass{name: "templates", limit: h.opts.RateLimits.TemplateManagement}
 	h.templateRoutes(management)
 	h.webhookRoutes(management)

@@ -174,3 +174,45 @@ func TestRevert_Refused(t *testing.T) {
 	_, err = tb.e.Revert(context.Background(), "batch999", nil)
 	require.ErrorIs(t, err, batch.ErrNotFound)
 }
+
+// TestRevert_Restore: a restore replaces whole collections; reverting it
+// brings back every record it replaced, removed or added, in each
+// collection, including one the backup did not have.
+func TestRevert_Restore(t *testing.T) {
+	tb := setup(t, "bolt", nil)
+	tb.seedFields(t, 50)
+	require.NoError(t, tb.e.DefineCollection("crops", nil))
+	crops, err := tb.e.Collection("crops")
+	require.NoError(t, err)
+	require.NoError(t, crops.Put(t.Context(), batch.Record{"id": "rice", "v": 1}))
+	backup := tb.wait(t, tb.submit(t, &batch.Batch{Operations: []batch.OperationSpec{{Type: "backup"}}}).ID)
+	require.Equal(t, batch.StateCompleted, backup.Status)
+
+	// After the backup: changes the restore will undo.
+	require.NoError(t, tb.fields.Delete(t.Context(), "field000003"))
+	require.NoError(t, tb.fields.Put(t.Context(), batch.Record{"id": "field000004", "changed": true}))
+	require.NoError(t, tb.fields.Put(t.Context(), batch.Record{"id": "zzz", "after_backup": true}))
+	require.NoError(t, crops.Put(t.Context(), batch.Record{"id": "corn", "v": 2}))
+	require.NoError(t, tb.e.DefineCollection("soils", nil))
+	soils, err := tb.e.Collection("soils")
+	require.NoError(t, err)
+	require.NoError(t, soils.Put(t.Context(), batch.Record{"id": "clay"}))
+	before := tb.exportFields(t)
+
+	restore := tb.wait(t, tb.submit(t, &batch.Batch{Operations: []batch.OperationSpec{{Type: "restore", Source: &batch.Source{JobID: backup.ID}}}}).ID)
+	require.Equal(t, batch.StateCompleted, restore.Status, "%+v", restore.Errors)
+	_, err = soils.Get(t.Context(), "clay")
+	require.ErrorIs(t, err, batch.ErrNotFound, "the restore emptied a collection the backup lacks")
+
+	rv, err := tb.e.Revert(t.Context(), restore.ID, nil)
+	require.NoError(t, err)
+	rv = tb.wait(t, rv.ID)
+	require.Equal(t, batch.StateCompleted, rv.Status, "%+v", rv.Errors)
+	require.Zero(t, rv.Progress.Failed)
+	require.Equal(t, string(before), string(tb.exportFields(t)))
+	got, err := crops.Get(t.Context(), "corn")
+	require.NoError(t, err)
+	require.Equal(t, float64(2), got["v"])
+	_, err = soils.Get(t.Context(), "clay")
+	require.NoError(t, err)
+}

@@ -135,6 +135,25 @@
 // outcome was not yet stored runs again. Make such handlers idempotent;
 // [Item.Key] (job id and item index) is a stable idempotency key for that.
 //
+// # Dry runs and reverts
+//
+// [Engine.DryRun] (POST /jobs?dry_run=true) answers what a batch would do
+// now without storing or changing anything: per operation, how many
+// records it selects, up to ten of them as they are and as they would
+// become, the failures strict validation would report, and an estimate of
+// its run time from the engine's recent rate for that operation type.
+//
+// Every change a job makes to a built-in collection record (create, update,
+// delete, import, calculate, restore) writes the record's before-image in
+// the same transaction, so the images are exact after a crash. For
+// options.undo_retention after the job finishes (default
+// [Options].UndoRetention, 7 days; "0s" keeps none) [Engine.Revert]
+// (POST /jobs/{job_id}/revert) can put every record back: a new job, linked
+// both ways (reverts, reverted_by), that undoes the operations in reverse
+// order. A record changed since by anyone else is not overwritten: its item
+// fails with CONFLICT naming the later change, unless the revert is forced.
+// [Engine.Cleanup] removes before-images past their retention.
+//
 // # Concurrency
 //
 // An [Engine] is safe for concurrent use and owns every goroutine it starts;

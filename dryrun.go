@@ -61,6 +61,11 @@ type DryRunSample struct {
 // with ctx's error when ctx ends. A rejected batch returns the
 // INVALID_BATCH *Error Submit would.
 func (e *Engine) DryRun(ctx context.Context, b *Batch) (*DryRun, error) {
+	return e.dryRun(ctx, b, false)
+}
+
+// dryRun is DryRun; reverting allows revert operations.
+func (e *Engine) dryRun(ctx context.Context, b *Batch, reverting bool) (*DryRun, error) {
 	if b == nil {
 		return nil, invalidBatch([]Detail{{Field: "batch", Code: DetailRequired, Message: "a batch is required"}})
 	}
@@ -73,7 +78,7 @@ func (e *Engine) DryRun(ctx context.Context, b *Batch) (*DryRun, error) {
 	}
 	var d details
 	for i, op := range nb.Operations {
-		if op.Type == OpRevert {
+		if op.Type == OpRevert && !reverting {
 			d.add(fmt.Sprintf("operations[%d].type", i), DetailInvalidOperation, "revert operations are made by reverting a job")
 		}
 	}
@@ -101,7 +106,12 @@ func (e *Engine) dryRunOp(ctx context.Context, op *DryRunOperation, p *Plan, bas
 	look := func(it *Item, before Record) error {
 		if n := len(op.Samples); n < DryRunSamples {
 			s := DryRunSample{ResourceID: it.ResourceID, Before: before, After: it.Record}
-			if p.Resource != nil {
+			if p.sample != nil {
+				var err error
+				if s.Before, s.After, err = p.sample(ctx, it); err != nil {
+					return err
+				}
+			} else if p.Resource != nil {
 				s.After = nil
 				if p.preview != nil {
 					after, err := p.preview(before)

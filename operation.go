@@ -63,6 +63,8 @@ type Plan struct {
 	// preview computes the record a dry run shows as it would become
 	// (nil, nil: it would be deleted), for record-driven built-ins.
 	preview func(Record) (Record, error)
+	// sample, when set, gives a dry run's sample of an item instead.
+	sample func(ctx context.Context, it *Item) (before, after Record, err error)
 }
 
 // Item is one unit of work of a job.

@@ -3,6 +3,7 @@ package batch
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -43,6 +44,23 @@ func (e *Engine) Revert(ctx context.Context, id string, opts *RevertOptions) (*J
 		return nil, err
 	}
 	return e.submit(ctx, b, &SubmitOptions{Owner: owner}, id)
+}
+
+// DryRunRevert reports what [Engine.Revert] of job id would do now,
+// without storing or changing anything: per operation it undoes (in the
+// order it would), how many records it puts back, up to [DryRunSamples] of
+// them as they are and as they would be again, and the conflicts it would
+// report (none with opts.Force). It refuses what Revert refuses.
+func (e *Engine) DryRunRevert(ctx context.Context, id string, opts *RevertOptions) (*DryRun, error) {
+	var o RevertOptions
+	if opts != nil {
+		o = *opts
+	}
+	b, _, err := e.revertBatch(id, o.Force)
+	if err != nil {
+		return nil, err
+	}
+	return e.dryRun(ctx, b, true)
 }
 
 // revertBatch checks that job id can be reverted and returns the batch of
@@ -273,11 +291,32 @@ func planRevert(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, erro
 		}
 	}
 	p := &Plan{Resource: &undoLog{e: e, jobID: from, op: op}}
-	p.prepare = func(ctx context.Context, it *Item) error {
-		// Checked outside the commit first, to name the later change.
+	// Checked outside the commit first, to name the later change: under
+	// strict validation before any record is put back.
+	p.Validate = func(ctx context.Context, it *Item) error {
 		return e.store.View(func(tx Tx) error {
 			return undo(tx, it, false, func(coll, id string) error { return e.conflict(tx, from, coll, id) })
 		})
+	}
+	p.prepare = p.Validate
+	p.sample = func(ctx context.Context, it *Item) (before, after Record, err error) {
+		coll, id, _ := strings.Cut(it.ResourceID, "/")
+		err = e.store.View(func(tx Tx) error {
+			u, ok := decodeUndo(tx.Get(bucket, undoKey(coll, id, op)))
+			if !ok {
+				return notFound("before-image", it.ResourceID)
+			}
+			if cur := tx.Get(collectionsRoot+"/"+coll, []byte(id)); cur != nil {
+				if err := json.Unmarshal(cur, &before); err != nil {
+					return err
+				}
+			}
+			if u.flags&undoBefore != 0 {
+				return json.Unmarshal(u.before, &after)
+			}
+			return nil
+		})
+		return before, after, err
 	}
 	p.apply = func(tx Tx, it *Item) error {
 		// The commit checks again: a change may have come in meanwhile.

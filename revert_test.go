@@ -102,6 +102,19 @@ func TestRevert_Conflict(t *testing.T) {
 	}}).ID)
 	require.Equal(t, int64(4), b.Progress.Completed)
 
+	dr, err := tb.e.DryRunRevert(t.Context(), a.ID, nil)
+	require.NoError(t, err)
+	require.Len(t, dr.Operations, 1)
+	require.Equal(t, int64(50), dr.Operations[0].Items)
+	require.Equal(t, int64(3), dr.Operations[0].ValidationFailures, "the dry run finds the conflicts")
+	require.Equal(t, batch.CodeConflict, dr.Operations[0].Errors[0].Error.Code)
+	s := dr.Operations[0].Samples[0]
+	require.Equal(t, "a", s.Before["v"])
+	require.NotContains(t, s.After, "v")
+	forcedDry, err := tb.e.DryRunRevert(t.Context(), a.ID, &batch.RevertOptions{Force: true})
+	require.NoError(t, err)
+	require.Zero(t, forcedDry.Operations[0].ValidationFailures)
+
 	rv, err := tb.e.Revert(t.Context(), a.ID, nil)
 	require.NoError(t, err)
 	rv = tb.wait(t, rv.ID)

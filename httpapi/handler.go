@@ -159,7 +159,12 @@ func (h *Handler) routes() {
 	h.route("GET /jobs/{job_id}/errors", status, h.jobErrors)
 	h.route("GET /jobs/{job_id}/artifacts/{name}", status, h.artifact)
 	h.route("GET /jobs/{job_id}/events", status, h.jobEvents)
-	h.route("POST /jobs/{job_id}/revert", create, h.revertJob)
+	h.route("POST /jobs/{job_id}/revert", nil, h.limited(h.revertJob, func(r *http.Request) *limitClass {
+		if dryRun(r) {
+			return status
+		}
+		return create
+	}))
 	management := &limitClass{name: "templates", limit: h.opts.RateLimits.TemplateManagement}
 	h.templateRoutes(management)
 	h.webhookRoutes(management)

@@ -375,8 +375,12 @@ func (h *Handler) dryRunJob(w http.ResponseWriter, r *http.Request) error {
 }
 
 // revertJob handles POST /jobs/{job_id}/revert, with an optional body
-// {"force": true}: 201 with the new revert job.
+// {"force": true}: 201 with the new revert job; with ?dry_run=true, 200
+// with what the revert would do.
 func (h *Handler) revertJob(w http.ResponseWriter, r *http.Request) error {
+	if err := checkDryRun(r); err != nil {
+		return err
+	}
 	var opts batch.RevertOptions
 	if r.ContentLength != 0 || r.Header.Get("Content-Type") != "" {
 		body, err := h.readJSON(w, r)
@@ -397,6 +401,14 @@ func (h *Handler) revertJob(w http.ResponseWriter, r *http.Request) error {
 	job, err := h.ownedJob(r)
 	if err != nil {
 		return err
+	}
+	if dryRun(r) {
+		dr, err := h.engine.DryRunRevert(r.Context(), job.ID, &opts)
+		if err != nil {
+			return err
+		}
+		writeData(w, http.StatusOK, dr)
+		return nil
 	}
 	rv, err := h.engine.Revert(r.Context(), job.ID, &opts)
 	if err != nil {

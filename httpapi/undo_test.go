@@ -69,6 +69,17 @@ func TestRevert_HTTP(t *testing.T) {
 	require.Equal(t, "completed", res.data["status"])
 
 	require.Equal(t, http.StatusNotFound, tb.do(t, "POST", "/jobs/"+id+"/revert", "", bob...).status, "not bob's job")
+	require.Equal(t, http.StatusNotFound, tb.do(t, "POST", "/jobs/"+id+"/revert?dry_run=true", "", bob...).status, "not bob's job")
+	dr := tb.do(t, "POST", "/jobs/"+id+"/revert?dry_run=true", "", alice...)
+	require.Equal(t, http.StatusOK, dr.status, string(dr.body))
+	op := dr.data["operations"].([]any)[0].(map[string]any)
+	require.Equal(t, 50.0, op["items"])
+	require.Equal(t, "revert", op["type"])
+	s := op["samples"].([]any)[0].(map[string]any)
+	require.Equal(t, "fields/field000", s["resource_id"])
+	require.Contains(t, s["before"], "irrigation_schedule", "as it is")
+	require.NotContains(t, s["after"], "irrigation_schedule", "as it would be again")
+	require.Empty(t, tb.do(t, "GET", "/jobs/"+id, "", alice...).data["reverted_by"], "a dry run reverts nothing")
 	bad := tb.do(t, "POST", "/jobs/"+id+"/revert", `{"force": "yes"}`, alice...)
 	require.Equal(t, http.StatusBadRequest, bad.status)
 

@@ -229,3 +229,36 @@ func TestRevert_Restore(t *testing.T) {
 	_, err = soils.Get(t.Context(), "clay")
 	require.NoError(t, err)
 }
+
+// TestRevert_Cancelled: a job cancelled half way can be reverted; exactly
+// the records it changed are put back.
+func TestRevert_Cancelled(t *testing.T) {
+	tb := setup(t, "bolt", nil)
+	tb.seedFields(t, 300)
+	before := tb.exportFields(t)
+	// A validating collection whose records take a while each.
+	require.NoError(t, tb.e.DefineCollection("fields", &batch.CollectionOptions{Validate: func(context.Context, batch.Record) error {
+		time.Sleep(time.Millisecond)
+		return nil
+	}}))
+	job := tb.submit(t, &batch.Batch{Operations: []batch.OperationSpec{
+		{Type: "update", Resource: "fields", Where: "true", Update: map[string]any{"x": 1}},
+	}, Options: batch.BatchOptions{MaxConcurrent: 1, Validation: batch.ValidationOptions{Mode: batch.ModeLenient}}})
+	require.Eventually(t, func() bool {
+		j, err := tb.e.Job(t.Context(), job.ID)
+		require.NoError(t, err)
+		return j.Progress.Completed >= 30
+	}, 20*time.Second, time.Millisecond)
+	_, err := tb.e.Cancel(t.Context(), job.ID)
+	require.NoError(t, err)
+	job = tb.wait(t, job.ID)
+	require.Equal(t, batch.StateCancelled, job.Status)
+	require.Less(t, job.Progress.Completed, int64(300))
+
+	rv, err := tb.e.Revert(t.Context(), job.ID, nil)
+	require.NoError(t, err)
+	rv = tb.wait(t, rv.ID)
+	require.Equal(t, batch.StateCompleted, rv.Status, "%+v", rv.Errors)
+	require.Equal(t, job.Progress.Completed, rv.Revert.Restored)
+	require.Equal(t, string(before), string(tb.exportFields(t)))
+}

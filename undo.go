@@ -127,16 +127,61 @@ func (r *jobRun) keepBeforeImages(plans []*Plan) {
 				v[0] = undoBefore
 				v = append(v, old...)
 			}
-			if err := apply(tx, it); err != nil {
+			// apply reads the record from the entry (no second lookup) and
+			// its write is seen on the way (no lookup after it).
+			ct := &captureTx{Tx: tx, bucket: coll.bucket, key: id, old: old}
+			if err := apply(ct, it); err != nil {
 				return err
 			}
-			if cur := tx.Get(coll.bucket, id); cur != nil {
+			after := old
+			if ct.written {
+				after = ct.new
+			}
+			if after != nil {
 				v[0] |= undoAfter
-				binary.BigEndian.PutUint64(v[1:9], recordHash(cur))
+				binary.BigEndian.PutUint64(v[1:9], recordHash(after))
 			}
 			return tx.Put(bucket, undoKey(coll.name, it.ResourceID, op), v)
 		}
 	}
+}
+
+// captureTx is the transaction an apply step runs in while its
+// before-image is kept: a read of the record returns the bytes read
+// already, and its write is noted. Any other access goes through.
+type captureTx struct {
+	Tx
+	bucket string
+	key    []byte
+	old    []byte
+	// written: the record was written (new) or deleted (new is nil).
+	written bool
+	new     []byte
+}
+
+func (c *captureTx) mine(bucket string, key []byte) bool {
+	return bucket == c.bucket && bytes.Equal(key, c.key)
+}
+
+func (c *captureTx) Get(bucket string, key []byte) []byte {
+	if !c.written && c.mine(bucket, key) {
+		return c.old
+	}
+	return c.Tx.Get(bucket, key)
+}
+
+func (c *captureTx) Put(bucket string, key, value []byte) error {
+	if c.mine(bucket, key) {
+		c.written, c.new = true, value
+	}
+	return c.Tx.Put(bucket, key, value)
+}
+
+func (c *captureTx) Delete(bucket string, key []byte) error {
+	if c.mine(bucket, key) {
+		c.written, c.new = true, nil
+	}
+	return c.Tx.Delete(bucket, key)
 }
 
 // undoRetention is the before-image retention of a job submitted with

@@ -328,15 +328,19 @@ func planRevert(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, erro
 	return p, nil
 }
 
+// conflictLookahead is how many later jobs a conflict looks through for
+// the one that changed the record.
+const conflictLookahead = 1000
+
 // conflict is the CONFLICT error of record id of collection coll, which
-// changed since job jobID changed it: it names the first later job that
-// kept a before-image of it.
+// changed since job jobID changed it: it names the first later job (of
+// the next [conflictLookahead]) that kept a before-image of it.
 func (e *Engine) conflict(tx Tx, jobID, coll, id string) error {
 	seq, _ := parseJobID(jobID)
 	var later []string
 	if err := tx.Scan(bucketJobs, u64key(seq+1), func(k, _ []byte) bool {
 		later = append(later, formatJobID(beUint64(k)))
-		return true
+		return len(later) < conflictLookahead
 	}); err != nil {
 		return err
 	}
@@ -358,7 +362,7 @@ func (e *Engine) conflict(tx Tx, jobID, coll, id string) error {
 	}
 	msg := fmt.Sprintf("Record %s/%s was changed by job %s after job %s changed it; revert with force to overwrite it", coll, id, by, jobID)
 	if by == "" {
-		msg = fmt.Sprintf("Record %s/%s was changed after job %s changed it, by a job that kept no before-images or outside a job; revert with force to overwrite it", coll, id, jobID)
+		msg = fmt.Sprintf("Record %s/%s was changed after job %s changed it, outside the jobs that keep before-images; revert with force to overwrite it", coll, id, jobID)
 	}
 	return Permanent(&Error{Code: CodeConflict, Message: msg})
 }

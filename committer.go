@@ -164,6 +164,7 @@ func (c *committer) loop() {
 // and the jobs' counters, in one transaction.
 func (c *committer) commit(batch []*outcome) {
 	deltas := make(map[*jobRun]*jobDelta)
+	start := time.Now()
 	err := c.e.store.Update(func(tx Tx) error {
 		clear(deltas)
 		for _, o := range batch {
@@ -207,6 +208,9 @@ func (c *committer) commit(batch []*outcome) {
 		}
 		return nil
 	})
+	if o := c.e.opts.Observer; o != nil {
+		o.ObserveCommit(CommitObservation{Size: len(batch) + len(deltas), Duration: time.Since(start), Err: err})
+	}
 	if err != nil {
 		// The store refused the write: nothing of this batch is stored, so
 		// the jobs cannot account for these items. Fail them.

@@ -74,6 +74,9 @@ func (e *Engine) Submit(ctx context.Context, b *Batch, opts *SubmitOptions) (*Jo
 		Options:        nb.Options.withDefaults(),
 		IdempotencyKey: so.IdempotencyKey,
 	}
+	if tp, ok := e.opts.Observer.(TracePropagator); ok {
+		rec.Trace = tp.Inject(ctx)
+	}
 	e.mu.Lock()
 	est := now.Add(e.itemEst * time.Duration(total) / time.Duration(rec.Options.MaxConcurrent))
 	e.mu.Unlock()
@@ -122,8 +125,10 @@ func (e *Engine) Submit(ctx context.Context, b *Batch, opts *SubmitOptions) (*Jo
 		return e.Job(ctx, existing.ID)
 	}
 	r := newRun(e, seq, rec)
+	r.queuedAt = now
 	job := e.view(rec.clone(), nil)
 	// Report the job before its runner can report that it started.
+	e.observeJob("", rec, so.Owner, 0)
 	e.emitJob(EventJobCreated, so.Owner, rec)
 	e.mu.Lock()
 	if e.closed {
@@ -135,7 +140,6 @@ func (e *Engine) Submit(ctx context.Context, b *Batch, opts *SubmitOptions) (*Jo
 	e.dispatchLocked()
 	e.notifyLocked()
 	e.mu.Unlock()
-	e.log.Info("job submitted", "job_id", r.id, "items", total)
 	return job, nil
 }
 
@@ -209,7 +213,11 @@ func (e *Engine) recover() error {
 			case StateRunning:
 				resume = append(resume, newRun(e, beUint64(k), &rec))
 			case StateQueued:
-				queued = append(queued, newRun(e, beUint64(k), &rec))
+				r := newRun(e, beUint64(k), &rec)
+				if rec.StartedAt == nil {
+					r.queuedAt = rec.CreatedAt
+				}
+				queued = append(queued, r)
 			}
 			return true
 		})
@@ -512,6 +520,7 @@ func (e *Engine) control(ctx context.Context, id string, reason stopReason, to S
 		return e.Job(ctx, id)
 	}
 	var rec *jobRecord
+	var was State
 	err := e.store.Update(func(tx Tx) error {
 		var err error
 		if rec, err = getJob(tx, seq); err != nil {
@@ -520,7 +529,7 @@ func (e *Engine) control(ctx context.Context, id string, reason stopReason, to S
 		if !allowed(rec.Status, from) {
 			return invalidState(id, rec.Status, to)
 		}
-		rec.Status = to
+		was, rec.Status = rec.Status, to
 		if to.Final() {
 			now := e.now().UTC()
 			rec.FinishedAt = &now
@@ -539,6 +548,7 @@ func (e *Engine) control(ctx context.Context, id string, reason stopReason, to S
 	if to == StateCancelled {
 		ev = EventJobCancelled
 	}
+	e.observeJob(was, rec, PrincipalFrom(ctx), 0)
 	e.emitJob(ev, PrincipalFrom(ctx), rec)
 	return e.view(rec, nil), nil
 }
@@ -596,12 +606,14 @@ func (e *Engine) Resume(ctx context.Context, id string) (*Job, error) {
 		return nil, err
 	}
 	r := newRun(e, seq, rec)
+	r.queuedAt = e.now()
 	e.runs[id] = r
 	e.queue = append(e.queue, r)
 	job := e.view(rec.clone(), r)
 	e.dispatchLocked()
 	e.notifyLocked()
 	e.mu.Unlock()
+	e.observeJob(StatePaused, rec, PrincipalFrom(ctx), 0)
 	e.emitJob(EventJobResumed, PrincipalFrom(ctx), rec)
 	return job, nil
 }

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,10 +65,15 @@ type jobRun struct {
 	segStart   time.Time // when this run segment began, for estimates
 	segDone    int64     // items finished when it began
 	stopBy     string    // the principal that paused or cancelled the job
+	// queuedAt is when the job was queued in this process, for its queue
+	// wait; zero when unknown.
+	queuedAt time.Time
+	// trace is the job's trace carrier (see TracePropagator).
+	trace map[string]string
 }
 
 func newRun(e *Engine, seq uint64, rec *jobRecord) *jobRun {
-	return &jobRun{e: e, id: rec.ID, seq: seq, rec: rec, itemsBucket: itemsBucket(rec.ID), errorsBucket: errorsBucket(rec.ID)}
+	return &jobRun{e: e, id: rec.ID, seq: seq, rec: rec, trace: rec.Trace, itemsBucket: itemsBucket(rec.ID), errorsBucket: errorsBucket(rec.ID)}
 }
 
 // snapshot returns a copy of the job record.
@@ -197,8 +203,9 @@ func (r *jobRun) execute(feedCtx, itemCtx context.Context) error {
 	e := r.e
 	now := e.now().UTC()
 	first := false
+	var was State
 	if err := r.save(func(rec *jobRecord) {
-		rec.Status = StateRunning
+		was, rec.Status = rec.Status, StateRunning
 		if rec.StartedAt == nil {
 			rec.StartedAt, first = &now, true
 		}
@@ -206,9 +213,15 @@ func (r *jobRun) execute(feedCtx, itemCtx context.Context) error {
 		return err
 	}
 	rec := r.snapshot()
+	var wait time.Duration
+	if was == StateQueued && !r.queuedAt.IsZero() {
+		wait = now.Sub(r.queuedAt)
+	}
+	e.observeJob(was, rec, "", wait)
 	if first {
 		e.emitJob(EventJobStarted, "", rec)
 	}
+	feedCtx = e.traceContext(feedCtx, r.trace)
 	opts := rec.Options
 	if opts.Timeout > 0 {
 		deadline := rec.StartedAt.Add(time.Duration(opts.Timeout))
@@ -515,6 +528,7 @@ func (r *jobRun) validateItem(feedCtx, itemCtx context.Context, p *Plan, it Item
 	o := &outcome{run: r, index: it.Index, rec: itemRecord{State: itemFailed, Op: it.Operation, Attempts: 1, ResourceID: it.ResourceID}}
 	o.rec.Code, o.rec.Message, _ = classify(err)
 	o.rec.Duration = r.e.now().Sub(start)
+	r.e.observeItem(r.e.traceContext(itemCtx, r.trace), &it, 1, ItemFailed, err, o.rec.Duration)
 	r.abortOnFailure(o)
 	r.e.committer.send(o)
 }
@@ -571,8 +585,10 @@ func (r *jobRun) runItem(feedCtx, itemCtx context.Context, p *Plan, it Item, opt
 	r.cur.Store(&CurrentOperation{Index: it.Index, Type: it.Type, ResourceID: it.ResourceID, StartedAt: start.UTC()})
 	lenient := opts.Validation.Mode == ModeLenient
 	o := &outcome{run: r, index: it.Index, rec: itemRecord{Op: it.Operation, ResourceID: it.ResourceID}}
+	itemCtx = r.e.traceContext(itemCtx, r.trace)
 	for attempt := 1; ; attempt++ {
 		o.rec.Attempts = attempt
+		attemptStart := r.e.now()
 		err := runAttempt(itemCtx, time.Duration(opts.ItemTimeout), func(ctx context.Context) error {
 			if err := r.check(ctx, p, &it, lenient); err != nil {
 				return err
@@ -584,6 +600,7 @@ func (r *jobRun) runItem(feedCtx, itemCtx context.Context, p *Plan, it Item, opt
 		})
 		if err == nil {
 			o.rec.State = itemSucceeded
+			r.e.observeItem(itemCtx, &it, attempt, ItemSucceeded, nil, r.e.now().Sub(attemptStart))
 			break
 		}
 		if itemCtx.Err() != nil {
@@ -592,8 +609,10 @@ func (r *jobRun) runItem(feedCtx, itemCtx context.Context, p *Plan, it Item, opt
 		code, msg, retry := classify(err)
 		if !retry || attempt >= opts.Retry.Attempts {
 			o.rec.State, o.rec.Code, o.rec.Message = itemFailed, code, msg
+			r.e.observeItem(itemCtx, &it, attempt, ItemFailed, err, r.e.now().Sub(attemptStart))
 			break
 		}
+		r.e.observeItem(itemCtx, &it, attempt, ItemRetried, err, r.e.now().Sub(attemptStart))
 		if !r.sleep(feedCtx, r.backoff(opts.Retry, attempt, err)) {
 			return // paused or stopped during the backoff; run again later
 		}
@@ -682,15 +701,66 @@ func runAttempt(ctx context.Context, timeout time.Duration, fn func(context.Cont
 	}
 }
 
-// safeCall runs fn, turning a panic into a SYSTEM_ERROR that carries the
-// stack.
+// safeCall runs fn, turning a panic into a SYSTEM_ERROR whose message
+// keeps the panic's value and a trimmed stack, and whose cause is a
+// *panicError with the whole stack.
 func safeCall(ctx context.Context, fn func(context.Context) error) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			err = &Error{Code: CodeSystem, Message: fmt.Sprintf("panic: %v", v), Err: fmt.Errorf("panic: %v\n%s", v, debug.Stack())}
+			pe := &panicError{value: v, stack: debug.Stack()}
+			err = &Error{Code: CodeSystem, Message: pe.Error() + "\n" + trimStack(pe.stack), Err: pe}
 		}
 	}()
 	return fn(ctx)
+}
+
+// panicError is a recovered panic of an operation's handler.
+type panicError struct {
+	value any
+	stack []byte
+}
+
+func (p *panicError) Error() string { return fmt.Sprintf("panic: %v", p.value) }
+
+// panicStackFrames and panicStackBytes bound the stack kept in a panicked
+// item's error message.
+const (
+	panicStackFrames = 8
+	panicStackBytes  = 2048
+)
+
+// trimStack keeps the frames of a debug.Stack from the panicking function
+// on: at most panicStackFrames frames, without arguments and program
+// counters, within panicStackBytes.
+func trimStack(stack []byte) string {
+	lines := strings.Split(strings.TrimSpace(string(stack)), "\n")
+	// Frames are pairs: "pkg.fn(args)" then "\tfile:line +0x..".
+	start := 1
+	for i := 1; i+1 < len(lines); i += 2 {
+		if strings.HasPrefix(lines[i], "panic(") {
+			start = i + 2
+			break
+		}
+	}
+	var b strings.Builder
+	for i, n := start, 0; i+1 < len(lines) && n < panicStackFrames; i, n = i+2, n+1 {
+		fn := lines[i]
+		if p := strings.LastIndexByte(fn, '('); p > 0 {
+			fn = fn[:p]
+		}
+		loc := strings.TrimSpace(lines[i+1])
+		if p := strings.LastIndex(loc, " +0x"); p > 0 {
+			loc = loc[:p]
+		}
+		if b.Len()+len(fn)+len(loc)+3 > panicStackBytes {
+			break
+		}
+		if n > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(fn + "\n\t" + loc)
+	}
+	return b.String()
 }
 
 // classify maps an item error to its code, message and whether a retry
@@ -726,6 +796,7 @@ func (r *jobRun) finish(execErr error) {
 		r.mu.Lock()
 		by := r.stopBy
 		r.mu.Unlock()
+		e.observeJob(StateRunning, rec, by, 0)
 		e.emitJob(ev, by, rec)
 	}
 	e.mu.Lock()

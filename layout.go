@@ -62,6 +62,9 @@ type jobRecord struct {
 	IdempotencyKey string `json:"idempotency_key,omitempty"`
 	// Errors holds the first failed items, kept for status reads.
 	FirstErrors []ItemError `json:"first_errors,omitempty"`
+	// Trace is the carrier a TracePropagator made at submission; it
+	// never changes.
+	Trace map[string]string `json:"trace,omitempty"`
 }
 
 // opRange is the slice of item indexes one operation owns.

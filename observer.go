@@ -2,6 +2,8 @@ package batch
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"time"
 )
 
@@ -134,4 +136,85 @@ type ScheduleFireObservation struct {
 	Outcome string
 	JobID   string
 	Err     error
+}
+
+// The engine's side of observation: every job transition, item attempt
+// and commit goes through these, which log and call the Observer (when
+// one is set).
+
+// traceContext returns the context that work for a job runs under: ctx
+// with the job's trace when the Observer is a [TracePropagator].
+func (e *Engine) traceContext(ctx context.Context, carrier map[string]string) context.Context {
+	if tp, ok := e.opts.Observer.(TracePropagator); ok && carrier != nil {
+		return tp.Extract(ctx, carrier)
+	}
+	return ctx
+}
+
+// transitionMessages are the log messages of job transitions, by new
+// state.
+var transitionMessages = map[State]string{
+	StateQueued:    "job queued",
+	StateRunning:   "job running",
+	StatePaused:    "job paused",
+	StateCompleted: "job completed",
+	StateFailed:    "job failed",
+	StateCancelled: "job cancelled",
+}
+
+// observeJob logs a durable transition of rec from state from (""
+// for a submission) and reports it to the Observer. queueWait is set on
+// the start from queued.
+func (e *Engine) observeJob(from State, rec *jobRecord, principal string, queueWait time.Duration) {
+	to := rec.Status
+	msg := transitionMessages[to]
+	switch {
+	case from == "":
+		msg = "job submitted"
+	case from == StatePaused && to == StateQueued:
+		msg = "job resumed"
+	case from == StateQueued && to == StateRunning && rec.Progress.Completed+rec.Progress.Failed == 0:
+		msg = "job started"
+	}
+	if e.log.Enabled(context.Background(), slog.LevelInfo) {
+		attrs := []any{"job_id", rec.ID, "type", rec.Type, "principal", principal, "from", string(from), "to", string(to),
+			"total", rec.Progress.TotalOperations, "completed", rec.Progress.Completed, "failed", rec.Progress.Failed}
+		if rec.Error != nil {
+			attrs = append(attrs, "error", rec.Error.Message)
+		}
+		e.log.Info(msg, attrs...)
+	}
+	o := e.opts.Observer
+	if o == nil {
+		return
+	}
+	obs := JobObservation{JobID: rec.ID, Type: rec.Type, Principal: principal, From: from, To: to,
+		At: e.now().UTC(), QueueWait: queueWait, Trace: rec.Trace}
+	if to.Final() && rec.StartedAt != nil && rec.FinishedAt != nil {
+		obs.Duration = rec.FinishedAt.Sub(*rec.StartedAt)
+	}
+	obs.Job = e.view(rec.clone(), nil)
+	o.ObserveJob(e.traceContext(context.Background(), rec.Trace), obs)
+}
+
+// observeItem logs a failed attempt of an item (Warn, with its code; a
+// panic at Error with its stack) and reports the attempt to the Observer.
+func (e *Engine) observeItem(ctx context.Context, it *Item, attempt int, outcome ItemOutcome, err error, d time.Duration) {
+	var code Code
+	panicked := false
+	if err != nil {
+		code, _, _ = classify(err)
+		var pe *panicError
+		if panicked = errors.As(err, &pe); panicked {
+			e.log.Error("item panicked", "job_id", it.JobID, "operation", it.Type, "item", it.Index,
+				"resource_id", it.ResourceID, "attempt", attempt, "panic", pe.value, "stack", string(pe.stack))
+		} else {
+			e.log.Warn("item failed", "job_id", it.JobID, "operation", it.Type, "item", it.Index,
+				"resource_id", it.ResourceID, "attempt", attempt, "outcome", string(outcome), "code", string(code), "err", err.Error())
+		}
+	}
+	if o := e.opts.Observer; o != nil {
+		o.ObserveItem(ctx, ItemObservation{JobID: it.JobID, OperationIndex: it.Operation, Operation: it.Type, ItemIndex: it.Index,
+			Attempt: attempt, Outcome: outcome, ErrorType: string(code), Duration: d, Panicked: panicked})
+	}
 }

@@ -1,0 +1,436 @@
+// Package otelbatch turns what a [batch.Engine] does into OpenTelemetry
+// metrics and traces. It uses only the OpenTelemetry API: install the SDK
+// (or any other implementation) in the program and hand its providers
+// over, or leave them nil to use the global ones.
+//
+//	obs, err := otelbatch.New(&otelbatch.Options{MeterProvider: mp, TracerProvider: tp})
+//	engine, err := batch.Open("batch.db", &batch.Options{Observer: obs})
+//
+// # Metrics
+//
+// No metric carries a job id; attributes are bounded: the batch's type,
+// operation types, states, outcomes and error codes.
+//
+//	batch.jobs.submitted        counter    {job}    type
+//	batch.jobs.finished         counter    {job}    type, status
+//	batch.jobs                  gauge      {job}    status (queued, running, paused: live jobs of this process)
+//	batch.job.duration          histogram  s        type, status (from the first start to the end)
+//	batch.job.queue_wait        histogram  s        type (queued until running)
+//	batch.items.processed       counter    {item}   operation, outcome (succeeded, retried, failed), error.type
+//	batch.item.retries          counter    {item}   operation (failed attempts that will be tried again)
+//	batch.item.panics           counter    {item}   operation
+//	batch.item.duration         histogram  s        operation, outcome (one attempt)
+//	batch.commit.duration       histogram  s        error.type on a failed commit
+//	batch.commit.size           histogram  {write}
+//	batch.webhook.deliveries    counter    {delivery} event, outcome (delivered, retry, failed)
+//	batch.webhook.duration      histogram  s        event, outcome
+//	batch.schedule.fires        counter    {fire}   outcome (submitted, skipped, failed)
+//
+// # Traces
+//
+// Each job has one span, "batch.job <type>", from its submission to its
+// final state, kept open while the job is paused. Its parent is the span
+// of the context given to [batch.Engine.Submit] (over HTTP, the request's
+// traceparent once the server extracts it). The job's trace context is
+// stored with the job, so its work runs under the job span: the contexts
+// that Plan and Run get carry it, and spans a handler starts are children
+// of the job span. After a restart the job's work goes on under a new
+// "batch.job" span (attribute batch.job.resumed) with the same parent and
+// a link to the first one. With [Options].ItemSpans, each item attempt of
+// a sampled job also gets a span, "batch.item <operation>".
+package otelbatch
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/batchworks/batch"
+)
+
+// ScopeName is the instrumentation scope of the meter and tracer.
+const ScopeName = "github.com/batchworks/batch/otelbatch"
+
+// parentKey is the carrier key of the submitter's traceparent, so a job
+// resumed after a restart can hang its new span under the same parent.
+const parentKey = "batch-parent"
+
+// durationBuckets are the histogram boundaries for durations, in seconds:
+// from 100µs to an hour.
+var durationBuckets = []float64{0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600}
+
+// Options configures an [Observer]. A nil *Options or a zero field means
+// the default given on the field.
+type Options struct {
+	// MeterProvider makes the meter. nil means otel.GetMeterProvider().
+	MeterProvider metric.MeterProvider
+	// TracerProvider makes the tracer. nil means otel.GetTracerProvider().
+	TracerProvider trace.TracerProvider
+	// Propagator writes a job's trace context into the carrier stored with
+	// the job and reads it back. nil means W3C trace context and baggage.
+	Propagator propagation.TextMapPropagator
+	// ItemSpans, when true, records a span for each item attempt of a job
+	// whose span is sampled. Off by default: a job of a million items
+	// would make a million spans.
+	ItemSpans bool
+}
+
+// Observer is a [batch.Observer] and [batch.TracePropagator] that records
+// OpenTelemetry metrics and spans. Make one with [New] and set it as
+// [batch.Options].Observer. It is safe for concurrent use.
+type Observer struct {
+	tracer    trace.Tracer
+	prop      propagation.TextMapPropagator
+	itemSpans bool
+	reg       metric.Registration
+
+	jobsSubmitted  metric.Int64Counter
+	jobsFinished   metric.Int64Counter
+	jobDuration    metric.Float64Histogram
+	queueWait      metric.Float64Histogram
+	itemsProcessed metric.Int64Counter
+	itemRetries    metric.Int64Counter
+	itemPanics     metric.Int64Counter
+	itemDuration   metric.Float64Histogram
+	commitDuration metric.Float64Histogram
+	commitSize     metric.Int64Histogram
+	deliveries     metric.Int64Counter
+	deliveryTime   metric.Float64Histogram
+	fires          metric.Int64Counter
+
+	// attrs caches attribute sets of item measurements by itemKey.
+	attrs sync.Map
+	// spans holds the open job spans (*openSpan) by the traceparent of
+	// their carrier.
+	spans sync.Map
+
+	// mu guards live.
+	mu   sync.Mutex
+	live map[string]batch.State // live jobs of this process by id
+}
+
+var (
+	_ batch.Observer        = (*Observer)(nil)
+	_ batch.TracePropagator = (*Observer)(nil)
+)
+
+// New returns an Observer over the providers in opts (nil for the
+// defaults). It fails only when an instrument cannot be made.
+func New(opts *Options) (*Observer, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.MeterProvider == nil {
+		o.MeterProvider = otel.GetMeterProvider()
+	}
+	if o.TracerProvider == nil {
+		o.TracerProvider = otel.GetTracerProvider()
+	}
+	if o.Propagator == nil {
+		o.Propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+	}
+	ob := &Observer{
+		tracer:    o.TracerProvider.Tracer(ScopeName),
+		prop:      o.Propagator,
+		itemSpans: o.ItemSpans,
+		live:      make(map[string]batch.State),
+	}
+	m := o.MeterProvider.Meter(ScopeName)
+	var errs []error
+	counter := func(name, unit, desc string) metric.Int64Counter {
+		c, err := m.Int64Counter(name, metric.WithUnit(unit), metric.WithDescription(desc))
+		errs = append(errs, err)
+		return c
+	}
+	seconds := func(name, desc string) metric.Float64Histogram {
+		h, err := m.Float64Histogram(name, metric.WithUnit("s"), metric.WithDescription(desc), metric.WithExplicitBucketBoundaries(durationBuckets...))
+		errs = append(errs, err)
+		return h
+	}
+	ob.jobsSubmitted = counter("batch.jobs.submitted", "{job}", "Jobs submitted.")
+	ob.jobsFinished = counter("batch.jobs.finished", "{job}", "Jobs that reached a final state, by status.")
+	ob.jobDuration = seconds("batch.job.duration", "How long finished jobs ran, from their first start.")
+	ob.queueWait = seconds("batch.job.queue_wait", "How long jobs waited queued before they ran.")
+	ob.itemsProcessed = counter("batch.items.processed", "{item}", "Item attempts, by operation and outcome.")
+	ob.itemRetries = counter("batch.item.retries", "{item}", "Failed item attempts that will be tried again.")
+	ob.itemPanics = counter("batch.item.panics", "{item}", "Item attempts whose handler panicked.")
+	ob.itemDuration = seconds("batch.item.duration", "How long one item attempt took.")
+	ob.commitDuration = seconds("batch.commit.duration", "How long one group commit took.")
+	var err error
+	ob.commitSize, err = m.Int64Histogram("batch.commit.size", metric.WithUnit("{write}"), metric.WithDescription("Writes carried by one group commit."),
+		metric.WithExplicitBucketBoundaries(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000))
+	errs = append(errs, err)
+	ob.deliveries = counter("batch.webhook.deliveries", "{delivery}", "Webhook delivery attempts, by outcome.")
+	ob.deliveryTime = seconds("batch.webhook.duration", "How long one webhook delivery attempt took.")
+	ob.fires = counter("batch.schedule.fires", "{fire}", "Schedules falling due, by outcome.")
+	jobs, err := m.Int64ObservableGauge("batch.jobs", metric.WithUnit("{job}"), metric.WithDescription("Live jobs of this process, by status."))
+	errs = append(errs, err)
+	if err == nil {
+		ob.reg, err = m.RegisterCallback(func(_ context.Context, obs metric.Observer) error {
+			for state, n := range ob.counts() {
+				obs.ObserveInt64(jobs, n, metric.WithAttributeSet(attribute.NewSet(attribute.String("status", string(state)))))
+			}
+			return nil
+		}, jobs)
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return ob, nil
+}
+
+// openSpan is the open span of a job.
+type openSpan struct {
+	span  trace.Span
+	named sync.Once // the job's name and attributes are set once
+}
+
+// counts returns how many live jobs are in each live state.
+func (ob *Observer) counts() map[batch.State]int64 {
+	n := map[batch.State]int64{batch.StateQueued: 0, batch.StateRunning: 0, batch.StatePaused: 0}
+	ob.mu.Lock()
+	defer ob.mu.Unlock()
+	for _, s := range ob.live {
+		n[s]++
+	}
+	return n
+}
+
+// Close stops the batch.jobs gauge and ends the spans of jobs still open
+// (marked batch.job.interrupted): call it after the engine is closed.
+func (ob *Observer) Close() error {
+	ob.spans.Range(func(k, v any) bool {
+		s := v.(*openSpan).span
+		s.SetAttributes(attribute.Bool("batch.job.interrupted", true))
+		s.End()
+		ob.spans.Delete(k)
+		return true
+	})
+	if ob.reg != nil {
+		return ob.reg.Unregister()
+	}
+	return nil
+}
+
+// Inject starts the job's span under ctx's span and returns the carrier
+// the engine stores with the job. It implements [batch.TracePropagator].
+func (ob *Observer) Inject(ctx context.Context) map[string]string {
+	carrier := propagation.MapCarrier{}
+	if parent := trace.SpanContextFromContext(ctx); parent.IsValid() {
+		pc := propagation.MapCarrier{}
+		propagation.TraceContext{}.Inject(ctx, pc)
+		if tp := pc.Get("traceparent"); tp != "" {
+			carrier[parentKey] = tp
+		}
+	}
+	ctx, span := ob.tracer.Start(ctx, "batch.job")
+	ob.prop.Inject(ctx, carrier)
+	if span.IsRecording() {
+		if tp := carrier.Get("traceparent"); tp != "" {
+			ob.spans.Store(tp, &openSpan{span: span})
+		} else {
+			span.End()
+		}
+	}
+	if len(carrier) == 0 {
+		return nil
+	}
+	return carrier
+}
+
+// Extract returns ctx under the job's span. It implements
+// [batch.TracePropagator].
+func (ob *Observer) Extract(ctx context.Context, carrier map[string]string) context.Context {
+	if v, ok := ob.spans.Load(carrier["traceparent"]); ok {
+		return trace.ContextWithSpan(ctx, v.(*openSpan).span)
+	}
+	return ob.prop.Extract(ctx, propagation.MapCarrier(carrier))
+}
+
+// ObserveJob implements [batch.Observer].
+func (ob *Observer) ObserveJob(ctx context.Context, o batch.JobObservation) {
+	typ := attribute.String("type", o.Type)
+	if o.From == "" {
+		ob.jobsSubmitted.Add(ctx, 1, metric.WithAttributes(typ))
+	}
+	if o.From == batch.StateQueued && o.To == batch.StateRunning {
+		ob.queueWait.Record(ctx, o.QueueWait.Seconds(), metric.WithAttributes(typ))
+	}
+	if o.To.Final() {
+		status := metric.WithAttributes(typ, attribute.String("status", string(o.To)))
+		ob.jobsFinished.Add(ctx, 1, status)
+		if o.Job != nil && o.Job.StartedAt != nil {
+			ob.jobDuration.Record(ctx, o.Duration.Seconds(), status)
+		}
+	}
+	ob.mu.Lock()
+	if o.To.Final() {
+		delete(ob.live, o.JobID)
+	} else {
+		ob.live[o.JobID] = o.To
+	}
+	ob.mu.Unlock()
+	ob.jobSpan(o)
+}
+
+// jobSpan records a transition on the job's span: its attributes at the
+// first transition, an event per transition, and its end at the final one.
+// A live job without an open span (resumed after a restart) gets one.
+func (ob *Observer) jobSpan(o batch.JobObservation) {
+	tp := o.Trace["traceparent"]
+	if tp == "" {
+		return
+	}
+	var os *openSpan
+	if v, ok := ob.spans.Load(tp); ok {
+		os = v.(*openSpan)
+	} else if !o.To.Final() {
+		if os = ob.resumeSpan(o); os == nil {
+			return
+		}
+	} else {
+		return
+	}
+	span := os.span
+	os.named.Do(func() {
+		span.SetName("batch.job " + o.Type)
+		span.SetAttributes(attribute.String("batch.job.id", o.JobID), attribute.String("batch.job.type", o.Type))
+	})
+	attrs := []attribute.KeyValue{attribute.String("batch.job.from", string(o.From))}
+	if o.Principal != "" {
+		attrs = append(attrs, attribute.String("batch.principal", o.Principal))
+	}
+	span.AddEvent("batch.job."+string(o.To), trace.WithTimestamp(o.At), trace.WithAttributes(attrs...))
+	if !o.To.Final() {
+		return
+	}
+	if j := o.Job; j != nil {
+		span.SetAttributes(attribute.String("batch.job.status", string(j.Status)),
+			attribute.Int64("batch.job.items", j.Progress.TotalOperations),
+			attribute.Int64("batch.job.items.completed", j.Progress.Completed),
+			attribute.Int64("batch.job.items.failed", j.Progress.Failed))
+		if j.Status == batch.StateFailed {
+			msg := "job failed"
+			if j.Error != nil {
+				msg = j.Error.Message
+			}
+			span.SetStatus(codes.Error, msg)
+		}
+	}
+	span.End(trace.WithTimestamp(o.At))
+	ob.spans.Delete(tp)
+}
+
+// resumeSpan starts the span of a job this process did not submit, under
+// the submitter's parent, linked to the job's first span.
+func (ob *Observer) resumeSpan(o batch.JobObservation) *openSpan {
+	first := trace.SpanContextFromContext(ob.prop.Extract(context.Background(), propagation.MapCarrier(o.Trace)))
+	if !first.IsValid() {
+		return nil
+	}
+	parent := trace.ContextWithRemoteSpanContext(context.Background(), first)
+	if tp, ok := o.Trace[parentKey]; ok {
+		pctx := propagation.TraceContext{}.Extract(context.Background(), propagation.MapCarrier{"traceparent": tp})
+		if trace.SpanContextFromContext(pctx).IsValid() {
+			parent = pctx
+		}
+	}
+	_, span := ob.tracer.Start(parent, "batch.job "+o.Type, trace.WithTimestamp(o.At), trace.WithLinks(trace.Link{SpanContext: first}),
+		trace.WithAttributes(attribute.String("batch.job.id", o.JobID), attribute.String("batch.job.type", o.Type),
+			attribute.Bool("batch.job.resumed", true)))
+	if !span.IsRecording() {
+		return nil
+	}
+	v, loaded := ob.spans.LoadOrStore(o.Trace["traceparent"], &openSpan{span: span})
+	if loaded {
+		span.End()
+	}
+	return v.(*openSpan)
+}
+
+// itemKey names the attribute sets of one kind of item measurement.
+type itemKey struct {
+	op, outcome, errType string
+}
+
+// itemAttrs are the cached attribute options of an itemKey.
+type itemAttrs struct {
+	all metric.MeasurementOption // operation, outcome, error.type
+	op  metric.MeasurementOption // operation
+}
+
+func (ob *Observer) itemAttrs(k itemKey) *itemAttrs {
+	if v, ok := ob.attrs.Load(k); ok {
+		return v.(*itemAttrs)
+	}
+	kv := []attribute.KeyValue{attribute.String("operation", k.op), attribute.String("outcome", k.outcome)}
+	if k.errType != "" {
+		kv = append(kv, attribute.String("error.type", k.errType))
+	}
+	a := &itemAttrs{
+		op:  metric.WithAttributeSet(attribute.NewSet(attribute.String("operation", k.op))),
+		all: metric.WithAttributeSet(attribute.NewSet(kv...)),
+	}
+	v, _ := ob.attrs.LoadOrStore(k, a)
+	return v.(*itemAttrs)
+}
+
+// ObserveItem implements [batch.Observer].
+func (ob *Observer) ObserveItem(ctx context.Context, o batch.ItemObservation) {
+	a := ob.itemAttrs(itemKey{o.Operation, string(o.Outcome), o.ErrorType})
+	ob.itemsProcessed.Add(ctx, 1, a.all)
+	ob.itemDuration.Record(ctx, o.Duration.Seconds(), a.all)
+	if o.Outcome == batch.ItemRetried {
+		ob.itemRetries.Add(ctx, 1, a.op)
+	}
+	if o.Panicked {
+		ob.itemPanics.Add(ctx, 1, a.op)
+	}
+	if !ob.itemSpans || !trace.SpanContextFromContext(ctx).IsSampled() {
+		return
+	}
+	end := time.Now()
+	_, span := ob.tracer.Start(ctx, "batch.item "+o.Operation, trace.WithTimestamp(end.Add(-o.Duration)),
+		trace.WithAttributes(attribute.String("batch.job.id", o.JobID), attribute.Int("batch.operation.index", o.OperationIndex),
+			attribute.String("batch.operation.type", o.Operation), attribute.Int64("batch.item.index", o.ItemIndex),
+			attribute.Int("batch.item.attempt", o.Attempt), attribute.String("batch.item.outcome", string(o.Outcome))))
+	if o.ErrorType != "" {
+		span.SetAttributes(attribute.String("error.type", o.ErrorType), attribute.Bool("batch.item.panicked", o.Panicked))
+		span.SetStatus(codes.Error, o.ErrorType)
+	}
+	span.End(trace.WithTimestamp(end))
+}
+
+// ObserveCommit implements [batch.Observer].
+func (ob *Observer) ObserveCommit(o batch.CommitObservation) {
+	ctx := context.Background()
+	var opts []metric.RecordOption
+	if o.Err != nil {
+		opts = append(opts, metric.WithAttributes(attribute.String("error.type", "store")))
+	}
+	ob.commitDuration.Record(ctx, o.Duration.Seconds(), opts...)
+	ob.commitSize.Record(ctx, int64(o.Size), opts...)
+}
+
+// ObserveDelivery implements [batch.Observer].
+func (ob *Observer) ObserveDelivery(o batch.DeliveryObservation) {
+	ctx := context.Background()
+	attrs := metric.WithAttributes(attribute.String("event", o.Event), attribute.String("outcome", o.Outcome))
+	ob.deliveries.Add(ctx, 1, attrs)
+	ob.deliveryTime.Record(ctx, o.Duration.Seconds(), attrs)
+}
+
+// ObserveScheduleFire implements [batch.Observer].
+func (ob *Observer) ObserveScheduleFire(o batch.ScheduleFireObservation) {
+	ob.fires.Add(context.Background(), 1, metric.WithAttributes(attribute.String("outcome", o.Outcome)))
+}

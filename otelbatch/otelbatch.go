@@ -43,6 +43,7 @@ package otelbatch
 import (
 	"context"
 	"errors"
+	"net/http"
 	"sync"
 	"time"
 
@@ -433,4 +434,16 @@ func (ob *Observer) ObserveDelivery(o batch.DeliveryObservation) {
 // ObserveScheduleFire implements [batch.Observer].
 func (ob *Observer) ObserveScheduleFire(o batch.ScheduleFireObservation) {
 	ob.fires.Add(context.Background(), 1, metric.WithAttributes(attribute.String("outcome", o.Outcome)))
+}
+
+// Handler returns next with each request's trace context (the
+// traceparent, tracestate and baggage headers, read by the Observer's
+// propagator) in the request's context, so a job submitted through the
+// HTTP API has the caller's span as its parent. A server already
+// instrumented with OpenTelemetry does not need it.
+func (ob *Observer) Handler(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := ob.prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
 }

@@ -3,7 +3,11 @@ package otelbatch_test
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,6 +23,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/batchworks/batch"
+	"github.com/batchworks/batch/httpapi"
 	"github.com/batchworks/batch/otelbatch"
 )
 
@@ -278,4 +283,127 @@ func eventNames(s sdktrace.ReadOnlySpan) []string {
 		names = append(names, ev.Name)
 	}
 	return names
+}
+
+// blockingOp has three items that run until their context ends, or succeed
+// at once when release is closed. Each records the span context it ran
+// under.
+func blockingOp(release chan struct{}, ran chan<- trace.SpanContext) batch.Operation {
+	return batch.OperationFunc(func(ctx context.Context, spec *batch.OperationSpec, env *batch.Env) (*batch.Plan, error) {
+		return &batch.Plan{
+			Count: 3,
+			Item:  func(i int64) (batch.Item, error) { return batch.Item{}, nil },
+			Run: func(ctx context.Context, it *batch.Item) error {
+				select {
+				case ran <- trace.SpanContextFromContext(ctx):
+				default:
+				}
+				select {
+				case <-release:
+					return nil
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			},
+		}, nil
+	})
+}
+
+// TestObserver_SpanAcrossPauseAndRestart: a paused and resumed job keeps
+// its one span; after a restart its work goes on under a new span with the
+// same parent, linked to the first.
+func TestObserver_SpanAcrossPauseAndRestart(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	ran := make(chan trace.SpanContext, 10)
+	first := setup(t, "", false, map[string]batch.Operation{"block": blockingOp(release, ran)})
+	ctx, parent := first.tp.Tracer("test").Start(t.Context(), "request")
+	job, err := first.e.Submit(ctx, &batch.Batch{Type: "sync", Operations: []batch.OperationSpec{{Type: "block"}},
+		Options: batch.BatchOptions{MaxConcurrent: 2}}, nil)
+	require.NoError(t, err)
+	parent.End()
+	<-ran
+	<-ran
+	go func() { time.Sleep(50 * time.Millisecond); close(release) }() // the pause waits for the items in flight
+	paused, err := first.e.Pause(t.Context(), job.ID)
+	require.NoError(t, err)
+	require.Equal(t, int64(2), paused.Progress.Completed)
+	release2 := make(chan struct{})
+	ran2 := make(chan trace.SpanContext, 10)
+	require.NoError(t, first.e.RegisterOperation("block", blockingOp(release2, ran2)))
+	_, err = first.e.Resume(t.Context(), job.ID)
+	require.NoError(t, err)
+	<-ran2 // the third item runs, and runs on
+	// The span is still open: nothing ended yet but the request.
+	for _, s := range first.spans.Ended() {
+		require.Equal(t, "request", s.Name())
+	}
+	// Restart: the engine closes with the job running.
+	first.close(t)
+	ended := first.spans.Ended()
+	require.Len(t, ended, 2, "the request and the interrupted job span")
+	jobSpan := ended[1]
+	require.Equal(t, "batch.job sync", jobSpan.Name())
+	require.Equal(t, parent.SpanContext().SpanID(), jobSpan.Parent().SpanID())
+	require.Equal(t, "true", attrOf(jobSpan, "batch.job.interrupted"))
+	require.Equal(t, []string{"batch.job.queued", "batch.job.running", "batch.job.paused", "batch.job.queued", "batch.job.running"}, eventNames(jobSpan),
+		"one span across the pause")
+
+	release3 := make(chan struct{})
+	close(release3)
+	ran3 := make(chan trace.SpanContext, 10)
+	second := setup(t, first.path, false, map[string]batch.Operation{"block": blockingOp(release3, ran3)})
+	wctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	done, err := second.e.Wait(wctx, job.ID)
+	require.NoError(t, err)
+	require.Equal(t, batch.StateCompleted, done.Status)
+	var resumed sdktrace.ReadOnlySpan
+	for _, s := range second.spans.Ended() {
+		if s.Name() == "batch.job sync" {
+			require.Nil(t, resumed)
+			resumed = s
+		}
+	}
+	require.NotNil(t, resumed)
+	require.Equal(t, "true", attrOf(resumed, "batch.job.resumed"))
+	require.Equal(t, job.ID, attrOf(resumed, "batch.job.id"))
+	require.Equal(t, parent.SpanContext().TraceID(), resumed.SpanContext().TraceID())
+	require.Equal(t, parent.SpanContext().SpanID(), resumed.Parent().SpanID(), "the submitter's span stays the parent")
+	require.Len(t, resumed.Links(), 1)
+	require.Equal(t, jobSpan.SpanContext().SpanID(), resumed.Links()[0].SpanContext.SpanID())
+	require.Equal(t, []string{"batch.job.running", "batch.job.completed"}, eventNames(resumed))
+	sc := <-ran3
+	require.Equal(t, resumed.SpanContext().SpanID(), sc.SpanID(), "items run under the resumed span")
+}
+
+// TestObserver_HTTPTraceparent: a job submitted over HTTP through
+// Observer.Handler has the request's traceparent as its span's parent.
+func TestObserver_HTTPTraceparent(t *testing.T) {
+	t.Parallel()
+	tb := setup(t, "", false, nil)
+	srv := httptest.NewServer(tb.obs.Handler(httpapi.New(tb.e, &httpapi.Options{DisableRateLimits: true})))
+	defer srv.Close()
+	req, err := http.NewRequest("POST", srv.URL+httpapi.Prefix+"/jobs?wait=10s",
+		strings.NewReader(`{"batch": {"type": "web", "operations": [{"type": "analyze", "resource": "fields", "aggregates": {"n": {"fn": "count"}}}]}}`))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	require.Equal(t, http.StatusCreated, res.StatusCode, string(body))
+	var jobSpan sdktrace.ReadOnlySpan
+	require.Eventually(t, func() bool {
+		for _, s := range tb.spans.Ended() {
+			if s.Name() == "batch.job web" {
+				jobSpan = s
+			}
+		}
+		return jobSpan != nil
+	}, 10*time.Second, time.Millisecond)
+	require.Equal(t, "4bf92f3577b34da6a3ce929d0e0e4736", jobSpan.SpanContext().TraceID().String())
+	require.Equal(t, "00f067aa0ba902b7", jobSpan.Parent().SpanID().String())
+	require.True(t, jobSpan.Parent().IsRemote())
 }

@@ -45,6 +45,7 @@ import (
 	"errors"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -82,6 +83,9 @@ type Options struct {
 	// whose span is sampled. Off by default: a job of a million items
 	// would make a million spans.
 	ItemSpans bool
+	// Now is the clock that ends abandoned submission spans, a seam for
+	// tests. nil means time.Now.
+	Now func() time.Time
 }
 
 // Observer is a [batch.Observer] and [batch.TracePropagator] that records
@@ -91,6 +95,7 @@ type Observer struct {
 	tracer    trace.Tracer
 	prop      propagation.TextMapPropagator
 	itemSpans bool
+	now       func() time.Time
 	reg       metric.Registration
 
 	jobsSubmitted  metric.Int64Counter
@@ -112,6 +117,8 @@ type Observer struct {
 	// spans holds the open job spans (*openSpan) by the traceparent of
 	// their carrier.
 	spans sync.Map
+	// swept is when (Unix nanoseconds) abandoned spans were last looked for.
+	swept atomic.Int64
 
 	// mu guards live.
 	mu   sync.Mutex
@@ -136,6 +143,9 @@ func New(opts *Options) (*Observer, error) {
 	if o.TracerProvider == nil {
 		o.TracerProvider = otel.GetTracerProvider()
 	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	if o.Propagator == nil {
 		o.Propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
 	}
@@ -143,6 +153,7 @@ func New(opts *Options) (*Observer, error) {
 		tracer:    o.TracerProvider.Tracer(ScopeName),
 		prop:      o.Propagator,
 		itemSpans: o.ItemSpans,
+		now:       o.Now,
 		live:      make(map[string]batch.State),
 	}
 	m := o.MeterProvider.Meter(ScopeName)
@@ -194,6 +205,30 @@ func New(opts *Options) (*Observer, error) {
 type openSpan struct {
 	span  trace.Span
 	named sync.Once // the job's name and attributes are set once
+	// injected is when Inject started the span; seen is set once a
+	// transition of its job was observed.
+	injected time.Time
+	seen     atomic.Bool
+}
+
+// abandonAfter is how long a span started by Inject waits for its job's
+// first transition. A submission that stored nothing (refused, or replayed
+// by its idempotency key) never reports one; its span is ended by a later
+// Inject.
+const abandonAfter = time.Minute
+
+// sweep ends the spans of submissions that never became jobs.
+func (ob *Observer) sweep(now time.Time) {
+	ob.spans.Range(func(k, v any) bool {
+		os := v.(*openSpan)
+		if !os.injected.IsZero() && !os.seen.Load() && now.Sub(os.injected) > abandonAfter {
+			if ob.spans.CompareAndDelete(k, v) {
+				os.span.SetAttributes(attribute.Bool("batch.job.abandoned", true))
+				os.span.End()
+			}
+		}
+		return true
+	})
 }
 
 // counts returns how many live jobs are in each live state.
@@ -238,7 +273,11 @@ func (ob *Observer) Inject(ctx context.Context) map[string]string {
 	ob.prop.Inject(ctx, carrier)
 	if span.IsRecording() {
 		if tp := carrier.Get("traceparent"); tp != "" {
-			ob.spans.Store(tp, &openSpan{span: span})
+			now := ob.now()
+			ob.spans.Store(tp, &openSpan{span: span, injected: now})
+			if last := ob.swept.Load(); now.UnixNano()-last > int64(abandonAfter) && ob.swept.CompareAndSwap(last, now.UnixNano()) {
+				ob.sweep(now)
+			}
 		} else {
 			span.End()
 		}
@@ -302,6 +341,7 @@ func (ob *Observer) jobSpan(o batch.JobObservation) {
 	} else {
 		return
 	}
+	os.seen.Store(true)
 	span := os.span
 	os.named.Do(func() {
 		span.SetName("batch.job " + o.Type)

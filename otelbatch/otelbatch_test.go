@@ -407,3 +407,46 @@ func TestObserver_HTTPTraceparent(t *testing.T) {
 	require.Equal(t, "00f067aa0ba902b7", jobSpan.Parent().SpanID().String())
 	require.True(t, jobSpan.Parent().IsRemote())
 }
+
+// TestObserver_AbandonedSubmission: the span Inject starts for a
+// submission that never became a job (here a replay of an idempotency key)
+// is ended by a later submission once it is old enough.
+func TestObserver_AbandonedSubmission(t *testing.T) {
+	t.Parallel()
+	spans := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
+	defer tp.Shutdown(context.Background())
+	var clock atomic.Int64
+	clock.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	obs, err := otelbatch.New(&otelbatch.Options{TracerProvider: tp, Now: func() time.Time { return time.Unix(0, clock.Load()) }})
+	require.NoError(t, err)
+	e, err := batch.New(batch.NewMemoryStore(), &batch.Options{Observer: obs})
+	require.NoError(t, err)
+	defer e.Close(context.Background())
+	b := &batch.Batch{Type: "once", Operations: []batch.OperationSpec{{Type: "analyze", Resource: "fields", Aggregates: map[string]batch.Aggregate{"n": {Fn: "count"}}}}}
+	first, err := e.Submit(t.Context(), b, &batch.SubmitOptions{IdempotencyKey: "k"})
+	require.NoError(t, err)
+	var replayed bool
+	again, err := e.Submit(t.Context(), b, &batch.SubmitOptions{IdempotencyKey: "k", Replayed: &replayed})
+	require.NoError(t, err)
+	require.True(t, replayed)
+	require.Equal(t, first.ID, again.ID)
+	wctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	_, err = e.Wait(wctx, first.ID)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return len(spans.Ended()) == 1 }, 10*time.Second, time.Millisecond)
+
+	clock.Add(int64(2 * time.Minute))
+	_, err = e.Submit(t.Context(), &batch.Batch{Type: "later", Operations: b.Operations}, nil)
+	require.NoError(t, err)
+	var abandoned int
+	for _, s := range spans.Ended() {
+		if attrOf(s, "batch.job.abandoned") == "true" {
+			abandoned++
+			require.Empty(t, attrOf(s, "batch.job.id"))
+		}
+	}
+	require.Equal(t, 1, abandoned, "the replay's span")
+	require.NoError(t, obs.Close())
+}

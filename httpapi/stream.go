@@ -45,6 +45,11 @@ func (h *Handler) streamJob(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if r.Method == http.MethodHead {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
 	updates, err := h.engine.Watch(r.Context(), job.ID)
 	if err != nil {
 		return err

@@ -195,6 +195,11 @@ func TestStream_FinishedJob(t *testing.T) {
 	require.Equal(t, "end", got[1].event)
 	require.Equal(t, uint64(43), got[1].id)
 	require.Equal(t, "completed", got[1].data["status"])
+
+	// HEAD answers at once, without a stream.
+	head := tb.do(t, "HEAD", "/jobs/"+id+"/stream", "")
+	require.Equal(t, http.StatusOK, head.status)
+	require.Equal(t, "text/event-stream", head.header.Get("Content-Type"))
 }
 
 func TestStream_OwnerAndRateLimit(t *testing.T) {

@@ -610,10 +610,11 @@ func (e *Engine) Resume(ctx context.Context, id string) (*Job, error) {
 	e.runs[id] = r
 	e.queue = append(e.queue, r)
 	job := e.view(rec.clone(), r)
+	// Reported before the runner can report that the job runs.
+	e.observeJob(StatePaused, rec, PrincipalFrom(ctx), 0)
 	e.dispatchLocked()
 	e.notifyLocked()
 	e.mu.Unlock()
-	e.observeJob(StatePaused, rec, PrincipalFrom(ctx), 0)
 	e.emitJob(EventJobResumed, PrincipalFrom(ctx), rec)
 	return job, nil
 }

@@ -96,15 +96,14 @@ type Observer struct {
 	prop      propagation.TextMapPropagator
 	itemSpans bool
 	now       func() time.Time
-	reg       metric.Registration
 
 	jobsSubmitted  metric.Int64Counter
 	jobsFinished   metric.Int64Counter
 	jobDuration    metric.Float64Histogram
 	queueWait      metric.Float64Histogram
-	itemsProcessed metric.Int64Counter
-	itemRetries    metric.Int64Counter
-	itemPanics     metric.Int64Counter
+	itemsProcessed metric.Int64ObservableCounter
+	itemRetries    metric.Int64ObservableCounter
+	itemPanics     metric.Int64ObservableCounter
 	itemDuration   metric.Float64Histogram
 	commitDuration metric.Float64Histogram
 	commitSize     metric.Int64Histogram
@@ -112,8 +111,10 @@ type Observer struct {
 	deliveryTime   metric.Float64Histogram
 	fires          metric.Int64Counter
 
-	// attrs caches attribute sets of item measurements by itemKey.
-	attrs sync.Map
+	// ops holds the item counts (*opStats) by operation type. Item
+	// counters are counted here and read by the SDK when it collects: an
+	// atomic add per item instead of an SDK measurement.
+	ops sync.Map
 	// spans holds the open job spans (*openSpan) by the traceparent of
 	// their carrier.
 	spans sync.Map
@@ -172,9 +173,14 @@ func New(opts *Options) (*Observer, error) {
 	ob.jobsFinished = counter("batch.jobs.finished", "{job}", "Jobs that reached a final state, by status.")
 	ob.jobDuration = seconds("batch.job.duration", "How long finished jobs ran, from their first start.")
 	ob.queueWait = seconds("batch.job.queue_wait", "How long jobs waited queued before they ran.")
-	ob.itemsProcessed = counter("batch.items.processed", "{item}", "Item attempts, by operation and outcome.")
-	ob.itemRetries = counter("batch.item.retries", "{item}", "Failed item attempts that will be tried again.")
-	ob.itemPanics = counter("batch.item.panics", "{item}", "Item attempts whose handler panicked.")
+	observed := func(name, desc string) metric.Int64ObservableCounter {
+		c, err := m.Int64ObservableCounter(name, metric.WithUnit("{item}"), metric.WithDescription(desc))
+		errs = append(errs, err)
+		return c
+	}
+	ob.itemsProcessed = observed("batch.items.processed", "Item attempts, by operation and outcome.")
+	ob.itemRetries = observed("batch.item.retries", "Failed item attempts that will be tried again.")
+	ob.itemPanics = observed("batch.item.panics", "Item attempts whose handler panicked.")
 	ob.itemDuration = seconds("batch.item.duration", "How long one item attempt took.")
 	ob.commitDuration = seconds("batch.commit.duration", "How long one group commit took.")
 	var err error
@@ -187,12 +193,16 @@ func New(opts *Options) (*Observer, error) {
 	jobs, err := m.Int64ObservableGauge("batch.jobs", metric.WithUnit("{job}"), metric.WithDescription("Live jobs of this process, by status."))
 	errs = append(errs, err)
 	if err == nil {
-		ob.reg, err = m.RegisterCallback(func(_ context.Context, obs metric.Observer) error {
+		_, err = m.RegisterCallback(func(_ context.Context, obs metric.Observer) error {
 			for state, n := range ob.counts() {
 				obs.ObserveInt64(jobs, n, metric.WithAttributeSet(attribute.NewSet(attribute.String("status", string(state)))))
 			}
+			ob.ops.Range(func(_, v any) bool {
+				v.(*opStats).observe(ob, obs)
+				return true
+			})
 			return nil
-		}, jobs)
+		}, jobs, ob.itemsProcessed, ob.itemRetries, ob.itemPanics)
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -242,8 +252,8 @@ func (ob *Observer) counts() map[batch.State]int64 {
 	return n
 }
 
-// Close stops the batch.jobs gauge and ends the spans of jobs still open
-// (marked batch.job.interrupted): call it after the engine is closed.
+// Close ends the spans of jobs still open (marked batch.job.interrupted):
+// call it after the engine is closed. The metrics stay readable.
 func (ob *Observer) Close() error {
 	ob.spans.Range(func(k, v any) bool {
 		s := v.(*openSpan).span
@@ -252,9 +262,6 @@ func (ob *Observer) Close() error {
 		ob.spans.Delete(k)
 		return true
 	})
-	if ob.reg != nil {
-		return ob.reg.Unregister()
-	}
 	return nil
 }
 
@@ -399,44 +406,92 @@ func (ob *Observer) resumeSpan(o batch.JobObservation) *openSpan {
 	return v.(*openSpan)
 }
 
-// itemKey names the attribute sets of one kind of item measurement.
-type itemKey struct {
-	op, outcome, errType string
+// The outcomes and error types item counts are kept by; an error type
+// that is none of these counts as "other".
+var (
+	itemOutcomes = [...]batch.ItemOutcome{batch.ItemSucceeded, batch.ItemRetried, batch.ItemFailed}
+	itemErrors   = [...]string{"", string(batch.CodeValidation), string(batch.CodeResource), string(batch.CodeSystem), string(batch.CodeTimeout), "other"}
+)
+
+// opStats counts the item attempts of one operation type.
+type opStats struct {
+	processed [len(itemOutcomes)][len(itemErrors)]atomic.Int64
+	retries   atomic.Int64
+	panics    atomic.Int64
+	// attrs are the attribute options of each processed cell; opAttrs
+	// has the operation alone.
+	attrs   [len(itemOutcomes)][len(itemErrors)][]metric.RecordOption
+	opAttrs metric.MeasurementOption
 }
 
-// itemAttrs are the cached attribute options of an itemKey.
-type itemAttrs struct {
-	all metric.MeasurementOption // operation, outcome, error.type
-	op  metric.MeasurementOption // operation
+func newOpStats(op string) *opStats {
+	s := &opStats{opAttrs: metric.WithAttributeSet(attribute.NewSet(attribute.String("operation", op)))}
+	for i, outcome := range itemOutcomes {
+		for j, et := range itemErrors {
+			kv := []attribute.KeyValue{attribute.String("operation", op), attribute.String("outcome", string(outcome))}
+			if et != "" {
+				kv = append(kv, attribute.String("error.type", et))
+			}
+			s.attrs[i][j] = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(kv...))}
+		}
+	}
+	return s
 }
 
-func (ob *Observer) itemAttrs(k itemKey) *itemAttrs {
-	if v, ok := ob.attrs.Load(k); ok {
-		return v.(*itemAttrs)
+// observe reports the counts to the SDK.
+func (s *opStats) observe(ob *Observer, obs metric.Observer) {
+	for i := range itemOutcomes {
+		for j := range itemErrors {
+			if n := s.processed[i][j].Load(); n > 0 {
+				obs.ObserveInt64(ob.itemsProcessed, n, s.attrs[i][j][0].(metric.ObserveOption))
+			}
+		}
 	}
-	kv := []attribute.KeyValue{attribute.String("operation", k.op), attribute.String("outcome", k.outcome)}
-	if k.errType != "" {
-		kv = append(kv, attribute.String("error.type", k.errType))
+	obs.ObserveInt64(ob.itemRetries, s.retries.Load(), s.opAttrs)
+	obs.ObserveInt64(ob.itemPanics, s.panics.Load(), s.opAttrs)
+}
+
+func (ob *Observer) opStats(op string) *opStats {
+	if v, ok := ob.ops.Load(op); ok {
+		return v.(*opStats)
 	}
-	a := &itemAttrs{
-		op:  metric.WithAttributeSet(attribute.NewSet(attribute.String("operation", k.op))),
-		all: metric.WithAttributeSet(attribute.NewSet(kv...)),
+	v, _ := ob.ops.LoadOrStore(op, newOpStats(op))
+	return v.(*opStats)
+}
+
+func outcomeIndex(o batch.ItemOutcome) int {
+	switch o {
+	case batch.ItemRetried:
+		return 1
+	case batch.ItemFailed:
+		return 2
 	}
-	v, _ := ob.attrs.LoadOrStore(k, a)
-	return v.(*itemAttrs)
+	return 0
+}
+
+func errorIndex(et string) int {
+	for i, e := range itemErrors[:len(itemErrors)-1] {
+		if e == et {
+			return i
+		}
+	}
+	return len(itemErrors) - 1
 }
 
 // ObserveItem implements [batch.Observer].
 func (ob *Observer) ObserveItem(ctx context.Context, o batch.ItemObservation) {
-	a := ob.itemAttrs(itemKey{o.Operation, string(o.Outcome), o.ErrorType})
-	ob.itemsProcessed.Add(ctx, 1, a.all)
-	ob.itemDuration.Record(ctx, o.Duration.Seconds(), a.all)
+	s := ob.opStats(o.Operation)
+	oi, ei := outcomeIndex(o.Outcome), errorIndex(o.ErrorType)
+	s.processed[oi][ei].Add(1)
 	if o.Outcome == batch.ItemRetried {
-		ob.itemRetries.Add(ctx, 1, a.op)
+		s.retries.Add(1)
 	}
 	if o.Panicked {
-		ob.itemPanics.Add(ctx, 1, a.op)
+		s.panics.Add(1)
 	}
+	// No exemplars per item: the background context keeps the SDK from
+	// sampling each attempt.
+	ob.itemDuration.Record(context.Background(), o.Duration.Seconds(), s.attrs[oi][ei]...)
 	if !ob.itemSpans || !trace.SpanContextFromContext(ctx).IsSampled() {
 		return
 	}

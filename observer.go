@@ -3,6 +3,7 @@ package batch
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 )
@@ -138,18 +139,8 @@ type ScheduleFireObservation struct {
 	Err     error
 }
 
-// The engine's side of observation: every job transition, item attempt
-// and commit goes through these, which log and call the Observer (when
-// one is set).
-
-// traceContext returns the context that work for a job runs under: ctx
-// with the job's trace when the Observer is a [TracePropagator].
-func (e *Engine) traceContext(ctx context.Context, carrier map[string]string) context.Context {
-	if tp, ok := e.opts.Observer.(TracePropagator); ok && carrier != nil {
-		return tp.Extract(ctx, carrier)
-	}
-	return ctx
-}
+// The engine's side of observation: the log lines of transitions and item
+// attempts. The runner reports to the Observer beside them.
 
 // transitionMessages are the log messages of job transitions, by new
 // state.
@@ -162,59 +153,47 @@ var transitionMessages = map[State]string{
 	StateCancelled: "job cancelled",
 }
 
-// observeJob logs a durable transition of rec from state from (""
-// for a submission) and reports it to the Observer. queueWait is set on
-// the start from queued.
-func (e *Engine) observeJob(from State, rec *jobRecord, principal string, queueWait time.Duration) {
-	to := rec.Status
-	msg := transitionMessages[to]
-	switch {
-	case from == "":
-		msg = "job submitted"
-	case from == StatePaused && to == StateQueued:
-		msg = "job resumed"
-	case from == StateQueued && to == StateRunning && rec.Progress.Completed+rec.Progress.Failed == 0:
-		msg = "job started"
-	}
-	if e.log.Enabled(context.Background(), slog.LevelInfo) {
-		attrs := []any{"job_id", rec.ID, "type", rec.Type, "principal", principal, "from", string(from), "to", string(to),
-			"total", rec.Progress.TotalOperations, "completed", rec.Progress.Completed, "failed", rec.Progress.Failed}
-		if rec.Error != nil {
-			attrs = append(attrs, "error", rec.Error.Message)
-		}
-		e.log.Info(msg, attrs...)
-	}
-	o := e.opts.Observer
-	if o == nil {
+// logTransition logs a durable job transition at Info with the job's id,
+// type, principal and counts.
+func (e *Engine) logTransition(o *JobObservation) {
+	if !e.log.Enabled(context.Background(), slog.LevelInfo) {
 		return
 	}
-	obs := JobObservation{JobID: rec.ID, Type: rec.Type, Principal: principal, From: from, To: to,
-		At: e.now().UTC(), QueueWait: queueWait, Trace: rec.Trace}
-	if to.Final() && rec.StartedAt != nil && rec.FinishedAt != nil {
-		obs.Duration = rec.FinishedAt.Sub(*rec.StartedAt)
+	msg := transitionMessages[o.To]
+	switch {
+	case o.From == "":
+		msg = "job submitted"
+	case o.From == StatePaused && o.To == StateQueued:
+		msg = "job resumed"
+	case o.From == StateQueued && o.To == StateRunning && o.Job != nil && o.Job.Progress.Completed+o.Job.Progress.Failed == 0:
+		msg = "job started"
 	}
-	obs.Job = e.view(rec.clone(), nil)
-	o.ObserveJob(e.traceContext(context.Background(), rec.Trace), obs)
-}
-
-// observeItem logs a failed attempt of an item (Warn, with its code; a
-// panic at Error with its stack) and reports the attempt to the Observer.
-func (e *Engine) observeItem(ctx context.Context, it *Item, attempt int, outcome ItemOutcome, err error, d time.Duration) {
-	var code Code
-	panicked := false
-	if err != nil {
-		code, _, _ = classify(err)
-		var pe *panicError
-		if panicked = errors.As(err, &pe); panicked {
-			e.log.Error("item panicked", "job_id", it.JobID, "operation", it.Type, "item", it.Index,
-				"resource_id", it.ResourceID, "attempt", attempt, "panic", pe.value, "stack", string(pe.stack))
-		} else {
-			e.log.Warn("item failed", "job_id", it.JobID, "operation", it.Type, "item", it.Index,
-				"resource_id", it.ResourceID, "attempt", attempt, "outcome", string(outcome), "code", string(code), "err", err.Error())
+	attrs := []any{"job_id", o.JobID, "type", o.Type, "principal", o.Principal, "from", string(o.From), "to", string(o.To)}
+	if j := o.Job; j != nil {
+		attrs = append(attrs, "total", j.Progress.TotalOperations, "completed", j.Progress.Completed, "failed", j.Progress.Failed)
+		if j.Error != nil {
+			attrs = append(attrs, "error", j.Error.Message)
 		}
 	}
-	if o := e.opts.Observer; o != nil {
-		o.ObserveItem(ctx, ItemObservation{JobID: it.JobID, OperationIndex: it.Operation, Operation: it.Type, ItemIndex: it.Index,
-			Attempt: attempt, Outcome: outcome, ErrorType: string(code), Duration: d, Panicked: panicked})
+	if o.Duration > 0 {
+		attrs = append(attrs, "duration", o.Duration)
 	}
+	e.log.Info(msg, attrs...)
+}
+
+// logItem logs a failed attempt of an item: at Warn with its code, or, when
+// its handler panicked, at Error with the whole stack.
+func (e *Engine) logItem(it *Item, attempt int, outcome ItemOutcome, err error) {
+	if err == nil {
+		return
+	}
+	var pe *panicError
+	if errors.As(err, &pe) {
+		e.log.Error("item panicked", "job_id", it.JobID, "operation", it.Type, "item", it.Index,
+			"resource_id", it.ResourceID, "attempt", attempt, "outcome", string(outcome), "panic", fmt.Sprint(pe.value), "stack", string(pe.stack))
+		return
+	}
+	code, _, _ := classify(err)
+	e.log.Warn("item failed", "job_id", it.JobID, "operation", it.Type, "item", it.Index,
+		"resource_id", it.ResourceID, "attempt", attempt, "outcome", string(outcome), "code", string(code), "err", err.Error())
 }

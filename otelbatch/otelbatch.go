@@ -118,6 +118,10 @@ type Observer struct {
 	// spans holds the open job spans (*openSpan) by the traceparent of
 	// their carrier.
 	spans sync.Map
+	// resumed holds the spans of jobs resumed after a restart (*openSpan)
+	// by the span id of the job's first span, for item spans made under a
+	// context extracted before the resumed span existed.
+	resumed sync.Map
 	// swept is when (Unix nanoseconds) abandoned spans were last looked for.
 	swept atomic.Int64
 
@@ -219,6 +223,9 @@ type openSpan struct {
 	// transition of its job was observed.
 	injected time.Time
 	seen     atomic.Bool
+	// first is the span id of the job's first span when this one resumes
+	// it after a restart.
+	first trace.SpanID
 }
 
 // abandonAfter is how long a span started by Inject waits for its job's
@@ -377,6 +384,9 @@ func (ob *Observer) jobSpan(o batch.JobObservation) {
 	}
 	span.End(trace.WithTimestamp(o.At))
 	ob.spans.Delete(tp)
+	if os.first.IsValid() {
+		ob.resumed.Delete(os.first)
+	}
 }
 
 // resumeSpan starts the span of a job this process did not submit, under
@@ -399,9 +409,11 @@ func (ob *Observer) resumeSpan(o batch.JobObservation) *openSpan {
 	if !span.IsRecording() {
 		return nil
 	}
-	v, loaded := ob.spans.LoadOrStore(o.Trace["traceparent"], &openSpan{span: span})
+	v, loaded := ob.spans.LoadOrStore(o.Trace["traceparent"], &openSpan{span: span, first: first.SpanID()})
 	if loaded {
 		span.End()
+	} else {
+		ob.resumed.Store(first.SpanID(), v)
 	}
 	return v.(*openSpan)
 }
@@ -494,6 +506,11 @@ func (ob *Observer) ObserveItem(ctx context.Context, o batch.ItemObservation) {
 	ob.itemDuration.Record(context.Background(), o.Duration.Seconds(), s.attrs[oi][ei]...)
 	if !ob.itemSpans || !trace.SpanContextFromContext(ctx).IsSampled() {
 		return
+	}
+	if parent := trace.SpanFromContext(ctx); !parent.IsRecording() {
+		if v, ok := ob.resumed.Load(parent.SpanContext().SpanID()); ok {
+			ctx = trace.ContextWithSpan(ctx, v.(*openSpan).span)
+		}
 	}
 	end := time.Now()
 	_, span := ob.tracer.Start(ctx, "batch.item "+o.Operation, trace.WithTimestamp(end.Add(-o.Duration)),

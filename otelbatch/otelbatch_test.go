@@ -352,7 +352,7 @@ func TestObserver_SpanAcrossPauseAndRestart(t *testing.T) {
 	release3 := make(chan struct{})
 	close(release3)
 	ran3 := make(chan trace.SpanContext, 10)
-	second := setup(t, first.path, false, map[string]batch.Operation{"block": blockingOp(release3, ran3)})
+	second := setup(t, first.path, true, map[string]batch.Operation{"block": blockingOp(release3, ran3)})
 	wctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	done, err := second.e.Wait(wctx, job.ID)
@@ -375,6 +375,14 @@ func TestObserver_SpanAcrossPauseAndRestart(t *testing.T) {
 	require.Equal(t, []string{"batch.job.running", "batch.job.completed"}, eventNames(resumed))
 	sc := <-ran3
 	require.Equal(t, resumed.SpanContext().SpanID(), sc.SpanID(), "items run under the resumed span")
+	items := 0
+	for _, s := range second.spans.Ended() {
+		if s.Name() == "batch.item block" {
+			items++
+			require.Equal(t, resumed.SpanContext().SpanID(), s.Parent().SpanID(), "item spans hang under the resumed span")
+		}
+	}
+	require.Equal(t, 1, items, "the one item left")
 }
 
 // TestObserver_HTTPTraceparent: a job submitted over HTTP through

@@ -635,6 +635,7 @@ func (w *worker) runItem(slot *curSlot, it *Item, stored int) {
 	start := time.Now()
 	slot.setItem(it, start)
 	o := outcome{run: r, index: it.Index, rec: itemRecord{Op: it.Operation, ResourceID: it.ResourceID}}
+	var end time.Time // when the last attempt ended, if observed
 	for attempt := stored + 1; ; attempt++ {
 		o.rec.Attempts = attempt
 		t0 := start
@@ -644,7 +645,7 @@ func (w *worker) runItem(slot *curSlot, it *Item, stored int) {
 		err := r.runAttempt(w.itemCtx, time.Duration(opts.ItemTimeout), it, w.attemptFn)
 		if err == nil {
 			o.rec.State = itemSucceeded
-			w.observeItem(it, attempt, ItemSucceeded, nil, t0)
+			end = w.observeItem(it, attempt, ItemSucceeded, nil, t0)
 			break
 		}
 		if w.itemCtx.Err() != nil {
@@ -653,7 +654,7 @@ func (w *worker) runItem(slot *curSlot, it *Item, stored int) {
 		code, msg, retry := classify(err)
 		if !retry || attempt >= opts.Retry.Attempts {
 			o.rec.State, o.rec.Code, o.rec.Message = itemFailed, code, msg
-			w.observeItem(it, attempt, ItemFailed, err, t0)
+			end = w.observeItem(it, attempt, ItemFailed, err, t0)
 			break
 		}
 		w.observeItem(it, attempt, ItemRetried, err, t0)
@@ -677,7 +678,10 @@ func (w *worker) runItem(slot *curSlot, it *Item, stored int) {
 			o.result.Summary = s
 		}
 	}
-	o.rec.Duration = time.Since(start)
+	if end.IsZero() {
+		end = time.Now()
+	}
+	o.rec.Duration = end.Sub(start)
 	if w.plan.Resource == nil {
 		o.bit = true
 		if w.lastOp && w.left.Add(-1) == 0 {
@@ -689,15 +693,18 @@ func (w *worker) runItem(slot *curSlot, it *Item, stored int) {
 }
 
 // observeItem logs a failed attempt and reports every attempt to the
-// observer, if there is one.
-func (w *worker) observeItem(it *Item, attempt int, outcome ItemOutcome, err error, start time.Time) {
+// observer, if there is one. It returns when the attempt ended, as it read
+// the clock for the observer, or the zero time when there is none (so an
+// unobserved item reads the clock no more than before).
+func (w *worker) observeItem(it *Item, attempt int, outcome ItemOutcome, err error, start time.Time) time.Time {
 	w.r.e.logItem(it, attempt, outcome, err)
 	obs := w.r.e.obs
 	if obs == nil {
-		return
+		return time.Time{}
 	}
+	end := time.Now()
 	o := ItemObservation{JobID: it.JobID, OperationIndex: it.Operation, Operation: it.Type, ItemIndex: it.Index,
-		Attempt: attempt, Outcome: outcome, Duration: time.Since(start)}
+		Attempt: attempt, Outcome: outcome, Duration: end.Sub(start)}
 	if err != nil {
 		code, _, _ := classify(err)
 		o.ErrorType = string(code)
@@ -705,6 +712,7 @@ func (w *worker) observeItem(it *Item, attempt int, outcome ItemOutcome, err err
 		o.Panicked = errors.As(err, &pe)
 	}
 	obs.ObserveItem(w.itemCtx, o)
+	return end
 }
 
 // sleep waits d, or returns false when ctx ends first.

@@ -121,7 +121,7 @@ func (e *Engine) fire(ctx context.Context, s *Schedule, now time.Time) error {
 			fired.Outcome, fired.JobID = "submitted", job.ID
 		}
 	}
-	if o := e.opts.Observer; o != nil {
+	if o := e.obs; o != nil {
 		defer o.ObserveScheduleFire(fired)
 	}
 	next, err := p.next(maxTime(last, now))

@@ -594,7 +594,7 @@ func (e *Engine) deliver(client *http.Client, outbox, hookID string, seq uint64)
 	if err != nil {
 		e.log.Error("webhook: storing a delivery attempt failed", "webhook_id", hookID, "err", err)
 	}
-	if o := e.opts.Observer; o != nil {
+	if o := e.obs; o != nil {
 		outcome := "retry"
 		switch d.Status {
 		case DeliveryDelivered:

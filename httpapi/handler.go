@@ -35,6 +35,8 @@
 // which the server closes the stream. Every message has an increasing
 // "id"; a Last-Event-ID header continues the numbering. The stream has
 // its own rate limit ([RateLimits].Streams), counted once per stream.
+// Register [Handler.CloseStreams] with http.Server.RegisterOnShutdown so a
+// graceful shutdown does not wait for open streams.
 //
 // # Principals
 //
@@ -50,6 +52,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"time"
 
 	"github.com/batchworks/batch"
@@ -90,6 +93,10 @@ type Handler struct {
 	mux     *http.ServeMux
 	limiter *limiter
 	log     *slog.Logger
+
+	// streamsDone is closed by CloseStreams.
+	streamsDone chan struct{}
+	closeOnce   sync.Once
 }
 
 // New returns the API handler for engine. opts may be nil.
@@ -107,7 +114,7 @@ func New(engine *batch.Engine, opts *Options) *Handler {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	h := &Handler{engine: engine, opts: o, mux: http.NewServeMux(), log: o.Logger}
+	h := &Handler{engine: engine, opts: o, mux: http.NewServeMux(), log: o.Logger, streamsDone: make(chan struct{})}
 	h.limiter = newLimiter(o.Now)
 	h.routes()
 	return h

@@ -101,6 +101,8 @@ func (h *Handler) streamJob(w http.ResponseWriter, r *http.Request) error {
 				last = u.Job
 				err = write("progress", streamView(u.Job))
 			}
+		case <-h.streamsDone:
+			return nil
 		case <-heartbeat.C:
 			_, err = w.Write([]byte(": keep-alive\n\n"))
 			if err == nil {
@@ -111,6 +113,14 @@ func (h *Handler) streamJob(w http.ResponseWriter, r *http.Request) error {
 			return nil // the client went away; the response has begun
 		}
 	}
+}
+
+// CloseStreams ends every open progress stream and makes new ones end at
+// once, without an "end" message, so clients reconnect elsewhere or later.
+// http.Server.Shutdown does not end long-lived responses by itself:
+// register CloseStreams with http.Server.RegisterOnShutdown.
+func (h *Handler) CloseStreams() {
+	h.closeOnce.Do(func() { close(h.streamsDone) })
 }
 
 // deleted reports whether the job no longer exists.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -236,4 +237,46 @@ func TestStream_OwnerAndRateLimit(t *testing.T) {
 	limited, _ := tb.openStream(t, id, "Authorization", "Bearer alice-key")
 	require.Equal(t, http.StatusTooManyRequests, limited.StatusCode)
 	require.NotEmpty(t, limited.Header.Get("Retry-After"))
+}
+
+// TestStream_CloseStreams: CloseStreams (registered with the server's
+// shutdown) ends an open stream without "end", so the client reconnects.
+func TestStream_CloseStreams(t *testing.T) {
+	t.Parallel()
+	e, err := batch.New(batch.NewMemoryStore(), nil)
+	require.NoError(t, err)
+	release := make(chan struct{})
+	require.NoError(t, e.RegisterOperation("wait", batch.OperationFunc(func(ctx context.Context, spec *batch.OperationSpec, env *batch.Env) (*batch.Plan, error) {
+		return &batch.Plan{Count: 1, Item: func(i int64) (batch.Item, error) { return batch.Item{}, nil },
+			Run: func(ctx context.Context, it *batch.Item) error {
+				select {
+				case <-release:
+				case <-ctx.Done():
+				}
+				return nil
+			}}, nil
+	})))
+	h := httpapi.New(e, &httpapi.Options{DisableRateLimits: true})
+	srv := httptest.NewServer(h)
+	t.Cleanup(func() {
+		close(release)
+		srv.Close()
+		require.NoError(t, e.Close(context.Background()))
+	})
+	job, err := e.Submit(t.Context(), &batch.Batch{Operations: []batch.OperationSpec{{Type: "wait"}}}, nil)
+	require.NoError(t, err)
+	tb := &testBundle{e: e, srv: srv}
+	_, sse := tb.openStream(t, job.ID)
+	first, ok := sse.next()
+	require.True(t, ok)
+	require.Equal(t, "progress", first.event)
+	h.CloseStreams()
+	for m, ok := sse.next(); ok; m, ok = sse.next() {
+		require.NotEqual(t, "end", m.event, "the job has not ended")
+	}
+	// A stream opened after CloseStreams ends at once too.
+	_, again := tb.openStream(t, job.ID)
+	for m, ok := again.next(); ok; m, ok = again.next() {
+		require.Equal(t, "progress", m.event)
+	}
 }

@@ -100,12 +100,14 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 	if len(c.apiKeys) > 0 {
 		opts.Authenticator = httpapi.APIKeys(c.apiKeys...)
 	}
-	var api http.Handler = httpapi.New(engine, opts)
+	apiHandler := httpapi.New(engine, opts)
+	var api http.Handler = apiHandler
 	if obs != nil {
 		api = obs.Handler(api)
 	}
 	mux.Handle(httpapi.Prefix+"/", api)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv.RegisterOnShutdown(apiHandler.CloseStreams) // progress streams end; clients reconnect
 
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {

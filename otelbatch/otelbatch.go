@@ -39,8 +39,9 @@
 //
 // Each job has one span, "batch.job <type>", from its submission to its
 // final state, kept open while the job is paused. Its parent is the span
-// of the context given to [batch.Engine.Submit] (over HTTP, the request's
-// traceparent once the server extracts it). The job's trace context is
+// of the context given to [batch.Engine.Submit]; over HTTP, wrap the API
+// handler with [Observer.Handler] (or any OpenTelemetry HTTP middleware) and
+// the request's traceparent header becomes that parent. The job's trace context is
 // stored with the job, so its work runs under the job span: the contexts
 // that Plan and Run get carry it, and spans a handler starts are children
 // of the job span. After a restart the job's work goes on under a new

@@ -645,7 +645,15 @@ func (w *worker) runItem(slot *curSlot, it *Item, stored int) {
 		err := r.runAttempt(w.itemCtx, time.Duration(opts.ItemTimeout), it, w.attemptFn)
 		if err == nil {
 			o.rec.State = itemSucceeded
-			end = w.observeItem(it, attempt, ItemSucceeded, nil, t0)
+			if w.plan.apply != nil && e.obs != nil {
+				// The commit applies the change and may still fail it:
+				// it reports the attempt with its real outcome.
+				end = time.Now()
+				o.observed = &ItemObservation{JobID: it.JobID, OperationIndex: it.Operation, Operation: it.Type, ItemIndex: it.Index,
+					Attempt: attempt, Outcome: ItemSucceeded, Duration: end.Sub(t0)}
+			} else {
+				end = w.observeItem(it, attempt, ItemSucceeded, nil, t0)
+			}
 			break
 		}
 		if w.itemCtx.Err() != nil {

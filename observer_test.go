@@ -398,3 +398,36 @@ func TestObserver_DeliveriesAndScheduleFires(t *testing.T) {
 	require.Equal(t, "retry", got.deliveries[0].Outcome)
 	require.Equal(t, "failed", got.deliveries[1].Outcome)
 }
+
+// TestObserver_BuiltinFailsInCommit: a built-in change that fails when the
+// commit applies it (a create of an id that exists) is reported and logged
+// as failed, once, not as succeeded.
+func TestObserver_BuiltinFailsInCommit(t *testing.T) {
+	t.Parallel()
+	rec := &recorder{}
+	logs := &logRecords{}
+	tb := setup(t, "bolt", &batch.Options{Observer: rec, Logger: slog.New(logs)})
+	require.NoError(t, tb.fields.Put(t.Context(), batch.Record{"id": "taken"}))
+	job := tb.submit(t, &batch.Batch{Operations: []batch.OperationSpec{{Type: "create", Resource: "fields",
+		Records: []map[string]any{{"id": "new1"}, {"id": "taken"}}}}})
+	done := tb.wait(t, job.ID)
+	require.Equal(t, int64(1), done.Progress.Failed)
+	require.Equal(t, int64(1), done.Progress.Completed)
+
+	got := rec.snapshot()
+	outcomes := map[batch.ItemOutcome]int{}
+	for _, o := range got.items {
+		outcomes[o.Outcome]++
+		require.Equal(t, "create", o.Operation)
+		require.Positive(t, o.Duration)
+		if o.Outcome == batch.ItemFailed {
+			require.Equal(t, "RESOURCE_ERROR", o.ErrorType)
+			require.Equal(t, int64(1), o.ItemIndex)
+		}
+	}
+	require.Equal(t, map[batch.ItemOutcome]int{batch.ItemSucceeded: 1, batch.ItemFailed: 1}, outcomes)
+	warns := logs.find("item failed", job.ID)
+	require.Len(t, warns, 1)
+	require.Equal(t, "RESOURCE_ERROR", warns[0]["code"])
+	require.Equal(t, batch.StateCompleted, got.jobs[len(got.jobs)-1].To)
+}

@@ -23,9 +23,17 @@ type wtx struct {
 	e      *Engine
 	events []Event
 	obs    []jobObs
+	items  []itemObs
 	after  []func()
 	// wake is set when deliveries or notifications were stored.
 	wakeOutbox, wakeMail bool
+}
+
+// itemObs is an item attempt whose outcome the commit decided, reported
+// after commit.
+type itemObs struct {
+	r *jobRun
+	o ItemObservation
 }
 
 // jobObs is an observation of a transition, reported after commit.
@@ -100,6 +108,14 @@ func (w *wtx) applied() {
 	}
 	for _, ev := range w.events {
 		e.emit(ev)
+	}
+	var last *jobRun
+	var ctx context.Context
+	for _, io := range w.items {
+		if io.r != last {
+			last, ctx = io.r, e.traceContext(context.Background(), io.r.snapshot())
+		}
+		e.obs.ObserveItem(ctx, io.o)
 	}
 	for _, jo := range w.obs {
 		e.logTransition(&jo.o)

@@ -142,24 +142,13 @@ type ScheduleFireObservation struct {
 // The engine's side of observation: the log lines of transitions and item
 // attempts. The runner reports to the Observer beside them.
 
-// transitionMessages are the log messages of job transitions, by new
-// state.
-var transitionMessages = map[State]string{
-	StateQueued:    "job queued",
-	StateRunning:   "job running",
-	StatePaused:    "job paused",
-	StateCompleted: "job completed",
-	StateFailed:    "job failed",
-	StateCancelled: "job cancelled",
-}
-
 // logTransition logs a durable job transition at Info with the job's id,
 // type, principal and counts.
 func (e *Engine) logTransition(o *JobObservation) {
 	if !e.log.Enabled(context.Background(), slog.LevelInfo) {
 		return
 	}
-	msg := transitionMessages[o.To]
+	msg := "job " + string(o.To) // job queued, running, paused, completed, failed, cancelled
 	switch {
 	case o.From == "":
 		msg = "job submitted"

@@ -57,11 +57,14 @@ func (e *Engine) Watch(ctx context.Context, id string) (<-chan JobUpdate, error)
 	return w.updates, nil
 }
 
-// watchedEvents are the lifecycle events a watcher reports.
-var watchedEvents = map[EventType]bool{
-	EventJobStarted: true, EventJobPaused: true, EventJobResumed: true,
-	EventJobCompleted: true, EventJobFailed: true, EventJobCancelled: true,
-	EventJobDeleted: true,
+// watched reports whether a watcher reports events of type t: the job's
+// lifecycle events.
+func watched(t EventType) bool {
+	switch t {
+	case EventJobStarted, EventJobPaused, EventJobResumed, EventJobCompleted, EventJobFailed, EventJobCancelled, EventJobDeleted:
+		return true
+	}
+	return false
 }
 
 // watcher follows one job for Progress (jobs set) or Watch (updates set).
@@ -80,7 +83,7 @@ type watcher struct {
 // onEvent is the watcher's subscription: it queues the job's events and
 // wakes the loop. It never blocks.
 func (w *watcher) onEvent(ev Event) {
-	if ev.JobID != w.id || !watchedEvents[ev.Type] {
+	if ev.JobID != w.id || !watched(ev.Type) {
 		return
 	}
 	w.mu.Lock()

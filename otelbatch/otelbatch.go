@@ -75,9 +75,11 @@ const ScopeName = "github.com/batchworks/batch/otelbatch"
 // resumed after a restart can hang its new span under the same parent.
 const parentKey = "batch-parent"
 
-// durationBuckets are the histogram boundaries for durations, in seconds:
-// from 100µs to an hour.
-var durationBuckets = []float64{0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600}
+// durationBuckets returns the histogram boundaries for durations, in
+// seconds: from 100µs to an hour.
+func durationBuckets() []float64 {
+	return []float64{0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600}
+}
 
 // Options configures an [Observer]. A nil *Options or a zero field means
 // the default given on the field.
@@ -187,7 +189,7 @@ func New(opts *Options) (*Observer, error) {
 		return c
 	}
 	seconds := func(name, desc string) metric.Float64Histogram {
-		h, err := m.Float64Histogram(name, metric.WithUnit("s"), metric.WithDescription(desc), metric.WithExplicitBucketBoundaries(durationBuckets...))
+		h, err := m.Float64Histogram(name, metric.WithUnit("s"), metric.WithDescription(desc), metric.WithExplicitBucketBoundaries(durationBuckets()...))
 		errs = append(errs, err)
 		return h
 	}
@@ -466,12 +468,20 @@ func (ob *Observer) resumeSpan(o batch.JobObservation) *openSpan {
 	return v.(*openSpan)
 }
 
-// The outcomes and error types item counts are kept by; an error type
-// that is none of these counts as "other".
-var (
-	itemOutcomes = [...]batch.ItemOutcome{batch.ItemSucceeded, batch.ItemRetried, batch.ItemFailed}
-	itemErrors   = [...]string{"", string(batch.CodeValidation), string(batch.CodeResource), string(batch.CodeSystem), string(batch.CodeTimeout), "other"}
+// Item counts are kept by outcome (succeeded, retried, failed) and error
+// type ("", the four item codes, and "other" for any other).
+const (
+	numOutcomes = 3
+	numErrors   = 6
 )
+
+func outcomeName(i int) batch.ItemOutcome {
+	return [numOutcomes]batch.ItemOutcome{batch.ItemSucceeded, batch.ItemRetried, batch.ItemFailed}[i]
+}
+
+func errorName(i int) string {
+	return [numErrors]string{"", string(batch.CodeValidation), string(batch.CodeResource), string(batch.CodeSystem), string(batch.CodeTimeout), "other"}[i]
+}
 
 // counterShards spreads an operation's item counters over cache lines,
 // so workers on different cores rarely touch the same one.
@@ -492,25 +502,27 @@ type opStats struct {
 	shards [counterShards]counterShard
 	// attrs are the attribute options of each cell; opAttrs has the
 	// operation alone.
-	attrs   [len(itemOutcomes)][len(itemErrors)][]metric.RecordOption
+	attrs   [numOutcomes][numErrors][]metric.RecordOption
 	opAttrs metric.MeasurementOption
 }
 
 // counterShard is one share of an operation's item counters.
 type counterShard struct {
-	processed [len(itemOutcomes)][len(itemErrors)]atomic.Int64
+	processed [numOutcomes][numErrors]atomic.Int64
 	retries   atomic.Int64
 	panics    atomic.Int64
 	// budget limits, per cell, the durations this shard records per
 	// window.
-	budget [len(itemOutcomes)][len(itemErrors)]durationBudgetCell
+	budget [numOutcomes][numErrors]durationBudgetCell
 	_      [64]byte // keeps the next shard off this one's cache lines
 }
 
 func newOpStats(op string) *opStats {
 	s := &opStats{name: op, opAttrs: metric.WithAttributeSet(attribute.NewSet(attribute.String("operation", op)))}
-	for i, outcome := range itemOutcomes {
-		for j, et := range itemErrors {
+	for i := range numOutcomes {
+		outcome := outcomeName(i)
+		for j := range numErrors {
+			et := errorName(j)
 			kv := []attribute.KeyValue{attribute.String("operation", op), attribute.String("outcome", string(outcome))}
 			if et != "" {
 				kv = append(kv, attribute.String("error.type", et))
@@ -524,8 +536,8 @@ func newOpStats(op string) *opStats {
 // observe reports the counts to the SDK.
 func (s *opStats) observe(ob *Observer, obs metric.Observer) {
 	var retries, panics int64
-	for i := range itemOutcomes {
-		for j := range itemErrors {
+	for i := range numOutcomes {
+		for j := range numErrors {
 			var n int64
 			for k := range s.shards {
 				n += s.shards[k].processed[i][j].Load()
@@ -593,12 +605,15 @@ func outcomeIndex(o batch.ItemOutcome) int {
 }
 
 func errorIndex(et string) int {
-	for i, e := range itemErrors[:len(itemErrors)-1] {
-		if e == et {
+	if et == "" {
+		return 0
+	}
+	for i := range numErrors - 1 {
+		if errorName(i) == et {
 			return i
 		}
 	}
-	return len(itemErrors) - 1
+	return numErrors - 1
 }
 
 // ObserveItem implements [batch.Observer].

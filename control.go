@@ -206,7 +206,6 @@ func (e *Engine) submit(ctx context.Context, b *Batch, opts *SubmitOptions, reve
 	}
 	e.notifyLocked()
 	e.mu.Unlock()
-	e.log.Info("job submitted", "job_id", r.id, "items", total)
 	return job, nil
 }
 

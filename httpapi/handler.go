@@ -38,6 +38,17 @@
 // Register [Handler.CloseStreams] with http.Server.RegisterOnShutdown so a
 // graceful shutdown does not wait for open streams.
 //
+// # Dry runs and reverts
+//
+// POST /jobs?dry_run=true takes the body of POST /jobs and answers 200 with
+// what the batch would do now ([batch.DryRun]), storing nothing; it counts
+// against the status-check limit, not job creation. POST
+// /jobs/{job_id}/revert, with an optional body {"force": true}, answers 201
+// with the job that puts back every built-in record the finished job
+// changed ([batch.Engine.Revert]); 409 INVALID_STATE says why a job cannot
+// be reverted. With ?dry_run=true it answers 200 with what the revert would
+// do, on the status-check limit.
+//
 // # Principals
 //
 // With an [Authenticator], every request names a principal; each job belongs

@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/expr-lang/expr/vm"
 )
 
 // This file holds the processing operations: calculate, validate, analyze
@@ -45,7 +44,7 @@ import (
 // setExpr is one compiled field expression of a calculate operation.
 type setExpr struct {
 	field string
-	prog  *vm.Program
+	prog  *exprProgram
 }
 
 func planCalculate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, error) {
@@ -77,13 +76,13 @@ func planCalculate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, e
 	if err := invalidBatch(d.list); err != nil {
 		return nil, err
 	}
-	compute := func(rec Record) (Record, error) {
+	compute := func(ctx context.Context, rec Record) (Record, error) {
 		next := make(Record, len(rec)+len(sets))
 		for k, v := range rec {
 			next[k] = v
 		}
 		for _, s := range sets {
-			out, err := evalRecordExpr(s.prog, rec)
+			out, err := evalRecordExpr(ctx, s.prog, rec)
 			if err != nil {
 				return nil, ValidationError("set.%s: %v", s.field, err)
 			}
@@ -99,7 +98,7 @@ func planCalculate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, e
 		Resource: res,
 		Query:    q,
 		Validate: func(ctx context.Context, it *Item) error {
-			next, err := compute(it.Record)
+			next, err := compute(ctx, it.Record)
 			if err != nil {
 				return err
 			}
@@ -112,7 +111,7 @@ func planCalculate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, e
 			if err != nil {
 				return err
 			}
-			next, err := compute(cur)
+			next, err := compute(ctx, cur)
 			if err != nil {
 				return err
 			}
@@ -124,7 +123,7 @@ func planCalculate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, e
 		return p, nil
 	}
 	p.Run = func(ctx context.Context, it *Item) error {
-		next, err := compute(it.Record)
+		next, err := compute(ctx, it.Record)
 		if err != nil {
 			return err
 		}
@@ -169,7 +168,7 @@ func sortedKeys[V any](m map[string]V) []string {
 // rule is one compiled rule of a validate operation.
 type rule struct {
 	name string
-	prog *vm.Program
+	prog *exprProgram
 }
 
 func planValidate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, error) {
@@ -202,7 +201,7 @@ func planValidate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, er
 		Run: func(ctx context.Context, it *Item) error {
 			var failed []string
 			for _, r := range rules {
-				out, err := evalRecordExpr(r.prog, it.Record)
+				out, err := evalRecordExpr(ctx, r.prog, it.Record)
 				switch ok, _ := out.(bool); {
 				case err != nil:
 					failed = append(failed, fmt.Sprintf("%s (%s)", r.name, firstLine(err.Error())))

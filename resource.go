@@ -54,8 +54,14 @@ type Query struct {
 }
 
 // Match reports whether rec is selected. A Where expression that fails on a
-// record (a missing field compared with a number, say) does not select it.
+// record (a missing field compared with a number, say, or one that goes over
+// the expression budgets) does not select it.
 func (q *Query) Match(rec Record) bool {
+	return q.MatchContext(context.Background(), rec)
+}
+
+// MatchContext is [Query.Match] whose Where evaluation stops when ctx ends.
+func (q *Query) MatchContext(ctx context.Context, rec Record) bool {
 	if q == nil {
 		return true
 	}
@@ -66,7 +72,7 @@ func (q *Query) Match(rec Record) bool {
 		}
 	}
 	if q.where != nil {
-		ok, err := q.where.eval(rec)
+		ok, err := q.where.eval(ctx, rec)
 		return err == nil && ok
 	}
 	return true
@@ -145,7 +151,8 @@ const collectionScanPage = 512
 func (c *Collection) Name() string { return c.name }
 
 // Scan calls fn for each record q matches, in id order. It reads in short
-// transactions of a few hundred records, so fn may write to the store.
+// transactions of a few hundred records, so fn may write to the store, and
+// evaluates q outside them, so a slow Where never holds the store.
 func (c *Collection) Scan(ctx context.Context, q *Query, fn func(Record) error) error {
 	var from []byte
 	for {
@@ -172,9 +179,7 @@ func (c *Collection) Scan(ctx context.Context, q *Query, fn func(Record) error) 
 					derr = fmt.Errorf("collection %s: record %q: %w", c.name, k, derr)
 					return false
 				}
-				if q.Match(rec) {
-					page = append(page, rec)
-				}
+				page = append(page, rec)
 				return true
 			}), derr)
 		})
@@ -182,6 +187,12 @@ func (c *Collection) Scan(ctx context.Context, q *Query, fn func(Record) error) 
 			return err
 		}
 		for _, rec := range page {
+			if !q.MatchContext(ctx, rec) {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				continue
+			}
 			if err := fn(rec); err != nil {
 				return err
 			}

@@ -11,7 +11,6 @@ import (
 	"math"
 	"slices"
 	"strings"
-
 )
 
 // This file holds the processing operations: calculate, validate, analyze

@@ -3,6 +3,7 @@ package batch
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -181,15 +182,9 @@ func (e *Engine) check(ctx context.Context, b *Batch) (*Batch, int64, error) {
 	if err := invalidBatch(d.list); err != nil {
 		return nil, 0, err
 	}
-	var total int64
-	for _, p := range plans {
-		if p.Resource == nil {
-			total += p.Count
-			continue
-		}
-		if err := p.Resource.Scan(ctx, p.Query, func(Record) error { total++; return nil }); err != nil {
-			return nil, 0, fmt.Errorf("batch: counting records: %w", err)
-		}
+	total, err := countItems(ctx, plans)
+	if err != nil {
+		return nil, 0, err
 	}
 	return &nb, total, nil
 }
@@ -652,3 +647,37 @@ func (e *Engine) Delete(ctx context.Context, id string) error {
 	e.emit(Event{Type: EventJobDeleted, Principal: PrincipalFrom(ctx), JobID: id, Job: e.view(rec, nil)})
 	return nil
 }
+
+// submitCountTimeout bounds the time Submit spends counting the records a
+// batch selects, so that no submission holds its caller (an HTTP handler,
+// say) for long.
+const submitCountTimeout = 10 * time.Second
+
+// countItems counts the items of plans, within [submitCountTimeout] and
+// ctx. A where expression that goes over its budgets, or counting that
+// takes too long, is the batch's fault: INVALID_BATCH.
+func countItems(ctx context.Context, plans []*Plan) (int64, error) {
+	ctx, cancel := context.WithTimeoutCause(ctx, submitCountTimeout, errCountTimeout)
+	defer cancel()
+	var total int64
+	for i, p := range plans {
+		if p.Resource == nil {
+			total += p.Count
+			continue
+		}
+		err := p.Resource.Scan(ctx, p.Query, func(Record) error { total++; return nil })
+		switch {
+		case err == nil:
+		case errors.Is(err, ErrExpressionLimit):
+			return 0, invalidBatch([]Detail{{Field: fmt.Sprintf("operations[%d].where", i), Code: DetailInvalidExpr, Message: err.Error()}})
+		case errors.Is(context.Cause(ctx), errCountTimeout):
+			return 0, invalidBatch([]Detail{{Field: fmt.Sprintf("operations[%d].where", i), Code: DetailInvalidExpr,
+				Message: fmt.Sprintf("selecting the records takes longer than %v; narrow the filter or simplify the where expression", submitCountTimeout)}})
+		default:
+			return 0, fmt.Errorf("batch: counting records: %w", err)
+		}
+	}
+	return total, nil
+}
+
+var errCountTimeout = errors.New("batch: counting the selected records took too long")

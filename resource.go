@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 )
@@ -62,20 +63,34 @@ func (q *Query) Match(rec Record) bool {
 
 // MatchContext is [Query.Match] whose Where evaluation stops when ctx ends.
 func (q *Query) MatchContext(ctx context.Context, rec Record) bool {
+	ok, _ := q.match(ctx, rec)
+	return ok
+}
+
+// match is MatchContext that also returns the error of a Where expression
+// that went over its budgets (matching [ErrExpressionLimit]) or whose
+// context ended: those stop a scan instead of skipping the record.
+func (q *Query) match(ctx context.Context, rec Record) (bool, error) {
 	if q == nil {
-		return true
+		return true, nil
 	}
 	for k, want := range q.Filter {
 		got, ok := rec[k]
 		if !ok || !jsonEqual(got, want) {
-			return false
+			return false, nil
 		}
 	}
 	if q.where != nil {
 		ok, err := q.where.eval(ctx, rec)
-		return err == nil && ok
+		if err != nil {
+			if errors.Is(err, ErrExpressionLimit) || ctx.Err() != nil {
+				return false, fmt.Errorf("where on record %q: %w", rec.ID(), err)
+			}
+			return false, nil
+		}
+		return ok, nil
 	}
-	return true
+	return true, nil
 }
 
 // jsonEqual compares two decoded JSON values.
@@ -187,10 +202,10 @@ func (c *Collection) Scan(ctx context.Context, q *Query, fn func(Record) error) 
 			return err
 		}
 		for _, rec := range page {
-			if !q.MatchContext(ctx, rec) {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
+			switch ok, err := q.match(ctx, rec); {
+			case err != nil:
+				return err
+			case !ok:
 				continue
 			}
 			if err := fn(rec); err != nil {

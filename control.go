@@ -51,7 +51,10 @@ func (e *Engine) Submit(ctx context.Context, b *Batch, opts *SubmitOptions) (*Jo
 	if e.isClosed() {
 		return nil, ErrClosed
 	}
-	nb, total, err := e.check(ctx, b)
+	// The owner is an administrator when the context says so for that
+	// owner, or when there is no owner (the embedding program itself).
+	admin := so.Owner == "" || (markedAdmin(ctx) && PrincipalFrom(ctx) == so.Owner)
+	nb, total, err := e.check(ctx, b, so.Owner, admin)
 	if err != nil {
 		return nil, err
 	}
@@ -73,6 +76,7 @@ func (e *Engine) Submit(ctx context.Context, b *Batch, opts *SubmitOptions) (*Jo
 			Progress:    Progress{TotalOperations: total},
 		},
 		Options:        nb.Options.withDefaults(),
+		Admin:          admin && so.Owner != "",
 		IdempotencyKey: so.IdempotencyKey,
 	}
 	e.mu.Lock()
@@ -152,13 +156,14 @@ func (e *Engine) Validate(ctx context.Context, b *Batch) error {
 	if b == nil {
 		return invalidBatch([]Detail{{Field: "batch", Code: DetailRequired, Message: "a batch is required"}})
 	}
-	_, _, err := e.check(ctx, b)
+	_, _, err := e.check(ctx, b, PrincipalFrom(ctx), IsAdmin(ctx))
 	return err
 }
 
-// check validates b and counts its items. It returns the batch in its
-// canonical JSON form (numbers as float64), as it will be stored.
-func (e *Engine) check(ctx context.Context, b *Batch) (*Batch, int64, error) {
+// check validates b for a job of owner (admin: an administrator) and counts
+// its items. It returns the batch in its canonical JSON form (numbers as
+// float64), as it will be stored.
+func (e *Engine) check(ctx context.Context, b *Batch, owner string, admin bool) (*Batch, int64, error) {
 	if b.TemplateID != "" || b.Parameters != nil {
 		rendered, err := e.fromTemplate(ctx, b)
 		if err != nil {
@@ -169,6 +174,9 @@ func (e *Engine) check(ctx context.Context, b *Batch) (*Batch, int64, error) {
 	nb, err := normalizeJSON(*b)
 	if err != nil {
 		return nil, 0, invalidBatch([]Detail{{Field: "batch", Code: DetailInvalidValue, Message: "batch is not valid JSON: " + err.Error()}})
+	}
+	if err := e.authorize(ctx, &nb, owner, admin); err != nil {
+		return nil, 0, err
 	}
 	var d details
 	if len(nb.Operations) == 0 {

@@ -58,6 +58,8 @@ type jobRecord struct {
 	Validated bool         `json:"validated,omitempty"`
 	// ItemNanos is the summed run time of finished items.
 	ItemNanos int64 `json:"item_nanos,omitempty"`
+	// Admin is whether the owner submitted the job as an administrator.
+	Admin bool `json:"admin,omitempty"`
 	// IdempotencyKey is the key the job was submitted with, if any.
 	IdempotencyKey string `json:"idempotency_key,omitempty"`
 	// Errors holds the first failed items, kept for status reads.

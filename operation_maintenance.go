@@ -366,7 +366,17 @@ func planCleanup(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, err
 	}
 	age := time.Duration(*spec.OlderThan)
 	return singleItem(&Plan{Run: func(ctx context.Context, it *Item) error {
-		st, err := env.e.Cleanup(ctx, env.e.now().Add(-age))
+		owner, admin, err := env.e.jobOwner(env.JobID)
+		if err != nil {
+			return err
+		}
+		cutoff := env.e.now().Add(-age)
+		var st *CleanupStats
+		if admin {
+			st, err = env.e.Cleanup(ctx, cutoff)
+		} else {
+			st, err = env.e.cleanupOwn(ctx, owner, cutoff)
+		}
 		if err != nil {
 			return err
 		}

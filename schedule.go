@@ -372,8 +372,9 @@ func conflictKey(b *Batch) string {
 	return "ops:" + strings.Join(parts, ",")
 }
 
-// conflict returns the active schedule (other than s) that would fire the
-// same work at the same moment as s's next run, if any.
+// conflict returns the active schedule of the same owner (other than s)
+// that would fire the same work at the same moment as s's next run, if
+// any. Other principals' schedules never clash: a conflict would name them.
 func conflictWith(tx Tx, s *Schedule) (*Schedule, error) {
 	if s.Status != ScheduleActive || s.NextRunAt == nil {
 		return nil, nil
@@ -386,7 +387,7 @@ func conflictWith(tx Tx, s *Schedule) (*Schedule, error) {
 		if derr = json.Unmarshal(v, &o); derr != nil {
 			return false
 		}
-		if o.ID != s.ID && o.Status == ScheduleActive && o.NextRunAt != nil && o.NextRunAt.Equal(*s.NextRunAt) && conflictKey(&o.Batch) == key {
+		if o.ID != s.ID && o.Owner == s.Owner && o.Status == ScheduleActive && o.NextRunAt != nil && o.NextRunAt.Equal(*s.NextRunAt) && conflictKey(&o.Batch) == key {
 			clash = &o
 			return false
 		}

@@ -38,6 +38,8 @@ func statusOf(code batch.Code) int {
 		return http.StatusBadRequest
 	case batch.CodeNotFound:
 		return http.StatusNotFound
+	case batch.CodeForbidden:
+		return http.StatusForbidden
 	case batch.CodeInvalidState, batch.CodeScheduleConflict:
 		return http.StatusConflict
 	case batch.CodeRateLimited:

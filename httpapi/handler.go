@@ -26,10 +26,16 @@
 //
 // # Principals
 //
-// With an [Authenticator], every request names a principal; each job belongs
-// to the principal that created it, and another principal gets 404 for it
-// and never sees it in a list. Without one the API is open: every client
-// sees every job, and rate limits tell clients apart by remote address.
+// With an [Authenticator], every request names a principal; each job,
+// template, schedule and webhook belongs to the principal that created it,
+// and another principal gets 404 for it, never sees it in a list, and is
+// never named it in an error or a conflict. The built-in collections are
+// the service's shared data. Maintenance operations that act on the whole
+// store (backup, restore, optimize) need an administrator
+// ([Options].Admin), 403 FORBIDDEN otherwise; a plain principal's cleanup
+// deletes only its own finished jobs. Without an Authenticator the API is
+// open: every client acts as the service itself and sees every job, and
+// rate limits tell clients apart by remote address.
 package httpapi
 
 import (
@@ -53,8 +59,14 @@ const DefaultMaxBodyBytes = 32 << 20
 // default given on the field.
 type Options struct {
 	// Authenticator names the principal of each request. nil leaves the API
-	// open.
+	// open: every client acts as the service itself.
 	Authenticator Authenticator
+	// Admin reports whether a principal is an administrator, who may run
+	// the maintenance operations backup, restore and optimize, and whose
+	// cleanup covers every principal's jobs (see "Tenancy" in the batch
+	// package). nil means nobody is. With [APIKeys], name administrators
+	// by [KeyPrincipal].
+	Admin func(principal string) bool
 	// MaxBodyBytes bounds request bodies. 0 means [DefaultMaxBodyBytes].
 	MaxBodyBytes int64
 	// RateLimits sets the limits per client. The zero value means the
@@ -164,6 +176,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		principal = p
 	}
 	ctx := context.WithValue(batch.WithPrincipal(r.Context(), principal), principalKey{}, principal)
+	if principal != "" && h.opts.Admin != nil && h.opts.Admin(principal) {
+		ctx = batch.WithAdmin(ctx)
+	}
 	r = r.WithContext(ctx)
 	if _, pattern := h.mux.Handler(r); pattern == "" {
 		// Let the mux decide between 404 and 405, then answer in JSON.

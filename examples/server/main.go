@@ -37,6 +37,7 @@ type config struct {
 	db                   string
 	demo                 bool
 	apiKeys              keyList
+	adminKeys            keyList
 	rateLimit            bool
 	allowPrivateWebhooks bool
 }
@@ -47,6 +48,7 @@ func main() {
 	flag.StringVar(&c.db, "db", "./batch.db", "bbolt database file (created if missing)")
 	flag.BoolVar(&c.demo, "demo", true, "put 1,000 demo fields into an empty database")
 	flag.Var(&c.apiKeys, "api-key", "accepted API key (repeatable); none leaves the API open")
+	flag.Var(&c.adminKeys, "admin-key", "accepted administrator API key (repeatable): may run backup, restore, optimize and cleanup of everyone's jobs")
 	flag.BoolVar(&c.rateLimit, "rate-limit", true, "apply the API's rate limits")
 	flag.BoolVar(&c.allowPrivateWebhooks, "allow-private-webhooks", false, "allow webhook URLs on loopback and private networks")
 	flag.Parse()
@@ -72,8 +74,13 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 		}
 	}
 	opts := &httpapi.Options{DisableRateLimits: !c.rateLimit, Logger: log}
-	if len(c.apiKeys) > 0 {
-		opts.Authenticator = httpapi.APIKeys(c.apiKeys...)
+	if keys := append(append([]string(nil), c.apiKeys...), c.adminKeys...); len(keys) > 0 {
+		opts.Authenticator = httpapi.APIKeys(keys...)
+		admins := map[string]bool{}
+		for _, k := range c.adminKeys {
+			admins[httpapi.KeyPrincipal(k)] = true
+		}
+		opts.Admin = func(p string) bool { return admins[p] }
 	}
 	mux := http.NewServeMux()
 	mux.Handle(httpapi.Prefix+"/", httpapi.New(engine, opts))
@@ -84,7 +91,7 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 		engine.Close(context.Background())
 		return err
 	}
-	log.Info("serving the Batch API", "addr", ln.Addr().String(), "db", c.db, "auth", len(c.apiKeys) > 0)
+	log.Info("serving the Batch API", "addr", ln.Addr().String(), "db", c.db, "auth", len(c.apiKeys)+len(c.adminKeys) > 0)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 

@@ -41,9 +41,12 @@ package httpapi
 import (
 	"cmp"
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"time"
 
 	"github.com/batchworks/batch"
@@ -89,7 +92,10 @@ type Handler struct {
 	opts    Options
 	mux     *http.ServeMux
 	limiter *limiter
-	log     *slog.Logger
+	// authFailures is the class counting failed authentications per
+	// client address.
+	authFailures *limitClass
+	log          *slog.Logger
 }
 
 // New returns the API handler for engine. opts may be nil.
@@ -109,6 +115,7 @@ func New(engine *batch.Engine, opts *Options) *Handler {
 	}
 	h := &Handler{engine: engine, opts: o, mux: http.NewServeMux(), log: o.Logger}
 	h.limiter = newLimiter(o.Now)
+	h.authFailures = &limitClass{name: "auth_failures", limit: o.RateLimits.FailedAuth}
 	h.routes()
 	return h
 }
@@ -167,8 +174,19 @@ type principalKey struct{}
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	principal := ""
 	if h.opts.Authenticator != nil {
+		limitFailures := h.authFailures.limit.Requests > 0
+		addr := remoteHost(r.RemoteAddr)
+		if limitFailures && h.limiter.exhausted(h.authFailures, addr) {
+			w.Header().Set("Retry-After", strconv.Itoa(int(max(h.authFailures.limit.Per.Seconds(), 1))))
+			writeError(w, r, &apiError{status: http.StatusTooManyRequests, code: string(batch.CodeRateLimited),
+				message: fmt.Sprintf("too many failed authentications from this address; at most %d per %s", h.authFailures.limit.Requests, h.authFailures.limit.Per)}, h.log)
+			return
+		}
 		p, err := h.opts.Authenticator.Authenticate(r)
 		if err != nil {
+			if limitFailures && !errors.Is(err, ErrNoCredentials) {
+				_ = h.limiter.allow(httptest.NewRecorder(), h.authFailures, addr)
+			}
 			w.Header().Set("WWW-Authenticate", `Bearer realm="batch"`)
 			writeError(w, r, errUnauthorized(err), h.log)
 			return

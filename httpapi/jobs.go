@@ -126,6 +126,7 @@ func (h *Handler) createJob(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.Header().Set("Location", Prefix+"/jobs/"+url.PathEscape(job.ID))
 	if wait > 0 {
+		holdOpen(w, wait+progressIdle)
 		ctx, cancel := context.WithTimeout(r.Context(), wait)
 		defer cancel()
 		if j, err := h.engine.Wait(ctx, job.ID); err == nil || errors.Is(err, context.DeadlineExceeded) {
@@ -287,7 +288,7 @@ func (h *Handler) artifact(w http.ResponseWriter, r *http.Request) error {
 	if r.Method == http.MethodHead {
 		return nil
 	}
-	if _, err := io.Copy(w, rc); err != nil {
+	if _, err := io.Copy(progressWriter{w}, rc); err != nil {
 		h.log.Warn("artifact download cut short", "job_id", job.ID, "artifact", art.Name, "err", err)
 	}
 	return nil

@@ -234,6 +234,7 @@ func New(store Store, opts *Options) (*Engine, error) {
 			return nil, err
 		}
 	}
+	e.removeStaleTemp()
 	e.startAudit()
 	e.Subscribe(e.enqueueDeliveries)
 	e.Subscribe(e.notifySchedule)

@@ -218,7 +218,7 @@ func (c *committer) commit(batch []*outcome) {
 		for r := range deltas {
 			c.e.errorf(r.id, "storing item outcomes failed: %v", err)
 			r.stop(stopFail, &Error{Code: CodeExecutionError, Message: "Batch job execution failed",
-				Details: []Detail{{Code: string(CodeSystem), Message: "storing item outcomes failed: " + err.Error()}}})
+				Details: []Detail{{Code: string(faultCode(err)), Message: "storing item outcomes failed: " + err.Error()}}})
 		}
 	} else {
 		for r, d := range deltas {

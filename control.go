@@ -546,6 +546,17 @@ func (e *Engine) control(ctx context.Context, id string, reason stopReason, to S
 	return e.view(rec, nil), nil
 }
 
+// failedBySystem reports whether a failed job failed for a system reason
+// (a store that could not write, say) rather than because of its items,
+// its options or its time limit.
+func failedBySystem(rec *jobRecord) bool {
+	if rec.Status != StateFailed || rec.Error == nil || rec.Error.Code != CodeExecutionError || len(rec.Error.Details) != 1 {
+		return false
+	}
+	d := rec.Error.Details[0]
+	return d.OperationIndex == nil && d.ResourceID == "" && (d.Code == string(CodeSystem) || d.Code == string(CodeStorageFull))
+}
+
 func allowed(s State, from []State) bool {
 	for _, f := range from {
 		if s == f {
@@ -570,8 +581,11 @@ func (e *Engine) dequeueLocked(id string) {
 	}
 }
 
-// Resume queues a paused job again; it continues where it stopped. Another
-// state returns an error matching [ErrInvalidState].
+// Resume queues a paused job again; it continues where it stopped. A job
+// that failed for a system reason (the store's disk was full, say) can be
+// resumed too, once the cause is gone: it continues where it stopped,
+// keeping the outcomes of the items that ran. Another state returns an
+// error matching [ErrInvalidState].
 func (e *Engine) Resume(ctx context.Context, id string) (*Job, error) {
 	seq, ok := parseJobID(id)
 	if !ok {
@@ -588,10 +602,10 @@ func (e *Engine) Resume(ctx context.Context, id string) (*Job, error) {
 		if rec, err = getJob(tx, seq); err != nil {
 			return err
 		}
-		if rec.Status != StatePaused || e.runs[id] != nil {
+		if (rec.Status != StatePaused && !failedBySystem(rec)) || e.runs[id] != nil {
 			return invalidState(id, rec.Status, StateRunning)
 		}
-		rec.Status = StateQueued
+		rec.Status, rec.FinishedAt, rec.Error = StateQueued, nil, nil
 		return putJob(tx, seq, rec)
 	})
 	if err != nil {

@@ -763,7 +763,7 @@ func (r *jobRun) settle(execErr error) (*jobRecord, EventType) {
 		e.errorf(r.id, "job failed: %v", execErr)
 		reason = stopFail
 		failErr = &Error{Code: CodeExecutionError, Message: "Batch job execution failed", Err: execErr,
-			Details: []Detail{{Code: string(CodeSystem), Message: execErr.Error()}}}
+			Details: []Detail{{Code: string(faultCode(execErr)), Message: execErr.Error()}}}
 	}
 	now := e.now().UTC()
 	var ev EventType

@@ -90,7 +90,7 @@ func planBackup(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, erro
 		// The snapshot goes to a temporary file first: writing the artifact
 		// into the store while the snapshot's read transaction is open could
 		// wait forever on bbolt's remap.
-		f, err := os.CreateTemp("", "batch-backup-*.db")
+		f, err := env.e.createTemp("backup-*.db")
 		if err != nil {
 			return fmt.Errorf("backup: %w", err)
 		}
@@ -285,7 +285,7 @@ func (e *Engine) restore(ctx context.Context, id string) (*restoreSummary, error
 		return nil, err
 	}
 	defer rc.Close()
-	f, err := os.CreateTemp("", "batch-restore-*.db")
+	f, err := e.createTemp("restore-*.db")
 	if err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
 	}

@@ -24,6 +24,9 @@ type BoltOptions struct {
 	// NoSync skips fsync on commit. It gives up durability and is meant for
 	// throw-away stores only. Default false.
 	NoSync bool
+	// MaxSize, if positive, caps the file's size in bytes: a write that
+	// would grow it further fails with STORAGE_FULL, as on a full disk.
+	MaxSize int
 }
 
 // boltStore is the bbolt [Store]: one file, one writer at a time, readers
@@ -47,7 +50,9 @@ var (
 
 // OpenBoltStore opens (creating it if needed) the bbolt file at path as a
 // [Store]. A file locked by another process fails after opts.Timeout with an
-// error wrapping the cause. A nil opts means defaults.
+// error saying so; a file that is not a store, or was cut short, fails with
+// an error naming the file and the problem, and is left untouched. A nil
+// opts means defaults.
 func OpenBoltStore(path string, opts *BoltOptions) (Store, error) {
 	var o BoltOptions
 	if opts != nil {
@@ -61,10 +66,19 @@ func OpenBoltStore(path string, opts *BoltOptions) (Store, error) {
 		NoSync:          o.NoSync,
 		InitialMmapSize: 64 << 20,
 		FreelistType:    bolt.FreelistMapType,
+		MaxSize:         o.MaxSize,
+	}
+	if err := checkFile(path); err != nil {
+		return nil, fmt.Errorf("batch: open bolt store: %w", err)
 	}
 	db, err := bolt.Open(path, 0o600, bo)
-	if err != nil {
-		return nil, fmt.Errorf("batch: open bolt store %s: %w", path, err)
+	switch {
+	case errors.Is(err, berrors.ErrTimeout):
+		return nil, fmt.Errorf("batch: open bolt store %s: the file is locked by another process (is another server using it?); gave up after %v: %w", path, o.Timeout, err)
+	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrChecksum):
+		return nil, fmt.Errorf("batch: open bolt store %s: not a batch store or damaged: %w", path, err)
+	case err != nil:
+		return nil, fmt.Errorf("batch: open bolt store %s: %w", path, storageErr(err))
 	}
 	return &boltStore{path: path, opts: bo, db: db}, nil
 }
@@ -78,7 +92,7 @@ func (s *boltStore) View(fn func(Tx) error) error {
 func (s *boltStore) Update(fn func(Tx) error) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.db.Update(func(tx *bolt.Tx) error { return fn(&boltTx{tx: tx}) })
+	return storageErr(s.db.Update(func(tx *bolt.Tx) error { return fn(&boltTx{tx: tx}) }))
 }
 
 func (s *boltStore) Close() error {

@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -137,4 +139,29 @@ func TestServer_ShutdownIsBounded(t *testing.T) {
 	}, 60*time.Second, 20*time.Millisecond, "the job resumes and completes")
 	require.NoError(t, srv.cmd.Process.Signal(syscall.SIGTERM))
 	<-srv.done
+}
+
+// TestServer_BadStoreFile is observation 5 at the process level: a file
+// that is not a store makes the server exit with status 1 and a message
+// naming the file and the problem (no crash dump), and leaves the file as
+// it was.
+func TestServer_BadStoreFile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the server binary")
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	db := filepath.Join(dir, "foreign.db")
+	content := []byte(strings.Repeat("not a store\n", 2000))
+	require.NoError(t, os.WriteFile(db, content, 0o600))
+	out, err := exec.Command(buildServer(t, dir), "-addr", freeAddr(t), "-db", db).CombinedOutput()
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee, string(out))
+	require.Equal(t, 1, ee.ExitCode(), string(out))
+	require.Contains(t, string(out), db)
+	require.Contains(t, string(out), "not a batch store")
+	require.NotContains(t, string(out), "goroutine ")
+	after, err := os.ReadFile(db)
+	require.NoError(t, err)
+	require.Equal(t, content, after)
 }

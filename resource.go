@@ -292,6 +292,9 @@ func (c *Collection) put(tx Tx, rec Record) error {
 	if id == "" {
 		return ValidationError("record needs a non-empty string \"id\"")
 	}
+	if len(id) > MaxRecordIDLength {
+		return ValidationError("record id is %d bytes long; record ids are at most %d bytes", len(id), MaxRecordIDLength)
+	}
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return ValidationError("record %s is not valid JSON: %v", id, err)

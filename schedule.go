@@ -108,6 +108,9 @@ const (
 // DecodeSchedule reads a schedule object (the value of the request body's
 // "schedule" field) strictly.
 func DecodeSchedule(data []byte) (*Schedule, error) {
+	if err := CheckJSON(data); err != nil {
+		return nil, err
+	}
 	var s Schedule
 	if err := decodeStrict(data, &s); err != nil {
 		var d details

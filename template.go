@@ -72,6 +72,9 @@ var payloadKeys = []string{"filter", "where", "update", "records", "source", "de
 // "template" field) strictly: unknown fields and wrong types are
 // INVALID_BATCH errors with JSON paths.
 func DecodeTemplate(data []byte) (*Template, error) {
+	if err := CheckJSON(data); err != nil {
+		return nil, err
+	}
 	var t Template
 	if err := decodeStrict(data, &t); err != nil {
 		var d details

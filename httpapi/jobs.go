@@ -36,6 +36,19 @@ func (h *Handler) readJSON(w http.ResponseWriter, r *http.Request) ([]byte, erro
 		}
 		return nil, &apiError{status: http.StatusBadRequest, code: string(batch.CodeInvalidBatch), message: "reading the request body failed: " + err.Error()}
 	}
+	if err := batch.CheckJSON(body); err != nil {
+		// Paths inside the wrapper object ({"batch": ...}) are given
+		// relative to it, as the engine gives them.
+		var be *batch.Error
+		if errors.As(err, &be) {
+			for i, d := range be.Details {
+				if j := strings.IndexAny(d.Field, ".["); j > 0 && d.Field[j] == '.' {
+					be.Details[i].Field = d.Field[j+1:]
+				}
+			}
+		}
+		return nil, err
+	}
 	return body, nil
 }
 

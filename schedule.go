@@ -39,8 +39,12 @@ type Schedule struct {
 	LastRunAt *time.Time `json:"last_run_at,omitempty"`
 	LastJobID string     `json:"last_job_id,omitempty"`
 	Owner     string     `json:"owner,omitempty"`
-	CreatedAt time.Time  `json:"created_at"`
-	UpdatedAt time.Time  `json:"updated_at"`
+	// RunsAsAdmin is set by the engine, never taken from input: whether the
+	// schedule was last saved by an administrator, whose runs may then use
+	// the administrator-only operations.
+	RunsAsAdmin bool      `json:"runs_as_admin,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
 }
 
 // Timing says when a schedule runs: a frequency with a time of day in a
@@ -460,6 +464,7 @@ func (e *Engine) CreateSchedule(ctx context.Context, s *Schedule) (*Schedule, er
 	}
 	now := e.now().UTC()
 	ns.Status, ns.Owner, ns.CreatedAt, ns.UpdatedAt = ScheduleActive, PrincipalFrom(ctx), now, now
+	ns.RunsAsAdmin = markedAdmin(ctx) && ns.Owner != ""
 	ns.LastRunAt, ns.LastJobID = nil, ""
 	if err := e.storeSchedule(&ns, p, 0); err != nil {
 		return nil, err
@@ -525,6 +530,7 @@ func (e *Engine) UpdateSchedule(ctx context.Context, id string, s *Schedule) (*S
 		return nil, err
 	}
 	ns.ID, ns.Status, ns.Owner, ns.CreatedAt, ns.UpdatedAt = old.ID, old.Status, old.Owner, old.CreatedAt, e.now().UTC()
+	ns.RunsAsAdmin = markedAdmin(ctx) && ns.Owner != ""
 	ns.LastRunAt, ns.LastJobID, ns.NextRunAt = old.LastRunAt, old.LastJobID, old.NextRunAt
 	seq, _ := parseObjectID(id, scheduleIDPrefix)
 	if err := e.storeSchedule(&ns, p, seq); err != nil {

@@ -110,6 +110,9 @@ func (e *Engine) fire(ctx context.Context, s *Schedule, now time.Time) error {
 	}
 	if fireAt != nil {
 		pctx := WithPrincipal(ctx, s.Owner)
+		if s.RunsAsAdmin {
+			pctx = WithAdmin(pctx)
+		}
 		b := s.Batch
 		job, err = e.Submit(pctx, &b, &SubmitOptions{Owner: s.Owner, ScheduleID: s.ID, IdempotencyKey: fmt.Sprintf("schedule:%s:%d", s.ID, fireAt.Unix())})
 		if err != nil {

@@ -123,6 +123,11 @@ func TestTenancy_TwoKeys(t *testing.T) {
 			require.Empty(t, v, "B's %s list", list)
 		}
 	}
+	// B cannot schedule maintenance either, even claiming the role.
+	expect(http.StatusForbidden, "POST", "/schedules", `{"schedule": {"name": "b", "runs_as_admin": true, "batch": {"operations": [{"type": "backup"}]}, "timing": {"frequency": "daily", "time": "04:00", "timezone": "UTC"}}}`)
+	adminSched := tb.do(t, "POST", "/schedules", `{"schedule": {"name": "nightly", "batch": {"operations": [{"type": "backup"}]}, "timing": {"frequency": "daily", "time": "04:00", "timezone": "UTC"}}}`, admin...)
+	require.Equal(t, http.StatusCreated, adminSched.status, string(adminSched.body))
+	require.Equal(t, true, adminSched.data["runs_as_admin"])
 	// B's own schedule at the same time as A's does not clash with it.
 	expect(http.StatusCreated, "POST", "/schedules", schedBody)
 	// B runs every operation type it may; nothing of A's goes.

@@ -21,8 +21,18 @@
 // and invalid values are 400 INVALID_BATCH with one detail per problem.
 // Successful responses are {"data": ...}; errors are {"error": {"code",
 // "message", "details"}} with the document's codes: 400 INVALID_BATCH,
-// 401 UNAUTHORIZED, 404 NOT_FOUND, 409 INVALID_STATE or SCHEDULE_CONFLICT,
-// 429 RATE_LIMITED, 500 EXECUTION_ERROR. A client mistake is never a 500.
+// 401 UNAUTHORIZED, 403 FORBIDDEN, 404 NOT_FOUND, 409 INVALID_STATE or
+// SCHEDULE_CONFLICT, 429 RATE_LIMITED, 500 EXECUTION_ERROR, and 507
+// STORAGE_FULL when the store's disk is full. A client mistake is never a
+// 500. Bodies follow strict JSON rules (batch.CheckJSON).
+//
+// # Timeouts
+//
+// The handler sets no server timeouts; the serving program does (see
+// examples/server). Responses that are long on purpose extend their own
+// connection's deadlines: job creation with ?wait= for the wait, artifact
+// downloads for as long as the client keeps reading. Failed
+// authentications are limited per client address (RateLimits.FailedAuth).
 //
 // # Principals
 //

@@ -11,6 +11,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"time"
 )
 
 // This file holds the processing operations: calculate, validate, analyze
@@ -39,6 +40,11 @@ import (
 //     header of "key" and the aggregate names in name order, one row per
 //     group, or one row with an empty key without group_by) or JSON (the
 //     analyze summary).
+
+// applyExprTime bounds the expressions of one calculate item evaluated
+// inside a commit transaction, so that no expression holds the store's
+// writer for long.
+const applyExprTime = 20 * time.Millisecond
 
 // setExpr is one compiled field expression of a calculate operation.
 type setExpr struct {
@@ -110,7 +116,11 @@ func planCalculate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, e
 			if err != nil {
 				return err
 			}
-			next, err := compute(ctx, cur)
+			// This runs inside the transaction that stores the outcome:
+			// the expressions get a far smaller time budget than outside.
+			actx, cancel := context.WithTimeout(context.Background(), applyExprTime)
+			defer cancel()
+			next, err := compute(actx, cur)
 			if err != nil {
 				return err
 			}

@@ -39,7 +39,7 @@ func TestServer_ConnectionHygiene(t *testing.T) {
 	dir := t.TempDir()
 	addr := freeAddr(t)
 	srv := startServer(t, buildServer(t, dir), filepath.Join(dir, "hygiene.db"), addr,
-		"-demo=false", "-api-key", "good", "-read-timeout", "1s", "-idle-timeout", "1s", "-write-timeout", "5s")
+		"-demo=false", "-api-key", "good", "-read-timeout", "1s", "-idle-timeout", "1s", "-write-timeout", "1s", "-rate-limit=false")
 	defer func() {
 		srv.cmd.Process.Signal(syscall.SIGTERM)
 		<-srv.done
@@ -63,6 +63,25 @@ func TestServer_ConnectionHygiene(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, res.StatusCode)
 	require.True(t, closedWithin(t, idle, 10*time.Second), "an idle keep-alive connection is closed by the idle timeout")
+
+	// A response that is long on purpose (?wait=) outlives the read and
+	// write timeouts.
+	var recs []string
+	for i := range 40000 {
+		recs = append(recs, fmt.Sprintf(`{"id": "w%05d"}`, i))
+	}
+	req, err := http.NewRequest("POST", srv.base+"/jobs?wait=2500ms", strings.NewReader(`{"batch": {"operations": [{"type": "create", "resource": "fields", "records": [`+strings.Join(recs, ",")+`]}], "options": {"max_concurrent": 1}}}`))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer good")
+	start := time.Now()
+	res, err = http.DefaultClient.Do(req)
+	require.NoError(t, err, "the waiting request gets its answer")
+	body, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, http.StatusCreated, res.StatusCode, string(body))
+	t.Logf("?wait=2500ms answered after %v: %.80s", time.Since(start), body)
 
 	// Failed authentications: after ten, the address gets 429, even with a
 	// good key, and the answer says why.

@@ -142,13 +142,18 @@ func compileExpr(src string, env map[string]any, opts ...expr.Option) (*exprProg
 
 // run evaluates p with vars (not modified) within the budgets; ctx ending
 // stops it.
-func (p *exprProgram) run(ctx context.Context, vars map[string]any) (out any, err error) {
-	m := newMeter(ctx)
+func (p *exprProgram) run(ctx context.Context, vars map[string]any) (any, error) {
 	env := make(map[string]any, len(vars)+1)
 	for k, v := range vars {
 		env[k] = v
 	}
-	env[meterVar] = m
+	return p.runOwned(ctx, env)
+}
+
+// runOwned is run with an env map the caller made for this one call: the
+// meter is added to it.
+func (p *exprProgram) runOwned(ctx context.Context, env map[string]any) (out any, err error) {
+	env[meterVar] = newMeter(ctx)
 	machine := vm.VM{MemoryBudget: exprMemoryBudget}
 	out, err = machine.Run(p.prog, env)
 	if err != nil {
@@ -378,6 +383,14 @@ var meteredFunctions = []expr.Option{
 // budget: it stops, returning false, as soon as the size passes limit, so
 // even a value that shares its parts exponentially is measured quickly.
 func measure(v any, limit int) (int, bool) {
+	switch x := v.(type) {
+	case nil:
+		return 0, true
+	case bool, int, float64:
+		return 8, 8 <= limit
+	case string:
+		return 8 + len(x), 8+len(x) <= limit
+	}
 	n := 0
 	var walk func(v reflect.Value, depth int) bool
 	walk = func(v reflect.Value, depth int) bool {

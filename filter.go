@@ -29,7 +29,7 @@ func compileRecordExpr(src string, asBool bool) (*exprProgram, error) {
 // evalRecordExpr runs a compiled expression against rec, within the
 // expression budgets; it stops when ctx ends.
 func evalRecordExpr(ctx context.Context, prog *exprProgram, rec Record) (any, error) {
-	return prog.run(ctx, map[string]any{"record": map[string]any(rec)})
+	return prog.runOwned(ctx, map[string]any{"record": map[string]any(rec)})
 }
 
 func (p *predicate) eval(ctx context.Context, rec Record) (bool, error) {

@@ -131,9 +131,9 @@
 // A principal is plain or an administrator ([WithAdmin]; in the HTTP API,
 // httpapi.Options.Admin). backup, restore and optimize act on the whole
 // store and need an administrator (FORBIDDEN otherwise); a plain
-// principal's cleanup deletes only its own finished jobs and their trails,
-// an administrator's everyone's (and old deliveries and audit entries, as
-// the retention loop does). A schedule saved by an administrator runs as
+// principal's cleanup deletes only its own finished jobs (their audit
+// trails stay until retention removes them), an administrator's everyone's
+// and old deliveries and audit entries too, as the retention loop does. A schedule saved by an administrator runs as
 // one. A context without a principal is the embedding program itself and
 // may do everything.
 //

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Tenancy
+// Tenancy (see also the package documentation)
 //
 // Every job, template, schedule and webhook belongs to the principal that
 // created it (the one in the context, see [WithPrincipal], or
@@ -107,8 +107,8 @@ func (e *Engine) jobOwner(id string) (owner string, admin bool, err error) {
 }
 
 // cleanupOwn is [Engine.Cleanup] for a plain principal: only owner's own
-// finished jobs (with their items, errors, artifacts and audit trails)
-// go; deliveries and the audit log are left to administrators.
+// finished jobs (with their items, errors and artifacts) go; deliveries and
+// the audit log are left to administrators and the retention loop.
 func (e *Engine) cleanupOwn(ctx context.Context, owner string, cutoff time.Time) (*CleanupStats, error) {
 	st := &CleanupStats{}
 	ids, err := e.finishedBefore(cutoff, owner)

@@ -7,26 +7,9 @@ import (
 	"time"
 )
 
-// Tenancy (see also the package documentation)
-//
-// Every job, template, schedule and webhook belongs to the principal that
-// created it (the one in the context, see [WithPrincipal], or
-// [SubmitOptions].Owner). The HTTP API shows a principal only its own
-// objects, and nothing it gets back (errors and conflicts included) names
-// another principal's objects.
-//
-// The built-in collections and registered resources are the service's
-// shared data: every principal allowed to run batches reads and writes
-// them. An embedding program that needs finer control decides per
-// principal, operation and resource with [Options].Authorize.
-//
-// A principal is either a plain principal or an administrator
-// ([WithAdmin]). The maintenance operations that act on the whole store
-// (backup, restore and optimize) need an administrator; cleanup run by a
-// plain principal deletes only that principal's own finished jobs, while an
-// administrator's cleanup deletes everyone's, as the retention loop does.
-// A context with no principal at all is the embedding program itself and
-// may do everything.
+// This file holds the tenancy rules: administrators, the Authorize hook
+// and cleanup by a plain principal. The package documentation ("Tenancy")
+// states the model.
 
 // adminKey is the context key of the administrator mark.
 type adminKey struct{}

@@ -305,6 +305,9 @@ func (e *Engine) restore(ctx context.Context, id string) (*restoreSummary, error
 	case hex.EncodeToString(h.Sum(nil)) != want.SHA256:
 		return nil, corrupt("its SHA-256 does not match the one the backup recorded")
 	}
+	if err := checkFile(f.Name()); err != nil {
+		return nil, corrupt("%v", err)
+	}
 	db, err := bolt.Open(f.Name(), 0o400, &bolt.Options{ReadOnly: true, Timeout: time.Second})
 	if err != nil {
 		return nil, corrupt("%v", err)

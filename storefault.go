@@ -40,11 +40,16 @@ func storageErr(err error) error {
 	return err
 }
 
-// faultCode is the detail code of a job that failed for a system reason:
-// STORAGE_FULL for a full store, SYSTEM_ERROR otherwise.
+// faultCode is the detail code of a job that failed outside its items:
+// STORAGE_FULL for a full store, VALIDATION_ERROR for a where expression
+// that went over its budgets while the job selected its records (resuming
+// would not help), SYSTEM_ERROR otherwise.
 func faultCode(err error) Code {
-	if errors.Is(err, ErrStorageFull) {
+	switch {
+	case errors.Is(err, ErrStorageFull):
 		return CodeStorageFull
+	case errors.Is(err, ErrExpressionLimit):
+		return CodeValidation
 	}
 	return CodeSystem
 }

@@ -17,7 +17,7 @@ import (
 
 // limitedServer builds the server without cgo (so that it runs under an
 // address-space limit) and returns a script that starts it with at most
-// about 1 GB of address space.
+// about 2 GB of address space (the bombs ask for 10 GB).
 func limitedServer(t *testing.T, dir string) string {
 	t.Helper()
 	bin := filepath.Join(dir, "server")
@@ -26,7 +26,7 @@ func limitedServer(t *testing.T, dir string) string {
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, string(out))
 	script := filepath.Join(dir, "limited.sh")
-	require.NoError(t, os.WriteFile(script, []byte("#!/bin/sh\nulimit -v 1000000\nexec "+strconv.Quote(bin)+` "$@"`+"\n"), 0o755))
+	require.NoError(t, os.WriteFile(script, []byte("#!/bin/sh\nulimit -v 2000000\nexec "+strconv.Quote(bin)+` "$@"`+"\n"), 0o755))
 	return script
 }
 

@@ -56,6 +56,30 @@ func TestServer_ExpressionBombs(t *testing.T) {
 	addr := freeAddr(t)
 	srv := startServer(t, bin, db, addr, "-rate-limit=false")
 
+	// Meanwhile another client keeps reading the job list.
+	stop := make(chan struct{})
+	slowest := make(chan time.Duration, 1)
+	go func() {
+		var worst time.Duration
+		client := http.Client{Timeout: 10 * time.Second}
+		for {
+			select {
+			case <-stop:
+				slowest <- worst
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			start := time.Now()
+			res, err := client.Get(srv.base + "/jobs")
+			if err != nil {
+				worst = time.Hour
+				continue
+			}
+			res.Body.Close()
+			worst = max(worst, time.Since(start))
+		}
+	}()
+
 	const oom = `len(repeat(repeat(\"x\",10000),999999))`
 	const quadratic = `reduce(1..999999, #acc + \"ab\", \"\") != \"\"`
 	one := `"filter": {"id": "field0001"}`
@@ -96,6 +120,11 @@ func TestServer_ExpressionBombs(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, status, res)
 	require.Contains(t, fmt.Sprint(res), "expression limit exceeded")
 	answersQuickly(t, srv)
+
+	close(stop)
+	worst := <-slowest
+	t.Logf("slowest concurrent GET /jobs: %v", worst)
+	require.Less(t, worst, 5*time.Second, "other requests are answered throughout")
 
 	// Nothing stored brings the server down again: kill it, restart it.
 	require.NoError(t, srv.cmd.Process.Signal(syscall.SIGKILL))

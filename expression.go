@@ -64,6 +64,10 @@ const (
 // that went over one of its budgets.
 var ErrExpressionLimit = errors.New("expression limit exceeded")
 
+// reservedPrefix starts the names of the hidden variable and functions;
+// expressions may not use them.
+const reservedPrefix = "__batch_"
+
 // meterVar is the hidden variable through which the metered functions reach
 // the budget of the evaluation that calls them.
 const meterVar = "__batch_meter"
@@ -183,13 +187,17 @@ func checkExprShape(src string) error {
 			}
 		case c == '"' || c == '\'' || c == '`':
 			quote = c
+		case c == '_' && strings.HasPrefix(src[i:], reservedPrefix):
+			return fmt.Errorf("names starting with %s are reserved (at offset %d)", reservedPrefix, i)
 		case c == '(' || c == '[' || c == '{':
 			depth++
 			if depth > MaxExpressionDepth {
 				return fmt.Errorf("the expression nests brackets deeper than %d levels (at offset %d)", MaxExpressionDepth, i)
 			}
 		case c == ')' || c == ']' || c == '}':
-			depth--
+			if depth--; depth < 0 {
+				return fmt.Errorf("unbalanced %q at offset %d", c, i)
+			}
 		}
 	}
 	return nil

@@ -33,6 +33,8 @@ func TestExpressionBombsAreBounded(t *testing.T) {
 		{name: "deep parens", src: strings.Repeat("(", 1_000_000) + "1" + strings.Repeat(")", 1_000_000), compileErrHas: "bytes long"},
 		{name: "deep brackets", src: strings.Repeat("[", 100) + strings.Repeat("]", 100), compileErrHas: "deeper than"},
 		{name: "long", src: strings.Repeat("1+", 3000) + "1", compileErrHas: "bytes long"},
+		{name: "reserved", src: `string(__batch_meter)`, compileErrHas: "reserved"},
+		{name: "unbalanced", src: strings.Repeat(")", 10) + strings.Repeat("(", 100), compileErrHas: "unbalanced"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			start := time.Now()
@@ -65,6 +67,7 @@ func TestExpressionsStillWork(t *testing.T) {
 		{`reduce(1..4, #acc + #, 0)`, 10},
 		{`toJSON([1])`, "[\n  1\n]"},
 		{`string(1)`, "1"},
+		{`"__batch_x" + "y"`, "__batch_xy"},
 		{`all(1..3, # > 0) && any(["x"], # == "x")`, true},
 	} {
 		p, err := compileExpr(tc.src, recordEnvShape)

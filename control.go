@@ -340,11 +340,19 @@ func (e *Engine) Jobs(ctx context.Context, opts *ListOptions) (*JobPage, error) 
 	var recs []*jobRecord
 	err = e.store.View(func(tx Tx) error {
 		var derr error
+		scanned, lastID := 0, ""
 		err := tx.ScanReverse(bucketJobs, from, func(k, v []byte) bool {
 			var rec jobRecord
 			if derr = json.Unmarshal(v, &rec); derr != nil {
 				return false
 			}
+			if scanned++; scanned > maxListScan && len(recs) < limit {
+				// A short page, so that one request never reads the whole
+				// store: the cursor goes on after the last job read.
+				page.NextCursor = lastID
+				return false
+			}
+			lastID = rec.ID
 			if (o.State != "" && rec.Status != o.State) || (o.Owner != "" && rec.Owner != o.Owner) {
 				return true
 			}
@@ -371,6 +379,12 @@ func (e *Engine) Jobs(ctx context.Context, opts *ListOptions) (*JobPage, error) 
 	}
 	return page, nil
 }
+
+// maxListScan bounds the jobs one list request reads (a variable for
+// tests); a page may come back
+// shorter than its limit, with a next_cursor, when the caller's jobs are
+// few among many.
+var maxListScan = 10_000
 
 func pageLimit(n int) (int, error) {
 	switch {

@@ -80,8 +80,8 @@ type exprMeter struct {
 	steps    int
 }
 
-func newMeter(ctx context.Context) *exprMeter {
-	return &exprMeter{ctx: ctx, deadline: time.Now().Add(exprTimeLimit)}
+func newMeter(ctx context.Context, limit time.Duration) *exprMeter {
+	return &exprMeter{ctx: ctx, deadline: time.Now().Add(limit)}
 }
 
 // charge takes n bytes (or elements) from the budget before they are built.
@@ -111,7 +111,7 @@ func (m *exprMeter) check() error {
 		return err
 	}
 	if time.Now().After(m.deadline) {
-		return fmt.Errorf("%w: the expression runs longer than %v", ErrExpressionLimit, exprTimeLimit)
+		return fmt.Errorf("%w: the expression runs out of time", ErrExpressionLimit)
 	}
 	return nil
 }
@@ -151,13 +151,13 @@ func (p *exprProgram) run(ctx context.Context, vars map[string]any) (any, error)
 	for k, v := range vars {
 		env[k] = v
 	}
-	return p.runOwned(ctx, env)
+	return p.runOwned(ctx, env, exprTimeLimit)
 }
 
 // runOwned is run with an env map the caller made for this one call: the
-// meter is added to it.
-func (p *exprProgram) runOwned(ctx context.Context, env map[string]any) (out any, err error) {
-	env[meterVar] = newMeter(ctx)
+// meter is added to it. limit is the evaluation's time budget.
+func (p *exprProgram) runOwned(ctx context.Context, env map[string]any, limit time.Duration) (out any, err error) {
+	env[meterVar] = newMeter(ctx, limit)
 	machine := vm.VM{MemoryBudget: exprMemoryBudget}
 	out, err = machine.Run(p.prog, env)
 	if err != nil {

@@ -90,3 +90,16 @@ func TestExpressionStopsWithItsContext(t *testing.T) {
 	_, err = p.run(ctx, map[string]any{"record": map[string]any{}})
 	require.ErrorIs(t, err, context.Canceled)
 }
+
+// An evaluation that stays within its memory and step budgets but would run
+// for minutes is stopped by its time budget.
+func TestExpressionTimeBudget(t *testing.T) {
+	p, err := compileExpr(`all(1..100000, !(record.s contains "zzz"))`, recordEnvShape)
+	require.NoError(t, err)
+	rec := map[string]any{"record": map[string]any{"s": strings.Repeat("y", 1<<20)}}
+	start := time.Now()
+	_, err = p.run(context.Background(), rec)
+	require.ErrorIs(t, err, ErrExpressionLimit)
+	require.ErrorContains(t, err, "out of time")
+	require.Less(t, time.Since(start), 3*time.Second)
+}

@@ -3,6 +3,7 @@ package batch
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/expr-lang/expr"
 )
@@ -29,7 +30,12 @@ func compileRecordExpr(src string, asBool bool) (*exprProgram, error) {
 // evalRecordExpr runs a compiled expression against rec, within the
 // expression budgets; it stops when ctx ends.
 func evalRecordExpr(ctx context.Context, prog *exprProgram, rec Record) (any, error) {
-	return prog.runOwned(ctx, map[string]any{"record": map[string]any(rec)})
+	return evalRecordExprWithin(ctx, prog, rec, exprTimeLimit)
+}
+
+// evalRecordExprWithin is evalRecordExpr with its own time budget.
+func evalRecordExprWithin(ctx context.Context, prog *exprProgram, rec Record, limit time.Duration) (any, error) {
+	return prog.runOwned(ctx, map[string]any{"record": map[string]any(rec)}, limit)
 }
 
 func (p *predicate) eval(ctx context.Context, rec Record) (bool, error) {

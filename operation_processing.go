@@ -81,13 +81,13 @@ func planCalculate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, e
 	if err := invalidBatch(d.list); err != nil {
 		return nil, err
 	}
-	compute := func(ctx context.Context, rec Record) (Record, error) {
+	compute := func(ctx context.Context, rec Record, limit time.Duration) (Record, error) {
 		next := make(Record, len(rec)+len(sets))
 		for k, v := range rec {
 			next[k] = v
 		}
 		for _, s := range sets {
-			out, err := evalRecordExpr(ctx, s.prog, rec)
+			out, err := evalRecordExprWithin(ctx, s.prog, rec, limit)
 			if err != nil {
 				return nil, ValidationError("set.%s: %v", s.field, err)
 			}
@@ -103,7 +103,7 @@ func planCalculate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, e
 		Resource: res,
 		Query:    q,
 		Validate: func(ctx context.Context, it *Item) error {
-			next, err := compute(ctx, it.Record)
+			next, err := compute(ctx, it.Record, exprTimeLimit)
 			if err != nil {
 				return err
 			}
@@ -118,9 +118,7 @@ func planCalculate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, e
 			}
 			// This runs inside the transaction that stores the outcome:
 			// the expressions get a far smaller time budget than outside.
-			actx, cancel := context.WithTimeout(context.Background(), applyExprTime)
-			defer cancel()
-			next, err := compute(actx, cur)
+			next, err := compute(context.Background(), cur, applyExprTime)
 			if err != nil {
 				return err
 			}
@@ -132,7 +130,7 @@ func planCalculate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, e
 		return p, nil
 	}
 	p.Run = func(ctx context.Context, it *Item) error {
-		next, err := compute(ctx, it.Record)
+		next, err := compute(ctx, it.Record, exprTimeLimit)
 		if err != nil {
 			return err
 		}

@@ -3,7 +3,6 @@ package batch
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -51,10 +50,8 @@ func (e *Engine) Submit(ctx context.Context, b *Batch, opts *SubmitOptions) (*Jo
 	if e.isClosed() {
 		return nil, ErrClosed
 	}
-	// The owner is an administrator when the context says so for that
-	// owner, or when there is no owner (the embedding program itself).
-	admin := so.Owner == "" || (markedAdmin(ctx) && PrincipalFrom(ctx) == so.Owner)
-	nb, total, err := e.check(ctx, b, so.Owner, admin)
+	ctx, admin := submitter(ctx, so.Owner)
+	nb, total, err := e.check(ctx, b)
 	if err != nil {
 		return nil, err
 	}
@@ -156,14 +153,13 @@ func (e *Engine) Validate(ctx context.Context, b *Batch) error {
 	if b == nil {
 		return invalidBatch([]Detail{{Field: "batch", Code: DetailRequired, Message: "a batch is required"}})
 	}
-	_, _, err := e.check(ctx, b, PrincipalFrom(ctx), IsAdmin(ctx))
+	_, _, err := e.check(ctx, b)
 	return err
 }
 
-// check validates b for a job of owner (admin: an administrator) and counts
-// its items. It returns the batch in its canonical JSON form (numbers as
-// float64), as it will be stored.
-func (e *Engine) check(ctx context.Context, b *Batch, owner string, admin bool) (*Batch, int64, error) {
+// check validates b and counts its items. It returns the batch in its
+// canonical JSON form (numbers as float64), as it will be stored.
+func (e *Engine) check(ctx context.Context, b *Batch) (*Batch, int64, error) {
 	if b.TemplateID != "" || b.Parameters != nil {
 		rendered, err := e.fromTemplate(ctx, b)
 		if err != nil {
@@ -175,7 +171,7 @@ func (e *Engine) check(ctx context.Context, b *Batch, owner string, admin bool) 
 	if err != nil {
 		return nil, 0, invalidBatch([]Detail{{Field: "batch", Code: DetailInvalidValue, Message: "batch is not valid JSON: " + err.Error()}})
 	}
-	if err := e.authorize(ctx, &nb, owner, admin); err != nil {
+	if err := e.authorize(ctx, &nb); err != nil {
 		return nil, 0, err
 	}
 	var d details
@@ -190,9 +186,19 @@ func (e *Engine) check(ctx context.Context, b *Batch, owner string, admin bool) 
 	if err := invalidBatch(d.list); err != nil {
 		return nil, 0, err
 	}
-	total, err := countItems(ctx, plans)
-	if err != nil {
-		return nil, 0, err
+	ctx, cancel := countingContext(ctx)
+	defer cancel()
+	var total int64
+	for i, p := range plans {
+		if p.Resource == nil {
+			total += p.Count
+			continue
+		}
+		n, err := countRecords(ctx, i, p)
+		if err != nil {
+			return nil, 0, err
+		}
+		total += n
 	}
 	return &nb, total, nil
 }
@@ -381,9 +387,8 @@ func (e *Engine) Jobs(ctx context.Context, opts *ListOptions) (*JobPage, error) 
 }
 
 // maxListScan bounds the jobs one list request reads (a variable for
-// tests); a page may come back
-// shorter than its limit, with a next_cursor, when the caller's jobs are
-// few among many.
+// tests): a page may come back shorter than its limit, with a next_cursor,
+// when the caller's jobs are few among many.
 var maxListScan = 10_000
 
 func pageLimit(n int) (int, error) {
@@ -560,17 +565,6 @@ func (e *Engine) control(ctx context.Context, id string, reason stopReason, to S
 	return e.view(rec, nil), nil
 }
 
-// failedBySystem reports whether a failed job failed for a system reason
-// (a store that could not write, say) rather than because of its items,
-// its options or its time limit.
-func failedBySystem(rec *jobRecord) bool {
-	if rec.Status != StateFailed || rec.Error == nil || rec.Error.Code != CodeExecutionError || len(rec.Error.Details) != 1 {
-		return false
-	}
-	d := rec.Error.Details[0]
-	return d.OperationIndex == nil && d.ResourceID == "" && (d.Code == string(CodeSystem) || d.Code == string(CodeStorageFull))
-}
-
 func allowed(s State, from []State) bool {
 	for _, f := range from {
 		if s == f {
@@ -683,37 +677,3 @@ func (e *Engine) Delete(ctx context.Context, id string) error {
 	e.emit(Event{Type: EventJobDeleted, Principal: PrincipalFrom(ctx), JobID: id, Job: e.view(rec, nil)})
 	return nil
 }
-
-// submitCountTimeout bounds the time Submit spends counting the records a
-// batch selects, so that no submission holds its caller (an HTTP handler,
-// say) for long.
-const submitCountTimeout = 10 * time.Second
-
-// countItems counts the items of plans, within [submitCountTimeout] and
-// ctx. A where expression that goes over its budgets, or counting that
-// takes too long, is the batch's fault: INVALID_BATCH.
-func countItems(ctx context.Context, plans []*Plan) (int64, error) {
-	ctx, cancel := context.WithTimeoutCause(ctx, submitCountTimeout, errCountTimeout)
-	defer cancel()
-	var total int64
-	for i, p := range plans {
-		if p.Resource == nil {
-			total += p.Count
-			continue
-		}
-		err := p.Resource.Scan(ctx, p.Query, func(Record) error { total++; return nil })
-		switch {
-		case err == nil:
-		case errors.Is(err, ErrExpressionLimit):
-			return 0, invalidBatch([]Detail{{Field: fmt.Sprintf("operations[%d].where", i), Code: DetailInvalidExpr, Message: err.Error()}})
-		case errors.Is(context.Cause(ctx), errCountTimeout):
-			return 0, invalidBatch([]Detail{{Field: fmt.Sprintf("operations[%d].where", i), Code: DetailInvalidExpr,
-				Message: fmt.Sprintf("selecting the records takes longer than %v; narrow the filter or simplify the where expression", submitCountTimeout)}})
-		default:
-			return 0, fmt.Errorf("batch: counting records: %w", err)
-		}
-	}
-	return total, nil
-}
-
-var errCountTimeout = errors.New("batch: counting the selected records took too long")

@@ -436,3 +436,34 @@ func measure(v any, limit int) (int, bool) {
 	ok := walk(reflect.ValueOf(v), 0)
 	return n, ok
 }
+
+// submitCountTimeout bounds the time checking a batch spends counting the
+// records it selects, so that no submission holds its caller (an HTTP
+// handler, say) for long.
+const submitCountTimeout = 10 * time.Second
+
+var errCountTimeout = errors.New("batch: counting the selected records took too long")
+
+// countingContext is the context for counting a batch's records: ctx,
+// ending after [submitCountTimeout].
+func countingContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeoutCause(ctx, submitCountTimeout, errCountTimeout)
+}
+
+// countRecords counts the records plan p (operation i) selects, within
+// ctx (see countingContext). A where expression that goes over its budgets,
+// or counting that takes too long, is the batch's fault: INVALID_BATCH.
+func countRecords(ctx context.Context, i int, p *Plan) (int64, error) {
+	var n int64
+	err := p.Resource.Scan(ctx, p.Query, func(Record) error { n++; return nil })
+	switch {
+	case err == nil:
+		return n, nil
+	case errors.Is(err, ErrExpressionLimit):
+		return 0, invalidBatch([]Detail{{Field: fmt.Sprintf("operations[%d].where", i), Code: DetailInvalidExpr, Message: err.Error()}})
+	case errors.Is(context.Cause(ctx), errCountTimeout):
+		return 0, invalidBatch([]Detail{{Field: fmt.Sprintf("operations[%d].where", i), Code: DetailInvalidExpr,
+			Message: fmt.Sprintf("selecting the records takes longer than %v; narrow the filter or simplify the where expression", submitCountTimeout)}})
+	}
+	return 0, fmt.Errorf("batch: counting records: %w", err)
+}

@@ -54,6 +54,17 @@ func faultCode(err error) Code {
 	return CodeSystem
 }
 
+// failedBySystem reports whether a failed job failed for a system reason
+// (a store that could not write, say) rather than because of its items,
+// its options or its time limit.
+func failedBySystem(rec *jobRecord) bool {
+	if rec.Status != StateFailed || rec.Error == nil || rec.Error.Code != CodeExecutionError || len(rec.Error.Details) != 1 {
+		return false
+	}
+	d := rec.Error.Details[0]
+	return d.OperationIndex == nil && d.ResourceID == "" && (d.Code == string(CodeSystem) || d.Code == string(CodeStorageFull))
+}
+
 // bbolt's file layout, as far as checkFile needs it: two meta pages at the
 // start, each a 16-byte page header and then the meta fields.
 const (

@@ -53,9 +53,36 @@ type Access struct {
 // adminOnly are the operations that act on the whole store.
 var adminOnly = map[string]bool{OpBackup: true, OpRestore: true, OpOptimize: true}
 
-// authorize checks every operation of b for a job owned by owner: the
-// administrator-only operations, then [Options].Authorize.
-func (e *Engine) authorize(ctx context.Context, b *Batch, owner string, admin bool) error {
+// submitterKey is the context key of the owner a batch is checked for.
+type submitterKey struct{}
+
+// submitterInfo is who a batch is checked for.
+type submitterInfo struct {
+	owner string
+	admin bool
+}
+
+// submitter returns ctx marked with the owner of the job being submitted,
+// and whether that owner is an administrator: when the context says so for
+// that owner, or when there is no owner (the embedding program itself).
+func submitter(ctx context.Context, owner string) (context.Context, bool) {
+	admin := owner == "" || (markedAdmin(ctx) && PrincipalFrom(ctx) == owner)
+	return context.WithValue(ctx, submitterKey{}, submitterInfo{owner: owner, admin: admin}), admin
+}
+
+// submitterOf is who ctx checks a batch for: the one set by submitter, else
+// the context's principal.
+func submitterOf(ctx context.Context) (owner string, admin bool) {
+	if s, ok := ctx.Value(submitterKey{}).(submitterInfo); ok {
+		return s.owner, s.admin
+	}
+	return PrincipalFrom(ctx), IsAdmin(ctx)
+}
+
+// authorize checks every operation of b for the job's owner (see
+// submitter): the administrator-only operations, then [Options].Authorize.
+func (e *Engine) authorize(ctx context.Context, b *Batch) error {
+	owner, admin := submitterOf(ctx)
 	for i, op := range b.Operations {
 		if adminOnly[op.Type] && !admin {
 			return &Error{Code: CodeForbidden, Message: fmt.Sprintf("operations[%d]: %s acts on the whole store and needs an administrator", i, op.Type)}

@@ -713,7 +713,11 @@ func (e *Engine) fromTemplate(ctx context.Context, b *Batch) (*Batch, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := e.instantiate(ctx, ct, b.Parameters)
+	// All of a template's placeholders together get the time a submission
+	// may spend counting records.
+	rctx, cancel := countingContext(ctx)
+	defer cancel()
+	out, err := e.instantiate(rctx, ct, b.Parameters)
 	if err != nil {
 		return nil, err
 	}

@@ -111,22 +111,11 @@ func planCalculate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, e
 		},
 	}
 	if coll != nil {
-		p.apply = func(tx Tx, it *Item) error {
-			cur, err := coll.get(tx, it.ResourceID)
-			if err != nil {
-				return err
-			}
-			// This runs inside the transaction that stores the outcome:
-			// the expressions get a far smaller time budget than outside.
-			next, err := compute(context.Background(), cur, applyExprTime)
-			if err != nil {
-				return err
-			}
-			if err := coll.ValidateRecord(ctx, next); err != nil {
-				return err
-			}
-			return coll.put(tx, next)
-		}
+		// The change is computed outside the commit when it must be
+		// validated first; inside it, the expressions get a far smaller time
+		// budget, so that none holds the store's writer for long.
+		p.prepare = prepareChange(coll, func(rec Record) (Record, error) { return compute(context.Background(), rec, exprTimeLimit) })
+		p.apply = applyChange(coll, func(rec Record) (Record, error) { return compute(context.Background(), rec, applyExprTime) })
 		return p, nil
 	}
 	p.Run = func(ctx context.Context, it *Item) error {

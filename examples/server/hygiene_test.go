@@ -67,8 +67,8 @@ func TestServer_ConnectionHygiene(t *testing.T) {
 	// A response that is long on purpose (?wait=) outlives the read and
 	// write timeouts.
 	var recs []string
-	for i := range 40000 {
-		recs = append(recs, fmt.Sprintf(`{"id": "w%05d"}`, i))
+	for i := range 250000 {
+		recs = append(recs, fmt.Sprintf(`{"id": "w%06d"}`, i))
 	}
 	req, err := http.NewRequest("POST", srv.base+"/jobs?wait=2500ms", strings.NewReader(`{"batch": {"operations": [{"type": "create", "resource": "fields", "records": [`+strings.Join(recs, ",")+`]}], "options": {"max_concurrent": 1}}}`))
 	require.NoError(t, err)
@@ -81,7 +81,9 @@ func TestServer_ConnectionHygiene(t *testing.T) {
 	res.Body.Close()
 	require.NoError(t, err)
 	require.Equal(t, http.StatusCreated, res.StatusCode, string(body))
-	t.Logf("?wait=2500ms answered after %v: %.80s", time.Since(start), body)
+	elapsed := time.Since(start)
+	t.Logf("?wait=2500ms answered after %v: %.80s", elapsed, body)
+	require.Greater(t, elapsed, time.Second, "the answer came after the 1s timeouts")
 
 	// Failed authentications: after ten, the address gets 429, even with a
 	// good key, and the answer says why.
@@ -119,8 +121,8 @@ func TestServer_ShutdownIsBounded(t *testing.T) {
 	srv := startServer(t, bin, db, addr, "-rate-limit=false", "-shutdown-timeout", "3s")
 
 	var recs []string
-	for i := range 40000 {
-		recs = append(recs, fmt.Sprintf(`{"id": "s%05d"}`, i))
+	for i := range 250000 {
+		recs = append(recs, fmt.Sprintf(`{"id": "s%06d"}`, i))
 	}
 	status, res := call(t, "POST", srv.base+"/jobs", `{"batch": {"operations": [{"type": "create", "resource": "fields", "records": [`+strings.Join(recs, ",")+`]}], "options": {"max_concurrent": 1}}}`)
 	require.Equal(t, http.StatusCreated, status, res)
@@ -139,7 +141,7 @@ func TestServer_ShutdownIsBounded(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(300 * time.Millisecond)
+	time.Sleep(150 * time.Millisecond)
 	_, res = call(t, "GET", srv.base+"/jobs/"+id, "")
 	done, total := progress(res)
 	require.Less(t, done, total, "the job is still running at SIGTERM")

@@ -166,9 +166,9 @@
 // store and need an administrator (FORBIDDEN otherwise); a plain
 // principal's cleanup deletes only its own finished jobs (their audit
 // trails stay until retention removes them), an administrator's everyone's
-// and old deliveries and audit entries too, as the retention loop does. A schedule saved by an administrator runs as
-// one. A context without a principal is the embedding program itself and
-// may do everything.
+// and old deliveries and audit entries too, as the retention loop does. A
+// schedule saved by an administrator runs as one. A context without a
+// principal is the embedding program itself and may do everything.
 //
 // # Storage faults
 //
@@ -183,6 +183,22 @@
 // leftovers whenever the store opens. optimize lets reads go on while it
 // copies and waits a bounded time for the store, failing its item rather
 // than freezing other work.
+//
+// # Progress and observability
+//
+// [Engine.Progress] is a channel of a job's snapshots for a progress bar:
+// the current state first, then each change (at most one per
+// [ProgressInterval], the newest winning when the reader lags), closed after
+// the final state. [Engine.Watch] adds the lifecycle events in between, in
+// the order they happened; httpapi serves it as Server-Sent Events.
+//
+// [Options].Logger gets every job transition at Info (job id, type,
+// principal, counts), every failed item attempt at Warn with its code, and
+// a panicking handler at Error with its whole stack; the item's stored
+// error keeps the panic's value and a trimmed stack for the job's owner.
+// [Options].Observer sees transitions, item attempts, commits, webhook
+// deliveries and schedule fires; the subpackage otelbatch records them as
+// OpenTelemetry metrics and spans.
 //
 // # Concurrency
 //

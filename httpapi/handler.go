@@ -31,8 +31,22 @@
 // The handler sets no server timeouts; the serving program does (see
 // examples/server). Responses that are long on purpose extend their own
 // connection's deadlines: job creation with ?wait= for the wait, artifact
-// downloads for as long as the client keeps reading. Failed
+// downloads and progress streams for as long as the client keeps reading. Failed
 // authentications are limited per client address (RateLimits.FailedAuth).
+//
+// # Progress stream
+//
+// GET /jobs/{job_id}/stream answers text/event-stream (Server-Sent
+// Events): a "progress" message with the job as GET /jobs/{job_id} shows
+// it, another whenever it changes (at most four a second), the lifecycle
+// events as they happen ("job_started", "job_paused", "job_resumed",
+// "job_completed", "job_failed", "job_cancelled", data {"type", "at",
+// "principal", "job_id", "job"}), and last "end" with the final job, after
+// which the server closes the stream. Every message has an increasing
+// "id"; a Last-Event-ID header continues the numbering. The stream has
+// its own rate limit ([RateLimits].Streams), counted once per stream.
+// Register [Handler.CloseStreams] with http.Server.RegisterOnShutdown so a
+// graceful shutdown does not wait for open streams.
 //
 // # Principals
 //
@@ -57,6 +71,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/batchworks/batch"
@@ -106,6 +121,10 @@ type Handler struct {
 	// client address.
 	authFailures *limitClass
 	log          *slog.Logger
+
+	// streamsDone is closed by CloseStreams.
+	streamsDone chan struct{}
+	closeOnce   sync.Once
 }
 
 // New returns the API handler for engine. opts may be nil.
@@ -123,7 +142,7 @@ func New(engine *batch.Engine, opts *Options) *Handler {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	h := &Handler{engine: engine, opts: o, mux: http.NewServeMux(), log: o.Logger}
+	h := &Handler{engine: engine, opts: o, mux: http.NewServeMux(), log: o.Logger, streamsDone: make(chan struct{})}
 	h.limiter = newLimiter(o.Now)
 	h.authFailures = &limitClass{name: "auth_failures", limit: o.RateLimits.FailedAuth}
 	h.routes()
@@ -170,6 +189,7 @@ func (h *Handler) routes() {
 	h.route("GET /jobs/{job_id}/errors", status, h.jobErrors)
 	h.route("GET /jobs/{job_id}/artifacts/{name}", status, h.artifact)
 	h.route("GET /jobs/{job_id}/events", status, h.jobEvents)
+	h.route("GET /jobs/{job_id}/stream", &limitClass{name: "stream", limit: h.opts.RateLimits.Streams}, h.streamJob)
 	management := &limitClass{name: "templates", limit: h.opts.RateLimits.TemplateManagement}
 	h.templateRoutes(management)
 	h.webhookRoutes(management)

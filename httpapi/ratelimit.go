@@ -26,6 +26,9 @@ type RateLimits struct {
 	// TemplateManagement limits the template (and schedule and webhook)
 	// routes. Default 100 per hour.
 	TemplateManagement Limit
+	// Streams limits opening progress streams (GET /jobs/{job_id}/stream);
+	// a stream counts once however long it runs. Default 120 per hour.
+	Streams Limit
 	// FailedAuth limits failed authentications (wrong credentials; a
 	// request with none does not count) per client address: past
 	// it, every request from that address gets 429 until the window frees
@@ -40,6 +43,7 @@ const (
 	DefaultJobCreationPerHour        = 10
 	DefaultStatusChecksPerHour       = 600
 	DefaultTemplateManagementPerHour = 100
+	DefaultStreamsPerHour            = 120
 	// DefaultFailedAuthPerMinute is the default limit of failed
 	// authentications per client address.
 	DefaultFailedAuthPerMinute = 10
@@ -57,6 +61,7 @@ func (l RateLimits) withDefaults() RateLimits {
 	fill(&l.JobCreation, DefaultJobCreationPerHour)
 	fill(&l.StatusChecks, DefaultStatusChecksPerHour)
 	fill(&l.TemplateManagement, DefaultTemplateManagementPerHour)
+	fill(&l.Streams, DefaultStreamsPerHour)
 	if l.FailedAuth.Requests == 0 {
 		l.FailedAuth.Requests = DefaultFailedAuthPerMinute
 	}

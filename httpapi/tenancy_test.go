@@ -98,6 +98,7 @@ func TestTenancy_TwoKeys(t *testing.T) {
 		expect(http.StatusNotFound, "POST", "/jobs/"+id+"/cancel", "")
 		expect(http.StatusNotFound, "GET", "/jobs/"+id+"/errors", "")
 		expect(http.StatusNotFound, "GET", "/jobs/"+id+"/events", "")
+		expect(http.StatusNotFound, "GET", "/jobs/"+id+"/stream", "")
 		expect(http.StatusNotFound, "GET", "/jobs/"+id+"/artifacts/export-0.json", "")
 		expect(http.StatusNotFound, "GET", "/jobs/"+id+"/artifacts/report-0.csv", "")
 		expect(http.StatusNotFound, "DELETE", "/jobs/"+id, "")

@@ -2,7 +2,11 @@
 //
 //	go run ./examples/server -addr 127.0.0.1:8080 -db batch.db -api-key secret
 //
-// With -demo (the default) an empty database gets 1,000 demo "fields". SIGTERM
+// With -demo (the default) an empty database gets 1,000 demo "fields". With
+// -metrics the engine is observed by otelbatch and GET /metrics serves its
+// metrics in the Prometheus text format (through the OpenTelemetry
+// Prometheus exporter), and a request's traceparent header becomes the
+// parent of the jobs it submits. SIGTERM
 // or Ctrl-C stops it gracefully: requests finish, running jobs checkpoint
 // and resume on the next start, and the exit status is 0. Whatever has not
 // stopped after -shutdown-timeout (default 30s) is abandoned and the
@@ -29,8 +33,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
 	"github.com/batchworks/batch"
 	"github.com/batchworks/batch/httpapi"
+	"github.com/batchworks/batch/otelbatch"
 )
 
 // keyList is a repeatable string flag.
@@ -51,6 +61,7 @@ type config struct {
 	writeTimeout         time.Duration
 	idleTimeout          time.Duration
 	shutdownTimeout      time.Duration
+	metrics              bool
 }
 
 func main() {
@@ -66,6 +77,7 @@ func main() {
 	flag.DurationVar(&c.writeTimeout, "write-timeout", 60*time.Second, "longest time to write a response; ?wait=, artifact downloads and progress streams extend it as they go")
 	flag.DurationVar(&c.idleTimeout, "idle-timeout", 60*time.Second, "how long an idle keep-alive connection stays open")
 	flag.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long to let requests and jobs wind down before exiting anyway (jobs resume on the next start)")
+	flag.BoolVar(&c.metrics, "metrics", false, "serve Prometheus metrics at /metrics")
 	flag.Parse()
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -78,7 +90,20 @@ func main() {
 }
 
 func run(ctx context.Context, c config, log *slog.Logger) error {
-	engine, err := batch.Open(c.db, &batch.Options{Logger: log, AllowPrivateWebhooks: c.allowPrivateWebhooks})
+	mux := http.NewServeMux()
+	eopts := &batch.Options{Logger: log, AllowPrivateWebhooks: c.allowPrivateWebhooks}
+	var obs *otelbatch.Observer
+	if c.metrics {
+		var shutdown func(context.Context) error
+		var err error
+		obs, shutdown, err = metrics(mux)
+		if err != nil {
+			return err
+		}
+		defer shutdown(context.Background())
+		eopts.Observer = obs
+	}
+	engine, err := batch.Open(c.db, eopts)
 	if err != nil {
 		return err
 	}
@@ -97,8 +122,12 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 		}
 		opts.Admin = func(p string) bool { return admins[p] }
 	}
-	mux := http.NewServeMux()
-	mux.Handle(httpapi.Prefix+"/", httpapi.New(engine, opts))
+	apiHandler := httpapi.New(engine, opts)
+	var api http.Handler = apiHandler
+	if obs != nil {
+		api = obs.Handler(api)
+	}
+	mux.Handle(httpapi.Prefix+"/", api)
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: min(10*time.Second, c.readTimeout),
@@ -106,6 +135,7 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 		WriteTimeout:      c.writeTimeout,
 		IdleTimeout:       c.idleTimeout,
 	}
+	srv.RegisterOnShutdown(apiHandler.CloseStreams) // progress streams end; clients reconnect
 
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
@@ -123,6 +153,9 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 	}
 	if serr := shutdown(srv, engine, c.shutdownTimeout, log); serr != nil {
 		return serr
+	}
+	if obs != nil {
+		obs.Close()
 	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
@@ -184,4 +217,26 @@ func seedDemo(ctx context.Context, engine *batch.Engine) error {
 		}
 	}
 	return fields.PutMany(ctx, recs)
+}
+
+// metrics serves GET /metrics on mux from a Prometheus registry of its own,
+// fed by an OpenTelemetry meter provider through the OpenTelemetry
+// Prometheus exporter, and returns the observer to give the engine. The
+// exporter (rather than client_golang metrics written by hand) keeps
+// otelbatch the one place that defines the metrics: the same names reach
+// Prometheus here and any OpenTelemetry backend elsewhere.
+func metrics(mux *http.ServeMux) (*otelbatch.Observer, func(context.Context) error, error) {
+	reg := prometheus.NewRegistry()
+	exp, err := otelprom.New(otelprom.WithRegisterer(reg))
+	if err != nil {
+		return nil, nil, err
+	}
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
+	obs, err := otelbatch.New(&otelbatch.Options{MeterProvider: mp})
+	if err != nil {
+		mp.Shutdown(context.Background())
+		return nil, nil, err
+	}
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	return obs, mp.Shutdown, nil
 }

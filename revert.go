@@ -39,7 +39,7 @@ func (e *Engine) Revert(ctx context.Context, id string, opts *RevertOptions) (*J
 	if opts != nil {
 		o = *opts
 	}
-	b, owner, err := e.revertBatch(id, o.Force)
+	b, owner, err := e.revertBatch(ctx, id, o.Force)
 	if err != nil {
 		return nil, err
 	}
@@ -56,25 +56,32 @@ func (e *Engine) DryRunRevert(ctx context.Context, id string, opts *RevertOption
 	if opts != nil {
 		o = *opts
 	}
-	b, _, err := e.revertBatch(id, o.Force)
+	b, owner, err := e.revertBatch(ctx, id, o.Force)
 	if err != nil {
 		return nil, err
 	}
+	ctx, _ = submitter(ctx, owner)
 	return e.dryRun(ctx, b, true)
 }
 
 // revertBatch checks that job id can be reverted and returns the batch of
-// its revert job and the job's owner.
-func (e *Engine) revertBatch(id string, force bool) (*Batch, string, error) {
+// its revert job and the job's owner. Each revert operation names the
+// resource of the operation it undoes, for [Options].Authorize; undoing an
+// administrator-only operation (restore) needs an administrator.
+func (e *Engine) revertBatch(ctx context.Context, id string, force bool) (*Batch, string, error) {
 	seq, ok := parseJobID(id)
 	if !ok {
 		return nil, "", notFound("job", id)
 	}
 	var rec *jobRecord
+	var orig *Batch
 	var ops []int
 	err := e.store.View(func(tx Tx) error {
 		var err error
 		if rec, err = getJob(tx, seq); err != nil {
+			return err
+		}
+		if orig, err = getBatch(tx, seq); err != nil {
 			return err
 		}
 		if err := e.revertable(tx, rec); err != nil {
@@ -95,10 +102,18 @@ func (e *Engine) revertBatch(id string, force bool) (*Batch, string, error) {
 	}
 	slices.Sort(ops)
 	slices.Reverse(ops)
+	_, admin := submitter(ctx, rec.Owner)
 	b := &Batch{Type: OpRevert, Description: "Revert of job " + id}
 	for _, op := range ops {
+		var spec OperationSpec
+		if op < len(orig.Operations) {
+			spec = orig.Operations[op]
+		}
+		if adminOnly[spec.Type] && !admin {
+			return nil, "", &Error{Code: CodeForbidden, Message: fmt.Sprintf("job %s: undoing its %s acts on the whole store and needs an administrator", id, spec.Type)}
+		}
 		b.Operations = append(b.Operations, OperationSpec{
-			Type: OpRevert, Source: &Source{JobID: id},
+			Type: OpRevert, Resource: spec.Resource, Source: &Source{JobID: id},
 			Params: map[string]any{"operation": op, "force": force},
 		})
 	}
@@ -242,7 +257,7 @@ func (l *undoLog) Delete(context.Context, string) error { return errUndoReadOnly
 // that job changed. Only [Engine.Revert] submits it.
 func planRevert(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, error) {
 	var d details
-	checkFields(spec, &d, "source", "params")
+	checkFields(spec, &d, "resource", "source", "params")
 	var from string
 	if spec.Source == nil || spec.Source.JobID == "" {
 		d.add("source.job_id", DetailRequired, "revert needs source: {\"job_id\": <the job it reverts>}")

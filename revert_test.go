@@ -268,3 +268,25 @@ func TestRevert_Cancelled(t *testing.T) {
 	require.Equal(t, job.Progress.Completed, rv.Revert.Restored)
 	require.Equal(t, string(before), string(tb.exportFields(t)))
 }
+
+// TestRevert_RestoreNeedsAdmin: undoing a restore acts on the whole store,
+// so only an administrator may revert it.
+func TestRevert_RestoreNeedsAdmin(t *testing.T) {
+	tb := setup(t, "bolt", nil)
+	tb.seedFields(t, 5)
+	admin := batch.WithAdmin(batch.WithPrincipal(t.Context(), "alice"))
+	backup, err := tb.e.Submit(admin, &batch.Batch{Operations: []batch.OperationSpec{{Type: "backup"}}}, nil)
+	require.NoError(t, err)
+	require.Equal(t, batch.StateCompleted, tb.wait(t, backup.ID).Status)
+	restore, err := tb.e.Submit(admin, &batch.Batch{Operations: []batch.OperationSpec{{Type: "restore", Source: &batch.Source{JobID: backup.ID}}}}, nil)
+	require.NoError(t, err)
+	require.Equal(t, batch.StateCompleted, tb.wait(t, restore.ID).Status)
+
+	_, err = tb.e.Revert(batch.WithPrincipal(t.Context(), "alice"), restore.ID, nil)
+	require.Equal(t, batch.CodeForbidden, batch.CodeOf(err), "%v", err)
+	_, err = tb.e.DryRunRevert(batch.WithPrincipal(t.Context(), "alice"), restore.ID, nil)
+	require.Equal(t, batch.CodeForbidden, batch.CodeOf(err), "%v", err)
+	rv, err := tb.e.Revert(admin, restore.ID, nil)
+	require.NoError(t, err)
+	require.Equal(t, batch.StateCompleted, tb.wait(t, rv.ID).Status)
+}

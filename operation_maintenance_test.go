@@ -419,8 +419,10 @@ func TestOptimize_ShrinksFileKeepsRecordsAndJobs(t *testing.T) {
 	jobs := make(chan string, 8)
 	for i := range 8 {
 		wg.Go(func() {
-			j, err := b.e.Submit(context.Background(), ops(batch.OperationSpec{Type: "create", Resource: "fields",
-				Records: []map[string]any{{"id": fmt.Sprintf("during-%d", i), "pad": pad}}}), nil)
+			during := ops(batch.OperationSpec{Type: "create", Resource: "fields",
+				Records: []map[string]any{{"id": fmt.Sprintf("during-%d", i), "pad": pad}}})
+			during.Options.UndoRetention = ptr(batch.Duration(0))
+			j, err := b.e.Submit(context.Background(), during, nil)
 			if err == nil {
 				jobs <- j.ID
 			}

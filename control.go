@@ -187,9 +187,13 @@ func (e *Engine) check(ctx context.Context, b *Batch) (*Batch, int64, error) {
 			total += p.Count
 			continue
 		}
-		if err := p.Resource.Scan(ctx, p.Query, func(Record) error { total++; return nil }); err != nil {
+		// Counted here only when an index tells it cheaply; otherwise the
+		// job's own selection fixes the total when it lists the records.
+		n, _, err := countSelected(ctx, p.Resource, p.Query)
+		if err != nil {
 			return nil, 0, fmt.Errorf("batch: counting records: %w", err)
 		}
+		total += n
 	}
 	return &nb, total, nil
 }

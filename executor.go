@@ -341,8 +341,8 @@ func (r *jobRun) expand(ctx context.Context, b *Batch, plans []*Plan) error {
 			chunk = chunk[:0:0]
 			return err
 		}
-		err := p.Resource.Scan(ctx, p.Query, func(rec Record) error {
-			chunk = append(chunk, appendItem(nil, &itemRecord{State: itemPending, Op: i, ResourceID: rec.ID()}))
+		err := selectIDs(ctx, p.Resource, p.Query, func(id string) error {
+			chunk = append(chunk, appendItem(nil, &itemRecord{State: itemPending, Op: i, ResourceID: id}))
 			next++
 			ops[i].Count++
 			if len(chunk) == expandChunk {

@@ -1,0 +1,224 @@
+package batch
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// This file selects the records of a built-in collection that a [Query]
+// matches. An equality filter on indexed fields reads the matching ids
+// from an index; the rest of the filter is checked on the stored bytes,
+// decoding only the fields it names; only a where expression, or a caller
+// that wants the records, decodes whole records.
+
+// selectPage is how many candidates one read transaction of a selection
+// looks at, so that a long selection never holds a transaction open.
+const selectPage = 1024
+
+// filterTerm is one field of an equality filter.
+type filterTerm struct {
+	field string
+	want  any
+	canon []byte // want's canonical encoding
+}
+
+// selection is a query prepared for one collection.
+type selection struct {
+	c        *Collection
+	q        *Query
+	indexed  []filterTerm // answered by ready indexes; the first drives
+	residual []filterTerm // checked on each record's bytes
+	names    []string     // residual field names
+	where    bool         // q has a where expression to evaluate
+	budget   int          // when > 0, how many candidates each may look at
+}
+
+// prepare splits q's filter into the terms ready indexes answer and the
+// ones left to check on each record.
+func (c *Collection) prepare(q *Query) (*selection, error) {
+	s := &selection{c: c, q: q}
+	if q == nil {
+		return s, nil
+	}
+	// "true" is how a batch selects every record: nothing to evaluate.
+	s.where = q.where != nil && strings.TrimSpace(q.Where) != "true"
+	st := c.idx.load()
+	for _, field := range sortedKeys(q.Filter) {
+		want, err := normalizeJSON(q.Filter[field])
+		if err != nil {
+			return nil, ValidationError("filter %s is not valid JSON: %v", field, err)
+		}
+		canon, err := canonicalValue(want)
+		if err != nil {
+			return nil, ValidationError("filter %s is not valid JSON: %v", field, err)
+		}
+		t := filterTerm{field: field, want: want, canon: canon}
+		if st.ready[field] {
+			s.indexed = append(s.indexed, t)
+		} else {
+			s.residual = append(s.residual, t)
+			s.names = append(s.names, field)
+		}
+	}
+	return s, nil
+}
+
+// needsRecord reports whether each candidate's stored bytes must be read.
+func (s *selection) needsRecord(decode bool) bool {
+	return decode || len(s.residual) > 0 || s.where || len(s.indexed) == 0
+}
+
+// selected is one record of a page.
+type selected struct {
+	id  string
+	rec Record
+}
+
+// each calls fn for each record the selection matches, in id order. With
+// decode, rec is the decoded record; without it, rec may be nil. It reads
+// a page of candidates per transaction, so fn may write to the store.
+func (s *selection) each(ctx context.Context, decode bool, fn func(id string, rec Record) error) error {
+	c := s.c
+	bucket, prefix := c.bucket, []byte(nil)
+	if len(s.indexed) > 0 {
+		bucket = c.idx.bucket
+		prefix = indexKey(nil, s.indexed[0].field, s.indexed[0].canon, nil)
+	}
+	readRecord := s.needsRecord(decode)
+	vals := make([][]byte, len(s.names))
+	var probe []byte
+	from := prefix
+	skipFrom := false
+	seen := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var page []selected
+		var last []byte
+		exhausted := true
+		err := c.store.View(func(tx Tx) error {
+			var ferr error
+			n := 0
+			err := tx.Scan(bucket, from, func(k, v []byte) bool {
+				if skipFrom && bytes.Equal(k, from) {
+					return true
+				}
+				if !bytes.HasPrefix(k, prefix) {
+					return false
+				}
+				if n == selectPage {
+					exhausted = false
+					return false
+				}
+				if seen++; s.budget > 0 && seen > s.budget {
+					ferr = errOverBudget
+					return false
+				}
+				n++
+				last = append(last[:0], k...)
+				id := k[len(prefix):]
+				for _, t := range s.indexed[min(1, len(s.indexed)):] {
+					probe = indexKey(probe[:0], t.field, t.canon, id)
+					if tx.Get(c.idx.bucket, probe) == nil {
+						return true
+					}
+				}
+				if !readRecord {
+					page = append(page, selected{id: string(id)})
+					return true
+				}
+				if len(s.indexed) > 0 {
+					if v = tx.Get(c.bucket, id); v == nil {
+						ferr = fmt.Errorf("collection %s: index entry %q has no record", c.name, k)
+						return false
+					}
+				}
+				if len(s.residual) > 0 {
+					if ferr = rawFieldValues(v, s.names, vals); ferr != nil {
+						ferr = fmt.Errorf("collection %s: record %q: %w", c.name, id, ferr)
+						return false
+					}
+					for i, t := range s.residual {
+						if vals[i] == nil || !rawMatches(vals[i], t.want, t.canon) {
+							return true
+						}
+					}
+				}
+				var rec Record
+				if decode || s.where {
+					if rec, ferr = decodeRecord(c.name, id, v); ferr != nil {
+						return false
+					}
+					if s.where && !s.q.Match(rec) {
+						return true
+					}
+				}
+				page = append(page, selected{id: string(id), rec: rec})
+				return true
+			})
+			return firstErr(err, ferr)
+		})
+		if err != nil {
+			return err
+		}
+		for _, x := range page {
+			if err := fn(x.id, x.rec); err != nil {
+				return err
+			}
+		}
+		if exhausted {
+			return nil
+		}
+		from, skipFrom = last, true
+	}
+}
+
+// submitCountBudget bounds how many candidates a submission looks at to
+// count its items (index entries, or stored records matched on their
+// bytes, never decoded); past it the total is left to the job's own
+// selection, so that submitting over a large collection stays quick.
+const submitCountBudget = 10_000
+
+// errOverBudget stops a selection that looked at more candidates than its
+// budget.
+var errOverBudget = errors.New("selection over budget")
+
+// selectIDs calls fn with the id of each record q selects in res, in the
+// resource's order. On a built-in collection it uses indexes and matches
+// stored bytes (see [Collection.Scan]); a program's Resource is scanned.
+// This is how a record-driven operation lists its items.
+func selectIDs(ctx context.Context, res Resource, q *Query, fn func(id string) error) error {
+	if c, ok := res.(*Collection); ok {
+		s, err := c.prepare(q)
+		if err != nil {
+			return err
+		}
+		return s.each(ctx, false, func(id string, _ Record) error { return fn(id) })
+	}
+	return res.Scan(ctx, q, func(rec Record) error { return fn(rec.ID()) })
+}
+
+// countSelected returns how many records q selects in res when that is
+// cheap to tell: a built-in collection, no where expression to evaluate,
+// and at most submitCountBudget candidates. ok is false otherwise, and the
+// count is left to the operation's own selection when it starts.
+func countSelected(ctx context.Context, res Resource, q *Query) (n int64, ok bool, err error) {
+	c, isColl := res.(*Collection)
+	if !isColl {
+		return 0, false, nil
+	}
+	s, err := c.prepare(q)
+	if err != nil || s.where {
+		return 0, false, err
+	}
+	s.budget = submitCountBudget
+	err = s.each(ctx, false, func(string, Record) error { n++; return nil })
+	if errors.Is(err, errOverBudget) {
+		return 0, false, nil
+	}
+	return n, err == nil, err
+}

@@ -21,6 +21,10 @@ func TestMain(m *testing.M) {
 		runCrashChild()
 		return
 	}
+	if os.Getenv(indexChildEnv) != "" {
+		runIndexChild()
+		return
+	}
 	goleak.VerifyTestMain(m)
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 )
 
@@ -174,14 +175,19 @@ func (s *selection) each(ctx context.Context, decode bool, fn func(id string, re
 			return nil
 		}
 		from, skipFrom = last, true
+		runtime.Gosched() // let other goroutines (status reads) in between pages
 	}
 }
 
 // submitCountBudget bounds how many candidates a submission looks at to
-// count its items (index entries, or stored records matched on their
-// bytes, never decoded); past it the total is left to the job's own
-// selection, so that submitting over a large collection stays quick.
-const submitCountBudget = 10_000
+// count its items: index entries when the indexes decide the query, or
+// else stored records matched on their bytes (never decoded). Past it the
+// total is left to the job's own selection, so that submitting over a
+// large collection stays quick.
+const (
+	submitCountBudget        = 10_000
+	submitCountRecordsBudget = 2_000
+)
 
 // errOverBudget stops a selection that looked at more candidates than its
 // budget.
@@ -216,6 +222,9 @@ func countSelected(ctx context.Context, res Resource, q *Query) (n int64, ok boo
 		return 0, false, err
 	}
 	s.budget = submitCountBudget
+	if s.needsRecord(false) {
+		s.budget = submitCountRecordsBudget
+	}
 	err = s.each(ctx, false, func(string, Record) error { n++; return nil })
 	if errors.Is(err, errOverBudget) {
 		return 0, false, nil

@@ -3,6 +3,7 @@ package batch
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime"
@@ -35,6 +36,9 @@ type selection struct {
 	names    []string     // residual field names
 	where    bool         // q has a where expression to evaluate
 	budget   int          // when > 0, how many candidates each may look at
+	// project, when set, limits a decoded record to these top-level
+	// fields (unless a where expression needs the whole record).
+	project []string
 }
 
 // prepare splits q's filter into the terms ready indexes answer and the
@@ -90,6 +94,7 @@ func (s *selection) each(ctx context.Context, decode bool, fn func(id string, re
 	}
 	readRecord := s.needsRecord(decode)
 	vals := make([][]byte, len(s.names))
+	pvals := make([][]byte, len(s.project))
 	var probe []byte
 	from := prefix
 	skipFrom := false
@@ -150,7 +155,11 @@ func (s *selection) each(ctx context.Context, decode bool, fn func(id string, re
 					}
 				}
 				var rec Record
-				if decode || s.where {
+				if decode && s.project != nil && !s.where {
+					if rec, ferr = s.projectRecord(id, v, pvals); ferr != nil {
+						return false
+					}
+				} else if decode || s.where {
 					if rec, ferr = decodeRecord(c.name, id, v); ferr != nil {
 						return false
 					}
@@ -177,6 +186,44 @@ func (s *selection) each(ctx context.Context, decode bool, fn func(id string, re
 		from, skipFrom = last, true
 		runtime.Gosched() // let other goroutines (status reads) in between pages
 	}
+}
+
+// projectRecord decodes only the projected fields of the stored record v.
+func (s *selection) projectRecord(id, v []byte, vals [][]byte) (Record, error) {
+	if err := rawFieldValues(v, s.project, vals); err != nil {
+		return nil, fmt.Errorf("collection %s: record %q: %w", s.c.name, id, err)
+	}
+	rec := make(Record, len(vals))
+	for i, raw := range vals {
+		if raw == nil {
+			continue
+		}
+		var x any
+		if err := json.Unmarshal(raw, &x); err != nil {
+			return nil, fmt.Errorf("collection %s: record %q: %w", s.c.name, id, err)
+		}
+		rec[s.project[i]] = x
+	}
+	return rec, nil
+}
+
+// scanFields calls fn for each record q selects in res, holding at least
+// the top-level fields named (a built-in collection decodes only those; a
+// program's Resource hands over whole records).
+func scanFields(ctx context.Context, res Resource, q *Query, fields []string, fn func(Record) error) error {
+	c, ok := res.(*Collection)
+	if !ok {
+		return res.Scan(ctx, q, fn)
+	}
+	s, err := c.prepare(q)
+	if err != nil {
+		return err
+	}
+	s.project = fields
+	if s.project == nil {
+		s.project = []string{}
+	}
+	return s.each(ctx, true, func(_ string, rec Record) error { return fn(rec) })
 }
 
 // submitCountBudget bounds how many candidates a submission looks at to

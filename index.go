@@ -50,6 +50,9 @@ type IndexStatus struct {
 type indexState struct {
 	fields []string // sorted: every maintained index
 	ready  map[string]bool
+	// gen numbers each declaration of an index, so that a build of an
+	// index dropped (and perhaps declared again) meanwhile stops.
+	gen map[string]uint64
 }
 
 // collIndexes holds the indexes of one collection name; every Collection
@@ -59,7 +62,8 @@ type collIndexes struct {
 	bucket string
 	state  atomic.Pointer[indexState]
 	mu     sync.Mutex // serialises changes of state
-	builds map[string]bool
+	builds map[uint64]bool
+	gens   atomic.Uint64
 }
 
 func (ix *collIndexes) load() *indexState {
@@ -72,15 +76,33 @@ func (ix *collIndexes) load() *indexState {
 // set stores field's status in memory.
 func (ix *collIndexes) set(field string, ready bool) {
 	old := ix.load()
-	next := &indexState{fields: slices.Clone(old.fields), ready: make(map[string]bool, len(old.ready)+1)}
+	next := &indexState{fields: slices.Clone(old.fields), ready: make(map[string]bool, len(old.ready)+1), gen: make(map[string]uint64, len(old.gen)+1)}
 	for k, v := range old.ready {
 		next.ready[k] = v
+	}
+	for k, v := range old.gen {
+		next.gen[k] = v
 	}
 	if !slices.Contains(next.fields, field) {
 		next.fields = append(next.fields, field)
 		slices.Sort(next.fields)
+		next.gen[field] = ix.gens.Add(1)
 	}
 	next.ready[field] = ready
+	ix.state.Store(next)
+}
+
+// unset forgets field's index in memory.
+func (ix *collIndexes) unset(field string) {
+	old := ix.load()
+	next := &indexState{ready: make(map[string]bool, len(old.ready)), gen: make(map[string]uint64, len(old.gen))}
+	for _, f := range old.fields {
+		if f != field {
+			next.fields = append(next.fields, f)
+			next.ready[f] = old.ready[f]
+			next.gen[f] = old.gen[f]
+		}
+	}
 	ix.state.Store(next)
 }
 
@@ -127,7 +149,7 @@ func (e *Engine) indexes(name string) (*collIndexes, error) {
 	if ix, ok := e.idx[name]; ok {
 		return ix, nil
 	}
-	ix := &collIndexes{name: name, bucket: indexBucket(name), builds: map[string]bool{}}
+	ix := &collIndexes{name: name, bucket: indexBucket(name), builds: map[uint64]bool{}}
 	var stored map[string]bool
 	if err := e.store.View(func(tx Tx) error { stored = storedIndexes(tx, name); return nil }); err != nil {
 		return nil, err
@@ -177,6 +199,49 @@ func (c *Collection) AddIndex(ctx context.Context, field string) error {
 	return nil
 }
 
+// DropIndex removes the index on field and its entries, in one
+// transaction. Dropping an index that does not exist does nothing.
+func (c *Collection) DropIndex(ctx context.Context, field string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	ix := c.idx
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if _, ok := ix.load().ready[field]; !ok {
+		return nil
+	}
+	prefix := indexKey(nil, field, nil, nil)
+	prefix = prefix[:len(prefix)-1] // field NUL
+	err := c.store.Update(func(tx Tx) error {
+		var keys [][]byte
+		if err := tx.Scan(ix.bucket, prefix, func(k, _ []byte) bool {
+			if !bytes.HasPrefix(k, prefix) {
+				return false
+			}
+			keys = append(keys, bytes.Clone(k))
+			return true
+		}); err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if err := tx.Delete(ix.bucket, k); err != nil {
+				return err
+			}
+		}
+		// Forgotten inside the transaction: writes after it no longer
+		// maintain the entries, and none can run in between.
+		ix.unset(field)
+		return tx.Delete(bucketIndexMeta, indexMetaKey(c.name, field))
+	})
+	if err != nil {
+		ix.set(field, false)
+		c.e.buildIndex(ix, field)
+		return fmt.Errorf("collection %s: dropping index %s: %w", c.name, field, err)
+	}
+	return nil
+}
+
 // Indexes reports the collection's indexes, by field name.
 func (c *Collection) Indexes() []IndexStatus {
 	s := c.idx.load()
@@ -218,14 +283,15 @@ const indexBuildPage = 2000
 func (e *Engine) buildIndex(ix *collIndexes, field string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.closed || ix.builds[field] {
+	gen := ix.load().gen[field]
+	if e.closed || gen == 0 || ix.builds[gen] {
 		return
 	}
-	ix.builds[field] = true
+	ix.builds[gen] = true
 	e.wg.Go(func() {
-		err := e.runIndexBuild(e.ctx, ix, field)
+		err := e.runIndexBuild(e.ctx, ix, field, gen)
 		e.mu.Lock()
-		delete(ix.builds, field)
+		delete(ix.builds, gen)
 		e.mu.Unlock()
 		if err != nil && e.ctx.Err() == nil {
 			e.log.Error("building an index failed", "collection", ix.name, "field", field, "error", err)
@@ -235,7 +301,7 @@ func (e *Engine) buildIndex(ix *collIndexes, field string) {
 
 // runIndexBuild writes field's entry for every record, a page per
 // transaction, then marks the index ready.
-func (e *Engine) runIndexBuild(ctx context.Context, ix *collIndexes, field string) error {
+func (e *Engine) runIndexBuild(ctx context.Context, ix *collIndexes, field string, gen uint64) error {
 	bucket := collectionsRoot + "/" + ix.name
 	names := []string{field}
 	vals := make([][]byte, 1)
@@ -244,8 +310,12 @@ func (e *Engine) runIndexBuild(ctx context.Context, ix *collIndexes, field strin
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		done := true
+		done, dropped := true, false
 		err := e.store.Update(func(tx Tx) error {
+			if ix.load().gen[field] != gen {
+				dropped = true // by DropIndex, which removed every entry
+				return nil
+			}
 			var key []byte
 			var ferr error
 			n := 0
@@ -280,12 +350,14 @@ func (e *Engine) runIndexBuild(ctx context.Context, ix *collIndexes, field strin
 			}
 			return tx.Put(bucketIndexMeta, indexMetaKey(ix.name, field), []byte{indexReady})
 		})
-		if err != nil {
+		if err != nil || dropped {
 			return err
 		}
 		if done {
 			ix.mu.Lock()
-			ix.set(field, true)
+			if ix.load().gen[field] == gen {
+				ix.set(field, true)
+			}
 			ix.mu.Unlock()
 			e.notify()
 			return nil

@@ -234,6 +234,25 @@ func TestIndex_AddWhileAJobWrites(t *testing.T) {
 	requireIndexMatchesScan(t, tb.fields)
 }
 
+// TestIndex_Drop removes an index and its entries; adding it again
+// builds it afresh, equal to the data.
+func TestIndex_Drop(t *testing.T) {
+	t.Parallel()
+	tb := setup(t, "bolt", nil)
+	tb.indexFields(t, indexedFields...)
+	rng := rand.New(rand.NewPCG(5, 5))
+	for range 300 {
+		require.NoError(t, tb.fields.Put(t.Context(), randomRecord(rng)))
+	}
+	require.NoError(t, tb.fields.DropIndex(t.Context(), "status"))
+	require.Equal(t, []batch.IndexStatus{{Field: "crop_type", Ready: true}}, tb.fields.Indexes())
+	requireIndexMatchesScan(t, tb.fields) // status is scanned now
+	job := runJob(t, tb.e, randomIndexOps(rng, 6))
+	require.Equal(t, batch.StateCompleted, job.Status)
+	tb.indexFields(t, indexedFields...)
+	requireIndexMatchesScan(t, tb.fields)
+}
+
 func TestIndex_BadField(t *testing.T) {
 	t.Parallel()
 	tb := setup(t, "memory", nil)

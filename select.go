@@ -226,15 +226,10 @@ func scanFields(ctx context.Context, res Resource, q *Query, fields []string, fn
 	return s.each(ctx, true, func(_ string, rec Record) error { return fn(rec) })
 }
 
-// submitCountBudget bounds how many candidates a submission looks at to
-// count its items: index entries when the indexes decide the query, or
-// else stored records matched on their bytes (never decoded). Past it the
-// total is left to the job's own selection, so that submitting over a
-// large collection stays quick.
-const (
-	submitCountBudget        = 10_000
-	submitCountRecordsBudget = 2_000
-)
+// submitCountBudget bounds how many index entries a submission reads to
+// count its items; past it the total is left to the job's own selection,
+// so that submitting over a large collection stays quick.
+const submitCountBudget = 10_000
 
 // errOverBudget stops a selection that looked at more candidates than its
 // budget.
@@ -255,23 +250,21 @@ func selectIDs(ctx context.Context, res Resource, q *Query, fn func(id string) e
 	return res.Scan(ctx, q, func(rec Record) error { return fn(rec.ID()) })
 }
 
-// countSelected returns how many records q selects in res when that is
-// cheap to tell: a built-in collection, no where expression to evaluate,
-// and at most submitCountBudget candidates. ok is false otherwise, and the
-// count is left to the operation's own selection when it starts.
+// countSelected returns how many records q selects in res when indexes
+// tell it without reading a record (and in at most submitCountBudget index
+// entries). ok is false otherwise: the count is left to the operation's
+// own selection when it starts, so that a job reads each record at most
+// once to select, count and list it.
 func countSelected(ctx context.Context, res Resource, q *Query) (n int64, ok bool, err error) {
 	c, isColl := res.(*Collection)
 	if !isColl {
 		return 0, false, nil
 	}
 	s, err := c.prepare(q)
-	if err != nil || s.where {
+	if err != nil || s.needsRecord(false) {
 		return 0, false, err
 	}
 	s.budget = submitCountBudget
-	if s.needsRecord(false) {
-		s.budget = submitCountRecordsBudget
-	}
 	err = s.each(ctx, false, func(string, Record) error { n++; return nil })
 	if errors.Is(err, errOverBudget) {
 		return 0, false, nil

@@ -168,6 +168,9 @@ func BenchmarkSubmitOverMillion(b *testing.B) {
 			b.Fatal(err)
 		}
 		fields, _ := tb.e.Collection("fields")
+		if err := fields.DropIndex(context.Background(), "irrigation_enabled"); err != nil { // declared by setup
+			b.Fatal(err)
+		}
 		for base := 0; base < n; base += 50_000 {
 			recs := make([]batch.Record, min(50_000, n-base))
 			for i := range recs {

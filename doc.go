@@ -87,6 +87,23 @@
 // default; more with [Engine.DefineCollection] or [Options].Collections)
 // store JSON records in the engine's own store.
 //
+// # Indexes
+//
+// A built-in collection can index top-level fields ([CollectionOptions]
+// Indexes, or [Collection.AddIndex], which builds the index in the
+// background). An equality filter on indexed fields then reads only the
+// matching ids; the rest of a filter is compared on the stored bytes, and
+// only a where expression decodes whole records. Index entries change in
+// the same transaction as their record, on every write path (Put, Delete,
+// the built-in operations, restore), so an index never disagrees with the
+// data. Declared indexes are stored and kept up to date by every later
+// process until [Collection.DropIndex].
+//
+// A job's total (progress.total_operations) counts at submission what is
+// known without reading records: list items, and records an index counts;
+// the job's own selection, which lists each selected record once, makes it
+// exact.
+//
 // # Durability
 //
 // An item counts as done only once its outcome is stored. Outcomes are

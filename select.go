@@ -97,7 +97,6 @@ func (s *selection) each(ctx context.Context, decode bool, fn func(id string, re
 	pvals := make([][]byte, len(s.project))
 	var probe []byte
 	from := prefix
-	skipFrom := false
 	seen := 0
 	for {
 		if err := ctx.Err(); err != nil {
@@ -107,67 +106,70 @@ func (s *selection) each(ctx context.Context, decode bool, fn func(id string, re
 		var last []byte
 		exhausted := true
 		err := c.store.View(func(tx Tx) error {
+			// visit looks at one candidate and adds it to the page if it
+			// is selected.
+			visit := func(k, v []byte) error {
+				id := k[len(prefix):]
+				for _, t := range s.indexed[min(1, len(s.indexed)):] {
+					probe = indexKey(probe[:0], t.field, t.canon, id)
+					if tx.Get(c.idx.bucket, probe) == nil {
+						return nil
+					}
+				}
+				if !readRecord {
+					page = append(page, selected{id: string(id)})
+					return nil
+				}
+				if len(s.indexed) > 0 {
+					if v = tx.Get(c.bucket, id); v == nil {
+						return fmt.Errorf("collection %s: index entry %q has no record", c.name, k)
+					}
+				}
+				if len(s.residual) > 0 {
+					if err := rawFieldValues(v, s.names, vals); err != nil {
+						return fmt.Errorf("collection %s: record %q: %w", c.name, id, err)
+					}
+					for i, t := range s.residual {
+						if vals[i] == nil || !rawMatches(vals[i], t.want, t.canon) {
+							return nil
+						}
+					}
+				}
+				var rec Record
+				var err error
+				if decode && s.project != nil && !s.where {
+					if rec, err = s.projectRecord(id, v, pvals); err != nil {
+						return err
+					}
+				} else if decode || s.where {
+					if rec, err = decodeRecord(c.name, id, v); err != nil {
+						return err
+					}
+					if s.where && !s.q.Match(rec) {
+						return nil
+					}
+				}
+				page = append(page, selected{id: string(id), rec: rec})
+				return nil
+			}
 			var ferr error
 			n := 0
 			err := tx.Scan(bucket, from, func(k, v []byte) bool {
-				if skipFrom && bytes.Equal(k, from) {
-					return true
-				}
 				if !bytes.HasPrefix(k, prefix) {
-					return false
-				}
-				if n == selectPage {
-					exhausted = false
 					return false
 				}
 				if seen++; s.budget > 0 && seen > s.budget {
 					ferr = errOverBudget
 					return false
 				}
-				n++
 				last = append(last[:0], k...)
-				id := k[len(prefix):]
-				for _, t := range s.indexed[min(1, len(s.indexed)):] {
-					probe = indexKey(probe[:0], t.field, t.canon, id)
-					if tx.Get(c.idx.bucket, probe) == nil {
-						return true
-					}
+				if ferr = visit(k, v); ferr != nil {
+					return false
 				}
-				if !readRecord {
-					page = append(page, selected{id: string(id)})
-					return true
+				if n++; n == selectPage {
+					exhausted = false
+					return false
 				}
-				if len(s.indexed) > 0 {
-					if v = tx.Get(c.bucket, id); v == nil {
-						ferr = fmt.Errorf("collection %s: index entry %q has no record", c.name, k)
-						return false
-					}
-				}
-				if len(s.residual) > 0 {
-					if ferr = rawFieldValues(v, s.names, vals); ferr != nil {
-						ferr = fmt.Errorf("collection %s: record %q: %w", c.name, id, ferr)
-						return false
-					}
-					for i, t := range s.residual {
-						if vals[i] == nil || !rawMatches(vals[i], t.want, t.canon) {
-							return true
-						}
-					}
-				}
-				var rec Record
-				if decode && s.project != nil && !s.where {
-					if rec, ferr = s.projectRecord(id, v, pvals); ferr != nil {
-						return false
-					}
-				} else if decode || s.where {
-					if rec, ferr = decodeRecord(c.name, id, v); ferr != nil {
-						return false
-					}
-					if s.where && !s.q.Match(rec) {
-						return true
-					}
-				}
-				page = append(page, selected{id: string(id), rec: rec})
 				return true
 			})
 			return firstErr(err, ferr)
@@ -183,7 +185,7 @@ func (s *selection) each(ctx context.Context, decode bool, fn func(id string, re
 		if exhausted {
 			return nil
 		}
-		from, skipFrom = last, true
+		from = append(last, 0) // the next key after last
 		runtime.Gosched() // let other goroutines (status reads) in between pages
 	}
 }

@@ -1,0 +1,78 @@
+package batch_test
+
+import (
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/batchworks/batch"
+)
+
+// countingStore counts the collection records read through it.
+type countingStore struct {
+	batch.Store
+	reads atomic.Int64
+}
+
+func (s *countingStore) View(fn func(batch.Tx) error) error {
+	return s.Store.View(func(tx batch.Tx) error { return fn(&countingTx{tx, s}) })
+}
+
+func (s *countingStore) Update(fn func(batch.Tx) error) error {
+	return s.Store.Update(func(tx batch.Tx) error { return fn(&countingTx{tx, s}) })
+}
+
+type countingTx struct {
+	batch.Tx
+	s *countingStore
+}
+
+func isCollection(bucket string) bool { return strings.HasPrefix(bucket, "coll/") }
+
+func (t *countingTx) Get(bucket string, key []byte) []byte {
+	v := t.Tx.Get(bucket, key)
+	if v != nil && isCollection(bucket) {
+		t.s.reads.Add(1)
+	}
+	return v
+}
+
+func (t *countingTx) Scan(bucket string, from []byte, fn func(k, v []byte) bool) error {
+	return t.Tx.Scan(bucket, from, func(k, v []byte) bool {
+		if isCollection(bucket) {
+			t.s.reads.Add(1)
+		}
+		return fn(k, v)
+	})
+}
+
+// TestSelection_ReadsEachRecordOnce counts the records the document's
+// update reads: submitting, selecting, counting and listing read each
+// record at most once (none with the filter's fields indexed), and running
+// reads each selected record once more to patch it.
+func TestSelection_ReadsEachRecordOnce(t *testing.T) {
+	t.Parallel()
+	for _, indexed := range []bool{false, true} {
+		store := &countingStore{Store: batch.NewMemoryStore()}
+		e, err := batch.New(store, nil)
+		require.NoError(t, err)
+		tb := &testBundle{e: e}
+		tb.fields, err = e.Collection("fields")
+		require.NoError(t, err)
+		if indexed {
+			tb.indexFields(t, "status", "irrigation_enabled")
+		}
+		tb.seedFields(t, 2000)
+		store.reads.Store(0)
+		job := tb.wait(t, tb.submit(t, docBatch(t)).ID)
+		require.Equal(t, int64(500), job.Progress.Completed)
+		want := int64(2000 + 500)
+		if indexed {
+			want = 500
+		}
+		require.Equal(t, want, store.reads.Load(), "indexed: %v", indexed)
+		require.NoError(t, e.Close(t.Context()))
+	}
+}

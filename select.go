@@ -186,7 +186,7 @@ func (s *selection) each(ctx context.Context, decode bool, fn func(id string, re
 			return nil
 		}
 		from = append(last, 0) // the next key after last
-		runtime.Gosched() // let other goroutines (status reads) in between pages
+		runtime.Gosched()      // let other goroutines (status reads) in between pages
 	}
 }
 

@@ -413,11 +413,7 @@ func writeExport(ctx context.Context, w io.Writer, res Resource, q *Query, forma
 		if format == "json" {
 			bw.WriteByte('[')
 		}
-		err = res.Scan(ctx, q, func(rec Record) error {
-			b, err := json.Marshal(rec)
-			if err != nil {
-				return err
-			}
+		write := func(b []byte) error {
 			if format == "json" && n > 0 {
 				bw.WriteByte(',')
 			}
@@ -427,7 +423,19 @@ func writeExport(ctx context.Context, w io.Writer, res Resource, q *Query, forma
 			}
 			n++
 			return nil
-		})
+		}
+		if c, ok := res.(*Collection); ok {
+			// Stored records are compact JSON already: written as they are.
+			err = c.scanRaw(ctx, q, write)
+		} else {
+			err = res.Scan(ctx, q, func(rec Record) error {
+				b, err := json.Marshal(rec)
+				if err != nil {
+					return err
+				}
+				return write(b)
+			})
+		}
 		if format == "json" {
 			bw.WriteByte(']')
 		}

@@ -39,6 +39,8 @@ type selection struct {
 	// project, when set, limits a decoded record to these top-level
 	// fields (unless a where expression needs the whole record).
 	project []string
+	// raw hands each selected record's stored bytes over, undecoded.
+	raw bool
 }
 
 // prepare splits q's filter into the terms ready indexes answer and the
@@ -80,19 +82,32 @@ func (s *selection) needsRecord(decode bool) bool {
 type selected struct {
 	id  string
 	rec Record
+	raw []byte
 }
 
 // each calls fn for each record the selection matches, in id order. With
 // decode, rec is the decoded record; without it, rec may be nil. It reads
 // a page of candidates per transaction, so fn may write to the store.
 func (s *selection) each(ctx context.Context, decode bool, fn func(id string, rec Record) error) error {
+	return s.pages(ctx, decode, func(x selected) error { return fn(x.id, x.rec) })
+}
+
+// eachRaw calls fn with the stored bytes of each record the selection
+// matches (s.raw must be set).
+func (s *selection) eachRaw(ctx context.Context, fn func(raw []byte) error) error {
+	return s.pages(ctx, false, func(x selected) error { return fn(x.raw) })
+}
+
+// pages reads the selection a page of candidates per transaction and calls
+// fn for each selected record once the transaction has ended.
+func (s *selection) pages(ctx context.Context, decode bool, fn func(selected) error) error {
 	c := s.c
 	bucket, prefix := c.bucket, []byte(nil)
 	if len(s.indexed) > 0 {
 		bucket = c.idx.bucket
 		prefix = indexKey(nil, s.indexed[0].field, s.indexed[0].canon, nil)
 	}
-	readRecord := s.needsRecord(decode)
+	readRecord := s.needsRecord(decode) || s.raw
 	vals := make([][]byte, len(s.names))
 	pvals := make([][]byte, len(s.project))
 	var probe []byte
@@ -149,7 +164,11 @@ func (s *selection) each(ctx context.Context, decode bool, fn func(id string, re
 						return nil
 					}
 				}
-				page = append(page, selected{id: string(id), rec: rec})
+				var raw []byte
+				if s.raw {
+					raw = bytes.Clone(v)
+				}
+				page = append(page, selected{id: string(id), rec: rec, raw: raw})
 				return nil
 			}
 			var ferr error
@@ -178,7 +197,7 @@ func (s *selection) each(ctx context.Context, decode bool, fn func(id string, re
 			return err
 		}
 		for _, x := range page {
-			if err := fn(x.id, x.rec); err != nil {
+			if err := fn(x); err != nil {
 				return err
 			}
 		}
@@ -226,6 +245,17 @@ func scanFields(ctx context.Context, res Resource, q *Query, fields []string, fn
 		s.project = []string{}
 	}
 	return s.each(ctx, true, func(_ string, rec Record) error { return fn(rec) })
+}
+
+// scanRaw calls fn with the stored JSON of each record q selects in c,
+// decoding a record only when a where expression needs it.
+func (c *Collection) scanRaw(ctx context.Context, q *Query, fn func(raw []byte) error) error {
+	s, err := c.prepare(q)
+	if err != nil {
+		return err
+	}
+	s.raw = true
+	return s.eachRaw(ctx, fn)
 }
 
 // submitCountBudget bounds how many index entries a submission reads to

@@ -3,6 +3,8 @@ package batch
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"strings"
@@ -110,11 +112,23 @@ func indexMetaKey(coll, field string) []byte { return []byte(coll + "\x00" + fie
 
 func indexBucket(coll string) string { return bucketIndexes + "/" + coll }
 
+// maxIndexedValue is the longest canonical value an index key holds as it
+// is; a longer one is keyed by its SHA-256 ("#" and hex, which no JSON
+// value starts with), so that keys stay far below bbolt's limit, and a
+// filter on such a value checks the records too.
+const maxIndexedValue = 256
+
 // indexKey appends the entry key of (field, canonical value, id) to dst.
 func indexKey(dst []byte, field string, canon, id []byte) []byte {
 	dst = append(dst, field...)
 	dst = append(dst, 0)
-	dst = append(dst, canon...)
+	if len(canon) > maxIndexedValue {
+		sum := sha256.Sum256(canon)
+		dst = append(dst, '#')
+		dst = hex.AppendEncode(dst, sum[:])
+	} else {
+		dst = append(dst, canon...)
+	}
 	dst = append(dst, 0)
 	return append(dst, id...)
 }

@@ -253,6 +253,32 @@ func TestIndex_Drop(t *testing.T) {
 	requireIndexMatchesScan(t, tb.fields)
 }
 
+// TestIndex_LongValues: values longer than an index key may hold (bbolt
+// keys stop at 32 KiB) are indexed by their hash and still select exactly.
+func TestIndex_LongValues(t *testing.T) {
+	t.Parallel()
+	tb := setup(t, "bolt", nil)
+	tb.indexFields(t, "status")
+	long := strings.Repeat("x", 40_000)
+	require.NoError(t, tb.fields.PutMany(t.Context(), []batch.Record{
+		{"id": "a", "status": long}, {"id": "b", "status": long + "y"}, {"id": "c", "status": "short"},
+	}))
+	var got []string
+	require.NoError(t, tb.fields.Scan(t.Context(), &batch.Query{Filter: map[string]any{"status": long}}, func(r batch.Record) error {
+		got = append(got, r.ID())
+		return nil
+	}))
+	require.Equal(t, []string{"a"}, got)
+	job := runJob(t, tb.e, ops(batch.OperationSpec{Type: "update", Resource: "fields", Filter: map[string]any{"status": long + "y"}, Update: map[string]any{"status": "done"}}))
+	require.Equal(t, int64(1), job.Progress.Completed)
+	n, err := tb.fields.Count(t.Context(), &batch.Query{Filter: map[string]any{"status": long + "y"}})
+	require.NoError(t, err)
+	require.Zero(t, n)
+	n, err = tb.fields.Count(t.Context(), &batch.Query{Filter: map[string]any{"status": "done"}})
+	require.NoError(t, err)
+	require.Equal(t, int64(1), n)
+}
+
 func TestIndex_BadField(t *testing.T) {
 	t.Parallel()
 	tb := setup(t, "memory", nil)

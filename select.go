@@ -65,7 +65,8 @@ func (c *Collection) prepare(q *Query) (*selection, error) {
 		t := filterTerm{field: field, want: want, canon: canon}
 		if st.ready[field] {
 			s.indexed = append(s.indexed, t)
-		} else {
+		}
+		if !st.ready[field] || len(canon) > maxIndexedValue { // hashed in the index: check it too
 			s.residual = append(s.residual, t)
 			s.names = append(s.names, field)
 		}

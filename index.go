@@ -395,7 +395,6 @@ func reindex(tx Tx, coll string) error {
 	vals := make([][]byte, len(fields))
 	bucket := indexBucket(coll)
 	var key []byte
-	var entries [][]byte
 	var ferr error
 	err := tx.Scan(collectionsRoot+"/"+coll, nil, func(k, v []byte) bool {
 		if ferr = rawFieldValues(v, fields, vals); ferr != nil {
@@ -409,18 +408,15 @@ func reindex(tx Tx, coll string) error {
 			if canon, ferr = canonicalRaw(vals[i]); ferr != nil {
 				return false
 			}
-			key = indexKey(key[:0], f, canon, k)
-			entries = append(entries, slices.Clone(key))
+			key = indexKey(key[:0], f, canon, k) // stores copy keys
+			if ferr = tx.Put(bucket, key, indexPresent); ferr != nil {
+				return false
+			}
 		}
 		return true
 	})
 	if err = firstErr(err, ferr); err != nil {
 		return fmt.Errorf("indexing collection %s: %w", coll, err)
-	}
-	for _, k := range entries {
-		if err := tx.Put(bucket, k, indexPresent); err != nil {
-			return err
-		}
 	}
 	return nil
 }

@@ -161,9 +161,6 @@ func (s *selection) pages(ctx context.Context, decode bool, fn func(selected) er
 					if rec, err = decodeRecord(c.name, id, v); err != nil {
 						return err
 					}
-					if s.where && !s.q.Match(rec) {
-						return nil
-					}
 				}
 				var raw []byte
 				if s.raw {
@@ -198,6 +195,11 @@ func (s *selection) pages(ctx context.Context, decode bool, fn func(selected) er
 			return err
 		}
 		for _, x := range page {
+			// The where expression runs outside the transaction, so that
+			// a slow one never holds the store.
+			if s.where && !s.q.Match(x.rec) {
+				continue
+			}
 			if err := fn(x); err != nil {
 				return err
 			}

@@ -117,7 +117,7 @@ func pick(rng *rand.Rand, field string) any {
 func randomIndexOps(rng *rand.Rand, n int) *batch.Batch {
 	var specs []batch.OperationSpec
 	for range n {
-		switch rng.IntN(6) {
+		switch rng.IntN(8) {
 		case 0:
 			recs := make([]map[string]any, 1+rng.IntN(20))
 			for i := range recs {
@@ -144,6 +144,13 @@ func randomIndexOps(rng *rand.Rand, n int) *batch.Batch {
 				recs[i] = r
 			}
 			specs = append(specs, batch.OperationSpec{Type: "import", Resource: "fields", Source: &batch.Source{Format: "json", Data: recs}})
+		case 6: // a where expression whose equalities an index can narrow
+			specs = append(specs, batch.OperationSpec{Type: "update", Resource: "fields",
+				Where:  fmt.Sprintf(`record.status == %s && record.area >= 2`, canon(pick(rng, "status"))),
+				Update: map[string]any{"crop_type": pick(rng, "crop_type")}})
+		case 7: // one it cannot: a disjunction
+			specs = append(specs, batch.OperationSpec{Type: "delete", Resource: "fields",
+				Where: fmt.Sprintf(`record.crop_type == %s || record.area == 3`, canon(pick(rng, "crop_type")))})
 		case 5:
 			specs = append(specs, batch.OperationSpec{Type: "calculate", Resource: "fields",
 				Filter: map[string]any{"crop_type": pick(rng, "crop_type")},

@@ -71,6 +71,21 @@ func (c *Collection) prepare(q *Query) (*selection, error) {
 			s.names = append(s.names, field)
 		}
 	}
+	if s.where && len(st.fields) > 0 {
+		// Equalities the where expression implies narrow the candidates
+		// through an index too; the expression still decides each one.
+		eq := whereEqualities(q.Where)
+		for _, field := range sortedKeys(eq) {
+			if _, inFilter := q.Filter[field]; inFilter || !st.ready[field] {
+				continue
+			}
+			canon, err := canonicalValue(eq[field])
+			if err != nil || len(canon) > maxIndexedValue {
+				continue
+			}
+			s.indexed = append(s.indexed, filterTerm{field: field, want: eq[field], canon: canon})
+		}
+	}
 	return s, nil
 }
 

@@ -76,3 +76,36 @@ func TestSelection_ReadsEachRecordOnce(t *testing.T) {
 		require.NoError(t, e.Close(t.Context()))
 	}
 }
+
+// TestSelection_WhereNarrowedByIndex: the equalities of a where expression
+// select candidates through indexes, and the expression decides each.
+func TestSelection_WhereNarrowedByIndex(t *testing.T) {
+	t.Parallel()
+	store := &countingStore{Store: batch.NewMemoryStore()}
+	e, err := batch.New(store, nil)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, e.Close(t.Context())) }()
+	tb := &testBundle{e: e}
+	tb.indexFields(t, "status", "irrigation_enabled")
+	tb.seedFields(t, 2000)
+	store.reads.Store(0)
+	job := tb.wait(t, tb.submit(t, &batch.Batch{Operations: []batch.OperationSpec{{
+		Type: "update", Resource: "fields",
+		Where:  `record.status == "active" and true == record.irrigation_enabled and record.area > 10`,
+		Update: map[string]any{"checked": true},
+	}}}).ID)
+	require.Equal(t, batch.StateCompleted, job.Status)
+	// 500 candidates read once to evaluate the expression, and each of
+	// the selected ones once more to patch it.
+	var want int64
+	require.NoError(t, tb.fields.Scan(t.Context(), nil, func(r batch.Record) error {
+		sel := r["status"] == "active" && r["irrigation_enabled"] == true && r["area"].(float64) > 10
+		require.Equal(t, sel, r["checked"] == true, r.ID())
+		if sel {
+			want++
+		}
+		return nil
+	}))
+	require.Equal(t, want, job.Progress.Completed)
+	require.Equal(t, 500+want, store.reads.Load()-2000, "reads beside the final check's scan")
+}

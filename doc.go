@@ -92,7 +92,9 @@
 // A built-in collection can index top-level fields ([CollectionOptions]
 // Indexes, or [Collection.AddIndex], which builds the index in the
 // background). An equality filter on indexed fields then reads only the
-// matching ids; the rest of a filter is compared on the stored bytes, and
+// matching ids, and so does a where expression for its terms of the form
+// record.field == literal joined by and (the expression still decides each
+// record it reads). The rest of a filter is compared on the stored bytes;
 // only a where expression decodes whole records. Index entries change in
 // the same transaction as their record, on every write path (Put, Delete,
 // the built-in operations, restore), so an index never disagrees with the

@@ -352,6 +352,16 @@ func runIndexChild() {
 		fmt.Println("error", err)
 		os.Exit(2)
 	}
+	// A third index, built in the background while the job writes (and
+	// perhaps killed in the middle).
+	fields, err := e.Collection("fields")
+	if err == nil {
+		err = fields.AddIndex(ctx, "area")
+	}
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(2)
+	}
 	job, err := e.Submit(ctx, indexCrashBatch(), nil)
 	if err != nil {
 		fmt.Println("error", err)
@@ -426,9 +436,10 @@ func TestIndex_SurvivesSIGKILL(t *testing.T) {
 	defer func() { require.NoError(t, e.Close(context.Background())) }()
 	fields, err := e.Collection("fields")
 	require.NoError(t, err)
-	require.Equal(t, []batch.IndexStatus{{Field: "crop_type", Ready: true}, {Field: "status", Ready: true}}, fields.Indexes())
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
+	require.NoError(t, fields.WaitIndexes(ctx))
+	require.Equal(t, []batch.IndexStatus{{Field: "area", Ready: true}, {Field: "crop_type", Ready: true}, {Field: "status", Ready: true}}, fields.Indexes())
 	job, err := e.Wait(ctx, jobID)
 	require.NoError(t, err)
 	require.Equal(t, batch.StateCompleted, job.Status)

@@ -67,6 +67,9 @@ func BenchmarkSelection(b *testing.B) {
 			for b.Loop() {
 				if tt.drop != "" {
 					_ = c.DropIndex(context.Background(), tt.drop)
+				} else {
+					_ = c.AddIndex(context.Background(), "status")
+					_ = c.WaitIndexes(context.Background())
 				}
 				d, a := measure(b, func() int {
 					n := 0

@@ -18,7 +18,7 @@ import (
 
 // selectPage is how many candidates one read transaction of a selection
 // looks at, so that a long selection never holds a transaction open.
-const selectPage = 1024
+const selectPage = 256
 
 // filterTerm is one field of an equality filter.
 type filterTerm struct {

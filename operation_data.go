@@ -194,11 +194,24 @@ func planUpdate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, erro
 		}
 	}
 	if coll != nil {
-		rp, err := newRawPatch(patch)
-		if err != nil {
-			rp = nil // patched through a decoded record instead
+		p.apply = func(tx Tx, it *Item) error {
+			cur, err := coll.get(tx, it.ResourceID)
+			if err != nil {
+				return err
+			}
+			next := mergePatch(cur, patch)
+			if err := coll.ValidateRecord(ctx, next); err != nil {
+				return err
+			}
+			return coll.put(tx, next)
 		}
-		p.apply = func(tx Tx, it *Item) error { return coll.patch(ctx, tx, it.ResourceID, patch, rp) }
+		if coll.validate == nil {
+			// Nothing to validate: the commit applies the patch to the
+			// stored bytes, without decoding the record.
+			if rp, err := newRawPatch(patch); err == nil {
+				p.apply = func(tx Tx, it *Item) error { return coll.patch(tx, it.ResourceID, patch, rp) }
+			}
+		}
 		return p, nil
 	}
 	p.Run = func(ctx context.Context, it *Item) error {

@@ -245,31 +245,24 @@ func (c *Collection) put(tx Tx, rec Record) error {
 	return c.writeRecord(tx, key, prev, b, nil)
 }
 
-// patch applies a merge patch to the stored record id. Without a Validate
-// function the patch is applied to the stored bytes, and only the index
-// entries of the fields it names change; otherwise the record is decoded,
-// merged, validated and encoded again.
-func (c *Collection) patch(ctx context.Context, tx Tx, id string, patch map[string]any, rp *rawPatch) error {
+// patch applies a merge patch to the stored record id, for a collection
+// without a Validate function: to the stored bytes, changing only the index
+// entries of the fields the patch names (through a decoded record only if
+// the stored bytes cannot be patched).
+func (c *Collection) patch(tx Tx, id string, patch map[string]any, rp *rawPatch) error {
 	key := []byte(id)
 	prev := tx.Get(c.bucket, key)
 	if prev == nil {
 		return &Error{Code: CodeNotFound, Message: "Resource not found: " + id}
 	}
-	if c.validate == nil && rp != nil {
-		next, err := rp.apply(make([]byte, 0, len(prev)+64), prev)
-		if err == nil {
-			return c.writeRecord(tx, key, prev, next, rp.touches)
-		}
+	if next, err := rp.apply(make([]byte, 0, len(prev)+64), prev); err == nil {
+		return c.writeRecord(tx, key, prev, next, rp.touches)
 	}
 	cur, err := decodeRecord(c.name, key, prev)
 	if err != nil {
 		return err
 	}
-	next := mergePatch(cur, patch)
-	if err := c.ValidateRecord(ctx, next); err != nil {
-		return err
-	}
-	return c.put(tx, next)
+	return c.put(tx, mergePatch(cur, patch))
 }
 
 // Delete removes the record with id, or returns an error matching

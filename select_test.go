@@ -10,28 +10,28 @@ import (
 	"github.com/batchworks/batch"
 )
 
-// countingStore counts the collection records read through it.
-type countingStore struct {
+// readCountingStore counts the collection records read through it.
+type readCountingStore struct {
 	batch.Store
 	reads atomic.Int64
 }
 
-func (s *countingStore) View(fn func(batch.Tx) error) error {
-	return s.Store.View(func(tx batch.Tx) error { return fn(&countingTx{tx, s}) })
+func (s *readCountingStore) View(fn func(batch.Tx) error) error {
+	return s.Store.View(func(tx batch.Tx) error { return fn(&readCountingTx{tx, s}) })
 }
 
-func (s *countingStore) Update(fn func(batch.Tx) error) error {
-	return s.Store.Update(func(tx batch.Tx) error { return fn(&countingTx{tx, s}) })
+func (s *readCountingStore) Update(fn func(batch.Tx) error) error {
+	return s.Store.Update(func(tx batch.Tx) error { return fn(&readCountingTx{tx, s}) })
 }
 
-type countingTx struct {
+type readCountingTx struct {
 	batch.Tx
-	s *countingStore
+	s *readCountingStore
 }
 
 func isCollection(bucket string) bool { return strings.HasPrefix(bucket, "coll/") }
 
-func (t *countingTx) Get(bucket string, key []byte) []byte {
+func (t *readCountingTx) Get(bucket string, key []byte) []byte {
 	v := t.Tx.Get(bucket, key)
 	if v != nil && isCollection(bucket) {
 		t.s.reads.Add(1)
@@ -39,7 +39,7 @@ func (t *countingTx) Get(bucket string, key []byte) []byte {
 	return v
 }
 
-func (t *countingTx) Scan(bucket string, from []byte, fn func(k, v []byte) bool) error {
+func (t *readCountingTx) Scan(bucket string, from []byte, fn func(k, v []byte) bool) error {
 	return t.Tx.Scan(bucket, from, func(k, v []byte) bool {
 		if isCollection(bucket) {
 			t.s.reads.Add(1)
@@ -55,7 +55,7 @@ func (t *countingTx) Scan(bucket string, from []byte, fn func(k, v []byte) bool)
 func TestSelection_ReadsEachRecordOnce(t *testing.T) {
 	t.Parallel()
 	for _, indexed := range []bool{false, true} {
-		store := &countingStore{Store: batch.NewMemoryStore()}
+		store := &readCountingStore{Store: batch.NewMemoryStore()}
 		e, err := batch.New(store, nil)
 		require.NoError(t, err)
 		tb := &testBundle{e: e}
@@ -81,7 +81,7 @@ func TestSelection_ReadsEachRecordOnce(t *testing.T) {
 // select candidates through indexes, and the expression decides each.
 func TestSelection_WhereNarrowedByIndex(t *testing.T) {
 	t.Parallel()
-	store := &countingStore{Store: batch.NewMemoryStore()}
+	store := &readCountingStore{Store: batch.NewMemoryStore()}
 	e, err := batch.New(store, nil)
 	require.NoError(t, err)
 	defer func() { require.NoError(t, e.Close(t.Context())) }()

@@ -35,9 +35,9 @@
 // Items of one operation run in parallel up to max_concurrent.
 //
 // progress.total_operations counts items. At submission it counts what is
-// known then (for an operation that selects records, the records its query
-// matches at that moment); as each operation starts and selects, the total
-// becomes exact for it. percentage never exceeds 100, and a completed job
+// known then without reading records (list items, and the records an index
+// of a built-in collection counts; see Indexes); as each operation starts
+// and selects, the total becomes exact for it. percentage never exceeds 100, and a completed job
 // reads 100. Record selections are listed into the store in chunks, so a
 // job over millions of records never holds them all in memory.
 //
@@ -122,11 +122,8 @@
 // the built-in operations, restore), so an index never disagrees with the
 // data. Declared indexes are stored and kept up to date by every later
 // process until [Collection.DropIndex].
-//
-// A job's total (progress.total_operations) counts at submission what is
-// known without reading records: list items, and records an index counts;
-// the job's own selection, which lists each selected record once, makes it
-// exact.
+// A job's selection reads each record at most once to select, count and
+// list it.
 //
 // # Durability
 //

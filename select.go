@@ -212,8 +212,13 @@ func (s *selection) pages(ctx context.Context, decode bool, fn func(selected) er
 		for _, x := range page {
 			// The where expression runs outside the transaction, so that
 			// a slow one never holds the store.
-			if s.where && !s.q.Match(x.rec) {
-				continue
+			if s.where {
+				switch ok, err := s.q.match(ctx, x.rec); {
+				case err != nil:
+					return err
+				case !ok:
+					continue
+				}
 			}
 			if err := fn(x); err != nil {
 				return err

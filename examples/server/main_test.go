@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -24,13 +25,26 @@ type server struct {
 	done chan error
 }
 
-// buildServer compiles this package into dir.
-func buildServer(t *testing.T, dir string) string {
+// serverChildEnv makes the test binary run this package's main instead of
+// the tests: the end-to-end tests start it as the server, so no test
+// builds the binary again.
+const serverChildEnv = "BATCH_EXAMPLE_SERVER_CHILD"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(serverChildEnv) != "" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// buildServer returns the server binary: the test binary itself, which
+// runs main when serverChildEnv is set.
+func buildServer(t *testing.T, _ string) string {
 	t.Helper()
-	bin := filepath.Join(dir, "server")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	require.NoError(t, err, string(out))
-	return bin
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	return exe
 }
 
 func freeAddr(t *testing.T) string {
@@ -44,6 +58,7 @@ func freeAddr(t *testing.T) string {
 func startServer(t *testing.T, bin, db, addr string, args ...string) *server {
 	t.Helper()
 	cmd := exec.Command(bin, append([]string{"-addr", addr, "-db", db}, args...)...)
+	cmd.Env = append(os.Environ(), serverChildEnv+"=1")
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())

@@ -262,6 +262,9 @@ func (e *Engine) Job(ctx context.Context, id string) (*Job, error) {
 func (e *Engine) view(rec *jobRecord, r *jobRun) *Job {
 	j := rec.Job
 	j.Errors = rec.FirstErrors
+	if j.Errors == nil {
+		j.Errors = []ItemError{}
+	}
 	p := &j.Progress
 	done := p.Completed + p.Failed
 	p.Percentage = percentage(done, p.TotalOperations)

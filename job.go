@@ -62,8 +62,9 @@ type Job struct {
 	Progress   Progress    `json:"progress"`
 	Statistics *Statistics `json:"statistics,omitempty"`
 	// Errors holds the first failed items (up to [JobErrorsInline]); page
-	// through all of them with [Engine.JobErrors].
-	Errors []ItemError `json:"errors,omitempty"`
+	// through all of them with [Engine.JobErrors]. It is an empty list, never
+	// absent, when no item failed, as the API document shows it.
+	Errors []ItemError `json:"errors"`
 	// Results has one entry per operation that produced a summary or an
 	// artifact (export, analyze, ...), once it ran.
 	Results []Result `json:"results,omitempty"`

@@ -73,7 +73,7 @@ func invalid(field, message string) error {
 	if strings.HasPrefix(message, "unknown field") {
 		code = batch.DetailUnknownField
 	}
-	return &batch.Error{Code: batch.CodeInvalidBatch, Message: "Invalid request", Details: []batch.Detail{{Field: field, Code: code, Message: message}}}
+	return &batch.Error{Code: batch.CodeInvalidBatch, Message: batch.ErrInvalidBatch.Message, Details: []batch.Detail{{Field: field, Code: code, Message: message}}}
 }
 
 // idempotencyKey reads and checks the Idempotency-Key header.

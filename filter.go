@@ -4,34 +4,51 @@ import (
 	"fmt"
 
 	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/vm"
 )
 
 // maxExprNodes bounds the size of an expression in a batch.
 const maxExprNodes = 1000
 
-// recordEnv is the environment expressions over a record compile against:
-// the only name they can reach is `record`.
-var recordEnvShape = map[string]any{"record": map[string]any{}}
-
-// predicate is a compiled boolean expression over `record`.
+// predicate is a compiled boolean expression over a record.
 type predicate struct {
 	prog *vm.Program
 }
 
-// compileRecordExpr compiles src over `record`. asBool demands a boolean
-// result.
+// compileExpr is the one place the engine compiles an expression from a
+// batch (record expressions, retry formulas): every limit on expressions
+// belongs here.
+func compileExpr(src string, opts ...expr.Option) (*vm.Program, error) {
+	return expr.Compile(src, append([]expr.Option{expr.MaxNodes(maxExprNodes)}, opts...)...)
+}
+
+// compileRecordExpr compiles src over a record: a bare name is the
+// record's field of that name (nil when the record lacks it), and `record`
+// is the whole record, so "area_ha > 2" and "record.area_ha > 2" mean the
+// same. asBool demands a boolean result.
 func compileRecordExpr(src string, asBool bool) (*vm.Program, error) {
-	opts := []expr.Option{expr.Env(recordEnvShape), expr.MaxNodes(maxExprNodes)}
+	opts := []expr.Option{expr.Env(map[string]any{}), expr.AllowUndefinedVariables(), expr.Patch(recordName{})}
 	if asBool {
 		opts = append(opts, expr.AsBool())
 	}
-	return expr.Compile(src, opts...)
+	return compileExpr(src, opts...)
+}
+
+// recordName makes the name `record` mean the whole environment, which is
+// the record itself.
+type recordName struct{}
+
+// Visit rewrites the identifier record to $env.
+func (recordName) Visit(n *ast.Node) {
+	if id, ok := (*n).(*ast.IdentifierNode); ok && id.Value == "record" {
+		ast.Patch(n, &ast.IdentifierNode{Value: "$env"})
+	}
 }
 
 // evalRecordExpr runs a compiled expression against rec.
 func evalRecordExpr(prog *vm.Program, rec Record) (any, error) {
-	return expr.Run(prog, map[string]any{"record": map[string]any(rec)})
+	return expr.Run(prog, map[string]any(rec))
 }
 
 func (p *predicate) eval(rec Record) (bool, error) {

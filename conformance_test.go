@@ -1,6 +1,7 @@
 package batch_test
 
 import (
+	"encoding/json"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -51,4 +52,41 @@ func TestConformance_BareFieldNames(t *testing.T) {
 		Type: batch.OpExport, Resource: "fields", Where: "HOME == nil && record.id == 'f3'",
 	}}})
 	require.Equal(t, 1.0, job.Results[0].Summary.(map[string]any)["records"])
+}
+
+// TestConformance_ErrorNamesItemAndOperation: an item error keeps the
+// document's operation_index (the item's number) and says which operation
+// of the batch the item belongs to.
+func TestConformance_ErrorNamesItemAndOperation(t *testing.T) {
+	t.Parallel()
+	tb := setup(t, "bolt", nil)
+	job := tb.wait(t, tb.submit(t, &batch.Batch{Operations: []batch.OperationSpec{
+		{Type: batch.OpCreate, Resource: "fields", Records: []map[string]any{{"id": "a"}, {"id": "b"}}},
+		{Type: batch.OpCreate, Resource: "fields", Records: []map[string]any{{"id": "c"}, {"id": "a"}}},
+	}}).ID)
+	require.Equal(t, int64(1), job.Progress.Failed)
+	require.Len(t, job.Errors, 1)
+	e := job.Errors[0]
+	require.Equal(t, int64(3), e.ItemIndex, "the fourth item of the job")
+	require.Equal(t, 1, e.BatchOperation, "the second operation of the batch")
+	b, err := json.Marshal(e)
+	require.NoError(t, err)
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(b, &m))
+	require.Equal(t, 3.0, m["operation_index"])
+	require.Equal(t, 1.0, m["batch_operation"])
+	page, err := tb.e.JobErrors(t.Context(), job.ID, nil)
+	require.NoError(t, err)
+	require.Equal(t, []batch.ItemError{e}, page.Errors)
+
+	job = tb.wait(t, tb.submit(t, &batch.Batch{
+		Operations: []batch.OperationSpec{
+			{Type: batch.OpCreate, Resource: "fields", Records: []map[string]any{{"id": "d"}}},
+			{Type: batch.OpCreate, Resource: "fields", Records: []map[string]any{{"id": "b"}}},
+		},
+		Options: batch.BatchOptions{Validation: batch.ValidationOptions{OnError: batch.OnErrorAbort}},
+	}).ID)
+	require.Equal(t, batch.StateFailed, job.Status)
+	require.Equal(t, int64(1), *job.Error.Details[0].ItemIndex)
+	require.Equal(t, 1, *job.Error.Details[0].BatchOperation)
 }

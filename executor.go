@@ -117,8 +117,8 @@ func (r *jobRun) committed(d *jobDelta) {
 func executionError(why string, failures []ItemError) *Error {
 	e := &Error{Code: CodeExecutionError, Message: "Batch job execution failed: " + why}
 	for _, f := range failures {
-		idx := f.OperationIndex
-		e.Details = append(e.Details, Detail{OperationIndex: &idx, ResourceID: f.ResourceID, Code: string(f.Error.Code), Message: f.Error.Message})
+		idx, op := f.ItemIndex, f.BatchOperation
+		e.Details = append(e.Details, Detail{ItemIndex: &idx, BatchOperation: &op, ResourceID: f.ResourceID, Code: string(f.Error.Code), Message: f.Error.Message})
 	}
 	return e
 }

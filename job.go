@@ -105,7 +105,13 @@ type Statistics struct {
 
 // ItemError is a failed (or retried) item of a job.
 type ItemError struct {
-	OperationIndex int64     `json:"operation_index"`
+	// ItemIndex is the item's number in the job, from 0 ([Item].Index): the
+	// API document's errors[].operation_index.
+	ItemIndex int64 `json:"operation_index"`
+	// BatchOperation is the place in the batch's operations list of the
+	// operation the item belongs to ([Item].Operation,
+	// [Result].OperationIndex).
+	BatchOperation int       `json:"batch_operation"`
 	ResourceID     string    `json:"resource_id,omitempty"`
 	Error          ErrorBody `json:"error"`
 	Attempts       int       `json:"attempts"`

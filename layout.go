@@ -190,7 +190,8 @@ func decodeItem(b []byte) (itemRecord, error) {
 // itemError is the API view of a failed item.
 func (r *itemRecord) itemError(index int64) ItemError {
 	return ItemError{
-		OperationIndex: index,
+		ItemIndex:      index,
+		BatchOperation: r.Op,
 		ResourceID:     r.ResourceID,
 		Error:          ErrorBody{Code: r.Code, Message: r.Message},
 		Attempts:       r.Attempts,

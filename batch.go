@@ -108,6 +108,7 @@ type Engine struct {
 	resources   map[string]Resource
 	collections map[string]*Collection
 	backoffs    map[string]BackoffFunc
+	formulas    sync.Map           // compiled retry formulas by source
 	runs        map[string]*jobRun // queued and running jobs
 	queue       []*jobRun          // queued jobs, in order
 	running     int

@@ -46,9 +46,12 @@
 // [BatchOptions] follows the API document: parallel and max_concurrent bound
 // the items in flight; retry.attempts is the total number of tries and
 // retry.backoff picks immediate, linear, exponential (doubling from
-// retry.delay with jitter, capped at retry.max_delay) or custom (a
-// [BackoffFunc] registered with [Engine.RegisterBackoff] and named by
-// retry.function). Validation errors and missing records are never retried;
+// retry.delay with jitter, capped at retry.max_delay) or custom: a formula
+// in the batch (retry.formula, an expr expression over attempt,
+// error_type, error_code, delay and max_delay giving seconds, such as
+// "error_type == 'timeout' ? 30 : delay * attempt"; see [RetryOptions]) or
+// a [BackoffFunc] registered with [Engine.RegisterBackoff] and named by
+// retry.function. Validation errors and missing records are never retried;
 // wrap an error with [Permanent] to stop retries of your own errors.
 // validation.mode "strict" validates every item before any item runs;
 // "lenient" validates each item just before it runs. item_timeout bounds
@@ -75,11 +78,15 @@
 // to a backup), cleanup (finished jobs older than older_than) and optimize
 // (compacts the store file); the payload fields are on [OperationSpec].
 //
-// Filters are equality maps on top-level fields. A where string is an expr
-// expression (github.com/expr-lang/expr) over `record`, compiled once per
-// job and sandboxed: it sees the record and expr's builtins, nothing else.
-// A where expression that fails on a record (comparing a missing field with
-// a number, say) does not select it; write `(record.area ?? 0) > 10`.
+// Filters are equality maps on top-level fields. A where string (and a
+// calculate set or validate rule) is an expr expression
+// (github.com/expr-lang/expr) over the record, compiled once per job and
+// sandboxed: it sees the record and expr's builtins, nothing else. A bare
+// name is the record's field ("status == 'active' && area_ha > 2"); a field
+// the record lacks is nil ("crop_type != nil"); `record` is the whole
+// record, so `record.area_ha` works too. A where expression that fails on
+// a record (comparing a missing field with a number, say) does not select
+// it; write `(area ?? 0) > 10`.
 //
 // Programs add their own operation types with [Engine.RegisterOperation]
 // (or replace built-in ones) and their own data with

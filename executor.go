@@ -639,6 +639,9 @@ func (r *jobRun) backoff(ro RetryOptions, attempt int, err error) time.Duration 
 	case BackoffLinear:
 		d = base
 	case BackoffCustom:
+		if ro.Formula != "" {
+			return r.e.formulaBackoff(ro, attempt, err)
+		}
 		if fn, ok := r.e.backoff(ro.Function); ok {
 			d = fn(attempt, err)
 		}

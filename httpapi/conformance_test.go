@@ -1,11 +1,16 @@
 package httpapi_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/batchworks/batch"
 )
 
 // TestConformance_DocumentShapes checks the shapes a client of the API
@@ -45,4 +50,34 @@ func TestConformance_DocumentShapes(t *testing.T) {
 		require.Equal(t, "INVALID_BATCH", bad.err["code"], body)
 		require.Equal(t, "Invalid batch job configuration", bad.err["message"], body)
 	}
+}
+
+// TestConformance_CustomBackoffFormula: the custom retry strategy is usable
+// over HTTP as a formula, and a bad formula is a 400 that points at it.
+func TestConformance_CustomBackoffFormula(t *testing.T) {
+	t.Parallel()
+	var tries atomic.Int64
+	flaky := batch.OperationFunc(func(ctx context.Context, spec *batch.OperationSpec, env *batch.Env) (*batch.Plan, error) {
+		return &batch.Plan{Count: 1, Item: func(int64) (batch.Item, error) { return batch.Item{ResourceID: "x"}, nil },
+			Run: func(ctx context.Context, it *batch.Item) error {
+				if tries.Add(1) < 3 {
+					return &batch.Error{Code: batch.CodeResource, Message: "busy"}
+				}
+				return nil
+			}}, nil
+	})
+	tb := setup(t, nil, &batch.Options{Operations: map[string]batch.Operation{"flaky": flaky}})
+	start := time.Now()
+	res := tb.do(t, "POST", "/jobs?wait=20s", `{"batch": {"operations": [{"type": "flaky"}],
+		"options": {"retry": {"attempts": 3, "backoff": "custom", "formula": "error_type == 'resource' ? 0.1 * attempt : 60", "max_delay": "5s"}}}}`)
+	require.Equal(t, http.StatusCreated, res.status, string(res.body))
+	require.Equal(t, "completed", res.data["status"])
+	require.Equal(t, int64(3), tries.Load())
+	require.GreaterOrEqual(t, time.Since(start), 300*time.Millisecond, "waited 0.1s then 0.2s")
+
+	bad := tb.do(t, "POST", "/jobs", `{"batch": {"operations": [{"type": "flaky"}], "options": {"retry": {"attempts": 3, "backoff": "custom", "formula": "attempt +"}}}}`)
+	require.Equal(t, http.StatusBadRequest, bad.status)
+	d := bad.err["details"].([]any)[0].(map[string]any)
+	require.Equal(t, "options.retry.formula", d["field"])
+	require.Equal(t, "INVALID_EXPRESSION", d["code"])
 }

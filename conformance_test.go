@@ -90,3 +90,32 @@ func TestConformance_ErrorNamesItemAndOperation(t *testing.T) {
 	require.Equal(t, int64(1), *job.Error.Details[0].ItemIndex)
 	require.Equal(t, 1, *job.Error.Details[0].BatchOperation)
 }
+
+// TestConformance_ScheduleConflictIsSameWork: schedules conflict only when
+// they would run the same work at the same time, and the error reads whole.
+func TestConformance_ScheduleConflictIsSameWork(t *testing.T) {
+	t.Parallel()
+	clock := &fakeClock{now: utc("2025-01-18T12:00:00Z")}
+	tb := setup(t, "memory", &batch.Options{Now: clock.Now})
+	sched := func(customer string, area float64) *batch.Schedule {
+		return &batch.Schedule{Name: "nightly " + customer,
+			Batch: batch.Batch{Description: "for " + customer, Operations: []batch.OperationSpec{{
+				Type: batch.OpUpdate, Resource: "fields",
+				Filter: map[string]any{"customer": customer}, Update: map[string]any{"area": area},
+			}}},
+			Timing: batch.Timing{Cron: "0 6 * * *"}}
+	}
+	acme, err := tb.e.CreateSchedule(t.Context(), sched("acme", 1))
+	require.NoError(t, err)
+	_, err = tb.e.CreateSchedule(t.Context(), sched("globex", 1))
+	require.NoError(t, err, "another customer's records are other work")
+	_, err = tb.e.CreateSchedule(t.Context(), sched("acme", 2))
+	require.NoError(t, err, "another change is other work")
+
+	same := sched("acme", 1)
+	same.Batch.Description = "the same work, described differently"
+	same.Batch.Options.MaxConcurrent = 2
+	_, err = tb.e.CreateSchedule(t.Context(), same)
+	require.Equal(t, batch.CodeScheduleConflict, batch.CodeOf(err))
+	require.Equal(t, "SCHEDULE_CONFLICT: Schedule conflict detected; conflicts with "+acme.ID+" at 2025-01-19T06:00:00Z", err.Error())
+}

@@ -110,7 +110,14 @@ func (e *Error) Error() string {
 			b.WriteString(d.Field)
 			b.WriteString(": ")
 		}
-		b.WriteString(d.Message)
+		switch {
+		case d.Message != "":
+			b.WriteString(d.Message)
+		case d.ConflictWith != "":
+			fmt.Fprintf(&b, "conflicts with %s at %s", d.ConflictWith, d.Time)
+		default:
+			b.WriteString(d.Code)
+		}
 	}
 	if e.Err != nil {
 		b.WriteString(": ")

@@ -358,18 +358,21 @@ func sortDetails(list []Detail) {
 	slices.SortStableFunc(list, func(a, b Detail) int { return strings.Compare(a.Field, b.Field) })
 }
 
-// conflictKey is what two schedules clash on: the same template, or the
-// same resources and operation types.
+// conflictKey is what two schedules clash on: the same work, that is the
+// same template with the same parameters, or the same operations with the
+// same payloads (type, resource, filter, where, update, ...). Description
+// and options do not make work different. Map keys marshal sorted, so the
+// key is canonical.
 func conflictKey(b *Batch) string {
-	if b.TemplateID != "" {
-		return "template:" + b.TemplateID
+	key, err := json.Marshal(struct {
+		TemplateID string          `json:"t,omitempty"`
+		Parameters map[string]any  `json:"p,omitempty"`
+		Operations []OperationSpec `json:"o,omitempty"`
+	}{b.TemplateID, b.Parameters, b.Operations})
+	if err != nil {
+		return "unmarshalable:" + b.TemplateID // stored schedules are valid JSON
 	}
-	var parts []string
-	for _, op := range b.Operations {
-		parts = append(parts, op.Type+"/"+op.Resource)
-	}
-	slices.Sort(parts)
-	return "ops:" + strings.Join(parts, ",")
+	return string(key)
 }
 
 // conflict returns the active schedule (other than s) that would fire the

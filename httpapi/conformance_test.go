@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -11,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/batchworks/batch"
+	"github.com/batchworks/batch/httpapi"
 )
 
 // TestConformance_DocumentShapes checks the shapes a client of the API
@@ -80,4 +84,51 @@ func TestConformance_CustomBackoffFormula(t *testing.T) {
 	d := bad.err["details"].([]any)[0].(map[string]any)
 	require.Equal(t, "options.retry.formula", d["field"])
 	require.Equal(t, "INVALID_EXPRESSION", d["code"])
+}
+
+// TestConformance_ManagementBudgets: templates, schedules and webhooks
+// each spend their own rate-limit budget, and a webhook can subscribe to
+// batch_event, every job event.
+func TestConformance_ManagementBudgets(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var types []string
+	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var p struct {
+			Type  string `json:"type"`
+			Event struct {
+				Type string `json:"type"`
+			} `json:"event"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&p)
+		mu.Lock()
+		types = append(types, p.Type+"/"+p.Event.Type)
+		mu.Unlock()
+	}))
+	defer rcv.Close()
+	tb := setup(t, &httpapi.Options{RateLimits: httpapi.RateLimits{
+		TemplateManagement: httpapi.Limit{Requests: 1, Per: time.Hour},
+		WebhookManagement:  httpapi.Limit{Requests: 3, Per: time.Hour},
+	}}, &batch.Options{AllowPrivateWebhooks: true})
+
+	require.Equal(t, http.StatusOK, tb.do(t, "GET", "/templates", "").status)
+	require.Equal(t, http.StatusTooManyRequests, tb.do(t, "GET", "/templates", "").status)
+	res := tb.do(t, "POST", "/webhooks", `{"webhook": {"url": "`+rcv.URL+`", "events": ["batch_event"]}}`)
+	require.Equal(t, http.StatusCreated, res.status, "templates spent their budget, webhooks did not: %s", res.body)
+	require.Equal(t, "3", res.header.Get("X-RateLimit-Limit"))
+	sched := tb.do(t, "GET", "/schedules", "")
+	require.Equal(t, http.StatusOK, sched.status)
+	require.Equal(t, strconv.Itoa(httpapi.DefaultScheduleManagementPerHour), sched.header.Get("X-RateLimit-Limit"))
+
+	job := tb.do(t, "POST", "/jobs?wait=10s", docRequest)
+	require.Equal(t, "completed", job.data["status"])
+	want := []string{"batch_event/job_created", "batch_event/job_started", "batch_event/job_completed"}
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(types) == len(want)
+	}, 10*time.Second, 5*time.Millisecond)
+	mu.Lock()
+	require.ElementsMatch(t, want, types)
+	mu.Unlock()
 }

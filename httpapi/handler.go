@@ -141,10 +141,9 @@ func (h *Handler) routes() {
 	h.route("GET /jobs/{job_id}/errors", status, h.jobErrors)
 	h.route("GET /jobs/{job_id}/artifacts/{name}", status, h.artifact)
 	h.route("GET /jobs/{job_id}/events", status, h.jobEvents)
-	management := &limitClass{name: "templates", limit: h.opts.RateLimits.TemplateManagement}
-	h.templateRoutes(management)
-	h.webhookRoutes(management)
-	h.scheduleRoutes(management)
+	h.templateRoutes(&limitClass{name: "templates", limit: h.opts.RateLimits.TemplateManagement})
+	h.webhookRoutes(&limitClass{name: "webhooks", limit: h.opts.RateLimits.WebhookManagement})
+	h.scheduleRoutes(&limitClass{name: "schedules", limit: h.opts.RateLimits.ScheduleManagement})
 }
 
 // principalKey is the request context key of the authenticated principal.

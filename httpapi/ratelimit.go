@@ -23,16 +23,23 @@ type RateLimits struct {
 	// StatusChecks limits reading jobs, their errors and artifacts, and job
 	// control. Default 600 per hour.
 	StatusChecks Limit
-	// TemplateManagement limits the template (and schedule and webhook)
-	// routes. Default 100 per hour.
+	// TemplateManagement limits the template routes. Default 100 per hour.
 	TemplateManagement Limit
+	// ScheduleManagement limits the schedule routes. Default 100 per hour.
+	ScheduleManagement Limit
+	// WebhookManagement limits the webhook routes. Default 100 per hour.
+	WebhookManagement Limit
 }
 
-// The document's default limits.
+// The default limits: the document's for job creation, status checks and
+// template management; schedules and webhooks get a budget of their own,
+// as large as the templates'.
 const (
 	DefaultJobCreationPerHour        = 10
 	DefaultStatusChecksPerHour       = 600
 	DefaultTemplateManagementPerHour = 100
+	DefaultScheduleManagementPerHour = 100
+	DefaultWebhookManagementPerHour  = 100
 )
 
 func (l RateLimits) withDefaults() RateLimits {
@@ -47,6 +54,8 @@ func (l RateLimits) withDefaults() RateLimits {
 	fill(&l.JobCreation, DefaultJobCreationPerHour)
 	fill(&l.StatusChecks, DefaultStatusChecksPerHour)
 	fill(&l.TemplateManagement, DefaultTemplateManagementPerHour)
+	fill(&l.ScheduleManagement, DefaultScheduleManagementPerHour)
+	fill(&l.WebhookManagement, DefaultWebhookManagementPerHour)
 	return l
 }
 

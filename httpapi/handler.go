@@ -13,6 +13,11 @@
 //		Authenticator: httpapi.APIKeys("secret-key"),
 //	}))
 //
+// It works at any mount: at another subtree of a ServeMux
+// (mux.Handle("/admin/batch/", h), wildcards included), behind
+// http.StripPrefix, or at [Options].BasePath. The URLs it writes (Location
+// headers, artifact downloads) follow the mount; [URL] builds them.
+//
 // # Requests and responses
 //
 // Request bodies wrap the object the way the document does ({"batch": ...})
@@ -38,6 +43,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"time"
 
 	"github.com/batchworks/batch"
@@ -68,6 +74,12 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives server-side errors. nil discards them.
 	Logger *slog.Logger
+	// BasePath is the path at which requests reach the handler
+	// ("/admin/batch"). "" derives it from the request: the ServeMux
+	// pattern the handler is mounted at, else [Prefix] when the path starts
+	// with it, else the root. An outer http.StripPrefix needs nothing:
+	// written URLs put the stripped part back.
+	BasePath string
 }
 
 // Handler serves the Batch API over one engine. It is safe for concurrent
@@ -88,6 +100,7 @@ func New(engine *batch.Engine, opts *Options) *Handler {
 	}
 	o.MaxBodyBytes = cmp.Or(o.MaxBodyBytes, DefaultMaxBodyBytes)
 	o.MaxWait = cmp.Or(o.MaxWait, 5*time.Minute)
+	o.BasePath = strings.TrimSuffix(o.BasePath, "/")
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -101,11 +114,10 @@ func New(engine *batch.Engine, opts *Options) *Handler {
 	return h
 }
 
-// route registers a pattern ("GET /jobs/{job_id}") under [Prefix], limited
-// by the rate-limit class (nil for none).
+// route registers a pattern ("GET /jobs/{job_id}") under the mount,
+// limited by the rate-limit class (nil for none).
 func (h *Handler) route(pattern string, class *limitClass, fn func(w http.ResponseWriter, r *http.Request) error) {
-	method, path, _ := cutPattern(pattern)
-	h.mux.HandleFunc(method+" "+Prefix+path, func(w http.ResponseWriter, r *http.Request) {
+	h.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		if class != nil && !h.opts.DisableRateLimits {
 			if err := h.limiter.allow(w, class, clientKey(r)); err != nil {
 				writeError(w, r, err, h.log)
@@ -116,15 +128,6 @@ func (h *Handler) route(pattern string, class *limitClass, fn func(w http.Respon
 			writeError(w, r, err, h.log)
 		}
 	})
-}
-
-func cutPattern(p string) (method, path string, ok bool) {
-	for i := range len(p) {
-		if p[i] == ' ' {
-			return p[:i], p[i+1:], true
-		}
-	}
-	return "", p, false
 }
 
 // routes lists every endpoint; each resource kind has its own file.
@@ -163,7 +166,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		principal = p
 	}
 	ctx := context.WithValue(batch.WithPrincipal(r.Context(), principal), principalKey{}, principal)
-	r = r.WithContext(ctx)
+	public, rest := h.mount(r)
+	r = withMount(ctx, r, public, rest)
 	if _, pattern := h.mux.Handler(r); pattern == "" {
 		// Let the mux decide between 404 and 405, then answer in JSON.
 		rec := httptest.NewRecorder()

@@ -1,0 +1,76 @@
+package httpapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/batchworks/batch"
+	"github.com/batchworks/batch/httpapi"
+)
+
+// TestMount: the API works wherever it is mounted, and the URLs it writes
+// (Location, artifact downloads) work from where the client stands.
+func TestMount(t *testing.T) {
+	t.Parallel()
+	e, err := batch.Open(t.TempDir()+"/mount.db", nil)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		require.NoError(t, e.Close(ctx))
+	})
+	fields, err := e.Collection("fields")
+	require.NoError(t, err)
+	require.NoError(t, fields.PutMany(t.Context(), []batch.Record{{"id": "f1"}, {"id": "f2"}}))
+	opts := &httpapi.Options{DisableRateLimits: true}
+
+	mux := http.NewServeMux()
+	mux.Handle("/internal/", http.StripPrefix("/internal", httpapi.New(e, opts)))
+	mux.Handle("/admin/batch/", httpapi.New(e, opts))
+	mux.Handle("/tenants/{tenant}/batch/", httpapi.New(e, opts))
+	mux.Handle("/svc/", http.StripPrefix("/svc", httpapi.New(e, &httpapi.Options{DisableRateLimits: true, BasePath: "/v2/batch"})))
+	mux.Handle(httpapi.Prefix+"/", httpapi.New(e, opts))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	for _, base := range []string{"/internal" + httpapi.Prefix, "/admin/batch", "/tenants/acme/batch", "/svc/v2/batch", httpapi.Prefix} {
+		res, err := http.Post(srv.URL+base+"/jobs?wait=10s", "application/json",
+			strings.NewReader(`{"batch": {"operations": [{"type": "export", "resource": "fields", "where": "true"}]}}`))
+		require.NoError(t, err)
+		var body struct {
+			Data struct {
+				JobID   string `json:"job_id"`
+				Results []struct {
+					Artifact struct {
+						URL string `json:"url"`
+					} `json:"artifact"`
+				} `json:"results"`
+			} `json:"data"`
+		}
+		require.NoError(t, json.NewDecoder(res.Body).Decode(&body))
+		res.Body.Close()
+		require.Equal(t, http.StatusCreated, res.StatusCode, base)
+		require.Equal(t, base+"/jobs/"+body.Data.JobID, res.Header.Get("Location"), base)
+
+		got, err := http.Get(srv.URL + res.Header.Get("Location"))
+		require.NoError(t, err)
+		got.Body.Close()
+		require.Equal(t, http.StatusOK, got.StatusCode, base)
+
+		url := body.Data.Results[0].Artifact.URL
+		require.True(t, strings.HasPrefix(url, base+"/jobs/"), "%s: %s", base, url)
+		dl, err := http.Get(srv.URL + url)
+		require.NoError(t, err)
+		var recs []map[string]any
+		require.NoError(t, json.NewDecoder(dl.Body).Decode(&recs), base)
+		dl.Body.Close()
+		require.Len(t, recs, 2, base)
+	}
+}

@@ -61,8 +61,8 @@ type Options struct {
 	// the clock again. 0 means [DefaultSchedulerPoll]. Tests that drive Now
 	// set it short.
 	SchedulerPoll time.Duration
-	// Mailer sends schedule notification e-mails. nil means notifications
-	// by e-mail are logged and dropped.
+	// Mailer sends schedule notification e-mails. With nil, a schedule
+	// asking for e-mail is refused (INVALID_BATCH).
 	Mailer Mailer
 
 	// Operations, Resources and Backoffs are registered before the engine

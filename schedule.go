@@ -323,6 +323,9 @@ func (e *Engine) checkSchedule(ctx context.Context, s *Schedule) (*timingPlan, e
 			if tgt == nil {
 				continue
 			}
+			if len(tgt.Email) > 0 && e.opts.Mailer == nil {
+				d.add("notification."+name+".email", DetailInvalidValue, "e-mail notifications need a mail server, and none is configured (Options.Mailer; the example server's -smtp-addr)")
+			}
 			for i, addr := range tgt.Email {
 				if !strings.Contains(addr, "@") || strings.ContainsAny(addr, " \r\n<>") {
 					d.add(fmt.Sprintf("notification.%s.email[%d]", name, i), DetailInvalidValue, "invalid e-mail address %q", addr)

@@ -132,3 +132,18 @@ func TestConformance_ManagementBudgets(t *testing.T) {
 	require.ElementsMatch(t, want, types)
 	mu.Unlock()
 }
+
+// TestConformance_EmailNeedsAMailer: without a mail server, a schedule
+// asking for e-mail is refused instead of accepted and silently dropped.
+func TestConformance_EmailNeedsAMailer(t *testing.T) {
+	t.Parallel()
+	body := `{"schedule": {"name": "n", "batch": {"operations": [{"type": "export", "resource": "fields"}]},
+		"timing": {"cron": "0 6 * * *"}, "notification": {"on_failure": {"email": ["admin@example.com"]}}}}`
+	res := setup(t, nil, nil).do(t, "POST", "/schedules", body)
+	require.Equal(t, http.StatusBadRequest, res.status, string(res.body))
+	d := res.err["details"].([]any)[0].(map[string]any)
+	require.Equal(t, "notification.on_failure.email", d["field"])
+	require.Contains(t, d["message"], "none is configured")
+	res = setup(t, nil, &batch.Options{Mailer: discardMailer{}}).do(t, "POST", "/schedules", body)
+	require.Equal(t, http.StatusCreated, res.status, string(res.body))
+}

@@ -2,7 +2,10 @@
 //
 //	go run ./examples/server -addr 127.0.0.1:8080 -db batch.db -api-key secret
 //
-// With -demo (the default) an empty database gets 1,000 demo "fields". SIGTERM
+// With -demo (the default) an empty database gets 1,000 demo "fields".
+// Schedule e-mails go through -smtp-addr (with -smtp-from, -smtp-user, the
+// password in $BATCH_SMTP_PASSWORD, and -smtp-starttls); without it a
+// schedule asking for e-mail is refused with a 400 that says so. SIGTERM
 // or Ctrl-C stops it gracefully: requests finish, running jobs checkpoint
 // and resume on the next start, and the exit status is 0. A SIGKILL loses
 // nothing that a restart cannot resume.
@@ -10,12 +13,14 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/smtp"
 	"os"
 	"os/signal"
 	"strings"
@@ -39,6 +44,38 @@ type config struct {
 	apiKeys              keyList
 	rateLimit            bool
 	allowPrivateWebhooks bool
+	smtp                 smtpConfig
+}
+
+// smtpConfig is the mail server schedule notifications go through.
+type smtpConfig struct {
+	addr, from, user string
+	startTLS         bool
+}
+
+// smtpPasswordEnv holds the SMTP password, kept off the command line.
+const smtpPasswordEnv = "BATCH_SMTP_PASSWORD"
+
+// mailer returns the configured SMTP mailer, or nil without -smtp-addr.
+func (c smtpConfig) mailer() (batch.Mailer, error) {
+	if c.addr == "" {
+		return nil, nil
+	}
+	host, _, err := net.SplitHostPort(c.addr)
+	if err != nil {
+		return nil, fmt.Errorf("-smtp-addr %q: %w", c.addr, err)
+	}
+	if c.from == "" {
+		return nil, errors.New("-smtp-addr needs -smtp-from")
+	}
+	m := &batch.SMTPMailer{Addr: c.addr, From: c.from}
+	if c.user != "" {
+		m.Auth = smtp.PlainAuth("", c.user, os.Getenv(smtpPasswordEnv), host)
+	}
+	if c.startTLS {
+		m.TLS = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	}
+	return m, nil
 }
 
 func main() {
@@ -49,6 +86,10 @@ func main() {
 	flag.Var(&c.apiKeys, "api-key", "accepted API key (repeatable); none leaves the API open")
 	flag.BoolVar(&c.rateLimit, "rate-limit", true, "apply the API's rate limits")
 	flag.BoolVar(&c.allowPrivateWebhooks, "allow-private-webhooks", false, "allow webhook URLs on loopback and private networks")
+	flag.StringVar(&c.smtp.addr, "smtp-addr", "", "SMTP server host:port for schedule e-mails; without it, schedules asking for e-mail are refused")
+	flag.StringVar(&c.smtp.from, "smtp-from", "", "sender address of schedule e-mails")
+	flag.StringVar(&c.smtp.user, "smtp-user", "", "SMTP user (PLAIN auth); the password comes from $"+smtpPasswordEnv)
+	flag.BoolVar(&c.smtp.startTLS, "smtp-starttls", false, "use STARTTLS when the SMTP server offers it")
 	flag.Parse()
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -61,7 +102,11 @@ func main() {
 }
 
 func run(ctx context.Context, c config, log *slog.Logger) error {
-	engine, err := batch.Open(c.db, &batch.Options{Logger: log, AllowPrivateWebhooks: c.allowPrivateWebhooks})
+	mailer, err := c.smtp.mailer()
+	if err != nil {
+		return err
+	}
+	engine, err := batch.Open(c.db, &batch.Options{Logger: log, AllowPrivateWebhooks: c.allowPrivateWebhooks, Mailer: mailer})
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/batchworks/batch/internal/smtptest"
 )
 
 // server is the real example binary running on a loopback port.
@@ -224,4 +226,36 @@ func TestServer_APIKeys(t *testing.T) {
 	require.NoError(t, err)
 	res.Body.Close()
 	require.Equal(t, http.StatusOK, res.StatusCode)
+}
+
+// TestServer_ScheduleEmail: without -smtp-addr a schedule asking for e-mail
+// is a 400 that says why; with it the e-mail reaches the SMTP server.
+func TestServer_ScheduleEmail(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the server binary")
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	bin := buildServer(t, dir)
+	body := `{"schedule": {"name": "every second", "batch": {"operations": [{"type": "export", "resource": "fields", "where": "true"}]},
+		"timing": {"cron": "* * * * * *"}, "notification": {"on_completion": {"email": ["manager@example.com"]}}}}`
+
+	srv := startServer(t, bin, filepath.Join(dir, "nomail.db"), freeAddr(t), "-rate-limit=false")
+	status, res := call(t, "POST", srv.base+"/schedules", body)
+	require.Equal(t, http.StatusBadRequest, status, res)
+	require.Contains(t, fmt.Sprint(res), "-smtp-addr")
+	require.NoError(t, srv.cmd.Process.Signal(syscall.SIGTERM))
+	<-srv.done
+
+	mail := smtptest.New(t)
+	srv = startServer(t, bin, filepath.Join(dir, "mail.db"), freeAddr(t), "-rate-limit=false",
+		"-smtp-addr", mail.Addr(), "-smtp-from", "batch@example.com")
+	defer func() {
+		srv.cmd.Process.Signal(syscall.SIGTERM)
+		<-srv.done
+	}()
+	status, res = call(t, "POST", srv.base+"/schedules", body)
+	require.Equal(t, http.StatusCreated, status, res)
+	require.Eventually(t, func() bool { return len(mail.Messages()) > 0 }, 20*time.Second, 10*time.Millisecond)
+	require.Contains(t, mail.Messages()[0], "manager@example.com")
 }

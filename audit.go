@@ -50,7 +50,7 @@ type EventPage struct {
 
 // startAudit subscribes the audit log to the engine's events.
 func (e *Engine) startAudit() {
-	e.Subscribe(e.recordAudit)
+	e.subscribeInternal(e.recordAudit)
 }
 
 // auditEventOf turns an event into its audit entry.

@@ -124,6 +124,9 @@ type Engine struct {
 	// subMu guards the event subscribers.
 	subMu  sync.Mutex
 	subs   map[uint64]func(Event)
+	// internalSubs (audit log, webhook outbox, schedule notifications)
+	// hear every event before the state it reports is published.
+	internalSubs []func(Event)
 	subSeq uint64
 }
 
@@ -231,8 +234,8 @@ func New(store Store, opts *Options) (*Engine, error) {
 		}
 	}
 	e.startAudit()
-	e.Subscribe(e.enqueueDeliveries)
-	e.Subscribe(e.notifySchedule)
+	e.subscribeInternal(e.enqueueDeliveries)
+	e.subscribeInternal(e.notifySchedule)
 	e.committer = newCommitter(e)
 	e.wg.Go(e.committer.loop)
 	e.startRetention()

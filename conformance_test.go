@@ -1,7 +1,9 @@
 package batch_test
 
 import (
+	"context"
 	"encoding/json"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -118,4 +120,33 @@ func TestConformance_ScheduleConflictIsSameWork(t *testing.T) {
 	_, err = tb.e.CreateSchedule(t.Context(), same)
 	require.Equal(t, batch.CodeScheduleConflict, batch.CodeOf(err))
 	require.Equal(t, "SCHEDULE_CONFLICT: Schedule conflict detected; conflicts with "+acme.ID+" at 2025-01-19T06:00:00Z", err.Error())
+}
+
+// TestConformance_CallbackReadsSeeTheEvent: a read from an event callback
+// sees the state the event reports.
+func TestConformance_CallbackReadsSeeTheEvent(t *testing.T) {
+	t.Parallel()
+	tb := setup(t, "bolt", nil)
+	tb.seedFields(t, 20)
+	var mu sync.Mutex
+	seen := map[batch.EventType]batch.State{}
+	unsubscribe := tb.e.Subscribe(func(ev batch.Event) {
+		if ev.JobID == "" || ev.Type == batch.EventJobDeleted {
+			return
+		}
+		job, err := tb.e.Job(context.Background(), ev.JobID)
+		if err != nil {
+			return
+		}
+		mu.Lock()
+		seen[ev.Type] = job.Status
+		mu.Unlock()
+	})
+	defer unsubscribe()
+	job := tb.wait(t, tb.submit(t, docBatch(t)).ID)
+	require.Equal(t, batch.StateCompleted, job.Status)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, batch.StateCompleted, seen[batch.EventJobCompleted], "Job in a job_completed callback")
+	require.Equal(t, batch.StateRunning, seen[batch.EventJobStarted])
 }

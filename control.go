@@ -464,8 +464,8 @@ func (e *Engine) Wait(ctx context.Context, id string) (*Job, error) {
 		if err != nil {
 			return nil, err
 		}
-		if job.Status.Final() {
-			return job, nil
+		if job.Status.Final() && !e.live(id) {
+			return job, nil // and every subscriber heard its final event
 		}
 		select {
 		case <-changed:
@@ -473,6 +473,14 @@ func (e *Engine) Wait(ctx context.Context, id string) (*Job, error) {
 			return job, ctx.Err()
 		}
 	}
+}
+
+// live reports whether the job is still queued or running here (its run
+// has not yet reported its end).
+func (e *Engine) live(id string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.runs[id] != nil
 }
 
 // Pause stops a queued or running job from starting more items. Items in

@@ -729,7 +729,11 @@ func (r *jobRun) finish(execErr error) {
 		r.mu.Lock()
 		by := r.stopBy
 		r.mu.Unlock()
-		e.emitJob(ev, by, rec)
+		e.emitPublishing(Event{Type: ev, Principal: by, JobID: rec.ID, Job: e.view(rec.clone(), nil)}, func() {
+			r.mu.Lock()
+			r.rec = rec
+			r.mu.Unlock()
+		})
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()

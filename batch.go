@@ -122,12 +122,12 @@ type Engine struct {
 	schedulerWake chan struct{}
 
 	// subMu guards the event subscribers.
-	subMu  sync.Mutex
-	subs   map[uint64]func(Event)
+	subMu sync.Mutex
+	subs  map[uint64]func(Event)
 	// internalSubs (audit log, webhook outbox, schedule notifications)
 	// hear every event before the state it reports is published.
 	internalSubs []func(Event)
-	subSeq uint64
+	subSeq       uint64
 }
 
 // Open opens (creating it if needed) the bbolt file at path and returns an

@@ -61,6 +61,9 @@ type Options struct {
 	// the clock again. 0 means [DefaultSchedulerPoll]. Tests that drive Now
 	// set it short.
 	SchedulerPoll time.Duration
+	// Middleware wraps every try of every item's Run (logging, tracing,
+	// panics); the first is the outermost. See [Middleware].
+	Middleware []Middleware
 	// Mailer sends schedule notification e-mails. With nil, a schedule
 	// asking for e-mail is refused (INVALID_BATCH).
 	Mailer Mailer

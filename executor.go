@@ -580,7 +580,7 @@ func (r *jobRun) runItem(feedCtx, itemCtx context.Context, p *Plan, it Item, opt
 			if p.apply != nil {
 				return nil
 			}
-			return p.Run(ctx, &it)
+			return r.e.runItemWith(ctx, &it, p.Run)
 		})
 		if err == nil {
 			o.rec.State = itemSucceeded

@@ -49,9 +49,9 @@ func TestTypedOperation(t *testing.T) {
 	require.Equal(t, []string{"field000000:each:0", "field000002:each:0", "tag:one:2"}, got)
 
 	for params, want := range map[string]map[string]string{
-		`{"tag": "x", "tims": 2}`: {"operations[0].params.tims": batch.DetailUnknownField},
+		`{"tag": "x", "tims": 2}`:    {"operations[0].params.tims": batch.DetailUnknownField},
 		`{"tag": "x", "times": "2"}`: {"operations[0].params.times": batch.DetailInvalidValue},
-		`{"times": 2}`:              {"operations[0].params": batch.DetailInvalidValue},
+		`{"times": 2}`:               {"operations[0].params": batch.DetailInvalidValue},
 	} {
 		b, err := batch.DecodeBatch([]byte(`{"operations": [{"type": "tag", "params": ` + params + `}]}`))
 		require.NoError(t, err)

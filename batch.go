@@ -295,9 +295,14 @@ func (e *Engine) Close(ctx context.Context) error {
 }
 
 // RegisterOperation adds an operation type, or replaces the one of that
-// name (built-ins included). Names are what batches put in "type". Jobs
-// resumed when the engine opened start at once: give the operations they
-// need in [Options].Operations instead.
+// name (built-ins included). Names are what batches put in "type".
+//
+// An operation type must be registered again each time the store is
+// opened, before a stored job that uses it can go on: a queued or
+// interrupted job (and a paused one that is resumed) whose types are not
+// all registered stays queued and waits, and registering the last one
+// starts it. Give them in [Options].Operations to have such jobs resume at
+// once when the engine opens.
 func (e *Engine) RegisterOperation(name string, op Operation) error {
 	if name == "" || op == nil {
 		return NewError(CodeValidation, "operation needs a name and an implementation")
@@ -305,6 +310,7 @@ func (e *Engine) RegisterOperation(name string, op Operation) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.ops[name] = op
+	e.dispatchLocked()
 	return nil
 }
 

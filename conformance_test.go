@@ -3,8 +3,10 @@ package batch_test
 import (
 	"context"
 	"encoding/json"
+	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -149,4 +151,52 @@ func TestConformance_CallbackReadsSeeTheEvent(t *testing.T) {
 	defer mu.Unlock()
 	require.Equal(t, batch.StateCompleted, seen[batch.EventJobCompleted], "Job in a job_completed callback")
 	require.Equal(t, batch.StateRunning, seen[batch.EventJobStarted])
+}
+
+// TestConformance_ReopenedJobWaitsForItsOperation: a stored job whose
+// operation type is not registered yet when the store is reopened waits,
+// and runs once the program registers it.
+func TestConformance_ReopenedJobWaitsForItsOperation(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "wait.db")
+	block := make(chan struct{})
+	op := countingOp(func(ctx context.Context, it *batch.Item) error {
+		if it.Index >= 3 {
+			select {
+			case <-block:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	})
+	e, err := batch.Open(path, &batch.Options{Operations: map[string]batch.Operation{"stepped": op}})
+	require.NoError(t, err)
+	job, err := e.Submit(t.Context(), opBatch("stepped", 10, batch.BatchOptions{Parallel: ptr(false)}), nil)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		j, err := e.Job(t.Context(), job.ID)
+		return err == nil && j.Progress.Completed == 3
+	}, 10*time.Second, time.Millisecond)
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	require.NoError(t, e.Close(ctx))
+	cancel()
+	close(block)
+
+	e, err = batch.Open(path, nil)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, e.Close(context.Background())) }()
+	time.Sleep(100 * time.Millisecond)
+	j, err := e.Job(t.Context(), job.ID)
+	require.NoError(t, err)
+	require.False(t, j.Status.Final(), "the job waits for its operation type, it does not fail: %+v", j.Error)
+	require.Equal(t, int64(3), j.Progress.Completed)
+
+	require.NoError(t, e.RegisterOperation("stepped", op))
+	wctx, wcancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer wcancel()
+	j, err = e.Wait(wctx, job.ID)
+	require.NoError(t, err)
+	require.Equal(t, batch.StateCompleted, j.Status, "%+v", j.Error)
+	require.Equal(t, int64(10), j.Progress.Completed)
 }

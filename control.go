@@ -205,13 +205,19 @@ func (e *Engine) recover() error {
 			if derr = json.Unmarshal(v, &rec); derr != nil {
 				return false
 			}
+			var r *jobRun
 			switch rec.Status {
 			case StateRunning:
-				resume = append(resume, newRun(e, beUint64(k), &rec))
+				r = newRun(e, beUint64(k), &rec)
+				resume = append(resume, r)
 			case StateQueued:
-				queued = append(queued, newRun(e, beUint64(k), &rec))
+				r = newRun(e, beUint64(k), &rec)
+				queued = append(queued, r)
+			default:
+				return true
 			}
-			return true
+			r.needs, derr = operationTypes(tx, r.seq)
+			return derr == nil
 		})
 		return firstErr(err, derr)
 	})
@@ -591,6 +597,7 @@ func (e *Engine) Resume(ctx context.Context, id string) (*Job, error) {
 		return nil, ErrClosed
 	}
 	var rec *jobRecord
+	var needs []string
 	err := e.store.Update(func(tx Tx) error {
 		var err error
 		if rec, err = getJob(tx, seq); err != nil {
@@ -598,6 +605,9 @@ func (e *Engine) Resume(ctx context.Context, id string) (*Job, error) {
 		}
 		if rec.Status != StatePaused || e.runs[id] != nil {
 			return invalidState(id, rec.Status, StateRunning)
+		}
+		if needs, err = operationTypes(tx, seq); err != nil {
+			return err
 		}
 		rec.Status = StateQueued
 		return putJob(tx, seq, rec)
@@ -607,6 +617,7 @@ func (e *Engine) Resume(ctx context.Context, id string) (*Job, error) {
 		return nil, err
 	}
 	r := newRun(e, seq, rec)
+	r.needs = needs
 	e.runs[id] = r
 	e.queue = append(e.queue, r)
 	job := e.view(rec.clone(), r)

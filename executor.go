@@ -53,6 +53,11 @@ type jobRun struct {
 	cur    atomic.Pointer[CurrentOperation]
 	// failedSeen counts items that failed in this process, stored or not.
 	failedSeen atomic.Int64
+	// needs are the operation types of a stored job that was reopened; it
+	// is not dispatched before they are all registered. waitLogged says
+	// the wait was logged (guarded by e.mu).
+	needs      []string
+	waitLogged bool
 
 	// mu guards the fields below.
 	mu         sync.Mutex
@@ -160,14 +165,37 @@ func (r *jobRun) save(mutate func(rec *jobRecord)) error {
 }
 
 // dispatchLocked starts queued jobs while there are free slots. e.mu is held.
+//
+// A stored job whose operation types are not all registered (the program
+// reopened the store without registering them yet) stays queued and waits:
+// RegisterOperation dispatches it.
 func (e *Engine) dispatchLocked() {
-	for !e.closed && e.running < e.opts.MaxRunningJobs && len(e.queue) > 0 {
-		r := e.queue[0]
-		e.queue = e.queue[1:]
+	for i := 0; !e.closed && e.running < e.opts.MaxRunningJobs && i < len(e.queue); {
+		r := e.queue[i]
+		if !e.registeredLocked(r.needs) {
+			if !r.waitLogged {
+				r.waitLogged = true
+				e.log.Warn("job waits for its operation types to be registered", "job_id", r.id, "types", r.needs)
+			}
+			i++
+			continue
+		}
+		e.queue = append(e.queue[:i], e.queue[i+1:]...)
 		e.running++
 		r.exited = make(chan struct{})
 		e.wg.Go(func() { e.runJob(r) })
 	}
+}
+
+// registeredLocked reports whether every operation type is registered.
+// e.mu is held.
+func (e *Engine) registeredLocked(types []string) bool {
+	for _, t := range types {
+		if _, ok := e.ops[t]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // runJob runs a job until it finishes, pauses, fails or the engine closes.

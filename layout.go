@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -96,6 +97,21 @@ func putJob(tx Tx, seq uint64, r *jobRecord) error {
 		return fmt.Errorf("batch: encode job %s: %w", r.ID, err)
 	}
 	return tx.Put(bucketJobs, u64key(seq), b)
+}
+
+// operationTypes lists the distinct operation types of a stored job's batch.
+func operationTypes(tx Tx, seq uint64) ([]string, error) {
+	b, err := getBatch(tx, seq)
+	if err != nil {
+		return nil, err
+	}
+	var types []string
+	for _, op := range b.Operations {
+		if !slices.Contains(types, op.Type) {
+			types = append(types, op.Type)
+		}
+	}
+	return types, nil
 }
 
 func getBatch(tx Tx, seq uint64) (*Batch, error) {

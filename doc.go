@@ -89,10 +89,29 @@
 // it; write `(area ?? 0) > 10`.
 //
 // Programs add their own operation types with [Engine.RegisterOperation]
-// (or replace built-in ones) and their own data with
-// [Engine.RegisterResource]. The built-in document collections ("fields" by
-// default; more with [Engine.DefineCollection] or [Options].Collections)
-// store JSON records in the engine's own store.
+// (or replace built-in ones; [TypedOperation] decodes params into a struct)
+// and their own data with [Engine.RegisterResource] (a [Resource] is read
+// with Scan and Get; a [WritableResource] also takes Put and Delete).
+// [Options].Middleware wraps every item's Run. The built-in document
+// collections ("fields" by default; more with [Engine.DefineCollection] or
+// [Options].Collections) store JSON records in the engine's own store.
+//
+// Registrations live in the process, not in the store: register a
+// program's operation types each time it opens the store ([Options].Operations
+// does it before stored jobs resume). A stored job whose operation types
+// are not all registered waits, queued, until they are.
+//
+// # Schedules
+//
+// [Engine.CreateSchedule] submits a batch at each due time of its timing
+// (daily at a wall-clock time in a time zone, weekly, monthly, once, or a
+// cron expression), DST included. A run the scheduler reaches more than a
+// minute after its due time (the process was down) is a missed run, and so
+// is every run but the last when several are due; the schedule's catch_up
+// policy decides: skip (default) drops them, run_once submits one job for
+// the latest. A run whose previous job is still unfinished is skipped
+// unless overlap is allow. Two active schedules conflict (SCHEDULE_CONFLICT)
+// when they would submit the same work at the same time.
 //
 // # Durability
 //

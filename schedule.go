@@ -26,9 +26,13 @@ type Schedule struct {
 	Batch        Batch         `json:"batch"`
 	Timing       Timing        `json:"timing"`
 	Notification *Notification `json:"notification,omitempty"`
-	// CatchUp says what happens to runs that fell due while the engine was
-	// not running: skip (the default) drops them, run_once runs the latest
-	// of them once.
+	// CatchUp says what happens to missed runs. A run is missed when the
+	// scheduler gets to it more than a minute after its due time (the
+	// engine was closed or the process down), or when a later run of the
+	// same schedule is also already due. skip (the default) drops every
+	// missed run and logs how many; run_once submits one job, for the
+	// latest missed due time. Either way next_run_at moves past now. A run
+	// that is at most a minute late is not missed: it runs.
 	CatchUp string `json:"catch_up,omitempty"`
 	// Overlap says what happens when a run falls due while the previous
 	// run's job is still unfinished: skip (the default) or allow.

@@ -29,6 +29,73 @@
 // 401 UNAUTHORIZED, 404 NOT_FOUND, 409 INVALID_STATE or SCHEDULE_CONFLICT,
 // 429 RATE_LIMITED, 500 EXECUTION_ERROR. A client mistake is never a 500.
 //
+// # Routes
+//
+// Paths are under the mount ([Prefix] by default). Bodies are JSON; "{...}"
+// stands for the object as the batch package writes it (its JSON tags).
+// Lists take ?cursor= and ?limit= (1 to 1000) and answer a next_cursor
+// while there is more. The rate-limit class of each group is in brackets.
+//
+// Jobs [job creation: POST /jobs; status checks: the rest]:
+//
+//	POST   /jobs                        {"batch": {...}} or {"batch": {"template_id", "parameters"}};
+//	                                    ?wait=30s waits for the end; Idempotency-Key header
+//	                                    -> 201 {"data": job} (200 for a replayed key), Location;
+//	                                    400 INVALID_BATCH; 500 EXECUTION_ERROR when it failed while waited on
+//	GET    /jobs                        ?state=&cursor=&limit= -> 200 {"data": {"jobs": [job], "next_cursor"}}
+//	GET    /jobs/{job_id}               -> 200 {"data": job}; 404 NOT_FOUND
+//	DELETE /jobs/{job_id}               -> 204; 409 INVALID_STATE while it runs
+//	POST   /jobs/{job_id}/pause         -> 200 {"data": job}; 409 INVALID_STATE
+//	POST   /jobs/{job_id}/resume        -> 200 {"data": job}; 409 INVALID_STATE
+//	POST   /jobs/{job_id}/cancel        -> 200 {"data": job}; 409 INVALID_STATE
+//	GET    /jobs/{job_id}/errors        ?cursor=&limit= -> 200 {"data": {"errors": [item error], "next_cursor"}}
+//	GET    /jobs/{job_id}/events        ?cursor=&limit= -> 200 {"data": {"events": [{"type", "at", "principal", ...}]}}
+//	GET    /jobs/{job_id}/artifacts/{name}  -> 200 the file (an export's data, a report, a backup)
+//
+// A job is {"job_id", "status", "progress", "statistics", "errors",
+// "results", ...} ([batch.Job]); each item error has the document's
+// operation_index (the item's number) and batch_operation (its
+// operation's place in the batch).
+//
+// Templates [template management]:
+//
+//	POST   /templates                   {"template": {...}} -> 201 {"data": template}, Location
+//	GET    /templates                   -> 200 {"data": {"templates": [template], "next_cursor"}}
+//	GET    /templates/{template_id}     -> 200 {"data": template}
+//	PUT    /templates/{template_id}     {"template": {...}} -> 200 {"data": template}
+//	DELETE /templates/{template_id}     -> 204
+//
+// Schedules [schedule management]:
+//
+//	POST   /schedules                   {"schedule": {...}} -> 201 {"data": schedule} with id and next_run_at,
+//	                                    Location; 409 SCHEDULE_CONFLICT for the same work at the same time
+//	GET    /schedules                   -> 200 {"data": {"schedules": [schedule], "next_cursor"}}
+//	GET    /schedules/{schedule_id}     -> 200 {"data": schedule}
+//	PUT    /schedules/{schedule_id}     {"schedule": {...}} -> 200 {"data": schedule}; 409 SCHEDULE_CONFLICT
+//	DELETE /schedules/{schedule_id}     -> 204
+//	POST   /schedules/{schedule_id}/pause   -> 200 {"data": schedule}
+//	POST   /schedules/{schedule_id}/resume  -> 200 {"data": schedule}; 409 SCHEDULE_CONFLICT
+//	GET    /schedules/{schedule_id}/preview ?n=5 (1 to 100) -> 200 {"data": {"schedule_id", "runs": [time]}}
+//
+// Webhooks [webhook management]:
+//
+//	POST   /webhooks                    {"webhook": {"url", "events", "description"}} -> 201 {"data": webhook}
+//	                                    with its secret, Location
+//	GET    /webhooks                    -> 200 {"data": {"webhooks": [webhook], "next_cursor"}}
+//	GET    /webhooks/{webhook_id}       -> 200 {"data": webhook}
+//	PUT    /webhooks/{webhook_id}       {"webhook": {...}} -> 200 {"data": webhook}
+//	DELETE /webhooks/{webhook_id}       -> 204
+//	GET    /webhooks/{webhook_id}/deliveries  ?cursor=&limit= -> 200 {"data": {"deliveries": [delivery], "next_cursor"}}
+//
+// Webhook events are job_created, job_started, job_paused, job_resumed,
+// job_completed, job_failed, job_cancelled and schedule_fired, or
+// batch_event for every job event; each delivery is the document's
+// {"type": "batch_event", "timestamp", "event": {...}}.
+//
+// Every limited route answers X-RateLimit-Limit, X-RateLimit-Remaining and
+// X-RateLimit-Reset, and 429 RATE_LIMITED with Retry-After past the limit
+// (see [RateLimits] for the classes and their defaults).
+//
 // # Principals
 //
 // With an [Authenticator], every request names a principal; each job belongs
@@ -63,8 +130,9 @@ type Options struct {
 	Authenticator Authenticator
 	// MaxBodyBytes bounds request bodies. 0 means [DefaultMaxBodyBytes].
 	MaxBodyBytes int64
-	// RateLimits sets the limits per client. The zero value means the
-	// document's defaults ([DefaultRateLimits]).
+	// RateLimits sets the limits per client. A zero Limit means that
+	// class's default ([DefaultJobCreationPerHour] and the constants beside
+	// it).
 	RateLimits RateLimits
 	// DisableRateLimits turns rate limiting off.
 	DisableRateLimits bool

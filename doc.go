@@ -106,10 +106,10 @@
 // [Engine.CreateSchedule] submits a batch at each due time of its timing
 // (daily at a wall-clock time in a time zone, weekly, monthly, once, or a
 // cron expression), DST included. A run the scheduler reaches more than a
-// minute after its due time (the process was down) is a missed run, and so
-// is every run but the last when several are due; the schedule's catch_up
-// policy decides: skip (default) drops them, run_once submits one job for
-// the latest. A run whose previous job is still unfinished is skipped
+// minute after its due time (the process was down) is a missed run, and
+// when several runs are due at once all of them are; the schedule's
+// catch_up policy decides: skip (default) drops them, run_once submits one
+// job for the latest. A run whose previous job is still unfinished is skipped
 // unless overlap is allow. Two active schedules conflict (SCHEDULE_CONFLICT)
 // when they would submit the same work at the same time.
 //

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/batchworks/batch"
 )
 
 // TestQuickstart: each run starts afresh and leaves no file behind; its
@@ -48,9 +50,14 @@ func TestQuickstart(t *testing.T) {
 		require.Empty(t, entries, "no database left behind")
 	}
 
+}
+
+// TestQuickstart_Terminal: a terminal gets one line redrawn in place.
+func TestQuickstart_Terminal(t *testing.T) {
 	var logs bytes.Buffer
-	db := "kept.db"
-	require.NoError(t, run(t.Context(), db, &output{data: &bytes.Buffer{}, log: &logs, terminal: true}))
-	require.Contains(t, logs.String(), "\r\x1b[K[", "a terminal gets one line redrawn in place")
-	require.FileExists(t, db, "-db keeps the file")
+	o := &output{log: &logs, terminal: true}
+	o.progress(&batch.Job{Status: batch.StateRunning, Progress: batch.Progress{TotalOperations: 2500, Completed: 1000, Percentage: 40}})
+	o.progress(&batch.Job{Status: batch.StateCompleted, Progress: batch.Progress{TotalOperations: 2500, Completed: 2500, Percentage: 100}})
+	require.Equal(t, "\r\x1b[K[############..................]  40%  1000/2500 items done, 0 failed  running"+
+		"\r\x1b[K[##############################] 100%  2500/2500 items done, 0 failed  completed", logs.String())
 }

@@ -163,9 +163,9 @@ func TestServer_EndToEnd(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, status)
 	require.Equal(t, "INVALID_BATCH", res["error"].(map[string]any)["code"])
 
-	// A long job: 60,000 creates. Kill the server in the middle of it.
+	// A long job: 20,000 creates. Kill the server in the middle of it.
 	var recs []string
-	const creates = 60000
+	const creates = 20000
 	for i := range creates {
 		recs = append(recs, fmt.Sprintf(`{"id": "new%05d", "n": %d}`, i, i))
 	}

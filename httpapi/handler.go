@@ -234,20 +234,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		principal = p
 	}
 	ctx := context.WithValue(batch.WithPrincipal(r.Context(), principal), principalKey{}, principal)
-	public, rest := h.mount(r)
+	asked := r.URL.Path
+	public, rest, ok := h.mount(r)
 	r = withMount(ctx, r, public, rest)
-	if _, pattern := h.mux.Handler(r); pattern == "" {
+	if _, pattern := h.mux.Handler(r); !ok || pattern == "" {
 		// Let the mux decide between 404 and 405, then answer in JSON.
 		rec := httptest.NewRecorder()
 		h.mux.ServeHTTP(rec, r)
 		if allow := rec.Header().Get("Allow"); allow != "" {
 			w.Header().Set("Allow", allow)
 		}
-		if rec.Code == http.StatusMethodNotAllowed {
+		if ok && rec.Code == http.StatusMethodNotAllowed {
 			writeError(w, r, &apiError{status: http.StatusMethodNotAllowed, code: "METHOD_NOT_ALLOWED", message: r.Method + " is not allowed here"}, h.log)
 			return
 		}
-		writeError(w, r, &apiError{status: http.StatusNotFound, code: string(batch.CodeNotFound), message: "no such endpoint: " + r.URL.Path}, h.log)
+		writeError(w, r, &apiError{status: http.StatusNotFound, code: string(batch.CodeNotFound), message: "no such endpoint: " + asked}, h.log)
 		return
 	}
 	h.mux.ServeHTTP(w, r)

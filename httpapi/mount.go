@@ -18,8 +18,8 @@ type mountKey struct{}
 // mount splits the request path into the base the API is mounted at (as
 // the handler sees it) and the API path under it ("/jobs/batch1"), and
 // returns the public base: the base with what an outer http.StripPrefix
-// removed put back.
-func (h *Handler) mount(r *http.Request) (public, rest string) {
+// removed put back. ok is false for a path outside Options.BasePath.
+func (h *Handler) mount(r *http.Request) (public, rest string, ok bool) {
 	p := r.URL.Path
 	base := ""
 	switch {
@@ -30,14 +30,17 @@ func (h *Handler) mount(r *http.Request) (public, rest string) {
 	case underBase(p, Prefix):
 		base = Prefix
 	}
-	rest = p
-	if underBase(p, base) {
+	rest, ok = p, true
+	switch {
+	case underBase(p, base):
 		rest = p[len(base):]
+	case h.opts.BasePath != "":
+		ok = false
 	}
 	if rest == "" {
 		rest = "/"
 	}
-	return stripped(r) + base, rest
+	return stripped(r) + base, rest, ok
 }
 
 // underBase reports whether path p is base or below it.

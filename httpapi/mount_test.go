@@ -74,3 +74,25 @@ func TestMount(t *testing.T) {
 		require.Len(t, recs, 2, base)
 	}
 }
+
+// TestMount_OutsideBasePath: with a BasePath, other paths are JSON 404s
+// that name the path asked for.
+func TestMount_OutsideBasePath(t *testing.T) {
+	t.Parallel()
+	e, err := batch.New(batch.NewMemoryStore(), nil)
+	require.NoError(t, err)
+	defer e.Close(t.Context())
+	srv := httptest.NewServer(httpapi.New(e, &httpapi.Options{BasePath: "/svc/", DisableRateLimits: true}))
+	defer srv.Close()
+	for path, want := range map[string]int{"/svc/jobs": http.StatusOK, "/jobs": http.StatusNotFound, "/svcjobs": http.StatusNotFound} {
+		res, err := http.Get(srv.URL + path)
+		require.NoError(t, err)
+		var body map[string]map[string]any
+		require.NoError(t, json.NewDecoder(res.Body).Decode(&body))
+		res.Body.Close()
+		require.Equal(t, want, res.StatusCode, path)
+		if want == http.StatusNotFound {
+			require.Equal(t, "no such endpoint: "+path, body["error"]["message"])
+		}
+	}
+}

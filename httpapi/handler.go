@@ -34,9 +34,11 @@
 // Paths are under the mount ([Prefix] by default). Bodies are JSON; "{...}"
 // stands for the object as the batch package writes it (its JSON tags).
 // Lists take ?cursor= and ?limit= (1 to 1000) and answer a next_cursor
-// while there is more. The rate-limit class of each group is in brackets.
+// while there is more. The rate-limit class of each group is in
+// parentheses.
 //
-// Jobs [job creation: POST /jobs; status checks: the rest]:
+// Jobs (rate-limit classes: job creation for POST /jobs, status checks for
+// the rest):
 //
 //	POST   /jobs                        {"batch": {...}} or {"batch": {"template_id", "parameters"}};
 //	                                    ?wait=30s waits for the end; Idempotency-Key header
@@ -57,7 +59,7 @@
 // operation_index (the item's number) and batch_operation (its
 // operation's place in the batch).
 //
-// Templates [template management]:
+// Templates (template management):
 //
 //	POST   /templates                   {"template": {...}} -> 201 {"data": template}, Location
 //	GET    /templates                   -> 200 {"data": {"templates": [template], "next_cursor"}}
@@ -65,7 +67,7 @@
 //	PUT    /templates/{template_id}     {"template": {...}} -> 200 {"data": template}
 //	DELETE /templates/{template_id}     -> 204
 //
-// Schedules [schedule management]:
+// Schedules (schedule management):
 //
 //	POST   /schedules                   {"schedule": {...}} -> 201 {"data": schedule} with id and next_run_at,
 //	                                    Location; 409 SCHEDULE_CONFLICT for the same work at the same time
@@ -77,7 +79,7 @@
 //	POST   /schedules/{schedule_id}/resume  -> 200 {"data": schedule}; 409 SCHEDULE_CONFLICT
 //	GET    /schedules/{schedule_id}/preview ?n=5 (1 to 100) -> 200 {"data": {"schedule_id", "runs": [time]}}
 //
-// Webhooks [webhook management]:
+// Webhooks (webhook management):
 //
 //	POST   /webhooks                    {"webhook": {"url", "events", "description"}} -> 201 {"data": webhook}
 //	                                    with its secret, Location

@@ -53,12 +53,13 @@ func PrincipalFrom(ctx context.Context) string {
 	return p
 }
 
-// Subscribe registers fn to be called with every event, synchronously and
-// in order, on the goroutine that made the change: fn must be quick and
-// must not call back into the engine's job control. Reads from fn see the
-// state the event reports: in a job_completed callback, [Engine.Job] says
-// completed. [Engine.Wait] returns only after every subscriber heard the
-// job's final event. It returns a function that removes the subscription.
+// Subscribe registers fn to be called with every event, in order, once the
+// transaction that stored the change and its event has committed. fn is
+// called on the engine's committer goroutine, before the caller that made
+// the change returns: it must be quick and must not call back into the
+// engine's job control. Reads from fn see the state the event reports (in
+// a job_completed callback, [Engine.Job] says completed). It returns a
+// function that removes the subscription.
 func (e *Engine) Subscribe(fn func(Event)) (unsubscribe func()) {
 	e.subMu.Lock()
 	defer e.subMu.Unlock()
@@ -72,39 +73,14 @@ func (e *Engine) Subscribe(fn func(Event)) (unsubscribe func()) {
 	}
 }
 
-// subscribeInternal registers one of the engine's own subscribers, which
-// record an event before anyone can read the state it reports. It is
-// called while the engine opens.
-func (e *Engine) subscribeInternal(fn func(Event)) {
-	e.subMu.Lock()
-	defer e.subMu.Unlock()
-	e.internalSubs = append(e.internalSubs, fn)
-}
-
 // emit reports an event to the subscribers.
-func (e *Engine) emit(ev Event) { e.emitPublishing(ev, nil) }
-
-// emitPublishing reports an event: to the engine's own subscribers, then
-// (when publish is set) makes the reported state readable, then to the
-// program's subscribers, so that their reads see what the event reports.
-func (e *Engine) emitPublishing(ev Event, publish func()) {
+func (e *Engine) emit(ev Event) {
 	if ev.At.IsZero() {
 		ev.At = e.now().UTC()
 	}
 	e.subMu.Lock()
 	defer e.subMu.Unlock()
-	for _, fn := range e.internalSubs {
-		fn(ev)
-	}
-	if publish != nil {
-		publish()
-	}
 	for _, fn := range e.subs {
 		fn(ev)
 	}
-}
-
-// emitJob reports a job event for the record's current state.
-func (e *Engine) emitJob(t EventType, principal string, rec *jobRecord) {
-	e.emit(Event{Type: t, Principal: principal, JobID: rec.ID, Job: e.view(rec.clone(), nil)})
 }

@@ -159,9 +159,13 @@ func ExampleEngine_Subscribe() {
 	var mu sync.Mutex
 	var heard []string
 	unsubscribe := engine.Subscribe(func(ev batch.Event) {
-		job, _ := engine.Job(ctx, ev.JobID)
+		line := string(ev.Type)
+		if ev.Type == batch.EventJobCompleted {
+			job, _ := engine.Job(ctx, ev.JobID)
+			line += " (job is " + string(job.Status) + ")"
+		}
 		mu.Lock()
-		heard = append(heard, fmt.Sprintf("%s (job is %s)", ev.Type, job.Status))
+		heard = append(heard, line)
 		mu.Unlock()
 	})
 	defer unsubscribe()
@@ -172,8 +176,8 @@ func ExampleEngine_Subscribe() {
 	fmt.Println(strings.Join(heard, "\n"))
 	mu.Unlock()
 	// Output:
-	// job_created (job is queued)
-	// job_started (job is running)
+	// job_created
+	// job_started
 	// job_completed (job is completed)
 }
 

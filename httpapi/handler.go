@@ -53,6 +53,7 @@
 //	GET    /jobs/{job_id}/errors        ?cursor=&limit= -> 200 {"data": {"errors": [item error], "next_cursor"}}
 //	GET    /jobs/{job_id}/events        ?cursor=&limit= -> 200 {"data": {"events": [{"type", "at", "principal", ...}]}}
 //	GET    /jobs/{job_id}/artifacts/{name}  -> 200 the file (an export's data, a report, a backup)
+//	GET    /jobs/{job_id}/stream        -> 200 text/event-stream: progress messages, lifecycle events, end
 //
 // A job is {"job_id", "status", "progress", "statistics", "errors",
 // "results", ...} ([batch.Job]); each item error has the document's
@@ -98,6 +99,20 @@
 // X-RateLimit-Reset, and 429 RATE_LIMITED with Retry-After past the limit
 // (see [RateLimits] for the classes and their defaults).
 //
+// # Progress stream
+//
+// GET /jobs/{job_id}/stream answers text/event-stream (Server-Sent
+// Events): a "progress" message with the job as GET /jobs/{job_id} shows
+// it, another whenever it changes (at most four a second), the lifecycle
+// events as they happen ("job_started", "job_paused", "job_resumed",
+// "job_completed", "job_failed", "job_cancelled", data {"type", "at",
+// "principal", "job_id", "job"}), and last "end" with the final job, after
+// which the server closes the stream. Every message has an increasing
+// "id"; a Last-Event-ID header continues the numbering. The stream has
+// its own rate limit ([RateLimits].Streams), counted once per stream.
+// Register [Handler.CloseStreams] with http.Server.RegisterOnShutdown so a
+// graceful shutdown does not wait for open streams.
+//
 // # Principals
 //
 // With an [Authenticator], every request names a principal; each job belongs
@@ -113,6 +128,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/batchworks/batch"
@@ -160,6 +176,10 @@ type Handler struct {
 	mux     *http.ServeMux
 	limiter *limiter
 	log     *slog.Logger
+
+	// streamsDone is closed by CloseStreams.
+	streamsDone chan struct{}
+	closeOnce   sync.Once
 }
 
 // New returns the API handler for engine. opts may be nil.
@@ -178,7 +198,7 @@ func New(engine *batch.Engine, opts *Options) *Handler {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	h := &Handler{engine: engine, opts: o, mux: http.NewServeMux(), log: o.Logger}
+	h := &Handler{engine: engine, opts: o, mux: http.NewServeMux(), log: o.Logger, streamsDone: make(chan struct{})}
 	h.limiter = newLimiter(o.Now)
 	h.routes()
 	return h
@@ -214,6 +234,7 @@ func (h *Handler) routes() {
 	h.route("GET /jobs/{job_id}/errors", status, h.jobErrors)
 	h.route("GET /jobs/{job_id}/artifacts/{name}", status, h.artifact)
 	h.route("GET /jobs/{job_id}/events", status, h.jobEvents)
+	h.route("GET /jobs/{job_id}/stream", &limitClass{name: "stream", limit: h.opts.RateLimits.Streams}, h.streamJob)
 	h.templateRoutes(&limitClass{name: "templates", limit: h.opts.RateLimits.TemplateManagement})
 	h.webhookRoutes(&limitClass{name: "webhooks", limit: h.opts.RateLimits.WebhookManagement})
 	h.scheduleRoutes(&limitClass{name: "schedules", limit: h.opts.RateLimits.ScheduleManagement})

@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -63,6 +64,12 @@ func TestMount(t *testing.T) {
 		require.NoError(t, err)
 		got.Body.Close()
 		require.Equal(t, http.StatusOK, got.StatusCode, base)
+		stream, err := http.Get(srv.URL + res.Header.Get("Location") + "/stream")
+		require.NoError(t, err)
+		events, _ := io.ReadAll(stream.Body)
+		stream.Body.Close()
+		require.Contains(t, string(events), "event: end", "the progress stream follows the mount too: %s", base)
+		require.Contains(t, string(events), base+"/jobs/"+body.Data.JobID+"/artifacts/", "and its URLs")
 
 		url := body.Data.Results[0].Artifact.URL
 		require.True(t, strings.HasPrefix(url, base+"/jobs/"), "%s: %s", base, url)

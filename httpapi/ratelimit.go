@@ -29,17 +29,21 @@ type RateLimits struct {
 	ScheduleManagement Limit
 	// WebhookManagement limits the webhook routes. Default 100 per hour.
 	WebhookManagement Limit
+	// Streams limits opening progress streams (GET /jobs/{job_id}/stream);
+	// a stream counts once however long it runs. Default 120 per hour.
+	Streams Limit
 }
 
 // The default limits: the document's for job creation, status checks and
 // template management; schedules and webhooks get a budget of their own,
-// as large as the templates'.
+// as large as the templates', and so do progress streams.
 const (
 	DefaultJobCreationPerHour        = 10
 	DefaultStatusChecksPerHour       = 600
 	DefaultTemplateManagementPerHour = 100
 	DefaultScheduleManagementPerHour = 100
 	DefaultWebhookManagementPerHour  = 100
+	DefaultStreamsPerHour            = 120
 )
 
 func (l RateLimits) withDefaults() RateLimits {
@@ -56,6 +60,7 @@ func (l RateLimits) withDefaults() RateLimits {
 	fill(&l.TemplateManagement, DefaultTemplateManagementPerHour)
 	fill(&l.ScheduleManagement, DefaultScheduleManagementPerHour)
 	fill(&l.WebhookManagement, DefaultWebhookManagementPerHour)
+	fill(&l.Streams, DefaultStreamsPerHour)
 	return l
 }
 

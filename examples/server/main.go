@@ -2,10 +2,14 @@
 //
 //	go run ./examples/server -addr 127.0.0.1:8080 -db batch.db -api-key secret
 //
-// With -demo (the default) an empty database gets 1,000 demo "fields".
-// Schedule e-mails go through -smtp-addr (with -smtp-from, -smtp-user, the
-// password in $BATCH_SMTP_PASSWORD, and -smtp-starttls); without it a
-// schedule asking for e-mail is refused with a 400 that says so. SIGTERM
+// With -demo (the default) an empty database gets 1,000 demo "fields". With
+// -metrics the engine is observed by otelbatch and GET /metrics serves its
+// metrics in the Prometheus text format (through the OpenTelemetry
+// Prometheus exporter), and a request's traceparent header becomes the
+// parent of the jobs it submits. Schedule e-mails go through -smtp-addr
+// (with -smtp-from, -smtp-user, the password in $BATCH_SMTP_PASSWORD, and
+// -smtp-starttls); without it a schedule asking for e-mail is refused with
+// a 400 that says so. SIGTERM
 // or Ctrl-C stops it gracefully: requests finish, running jobs checkpoint
 // and resume on the next start, and the exit status is 0. A SIGKILL loses
 // nothing that a restart cannot resume.
@@ -27,8 +31,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
 	"github.com/batchworks/batch"
 	"github.com/batchworks/batch/httpapi"
+	"github.com/batchworks/batch/otelbatch"
 )
 
 // keyList is a repeatable string flag.
@@ -44,6 +54,7 @@ type config struct {
 	apiKeys              keyList
 	rateLimit            bool
 	allowPrivateWebhooks bool
+	metrics              bool
 	smtp                 smtpConfig
 }
 
@@ -86,6 +97,7 @@ func main() {
 	flag.Var(&c.apiKeys, "api-key", "accepted API key (repeatable); none leaves the API open")
 	flag.BoolVar(&c.rateLimit, "rate-limit", true, "apply the API's rate limits")
 	flag.BoolVar(&c.allowPrivateWebhooks, "allow-private-webhooks", false, "allow webhook URLs on loopback and private networks")
+	flag.BoolVar(&c.metrics, "metrics", false, "serve Prometheus metrics at /metrics")
 	flag.StringVar(&c.smtp.addr, "smtp-addr", "", "SMTP server host:port for schedule e-mails; without it, schedules asking for e-mail are refused")
 	flag.StringVar(&c.smtp.from, "smtp-from", "", "sender address of schedule e-mails")
 	flag.StringVar(&c.smtp.user, "smtp-user", "", "SMTP user (PLAIN auth); the password comes from $"+smtpPasswordEnv)
@@ -106,7 +118,19 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	engine, err := batch.Open(c.db, &batch.Options{Logger: log, AllowPrivateWebhooks: c.allowPrivateWebhooks, Mailer: mailer})
+	mux := http.NewServeMux()
+	eopts := &batch.Options{Logger: log, AllowPrivateWebhooks: c.allowPrivateWebhooks, Mailer: mailer}
+	var obs *otelbatch.Observer
+	if c.metrics {
+		var shutdown func(context.Context) error
+		obs, shutdown, err = metrics(mux)
+		if err != nil {
+			return err
+		}
+		defer shutdown(context.Background())
+		eopts.Observer = obs
+	}
+	engine, err := batch.Open(c.db, eopts)
 	if err != nil {
 		return err
 	}
@@ -120,9 +144,14 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 	if len(c.apiKeys) > 0 {
 		opts.Authenticator = httpapi.APIKeys(c.apiKeys...)
 	}
-	mux := http.NewServeMux()
-	mux.Handle(httpapi.Prefix+"/", httpapi.New(engine, opts))
+	apiHandler := httpapi.New(engine, opts)
+	var api http.Handler = apiHandler
+	if obs != nil {
+		api = obs.Handler(api)
+	}
+	mux.Handle(httpapi.Prefix+"/", api)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv.RegisterOnShutdown(apiHandler.CloseStreams) // progress streams end; clients reconnect
 
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
@@ -145,6 +174,9 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 	}
 	if cerr := engine.Close(shutdownCtx); cerr != nil {
 		return cerr
+	}
+	if obs != nil {
+		obs.Close()
 	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
@@ -179,4 +211,26 @@ func seedDemo(ctx context.Context, engine *batch.Engine) error {
 		}
 	}
 	return fields.PutMany(ctx, recs)
+}
+
+// metrics serves GET /metrics on mux from a Prometheus registry of its own,
+// fed by an OpenTelemetry meter provider through the OpenTelemetry
+// Prometheus exporter, and returns the observer to give the engine. The
+// exporter (rather than client_golang metrics written by hand) keeps
+// otelbatch the one place that defines the metrics: the same names reach
+// Prometheus here and any OpenTelemetry backend elsewhere.
+func metrics(mux *http.ServeMux) (*otelbatch.Observer, func(context.Context) error, error) {
+	reg := prometheus.NewRegistry()
+	exp, err := otelprom.New(otelprom.WithRegisterer(reg))
+	if err != nil {
+		return nil, nil, err
+	}
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
+	obs, err := otelbatch.New(&otelbatch.Options{MeterProvider: mp})
+	if err != nil {
+		mp.Shutdown(context.Background())
+		return nil, nil, err
+	}
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	return obs, mp.Shutdown, nil
 }

@@ -1,12 +1,12 @@
 package batch
 
 import (
+	"context"
 	"math"
 	"strings"
 	"time"
 
 	"github.com/expr-lang/expr"
-	"github.com/expr-lang/expr/vm"
 )
 
 // A custom retry strategy is either a [BackoffFunc] registered in Go and
@@ -26,27 +26,22 @@ import (
 // The delay is never below 0 nor above retry.max_delay; a formula that
 // fails for some error waits retry.delay.
 
-// backoffEnv is what a retry formula can name.
-type backoffEnv struct {
-	Attempt   int     `expr:"attempt"`
-	ErrorType string  `expr:"error_type"`
-	ErrorCode string  `expr:"error_code"`
-	Delay     float64 `expr:"delay"`
-	MaxDelay  float64 `expr:"max_delay"`
-}
+// backoffEnvShape is what a retry formula can name.
+var backoffEnvShape = map[string]any{"attempt": 0, "error_type": "", "error_code": "", "delay": 0.0, "max_delay": 0.0}
 
-// compileBackoffFormula compiles a retry formula.
-func compileBackoffFormula(src string) (*vm.Program, error) {
-	return compileExpr(src, expr.Env(backoffEnv{}), expr.AsFloat64())
+// compileBackoffFormula compiles a retry formula through the one bounded
+// compile (see compileExpr).
+func compileBackoffFormula(src string) (*exprProgram, error) {
+	return compileExpr(src, backoffEnvShape, expr.AsFloat64())
 }
 
 // formulaBackoff returns the delay the formula src gives after a failed
 // attempt, bounded by [0, ro.MaxDelay].
 func (e *Engine) formulaBackoff(ro RetryOptions, attempt int, err error) time.Duration {
 	base, ceiling := time.Duration(ro.Delay), time.Duration(ro.MaxDelay)
-	var prog *vm.Program
+	var prog *exprProgram
 	if p, ok := e.formulas.Load(ro.Formula); ok {
-		prog = p.(*vm.Program)
+		prog = p.(*exprProgram)
 	} else {
 		p, cerr := compileBackoffFormula(ro.Formula)
 		if cerr != nil {
@@ -59,13 +54,13 @@ func (e *Engine) formulaBackoff(ro RetryOptions, attempt int, err error) time.Du
 	if code == "" {
 		code = CodeSystem
 	}
-	out, rerr := expr.Run(prog, backoffEnv{
-		Attempt:   attempt,
-		ErrorType: strings.ToLower(strings.TrimSuffix(string(code), "_ERROR")),
-		ErrorCode: string(code),
-		Delay:     base.Seconds(),
-		MaxDelay:  ceiling.Seconds(),
-	})
+	out, rerr := prog.runOwned(context.Background(), map[string]any{
+		"attempt":    attempt,
+		"error_type": strings.ToLower(strings.TrimSuffix(string(code), "_ERROR")),
+		"error_code": string(code),
+		"delay":      base.Seconds(),
+		"max_delay":  ceiling.Seconds(),
+	}, exprTimeLimit)
 	secs, _ := out.(float64)
 	switch {
 	case rerr != nil:

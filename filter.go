@@ -1,58 +1,53 @@
 package batch
 
 import (
+	"context"
 	"fmt"
+	"time"
 
 	"github.com/expr-lang/expr"
-	"github.com/expr-lang/expr/ast"
-	"github.com/expr-lang/expr/vm"
 )
 
-// maxExprNodes bounds the size of an expression in a batch.
-const maxExprNodes = 1000
+// recordEnvShape is the environment expressions over a record compile
+// against: `record` is the whole record, and any other name is the
+// record's field of that name (nil when the record lacks it).
+var recordEnvShape = map[string]any{"record": map[string]any{}}
 
 // predicate is a compiled boolean expression over a record.
 type predicate struct {
-	prog *vm.Program
+	prog *exprProgram
 }
 
-// compileExpr is the one place the engine compiles an expression from a
-// batch (record expressions, retry formulas): every limit on expressions
-// belongs here.
-func compileExpr(src string, opts ...expr.Option) (*vm.Program, error) {
-	return expr.Compile(src, append([]expr.Option{expr.MaxNodes(maxExprNodes)}, opts...)...)
-}
-
-// compileRecordExpr compiles src over a record: a bare name is the
-// record's field of that name (nil when the record lacks it), and `record`
-// is the whole record, so "area_ha > 2" and "record.area_ha > 2" mean the
-// same. asBool demands a boolean result.
-func compileRecordExpr(src string, asBool bool) (*vm.Program, error) {
-	opts := []expr.Option{expr.Env(map[string]any{}), expr.AllowUndefinedVariables(), expr.Patch(recordName{})}
+// compileRecordExpr compiles src over a record (see compileExpr): a bare
+// name is the record's field of that name (nil when the record lacks it),
+// and `record` is the whole record, so "area_ha > 2" and
+// "record.area_ha > 2" mean the same. asBool demands a boolean result.
+func compileRecordExpr(src string, asBool bool) (*exprProgram, error) {
+	opts := []expr.Option{expr.AllowUndefinedVariables()}
 	if asBool {
 		opts = append(opts, expr.AsBool())
 	}
-	return compileExpr(src, opts...)
+	return compileExpr(src, recordEnvShape, opts...)
 }
 
-// recordName makes the name `record` mean the whole environment, which is
-// the record itself.
-type recordName struct{}
+// evalRecordExpr runs a compiled expression against rec, within the
+// expression budgets; it stops when ctx ends.
+func evalRecordExpr(ctx context.Context, prog *exprProgram, rec Record) (any, error) {
+	return evalRecordExprWithin(ctx, prog, rec, exprTimeLimit)
+}
 
-// Visit rewrites the identifier record to $env.
-func (recordName) Visit(n *ast.Node) {
-	if id, ok := (*n).(*ast.IdentifierNode); ok && id.Value == "record" {
-		ast.Patch(n, &ast.IdentifierNode{Value: "$env"})
+// evalRecordExprWithin is evalRecordExpr with its own time budget.
+func evalRecordExprWithin(ctx context.Context, prog *exprProgram, rec Record, limit time.Duration) (any, error) {
+	env := make(map[string]any, len(rec)+2)
+	for k, v := range rec {
+		env[k] = v
 	}
+	env["record"] = map[string]any(rec)
+	return prog.runOwned(ctx, env, limit)
 }
 
-// evalRecordExpr runs a compiled expression against rec.
-func evalRecordExpr(prog *vm.Program, rec Record) (any, error) {
-	return expr.Run(prog, map[string]any(rec))
-}
-
-func (p *predicate) eval(rec Record) (bool, error) {
-	out, err := evalRecordExpr(p.prog, rec)
+func (p *predicate) eval(ctx context.Context, rec Record) (bool, error) {
+	out, err := evalRecordExpr(ctx, p.prog, rec)
 	if err != nil {
 		return false, err
 	}

@@ -37,6 +37,8 @@ func TestMain(m *testing.M) {
 		main()
 		os.Exit(0)
 	}
+	// Every process the tests start from this binary is a server.
+	os.Setenv(serverChildEnv, "1")
 	os.Exit(m.Run())
 }
 
@@ -64,6 +66,7 @@ func startServer(t *testing.T, bin, db, addr string, args ...string) *server {
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill() }) // a failed test leaves no server behind
 	s := &server{cmd: cmd, base: "http://" + addr + "/api/v1/batch", done: make(chan error, 1)}
 	go func() {
 		sc := bufio.NewScanner(stderr)

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -27,28 +28,37 @@ type server struct {
 	done chan error
 }
 
-// serverChildEnv makes the test binary run this package's main instead of
-// the tests: the end-to-end tests start it as the server, so no test
-// builds the binary again.
-const serverChildEnv = "BATCH_EXAMPLE_SERVER_CHILD"
+// The server binary is built once, by the first test that needs it, into a
+// directory TestMain removes.
+var (
+	binDir    string
+	buildOnce sync.Once
+	bin       string
+	buildErr  error
+)
 
 func TestMain(m *testing.M) {
-	if os.Getenv(serverChildEnv) != "" {
-		main()
-		os.Exit(0)
+	dir, err := os.MkdirTemp("", "batch-server-test-")
+	if err != nil {
+		panic(err)
 	}
-	// Every process the tests start from this binary is a server.
-	os.Setenv(serverChildEnv, "1")
-	os.Exit(m.Run())
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
 
-// buildServer returns the server binary: the test binary itself, which
-// runs main when serverChildEnv is set.
+// buildServer compiles this package once and returns the binary.
 func buildServer(t *testing.T, _ string) string {
 	t.Helper()
-	exe, err := os.Executable()
-	require.NoError(t, err)
-	return exe
+	buildOnce.Do(func() {
+		bin = filepath.Join(binDir, "server")
+		if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("%v: %s", err, out)
+		}
+	})
+	require.NoError(t, buildErr)
+	return bin
 }
 
 func freeAddr(t *testing.T) string {
@@ -62,7 +72,6 @@ func freeAddr(t *testing.T) string {
 func startServer(t *testing.T, bin, db, addr string, args ...string) *server {
 	t.Helper()
 	cmd := exec.Command(bin, append([]string{"-addr", addr, "-db", db}, args...)...)
-	cmd.Env = append(os.Environ(), serverChildEnv+"=1")
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())

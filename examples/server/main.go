@@ -6,7 +6,10 @@
 // -metrics the engine is observed by otelbatch and GET /metrics serves its
 // metrics in the Prometheus text format (through the OpenTelemetry
 // Prometheus exporter), and a request's traceparent header becomes the
-// parent of the jobs it submits. SIGTERM
+// parent of the jobs it submits. Schedule e-mails go through -smtp-addr
+// (with -smtp-from, -smtp-user, the password in $BATCH_SMTP_PASSWORD, and
+// -smtp-starttls); without it a schedule asking for e-mail is refused with
+// a 400 that says so. SIGTERM
 // or Ctrl-C stops it gracefully: requests finish, running jobs checkpoint
 // and resume on the next start, and the exit status is 0. Whatever has not
 // stopped after -shutdown-timeout (default 30s) is abandoned and the
@@ -21,12 +24,14 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/smtp"
 	"os"
 	"os/signal"
 	"strings"
@@ -62,6 +67,38 @@ type config struct {
 	idleTimeout          time.Duration
 	shutdownTimeout      time.Duration
 	metrics              bool
+	smtp                 smtpConfig
+}
+
+// smtpConfig is the mail server schedule notifications go through.
+type smtpConfig struct {
+	addr, from, user string
+	startTLS         bool
+}
+
+// smtpPasswordEnv holds the SMTP password, kept off the command line.
+const smtpPasswordEnv = "BATCH_SMTP_PASSWORD"
+
+// mailer returns the configured SMTP mailer, or nil without -smtp-addr.
+func (c smtpConfig) mailer() (batch.Mailer, error) {
+	if c.addr == "" {
+		return nil, nil
+	}
+	host, _, err := net.SplitHostPort(c.addr)
+	if err != nil {
+		return nil, fmt.Errorf("-smtp-addr %q: %w", c.addr, err)
+	}
+	if c.from == "" {
+		return nil, errors.New("-smtp-addr needs -smtp-from")
+	}
+	m := &batch.SMTPMailer{Addr: c.addr, From: c.from}
+	if c.user != "" {
+		m.Auth = smtp.PlainAuth("", c.user, os.Getenv(smtpPasswordEnv), host)
+	}
+	if c.startTLS {
+		m.TLS = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	}
+	return m, nil
 }
 
 func main() {
@@ -78,6 +115,10 @@ func main() {
 	flag.DurationVar(&c.idleTimeout, "idle-timeout", 60*time.Second, "how long an idle keep-alive connection stays open")
 	flag.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long to let requests and jobs wind down before exiting anyway (jobs resume on the next start)")
 	flag.BoolVar(&c.metrics, "metrics", false, "serve Prometheus metrics at /metrics")
+	flag.StringVar(&c.smtp.addr, "smtp-addr", "", "SMTP server host:port for schedule e-mails; without it, schedules asking for e-mail are refused")
+	flag.StringVar(&c.smtp.from, "smtp-from", "", "sender address of schedule e-mails")
+	flag.StringVar(&c.smtp.user, "smtp-user", "", "SMTP user (PLAIN auth); the password comes from $"+smtpPasswordEnv)
+	flag.BoolVar(&c.smtp.startTLS, "smtp-starttls", false, "use STARTTLS when the SMTP server offers it")
 	flag.Parse()
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -90,12 +131,15 @@ func main() {
 }
 
 func run(ctx context.Context, c config, log *slog.Logger) error {
+	mailer, err := c.smtp.mailer()
+	if err != nil {
+		return err
+	}
 	mux := http.NewServeMux()
-	eopts := &batch.Options{Logger: log, AllowPrivateWebhooks: c.allowPrivateWebhooks}
+	eopts := &batch.Options{Logger: log, AllowPrivateWebhooks: c.allowPrivateWebhooks, Mailer: mailer}
 	var obs *otelbatch.Observer
 	if c.metrics {
 		var shutdown func(context.Context) error
-		var err error
 		obs, shutdown, err = metrics(mux)
 		if err != nil {
 			return err

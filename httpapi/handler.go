@@ -68,6 +68,8 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives server-side errors. nil discards them.
 	Logger *slog.Logger
+	// DisableUI turns the dashboard at Prefix+"/ui/" off.
+	DisableUI bool
 }
 
 // Handler serves the Batch API over one engine. It is safe for concurrent
@@ -145,6 +147,7 @@ func (h *Handler) routes() {
 	h.templateRoutes(management)
 	h.webhookRoutes(management)
 	h.scheduleRoutes(management)
+	h.uiRoutes()
 }
 
 // principalKey is the request context key of the authenticated principal.
@@ -153,6 +156,10 @@ type principalKey struct{}
 // ServeHTTP authenticates the request and routes it. Unknown paths and
 // methods get JSON 404 and 405 answers.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if _, pattern := h.mux.Handler(r); isPublic(pattern) {
+		h.mux.ServeHTTP(w, r)
+		return
+	}
 	principal := ""
 	if h.opts.Authenticator != nil {
 		p, err := h.opts.Authenticator.Authenticate(r)

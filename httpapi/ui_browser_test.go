@@ -208,9 +208,6 @@ func standInStream(e *batch.Engine, key string) http.HandlerFunc {
 // TestDashboard drives the dashboard in a real headless Chromium: one
 // browser, one tab per subtest.
 func TestDashboard(t *testing.T) {
-	if testing.Short() && os.Getenv("CI") == "" {
-		t.Skip("browser test; run without -short")
-	}
 	browser := startBrowser(t)
 	s := newUIServer(t)
 	shots := os.Getenv("BATCH_UI_SCREENSHOTS") // a directory to keep screenshots in

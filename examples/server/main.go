@@ -2,6 +2,10 @@
 //
 //	go run ./examples/server -addr 127.0.0.1:8080 -db batch.db -api-key secret
 //
+// The dashboard is at http://127.0.0.1:8080/api/v1/batch/ui/ (sign in with
+// the API key, or open .../ui/#key=secret); -ui=false turns it off. The
+// OpenAPI document is at /api/v1/batch/openapi.json.
+//
 // With -demo (the default) an empty database gets 1,000 demo "fields". SIGTERM
 // or Ctrl-C stops it gracefully: requests finish, running jobs checkpoint
 // and resume on the next start, and the exit status is 0. A SIGKILL loses
@@ -39,6 +43,7 @@ type config struct {
 	apiKeys              keyList
 	rateLimit            bool
 	allowPrivateWebhooks bool
+	ui                   bool
 }
 
 func main() {
@@ -49,6 +54,7 @@ func main() {
 	flag.Var(&c.apiKeys, "api-key", "accepted API key (repeatable); none leaves the API open")
 	flag.BoolVar(&c.rateLimit, "rate-limit", true, "apply the API's rate limits")
 	flag.BoolVar(&c.allowPrivateWebhooks, "allow-private-webhooks", false, "allow webhook URLs on loopback and private networks")
+	flag.BoolVar(&c.ui, "ui", true, "serve the dashboard at /api/v1/batch/ui/ (-ui=false turns it off)")
 	flag.Parse()
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -71,7 +77,7 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 			return err
 		}
 	}
-	opts := &httpapi.Options{DisableRateLimits: !c.rateLimit, Logger: log}
+	opts := &httpapi.Options{DisableRateLimits: !c.rateLimit, Logger: log, DisableUI: !c.ui}
 	if len(c.apiKeys) > 0 {
 		opts.Authenticator = httpapi.APIKeys(c.apiKeys...)
 	}
@@ -85,6 +91,9 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 		return err
 	}
 	log.Info("serving the Batch API", "addr", ln.Addr().String(), "db", c.db, "auth", len(c.apiKeys) > 0)
+	if c.ui {
+		log.Info("dashboard", "url", "http://"+ln.Addr().String()+httpapi.Prefix+"/ui/")
+	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 

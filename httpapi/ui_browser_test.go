@@ -125,7 +125,7 @@ func newUIServer(t *testing.T) *uiServer {
 				}
 			}}, nil
 	})
-	e, err := batch.Open(filepath.Join(t.TempDir(), "ui.db"), &batch.Options{Operations: map[string]batch.Operation{"ticked": ticked, "slow": slow}})
+	e, err := batch.Open(filepath.Join(t.TempDir(), "ui.db"), &batch.Options{AllowPrivateWebhooks: true, Operations: map[string]batch.Operation{"ticked": ticked, "slow": slow}})
 	require.NoError(t, err)
 	fields, err := e.Collection("fields")
 	require.NoError(t, err)
@@ -433,6 +433,105 @@ func TestDashboard(t *testing.T) {
 		require.Equal(t, true, rec["organic"])
 		_, err = chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelector('#job-state [data-state]').dataset.state === 'completed'`, chromedp.WithPollingTimeout(10*time.Second)))
 		require.NoError(t, err, "the job page follows the new job to its end")
+	})
+
+	t.Run("schedules in their zone, webhooks with their deliveries", func(t *testing.T) {
+		tpl := s.api(t, "POST", "/templates", `{"template": {"name": "touch", "operations": [{"type": "update", "resource": "fields", "filter": {"status": "active"}, "template": {"touched": true}}]}}`)
+		sched := s.api(t, "POST", "/schedules", `{"schedule": {"name": "Nightly touch", "batch": {"template_id": "`+tpl["id"].(string)+`"}, "timing": {"frequency": "daily", "time": "06:00", "timezone": "Asia/Tokyo"}}}`)
+		rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+		defer rcv.Close()
+		hook := s.api(t, "POST", "/webhooks", `{"webhook": {"url": "`+rcv.URL+`/hook", "events": ["job_completed"], "description": "ops channel"}}`)
+		hookID := hook["id"].(string)
+		s.api(t, "POST", "/jobs?wait=10s", `{"batch": {"operations": [{"type": "update", "resource": "fields", "filter": {"status": "active"}, "update": {"seen": true}}]}}`)
+		require.Eventually(t, func() bool {
+			d := s.api(t, "GET", "/webhooks/"+hookID+"/deliveries", "")
+			list, _ := d["deliveries"].([]any)
+			return len(list) == 1 && list[0].(map[string]any)["status"] == "delivered"
+		}, 10*time.Second, 10*time.Millisecond)
+
+		ctx := newTab(t, browser, 20*time.Second)
+		require.NoError(t, chromedp.Do(ctx,
+			chromedp.Navigate(s.ui()+"#key="+s.key),
+			chromedp.WaitVisible(chromedp.CSS(`a[href="#/schedules"]`)),
+			chromedp.Click(chromedp.CSS(`a[href="#/schedules"]`)),
+			chromedp.WaitVisible(chromedp.CSS(`a[href="#/schedules/`+sched["id"].(string)+`"]`)),
+		))
+		row, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelector('#main tbody tr').cells].map(c => c.textContent)`))
+		require.NoError(t, err)
+		require.Equal(t, "Nightly touch", row[0])
+		require.Equal(t, "active", row[1])
+		require.Contains(t, row[3], "6:00:00", "the next run on Tokyo's wall clock")
+		require.Contains(t, row[3], "GMT+9")
+		require.NoError(t, chromedp.Do(ctx,
+			chromedp.Click(chromedp.CSS(`a[href="#/schedules/`+sched["id"].(string)+`"]`)),
+			chromedp.WaitVisible(chromedp.CSS("#next-run")),
+		))
+		runs, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('#main ol li')].map(li => li.textContent)`))
+		require.NoError(t, err)
+		require.Len(t, runs, 5)
+		for _, r := range runs {
+			require.Contains(t, r, "6:00:00")
+		}
+		screenshot(t, ctx, shots, "schedule")
+
+		require.NoError(t, chromedp.Do(ctx,
+			chromedp.Click(chromedp.CSS(`a[href="#/webhooks"]`)),
+			chromedp.WaitVisible(chromedp.CSS(`a[href="#/webhooks/`+hookID+`"]`)),
+			chromedp.Click(chromedp.CSS(`a[href="#/webhooks/`+hookID+`"]`)),
+			chromedp.WaitVisible(chromedp.CSS("#deliveries tbody tr")),
+		))
+		cells, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelector('#deliveries tbody tr').cells].map(c => c.textContent)`))
+		require.NoError(t, err)
+		require.Equal(t, "job_completed", cells[1])
+		require.Equal(t, "delivered", cells[3])
+		require.Equal(t, "HTTP 204", cells[5])
+		screenshot(t, ctx, shots, "webhook")
+	})
+
+	t.Run("follows the mount", func(t *testing.T) {
+		// The same API mounted under /admin behind http.StripPrefix: the
+		// page's relative URLs reach it there.
+		mux := http.NewServeMux()
+		mux.Handle("/admin/", http.StripPrefix("/admin", httpapi.New(s.e, &httpapi.Options{Authenticator: httpapi.APIKeys(s.key), DisableRateLimits: true})))
+		srv := httptest.NewServer(mux)
+		defer srv.Close()
+		ctx := newTab(t, browser, 20*time.Second)
+		require.NoError(t, chromedp.Do(ctx,
+			chromedp.Navigate(srv.URL+"/admin"+httpapi.Prefix+"/ui/#key="+s.key),
+			chromedp.WaitVisible(chromedp.CSS(`a[href="#/jobs/batch1"]`)),
+		))
+		entries, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`performance.getEntriesByType('resource').map(e => new URL(e.name).pathname)`))
+		require.NoError(t, err)
+		require.Contains(t, entries, "/admin"+httpapi.Prefix+"/jobs")
+		for _, p := range entries {
+			require.True(t, strings.HasPrefix(p, "/admin/"), "every request stays under the mount: %s", p)
+		}
+	})
+
+	t.Run("accessible: labels, names, keyboard", func(t *testing.T) {
+		ctx := newTab(t, browser, 20*time.Second)
+		require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(s.ui()), chromedp.WaitVisible(chromedp.CSS("#key"))))
+		focused, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.activeElement.id`))
+		require.NoError(t, err)
+		require.Equal(t, "key", focused, "the key field has the focus")
+		// Keyboard only: type the key and press Enter.
+		require.NoError(t, chromedp.Do(ctx,
+			chromedp.KeyEvent(s.key+"\r"),
+			chromedp.WaitVisible(chromedp.CSS(`#main tbody tr`)),
+		))
+		for _, hash := range []string{"#/jobs", "#/jobs/batch2", "#/templates", "#/templates/template1", "#/schedules", "#/webhooks"} {
+			require.NoError(t, chromedp.Do(ctx,
+				chromedp.Evaluate[chromedp.Void](`location.hash = '`+hash+`'`),
+				chromedp.Poll[chromedp.Void](`document.querySelector('#view').dataset.shown === '`+hash+`'`, chromedp.WithPollingTimeout(5*time.Second))))
+			problems, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[
+				...[...document.querySelectorAll('input, select, textarea')].filter(i => i.offsetParent && !i.labels.length).map(i => 'no label: ' + i.outerHTML),
+				...[...document.querySelectorAll('button, a[href]')].filter(b => b.offsetParent && !b.textContent.trim() && !b.getAttribute('aria-label')).map(b => 'no name: ' + b.outerHTML),
+				...[...document.querySelectorAll('[role=progressbar]')].filter(b => !b.getAttribute('aria-label')).map(b => 'unnamed bar'),
+				...([...document.querySelectorAll('h1')].filter(h => h.offsetParent).length === 1 ? [] : ['not one h1']),
+			]`))
+			require.NoError(t, err)
+			require.Empty(t, problems, hash)
+		}
 	})
 
 	t.Run("phone width", func(t *testing.T) {

@@ -42,9 +42,13 @@ function fmtTime(s, zone) {
   if (!s) return '–';
   const d = new Date(s);
   if (isNaN(d)) return s;
+  // Without a zone: the viewer's clock. With one (a schedule's): that
+  // zone's wall clock, named.
+  const opts = zone
+    ? { year: 'numeric', month: 'short', day: 'numeric', hour: 'numeric', minute: '2-digit', second: '2-digit', timeZone: zone, timeZoneName: 'short' }
+    : { dateStyle: 'medium', timeStyle: 'medium' };
   try {
-    return new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium', timeZone: zone || undefined,
-      timeZoneName: zone ? 'short' : undefined }).format(d);
+    return new Intl.DateTimeFormat(undefined, opts).format(d);
   } catch (e) {
     return d.toISOString();
   }
@@ -229,6 +233,7 @@ async function route() {
       view.replaceChildren(node);
       const h1 = $('h1', view);
       document.title = (h1 ? h1.textContent + ' – ' : '') + 'Batch dashboard';
+      view.dataset.shown = hash;
       if (h1) { h1.tabIndex = -1; h1.focus({ preventScroll: true }); }
     } catch (e) {
       if (gen !== routeGen || e.status === 401) return;

@@ -21,6 +21,7 @@ function el(tag, attrs, ...children) {
     if (k.startsWith('on')) n.addEventListener(k.slice(2), v);
     else if (k === 'class') n.className = v;
     else if (k === 'text') n.textContent = v;
+    else if (k === 'style') n.style.cssText = v; // CSSOM: allowed by the page's CSP, unlike a style attribute
     else n.setAttribute(k, v === true ? '' : v);
   }
   for (const c of children.flat()) {
@@ -297,7 +298,8 @@ async function jobsView([query]) {
   };
   return el('section', {},
     el('h1', {}, 'Jobs'),
-    el('div', { class: 'toolbar' }, el('label', { for: 'state-filter', class: 'inline' }, 'State'), sel),
+    el('div', { class: 'toolbar' }, el('label', { for: 'state-filter', class: 'inline' }, 'State'), sel,
+      el('button', { type: 'button', class: 'secondary', onclick: route }, 'Refresh')),
     table(['Job', 'State', { label: 'Type', cls: 'hide-narrow' }, { label: 'Description', cls: 'hide-narrow' }, 'Progress', { label: 'Created', cls: 'hide-narrow' }],
       rows, state ? 'No ' + state + ' jobs.' : 'No jobs yet.'),
     pager(page.next_cursor, () => go(page.next_cursor, prev.concat([cursor || '-'])), prev,

@@ -488,6 +488,26 @@ func TestDashboard(t *testing.T) {
 		screenshot(t, ctx, shots, "webhook")
 	})
 
+	t.Run("download an artifact", func(t *testing.T) {
+		exp := s.api(t, "POST", "/jobs?wait=10s", `{"batch": {"type": "export", "operations": [{"type": "export", "resource": "fields", "filter": {"status": "active"}, "destination": {"format": "csv"}}]}}`)
+		id := exp["job_id"].(string)
+		ctx := newTab(t, browser, 20*time.Second)
+		require.NoError(t, chromedp.Do(ctx,
+			chromedp.Navigate(s.ui()+"#key="+s.key),
+			chromedp.WaitVisible(chromedp.CSS(`a[href="#/jobs/`+id+`"]`)),
+			chromedp.Click(chromedp.CSS(`a[href="#/jobs/`+id+`"]`)),
+			chromedp.WaitVisible(chromedp.Search(`//button[starts-with(text(), "Download ")]`)),
+			// Keep what the page hands to the browser's download.
+			chromedp.Evaluate[chromedp.Void](`window.__blobs = []; { const o = URL.createObjectURL; URL.createObjectURL = b => { __blobs.push(b); return o(b); }; }`),
+			chromedp.Click(chromedp.Search(`//button[starts-with(text(), "Download ")]`)),
+		))
+		_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](`window.__blobs.length === 1`, chromedp.WithPollingTimeout(5*time.Second)))
+		require.NoError(t, err)
+		text, err := chromedp.Run(ctx, chromedp.Evaluate[string](`window.__blobs[0].text()`, chromedp.EvalAwaitPromise))
+		require.NoError(t, err)
+		require.Equal(t, 101, strings.Count(text, "\n"), "a header and the 100 active fields")
+	})
+
 	t.Run("follows the mount", func(t *testing.T) {
 		// The same API mounted under /admin behind http.StripPrefix: the
 		// page's relative URLs reach it there.

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	cdplog "github.com/chromedp/cdproto/log"
+	cdpruntime "github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 
@@ -75,11 +77,40 @@ func startBrowser(t *testing.T) context.Context {
 	return browser
 }
 
-// newTab opens a tab in the shared browser, bounded by timeout.
+// newTab opens a tab in the shared browser, bounded by timeout. A script
+// error or a console error (a CSP violation, say) on the page fails the
+// test; failed requests (401, 409) are expected and ignored.
 func newTab(t *testing.T, browser context.Context, timeout time.Duration) context.Context {
 	tab, cancelTab := chromedp.NewContext(browser)
 	ctx, cancel := context.WithTimeout(tab, timeout)
-	t.Cleanup(func() { cancel(); cancelTab() })
+	var mu sync.Mutex
+	var problems []string
+	require.NoError(t, chromedp.Listen(tab, func(ev any) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch ev := ev.(type) {
+		case *cdpruntime.EventExceptionThrown:
+			d := ev.ExceptionDetails
+			msg := d.Text
+			if d.Exception != nil {
+				msg += " " + d.Exception.Description
+			}
+			problems = append(problems, fmt.Sprintf("uncaught: %s (%s:%d)", msg, d.URL, d.LineNumber))
+		case *cdplog.EventEntryAdded:
+			if ev.Entry.Level == cdplog.EntryLevelError && ev.Entry.Source != cdplog.EntrySourceNetwork {
+				problems = append(problems, fmt.Sprintf("console %s: %s", ev.Entry.Source, ev.Entry.Text))
+			}
+		}
+	}))
+	t.Cleanup(func() {
+		cancel()
+		cancelTab()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, p := range problems {
+			t.Error(p)
+		}
+	})
 	return ctx
 }
 

@@ -353,22 +353,10 @@ function stats(job) {
 async function jobView([id]) {
   const enc = encodeURIComponent(id);
   let job = await api('GET', 'jobs/' + enc);
-  const head = el('div', { class: 'toolbar' });
+  const badge = el('span', { id: 'job-state' });
   const progress = el('div', {});
   const results = el('section', { 'aria-labelledby': 'results-h' });
   let audit = null, errors = null;
-  const render = (j, event) => {
-    if (event && event !== 'progress') { // a transition: new audit entries, maybe errors
-      if (audit) audit.reload();
-      if (errors) errors.reload();
-    }
-    job = j;
-    head.replaceChildren(el('span', { id: 'job-state' }, stateBadge(j.status)), ...buttons(j));
-    const b = $('[role=progressbar]', progress);
-    if (b) { setBar(b, j); progress.replaceChild(stats(j), progress.lastChild); }
-    else progress.replaceChildren(bar(j, true), stats(j));
-    results.replaceChildren(el('h2', { id: 'results-h' }, 'Results'), resultsTable(j));
-  };
   const act = async (what, method, path) => {
     try {
       const j = await api(method, 'jobs/' + enc + path);
@@ -381,15 +369,37 @@ async function jobView([id]) {
       api('GET', 'jobs/' + enc).then(render).catch(() => {});
     }
   };
-  const buttons = j => {
-    const s = j.status;
-    return [
-      el('button', { type: 'button', disabled: !(s === 'running' || s === 'queued'), onclick: () => act('pause', 'POST', '/pause') }, 'Pause'),
-      el('button', { type: 'button', disabled: s !== 'paused', onclick: () => act('resume', 'POST', '/resume') }, 'Resume'),
-      el('button', { type: 'button', class: 'secondary', disabled: FINAL.has(s), onclick: () => act('cancel', 'POST', '/cancel') }, 'Cancel'),
-      el('button', { type: 'button', class: 'danger', disabled: !FINAL.has(s),
-        onclick: () => { if (confirm('Delete job ' + id + '?')) act('delete', 'DELETE', ''); } }, 'Delete'),
-    ];
+  // The buttons stay put (and keep the keyboard focus) while the job
+  // changes; only whether each is allowed follows its state.
+  const buttons = {
+    pause: el('button', { type: 'button', onclick: () => act('pause', 'POST', '/pause') }, 'Pause'),
+    resume: el('button', { type: 'button', onclick: () => act('resume', 'POST', '/resume') }, 'Resume'),
+    cancel: el('button', { type: 'button', class: 'secondary', onclick: () => act('cancel', 'POST', '/cancel') }, 'Cancel'),
+    delete: el('button', { type: 'button', class: 'danger',
+      onclick: () => { if (confirm('Delete job ' + id + '?')) act('delete', 'DELETE', ''); } }, 'Delete'),
+  };
+  const allowed = {
+    pause: s => s === 'running' || s === 'queued',
+    resume: s => s === 'paused',
+    cancel: s => !FINAL.has(s),
+    delete: s => FINAL.has(s),
+  };
+  const head = el('div', { class: 'toolbar' }, badge, Object.values(buttons));
+  const render = (j, event) => {
+    job = j;
+    if (event && event !== 'progress') { // a transition: new audit entries, maybe errors
+      if (audit) audit.reload();
+      if (errors) errors.reload();
+    }
+    const changed = badge.textContent !== j.status;
+    if (changed) {
+      badge.replaceChildren(stateBadge(j.status));
+      results.replaceChildren(el('h2', { id: 'results-h' }, 'Results'), resultsTable(j));
+    }
+    for (const [k, b] of Object.entries(buttons)) b.disabled = !allowed[k](j.status);
+    const b = $('[role=progressbar]', progress);
+    if (b) { setBar(b, j); progress.replaceChild(stats(j), progress.lastChild); }
+    else progress.replaceChildren(bar(j, true), stats(j));
   };
   render(job);
   if (!FINAL.has(job.status)) follow(id, render);

@@ -585,6 +585,55 @@ func TestDashboard(t *testing.T) {
 		}
 	})
 
+	t.Run("jobs list: filter by state, page", func(t *testing.T) {
+		for range 20 {
+			s.api(t, "POST", "/jobs", `{"batch": {"type": "noop", "operations": [{"type": "update", "resource": "fields", "filter": {"status": "none"}, "update": {"x": 1}}]}}`)
+		}
+		total := len(s.api(t, "GET", "/jobs?limit=1000", "")["jobs"].([]any))
+		require.Greater(t, total, 20)
+		ctx := newTab(t, browser, 20*time.Second)
+		ids := func() []string {
+			v, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('tr[data-job]')].map(r => r.dataset.job + ':' + r.querySelector('[data-state]').dataset.state)`))
+			require.NoError(t, err)
+			return v
+		}
+		shown := func(hash string) { // waits until the view for hash (or a hash starting so, with "*") is shown
+			test := `=== '` + hash + `'`
+			if p, ok := strings.CutSuffix(hash, "*"); ok {
+				test = `.startsWith('` + p + `')`
+			}
+			_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](`(document.querySelector('#view').dataset.shown || '')`+test, chromedp.WithPollingTimeout(5*time.Second)))
+			require.NoError(t, err)
+		}
+		require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(s.ui()+"#key="+s.key)))
+		shown("#/jobs")
+		first := ids()
+		require.Len(t, first, 20)
+		require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.Search(`//button[text()="Next page"]`))))
+		shown("#/jobs?cursor=*")
+		second := ids()
+		require.Len(t, second, total-20)
+		require.NotContains(t, first, second[0])
+		require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.Search(`//button[text()="Previous page"]`))))
+		shown("#/jobs")
+		require.Equal(t, first, ids())
+
+		// The state filter, by keyboard: the focus stays on it.
+		require.NoError(t, chromedp.Do(ctx,
+			chromedp.SetValue(chromedp.CSS("#state-filter"), "cancelled"),
+			chromedp.Evaluate[chromedp.Void](`document.querySelector('#state-filter').dispatchEvent(new Event('change'))`),
+		))
+		shown("#/jobs?state=cancelled")
+		cancelled := ids()
+		require.NotEmpty(t, cancelled)
+		for _, j := range cancelled {
+			require.True(t, strings.HasSuffix(j, ":cancelled"), j)
+		}
+		focused, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.activeElement.id`))
+		require.NoError(t, err)
+		require.Equal(t, "state-filter", focused)
+	})
+
 	t.Run("phone width", func(t *testing.T) {
 		ctx := newTab(t, browser, 20*time.Second)
 		require.NoError(t, chromedp.Do(ctx,

@@ -11,6 +11,7 @@ const MAX_STREAMS = 4; // browsers allow about six connections per server
 
 let routeGen = 0;          // bumps on every navigation; stale renders stop
 let controllers = [];      // streams of the current view, aborted on navigation
+let focusNext = '';        // an element to focus after the next render instead of the heading
 
 // ---------- small helpers
 
@@ -235,7 +236,10 @@ async function route() {
       const h1 = $('h1', view);
       document.title = (h1 ? h1.textContent + ' – ' : '') + 'Batch dashboard';
       view.dataset.shown = hash;
-      if (h1) { h1.tabIndex = -1; h1.focus({ preventScroll: true }); }
+      const target = (focusNext && document.getElementById(focusNext)) || h1;
+      focusNext = '';
+      if (target === h1 && h1) h1.tabIndex = -1;
+      if (target) target.focus({ preventScroll: target === h1 });
     } catch (e) {
       if (gen !== routeGen || e.status === 401) return;
       view.replaceChildren(el('h1', {}, 'Could not load this page'), el('p', { role: 'alert' }, e.describe ? e.describe() : String(e)));
@@ -263,7 +267,7 @@ async function jobsView([query]) {
   const page = await api('GET', 'jobs?' + params);
   const jobs = page.jobs || [];
 
-  const sel = el('select', { id: 'state-filter', onchange: () => { location.hash = '#/jobs' + (sel.value ? '?state=' + sel.value : ''); } },
+  const sel = el('select', { id: 'state-filter', onchange: () => { focusNext = 'state-filter'; location.hash = '#/jobs' + (sel.value ? '?state=' + sel.value : ''); } },
     el('option', { value: '' }, 'All states'),
     ['queued', 'running', 'paused', 'completed', 'failed', 'cancelled'].map(s => el('option', { value: s, selected: s === state }, s)));
   const rows = jobs.map(j => el('tr', { 'data-job': j.job_id },

@@ -565,12 +565,40 @@ func TestDashboard(t *testing.T) {
 		focused, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.activeElement.id`))
 		require.NoError(t, err)
 		require.Equal(t, "key", focused, "the key field has the focus")
+		// lowContrast lists visible text below WCAG AA contrast (4.5:1, 3:1
+		// for large text) against the background it is drawn on.
+		_, err = chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void](`window.lowContrast = () => {
+			const rgb = s => (s.match(/[\d.]+/g) || []).map(Number);
+			const lum = c => { const [r, g, b] = c.slice(0, 3).map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; }); return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+			const bg = el => { for (; el; el = el.parentElement) { const c = rgb(getComputedStyle(el).backgroundColor); if (c.length === 3 || c[3] > 0) return c; } return [255, 255, 255]; };
+			const out = [];
+			for (const el of document.querySelectorAll('body *')) {
+				if (!el.offsetParent || ![...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())) continue;
+				const st = getComputedStyle(el);
+				const a = lum(rgb(st.color)), b = lum(bg(el));
+				const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+				const size = parseFloat(st.fontSize), bold = Number(st.fontWeight) >= 700;
+				const need = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+				if (ratio < need) out.push('contrast ' + ratio.toFixed(2) + ' < ' + need + ': ' + el.outerHTML.slice(0, 120));
+			}
+			return out;
+		}`))
+		require.NoError(t, err)
+		low, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`lowContrast()`))
+		require.NoError(t, err)
+		require.Empty(t, low, "the sign-in page")
+		low, err = chromedp.Run(ctx, chromedp.Evaluate[[]string](`{ const p = document.createElement('p'); p.style.color = '#aaaaaa'; p.textContent = 'faint'; document.querySelector('#main').append(p); const r = lowContrast(); p.remove(); r; }`))
+		require.NoError(t, err)
+		require.Len(t, low, 1, "the contrast check sees faint text")
 		// Keyboard only: type the key and press Enter.
 		require.NoError(t, chromedp.Do(ctx,
 			chromedp.KeyEvent(s.key+"\r"),
-			chromedp.WaitVisible(chromedp.CSS(`#main tbody tr`)),
+			chromedp.Poll[chromedp.Void](`document.querySelector('#view').dataset.shown === '#/jobs'`, chromedp.WithPollingTimeout(5*time.Second)),
 		))
-		for _, hash := range []string{"#/jobs", "#/jobs/batch2", "#/templates", "#/templates/template1", "#/schedules", "#/webhooks"} {
+		job := s.api(t, "POST", "/jobs?wait=10s", `{"batch": {"operations": [{"type": "create", "resource": "fields", "records": [{"id": "field000"}]}]}}`)
+		tpl := s.api(t, "POST", "/templates", `{"template": {"name": "a11y", "parameters": [{"name": "n", "type": "integer", "required": true}, {"name": "when", "type": "date"}, {"name": "tags", "type": "array"}],
+			"operations": [{"type": "update", "resource": "fields", "filter": {"status": "active"}, "template": {"n": "${n}"}}]}}`)
+		for _, hash := range []string{"#/jobs", "#/jobs/" + job["job_id"].(string), "#/templates", "#/templates/" + tpl["id"].(string), "#/schedules", "#/webhooks"} {
 			require.NoError(t, chromedp.Do(ctx,
 				chromedp.Evaluate[chromedp.Void](`location.hash = '`+hash+`'`),
 				chromedp.Poll[chromedp.Void](`document.querySelector('#view').dataset.shown === '`+hash+`'`, chromedp.WithPollingTimeout(5*time.Second))))
@@ -579,6 +607,7 @@ func TestDashboard(t *testing.T) {
 				...[...document.querySelectorAll('button, a[href]')].filter(b => b.offsetParent && !b.textContent.trim() && !b.getAttribute('aria-label')).map(b => 'no name: ' + b.outerHTML),
 				...[...document.querySelectorAll('[role=progressbar]')].filter(b => !b.getAttribute('aria-label')).map(b => 'unnamed bar'),
 				...([...document.querySelectorAll('h1')].filter(h => h.offsetParent).length === 1 ? [] : ['not one h1']),
+				...lowContrast(),
 			]`))
 			require.NoError(t, err)
 			require.Empty(t, problems, hash)

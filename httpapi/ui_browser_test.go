@@ -664,6 +664,7 @@ func TestDashboard(t *testing.T) {
 	})
 
 	t.Run("phone width", func(t *testing.T) {
+		s.api(t, "POST", "/jobs?wait=10s", `{"batch": {"type": "phone", "description": "a job with a long description that wraps on a phone", "operations": [{"type": "update", "resource": "fields", "filter": {"status": "none"}, "update": {"x": 1}}]}}`)
 		ctx := newTab(t, browser, 20*time.Second)
 		require.NoError(t, chromedp.Do(ctx,
 			chromedp.EmulateViewport(375, 740),
@@ -673,6 +674,9 @@ func TestDashboard(t *testing.T) {
 		overflow, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth + 1`))
 		require.NoError(t, err)
 		require.False(t, overflow, "no sideways scrolling of the page at 375px")
+		right, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`Math.max(...[...document.querySelectorAll('#main *')].filter(e => e.offsetParent && !e.closest('.table-wrap')).map(e => e.getBoundingClientRect().right))`))
+		require.NoError(t, err)
+		require.LessOrEqual(t, right, 375.0, "nothing outside a table sticks out of the screen")
 		screenshot(t, ctx, shots, "phone")
 	})
 }

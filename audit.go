@@ -9,9 +9,8 @@ import (
 
 // The audit log keeps every event the engine reports (job, template,
 // schedule and webhook changes): what happened, when, and which principal
-// did it. The engine subscribes to its own events when it starts and stores
-// each one durably, right after the change it describes has been stored;
-// a crash between the two can lose that one entry.
+// did it. Each entry is written in the same transaction as the change it
+// describes (see outbox.go), so a crash can lose neither.
 //
 //	audit_log         sequence -> AuditEvent JSON, every event in order
 //	audit/<job_id>    sequence -> AuditEvent JSON, the job's trail
@@ -48,22 +47,12 @@ type EventPage struct {
 	NextCursor string `json:"next_cursor,omitempty"`
 }
 
-// startAudit subscribes the audit log to the engine's events.
-func (e *Engine) startAudit() {
-	e.Subscribe(e.recordAudit)
-}
-
 // auditEventOf turns an event into its audit entry.
 func auditEventOf(ev Event) AuditEvent {
 	ae := AuditEvent{Type: ev.Type, At: ev.At.UTC(), Principal: ev.Principal, JobID: ev.JobID}
 	details := map[string]any{}
-	// Fields other event kinds add (template_id, schedule_id, ...) come
-	// along through their JSON form.
-	if b, err := json.Marshal(ev); err == nil {
-		_ = json.Unmarshal(b, &details)
-	}
-	for _, k := range []string{"type", "at", "principal", "job_id"} {
-		delete(details, k)
+	if ev.ObjectID != "" {
+		details["object_id"] = ev.ObjectID
 	}
 	if j := ev.Job; j != nil {
 		details["status"] = j.Status
@@ -84,42 +73,6 @@ func auditEventOf(ev Event) AuditEvent {
 		ae.Details = details
 	}
 	return ae
-}
-
-// recordAudit stores one event. It runs on the goroutine that made the
-// change, after that change's transaction and outside the engine's locks,
-// so the write cannot deadlock; a failure is logged, not returned.
-func (e *Engine) recordAudit(ev Event) {
-	ae := auditEventOf(ev)
-	b, err := json.Marshal(ae)
-	if err == nil {
-		err = e.store.Update(func(tx Tx) error {
-			seq, err := tx.NextSequence(bucketAuditLog)
-			if err != nil {
-				return err
-			}
-			if err := tx.Put(bucketAuditLog, u64key(seq), b); err != nil {
-				return err
-			}
-			if ae.JobID == "" {
-				return nil
-			}
-			if seq, err = tx.NextSequence(auditBucket(ae.JobID)); err != nil {
-				return err
-			}
-			if err := tx.Put(auditBucket(ae.JobID), u64key(seq), b); err != nil {
-				return err
-			}
-			if ae.Type == EventJobDeleted {
-				key := append(u64key(uint64(ae.At.UnixNano())), ae.JobID...)
-				return tx.Put(bucketAuditDeleted, key, []byte{1})
-			}
-			return nil
-		})
-	}
-	if err != nil {
-		e.log.Error("audit: storing an event failed", "job_id", ev.JobID, "type", string(ev.Type), "error", err)
-	}
 }
 
 // JobEvents pages through the audit trail of job id, oldest first. The

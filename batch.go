@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"regexp"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -27,8 +28,10 @@ type Options struct {
 	// 0 means [DefaultCommitBatchSize].
 	CommitBatchSize int
 	// CommitDelay is how long the committer waits for more outcomes once one
-	// arrives, before writing a batch smaller than CommitBatchSize. 0 means
-	// [DefaultCommitDelay]; a negative value writes at once.
+	// arrives, before writing a batch smaller than CommitBatchSize. It does
+	// not wait when a caller waits for a write (a submission, a transition)
+	// or for a job's last item: what arrives during a commit makes the next
+	// one. 0 means [DefaultCommitDelay]; a negative value writes at once.
 	CommitDelay time.Duration
 	// Collections are the built-in document collections defined from the
 	// start. nil means {"fields"}; add more with [Engine.DefineCollection].
@@ -99,8 +102,12 @@ type Engine struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	// wg tracks every goroutine the engine starts.
-	wg        sync.WaitGroup
+	wg sync.WaitGroup
+	// attempts tracks item attempts left behind at their item_timeout.
+	attempts  sync.WaitGroup
 	committer *committer
+	// obs is Options.Observer; nil observes nothing.
+	obs Observer
 
 	// mu guards the registries, the live jobs and the queue.
 	mu          sync.Mutex
@@ -113,10 +120,13 @@ type Engine struct {
 	running     int
 	closed      bool
 	changed     chan struct{} // closed and replaced on every job state change
-	itemEst     time.Duration // smoothed wall time per item, for estimates
+	// itemEst is the smoothed wall time per item (ns), for estimates.
+	itemEst atomic.Int64
 
 	// outboxWake wakes the webhook outbox when deliveries are stored.
 	outboxWake chan struct{}
+	// mailWake wakes the mail sender when notification e-mails are stored.
+	mailWake chan struct{}
 	// schedulerWake wakes the scheduler when schedules change.
 	schedulerWake chan struct{}
 
@@ -199,11 +209,13 @@ func New(store Store, opts *Options) (*Engine, error) {
 		backoffs:      make(map[string]BackoffFunc),
 		runs:          make(map[string]*jobRun),
 		changed:       make(chan struct{}),
-		itemEst:       defaultItemEstimate,
 		subs:          make(map[uint64]func(Event)),
 		outboxWake:    make(chan struct{}, 1),
+		mailWake:      make(chan struct{}, 1),
 		schedulerWake: make(chan struct{}, 1),
+		obs:           o.Observer,
 	}
+	e.itemEst.Store(int64(defaultItemEstimate))
 	for _, name := range o.Collections {
 		if err := e.DefineCollection(name, nil); err != nil {
 			cancel()
@@ -229,13 +241,11 @@ func New(store Store, opts *Options) (*Engine, error) {
 			return nil, err
 		}
 	}
-	e.startAudit()
-	e.Subscribe(e.enqueueDeliveries)
-	e.Subscribe(e.notifySchedule)
 	e.committer = newCommitter(e)
 	e.wg.Go(e.committer.loop)
 	e.startRetention()
 	e.wg.Go(e.outboxLoop)
+	e.wg.Go(e.mailLoop)
 	e.wg.Go(e.schedulerLoop)
 	if err := e.recover(); err != nil {
 		e.Close(context.Background())
@@ -246,9 +256,10 @@ func New(store Store, opts *Options) (*Engine, error) {
 
 // Close stops the engine: no new jobs are taken, running jobs stop feeding
 // items, and items in flight may finish until ctx ends; then they are
-// cancelled. Unfinished jobs stay running in the store and resume when the
-// store is opened again. Close closes the store. It is safe to call more
-// than once; later calls return nil.
+// cancelled. Attempts left behind at their item_timeout are waited for
+// too, until ctx ends. Unfinished jobs stay running in the store and
+// resume when the store is opened again. Close closes the store. It is
+// safe to call more than once; later calls return nil.
 func (e *Engine) Close(ctx context.Context) error {
 	e.mu.Lock()
 	if e.closed {
@@ -280,6 +291,16 @@ func (e *Engine) Close(ctx context.Context) error {
 	case <-ctx.Done():
 		e.cancel() // cancels every item context
 		<-finished
+	}
+	abandoned := make(chan struct{})
+	go func() {
+		e.attempts.Wait()
+		close(abandoned)
+	}()
+	select {
+	case <-abandoned:
+	case <-ctx.Done():
+		e.log.Warn("closing with item attempts still running past their item_timeout")
 	}
 	e.committer.close()
 	e.cancel()

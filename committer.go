@@ -1,11 +1,14 @@
 package batch
 
 import (
+	"encoding/binary"
 	"sync"
 	"time"
 )
 
-// outcome is a finished item on its way to the store.
+// outcome is an item attempt on its way to the store: a finished item, or
+// (State pending) a failed attempt that will be tried again, stored so that
+// the retry budget survives a restart.
 type outcome struct {
 	run   *jobRun
 	index int64
@@ -13,8 +16,30 @@ type outcome struct {
 	// apply, for built-in changes, runs inside the commit; an error turns
 	// the outcome into a failure.
 	apply  func(Tx, *Item) error
-	item   *Item
+	item   Item
 	result *Result
+	// last marks the job's last item: when nothing stops the job, the
+	// transaction that stores it also finishes the job.
+	last bool
+	// bit stores a success as one bit of the job's done bitmap instead of
+	// a record of its own (items of list operations).
+	bit bool
+}
+
+// doneBlock is a done bitmap being written by one commit.
+type doneBlock struct {
+	run   *jobRun
+	block uint64
+}
+
+// write is a change to the store other than an item outcome (a
+// submission, a transition, a selection, a webhook or schedule change):
+// fn runs inside the group commit, and its caller waits until it is
+// durable and its events are dispatched.
+type write struct {
+	fn   func(w *wtx) error
+	err  error
+	done chan struct{}
 }
 
 // jobDelta is what one commit adds to one job.
@@ -23,41 +48,59 @@ type jobDelta struct {
 	nanos             int64
 	failures          []ItemError
 	results           []Result
+	last              bool
 	rec               *jobRecord // the record as written
 }
 
-// committer is the one goroutine that writes item outcomes: many per
-// transaction, flushing when CommitBatchSize outcomes are waiting or
-// CommitDelay after the first one arrived, never one fsync per item.
+// committer is the one goroutine that writes for the engine: item outcomes,
+// submissions, transitions and every other engine write ready at the same
+// time go into one transaction, flushing when CommitBatchSize outcomes are
+// waiting or CommitDelay after the first one arrived. Several jobs' writes
+// share an fsync; no item costs one of its own.
 //
-// Outcomes wait in a slice rather than a channel: the committer takes a
-// whole batch under one lock and wakes blocked senders once per batch, not
-// once per item.
+// Outcomes wait in a slice of values rather than a channel: the committer
+// takes a whole batch under one lock and wakes blocked senders once per
+// batch, not once per item.
 type committer struct {
 	e     *Engine
 	max   int
 	delay time.Duration
-	wake  chan struct{} // a send means outcomes are waiting
+	wake  chan struct{} // a send means work is waiting
 	full  chan struct{} // a send means a whole batch is waiting
 	stop  chan struct{}
 	done  chan struct{}
 
-	// mu guards buf and stopped; space is signalled when buf drains.
+	// mu guards outs, writes and stopped; space is signalled when outs
+	// drains.
 	mu      sync.Mutex
 	space   *sync.Cond
-	buf     []*outcome
+	outs    []outcome
+	writes  []*write
 	stopped bool
+
+	// Owned by the loop goroutine.
+	takenOuts   []outcome
+	takenWrites []*write
+	arena       []byte
+	deltas      map[*jobRun]*jobDelta
+	blocks      map[doneBlock]*[doneBlockItems / 8]byte
+	// handoffs are the runs of this commit that handed their slot on.
+	handoffs   []*jobRun
+	freeBlocks []*[doneBlockItems / 8]byte
+	share      int64 // the last commit's duration per write, in ns
 }
 
 func newCommitter(e *Engine) *committer {
 	c := &committer{
-		e:     e,
-		max:   e.opts.CommitBatchSize,
-		delay: e.opts.CommitDelay,
-		wake:  make(chan struct{}, 1),
-		full:  make(chan struct{}, 1),
-		stop:  make(chan struct{}),
-		done:  make(chan struct{}),
+		e:      e,
+		max:    e.opts.CommitBatchSize,
+		delay:  e.opts.CommitDelay,
+		wake:   make(chan struct{}, 1),
+		full:   make(chan struct{}, 1),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
+		deltas: make(map[*jobRun]*jobDelta),
+		blocks: make(map[doneBlock]*[doneBlockItems / 8]byte),
 	}
 	c.space = sync.NewCond(&c.mu)
 	return c
@@ -68,18 +111,36 @@ func newCommitter(e *Engine) *committer {
 func (c *committer) send(o *outcome) {
 	o.run.pending.Add(1)
 	c.mu.Lock()
-	for len(c.buf) >= 2*c.max && !c.stopped {
+	for len(c.outs) >= 2*c.max && !c.stopped {
 		c.space.Wait()
 	}
-	c.buf = append(c.buf, o)
-	n := len(c.buf)
+	c.outs = append(c.outs, *o)
+	n := len(c.outs)
 	c.mu.Unlock()
 	if n == 1 {
 		signal(c.wake)
 	}
-	if n == c.max {
+	if n == c.max || o.last {
+		// A full batch, or a job's last item (its runner waits for it):
+		// no reason to linger.
 		signal(c.full)
 	}
+}
+
+// do runs fn in the next group commit and returns once it is durable and
+// its events are dispatched, with fn's error or the store's.
+func (c *committer) do(fn func(w *wtx) error) error {
+	w := &write{fn: fn, done: make(chan struct{})}
+	c.mu.Lock()
+	if c.stopped {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	c.writes = append(c.writes, w)
+	c.mu.Unlock()
+	signal(c.wake)
+	<-w.done
+	return w.err
 }
 
 // signal does a non-blocking send on a one-slot channel.
@@ -96,28 +157,37 @@ func (c *committer) close() {
 	<-c.done
 }
 
-// take removes up to max waiting outcomes.
-func (c *committer) take(into []*outcome) []*outcome {
+// take removes up to max waiting outcomes and every waiting write.
+func (c *committer) take() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	n := min(len(c.buf), c.max)
-	into = append(into[:0], c.buf[:n]...)
-	rest := copy(c.buf, c.buf[n:])
-	clear(c.buf[rest:])
-	c.buf = c.buf[:rest]
+	n := min(len(c.outs), c.max)
+	c.takenOuts = append(c.takenOuts[:0], c.outs[:n]...)
+	rest := copy(c.outs, c.outs[n:])
+	clear(c.outs[rest:])
+	c.outs = c.outs[:rest]
+	c.takenWrites = append(c.takenWrites[:0], c.writes...)
+	clear(c.writes)
+	c.writes = c.writes[:0]
 	c.space.Broadcast()
-	return into
+}
+
+// lingers reports whether a batch is worth waiting for: outcomes only,
+// fewer than a full batch.
+func (c *committer) lingers() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.writes) == 0 && len(c.outs) < c.max
 }
 
 func (c *committer) pending() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.buf)
+	return len(c.outs) + len(c.writes)
 }
 
 func (c *committer) loop() {
 	defer close(c.done)
-	var batch []*outcome
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
@@ -125,18 +195,22 @@ func (c *committer) loop() {
 		case <-c.wake:
 		case <-c.full:
 		case <-c.stop:
-			c.mu.Lock()
-			c.stopped = true
-			c.space.Broadcast()
-			c.mu.Unlock()
-			for c.pending() > 0 {
-				batch = c.take(batch)
-				c.commit(batch)
+			for {
+				c.mu.Lock()
+				if len(c.outs)+len(c.writes) == 0 {
+					c.stopped = true
+					c.space.Broadcast()
+					c.mu.Unlock()
+					return
+				}
+				c.mu.Unlock()
+				c.flush()
 			}
-			return
 		}
-		// Linger briefly for a fuller batch, unless one is already full.
-		if c.delay > 0 && c.pending() < c.max {
+		// Linger briefly for a fuller batch of outcomes, unless one is
+		// already full or a caller waits for a write: writes that arrive
+		// while this batch commits make the next one.
+		if c.delay > 0 && c.lingers() {
 			timer.Reset(c.delay)
 			select {
 			case <-timer.C:
@@ -146,86 +220,248 @@ func (c *committer) loop() {
 				timer.Stop()
 			}
 		}
-		for c.pending() > 0 {
-			batch = c.take(batch)
-			c.commit(batch)
-			clear(batch)
-			if c.pending() < c.max {
-				break
-			}
-		}
+		c.flush()
 		if c.pending() > 0 {
 			signal(c.wake)
 		}
 	}
 }
 
-// commit writes a batch of outcomes, each record change with its outcome,
-// and the jobs' counters, in one transaction.
-func (c *committer) commit(batch []*outcome) {
-	deltas := make(map[*jobRun]*jobDelta)
-	err := c.e.store.Update(func(tx Tx) error {
-		clear(deltas)
-		for _, o := range batch {
-			if o.apply != nil && o.rec.State == itemSucceeded {
-				if err := o.apply(tx, o.item); err != nil {
-					o.rec.State = itemFailed
-					o.rec.Code, o.rec.Message, _ = classify(err)
-				}
-			}
-			v := appendItem(make([]byte, 0, 32+len(o.rec.ResourceID)+len(o.rec.Message)), &o.rec)
-			key := u64key(uint64(o.index))
-			if err := tx.Put(o.run.itemsBucket, key, v); err != nil {
+// flush takes one batch and commits it.
+func (c *committer) flush() {
+	c.take()
+	if len(c.takenOuts)+len(c.takenWrites) > 0 {
+		c.commit(c.takenOuts, c.takenWrites)
+	}
+	clear(c.takenOuts)
+	clear(c.takenWrites)
+}
+
+// commit writes a batch of outcomes and writes in one transaction. A write
+// whose fn fails is answered with its error and the rest are tried again
+// without it.
+func (c *committer) commit(outs []outcome, writes []*write) {
+	e := c.e
+	start := time.Now()
+	var done []*wtx
+	var outTx *wtx
+	for {
+		failed := -1
+		done = done[:0]
+		outTx = &wtx{e: e}
+		clear(c.deltas)
+		err := e.store.Update(func(tx Tx) error {
+			outTx.Tx = tx
+			c.arena = c.arena[:0]
+			clear(c.deltas)
+			c.dropBlocks() // left by an attempt that failed
+			if err := c.writeOutcomes(outTx, outs); err != nil {
 				return err
 			}
-			d := deltas[o.run]
-			if d == nil {
-				d = &jobDelta{}
-				deltas[o.run] = d
-			}
-			d.nanos += int64(o.rec.Duration)
-			if o.rec.State == itemFailed {
-				if err := tx.Put(o.run.errorsBucket, key, v); err != nil {
+			for i, w := range writes {
+				wt := &wtx{Tx: tx, e: e}
+				if err := w.fn(wt); err != nil {
+					failed = i
 					return err
 				}
-				d.failed++
-				if len(d.failures) < JobErrorsInline {
-					d.failures = append(d.failures, o.rec.itemError(o.index))
-				}
-			} else {
-				d.completed++
-				if o.result != nil {
-					d.results = append(d.results, *o.result)
-				}
+				done = append(done, wt)
+			}
+			return nil
+		})
+		if err != nil && failed >= 0 {
+			w := writes[failed]
+			w.err = err
+			close(w.done)
+			writes = append(writes[:failed:failed], writes[failed+1:]...)
+			continue
+		}
+		if e.obs != nil {
+			e.obs.ObserveCommit(CommitObservation{Size: len(outs) + len(writes), Duration: time.Since(start), Err: err})
+		}
+		if err != nil {
+			c.launchHandoffs(false)
+			c.failAll(outs, writes, err)
+			return
+		}
+		break
+	}
+	c.launchHandoffs(true)
+	// The transaction is durable: take it into memory, then report it.
+	// The next items are charged this commit's share per write.
+	if n := len(outs) + len(writes); n > 0 {
+		c.share = int64(time.Since(start)) / int64(n)
+	}
+	for r, d := range c.deltas {
+		r.committed(d)
+	}
+	outTx.applied()
+	for _, wt := range done {
+		wt.applied()
+	}
+	for _, w := range writes {
+		close(w.done)
+	}
+	for i := range outs {
+		outs[i].run.pending.Done()
+	}
+}
+
+// failAll answers a batch the store refused: nothing of it is stored, so
+// the jobs cannot account for these items. Fail them.
+func (c *committer) failAll(outs []outcome, writes []*write, err error) {
+	for _, w := range writes {
+		w.err = err
+		close(w.done)
+	}
+	seen := map[*jobRun]bool{}
+	for i := range outs {
+		seen[outs[i].run] = true
+	}
+	for r := range seen {
+		c.e.errorf(r.id, "storing item outcomes failed: %v", err)
+		r.stop(stopFail, &Error{Code: CodeExecutionError, Message: "Batch job execution failed",
+			Details: []Detail{{Code: string(CodeSystem), Message: "storing item outcomes failed: " + err.Error()}}})
+	}
+	for i := range outs {
+		outs[i].run.pending.Done()
+	}
+}
+
+// writeOutcomes stores each outcome with its record change and the jobs'
+// counters; a job whose last item is among them and that nothing stops is
+// finished in the same transaction.
+func (c *committer) writeOutcomes(w *wtx, outs []outcome) error {
+	for i := range outs {
+		o := &outs[i]
+		if o.apply != nil && o.rec.State == itemSucceeded {
+			if err := o.apply(w.Tx, &o.item); err != nil {
+				o.rec.State = itemFailed
+				o.rec.Code, o.rec.Message, _ = classify(err)
 			}
 		}
-		for r, d := range deltas {
-			d.rec = r.withDelta(d)
-			if err := putJob(tx, r.seq, d.rec); err != nil {
+		var key, v []byte
+		if o.bit && o.rec.State == itemSucceeded {
+			c.setDone(o.run, o.index)
+		} else {
+			key, v = c.alloc(uint64(o.index), &o.rec)
+			if err := w.Put(o.run.itemsBucket, key, v); err != nil {
 				return err
 			}
 		}
-		return nil
-	})
-	if err != nil {
-		// The store refused the write: nothing of this batch is stored, so
-		// the jobs cannot account for these items. Fail them.
-		for _, o := range batch {
-			if _, seen := deltas[o.run]; !seen {
-				deltas[o.run] = nil
+		d := c.deltas[o.run]
+		if d == nil {
+			d = &jobDelta{}
+			c.deltas[o.run] = d
+		}
+		d.last = d.last || o.last
+		switch o.rec.State {
+		case itemPending: // an attempt to be retried: no count changes
+		case itemFailed:
+			if err := w.Put(o.run.errorsBucket, key, v); err != nil {
+				return err
+			}
+			d.nanos += int64(o.rec.Duration) + c.share
+			d.failed++
+			if len(d.failures) < JobErrorsInline {
+				d.failures = append(d.failures, o.rec.itemError(o.index))
+			}
+		default:
+			d.nanos += int64(o.rec.Duration) + c.share
+			d.completed++
+			if o.result != nil {
+				d.results = append(d.results, *o.result)
 			}
 		}
-		for r := range deltas {
-			c.e.errorf(r.id, "storing item outcomes failed: %v", err)
-			r.stop(stopFail, &Error{Code: CodeExecutionError, Message: "Batch job execution failed",
-				Details: []Detail{{Code: string(CodeSystem), Message: "storing item outcomes failed: " + err.Error()}}})
+	}
+	if err := c.writeDone(w.Tx); err != nil {
+		return err
+	}
+	for r, d := range c.deltas {
+		d.rec = r.withDelta(d)
+		if d.last {
+			if err := r.finishInCommit(w, d, c); err != nil {
+				return err
+			}
 		}
-	} else {
-		for r, d := range deltas {
-			r.committed(d)
+		if err := putJob(w.Tx, r.seq, d.rec); err != nil {
+			return err
 		}
 	}
-	for _, o := range batch {
-		o.run.pending.Done()
+	return nil
+}
+
+// alloc encodes an item record and its key into the transaction's arena:
+// bbolt keeps both until the transaction ends, and one arena saves an
+// allocation per item.
+func (c *committer) alloc(index uint64, rec *itemRecord) (key, v []byte) {
+	if cap(c.arena)-len(c.arena) < 64+len(rec.ResourceID)+len(rec.Message)+len(rec.Code) {
+		c.arena = make([]byte, 0, max(64<<10, 2*cap(c.arena)))
 	}
+	k0 := len(c.arena)
+	c.arena = binary.BigEndian.AppendUint64(c.arena, index)
+	key = c.arena[k0:len(c.arena):len(c.arena)]
+	v0 := len(c.arena)
+	c.arena = appendItem(c.arena, rec)
+	return key, c.arena[v0:len(c.arena):len(c.arena)]
+}
+
+// setDone marks item index of r done in this commit's bitmaps.
+func (c *committer) setDone(r *jobRun, index int64) {
+	k := doneBlock{r, uint64(index / doneBlockItems)}
+	b := c.blocks[k]
+	if b == nil {
+		if n := len(c.freeBlocks); n > 0 {
+			b = c.freeBlocks[n-1]
+			c.freeBlocks = c.freeBlocks[:n-1]
+			clear(b[:])
+		} else {
+			b = new([doneBlockItems / 8]byte)
+		}
+		c.blocks[k] = b
+	}
+	bit := index % doneBlockItems
+	b[bit/8] |= 1 << (bit % 8)
+}
+
+// writeDone merges this commit's bitmaps into the stored ones.
+func (c *committer) writeDone(tx Tx) error {
+	defer c.dropBlocks()
+	for k, b := range c.blocks {
+		if c.arena == nil || cap(c.arena)-len(c.arena) < 8+len(b) {
+			c.arena = make([]byte, 0, max(64<<10, 2*cap(c.arena)))
+		}
+		k0 := len(c.arena)
+		c.arena = binary.BigEndian.AppendUint64(c.arena, k.block)
+		key := c.arena[k0:len(c.arena):len(c.arena)]
+		v0 := len(c.arena)
+		c.arena = append(c.arena, b[:]...)
+		v := c.arena[v0:len(c.arena):len(c.arena)]
+		if old := tx.Get(k.run.doneBucket, key); len(old) == len(v) {
+			for i := range v {
+				v[i] |= old[i]
+			}
+		}
+		if err := tx.Put(k.run.doneBucket, key, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dropBlocks forgets this commit's bitmaps, keeping their memory.
+func (c *committer) dropBlocks() {
+	for k, b := range c.blocks {
+		c.freeBlocks = append(c.freeBlocks, b)
+		delete(c.blocks, k)
+	}
+}
+
+// launchHandoffs starts the jobs that took the slots of jobs this commit
+// finished; durable says whether the commit that started them held.
+func (c *committer) launchHandoffs(durable bool) {
+	for _, r := range c.handoffs {
+		c.e.launchHandoff(r, durable)
+	}
+	clear(c.handoffs)
+	c.handoffs = c.handoffs[:0]
 }

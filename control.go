@@ -3,6 +3,7 @@ package batch
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -50,9 +51,13 @@ func (e *Engine) Submit(ctx context.Context, b *Batch, opts *SubmitOptions) (*Jo
 	if e.isClosed() {
 		return nil, ErrClosed
 	}
-	nb, total, err := e.check(ctx, b)
+	nb, estimates, err := e.check(ctx, b)
 	if err != nil {
 		return nil, err
+	}
+	var total int64
+	for _, o := range estimates {
+		total += o.Count
 	}
 	batchJSON, err := json.Marshal(nb)
 	if err != nil {
@@ -71,23 +76,42 @@ func (e *Engine) Submit(ctx context.Context, b *Batch, opts *SubmitOptions) (*Jo
 			CreatedAt:   now,
 			Progress:    Progress{TotalOperations: total},
 		},
+		Ops:            estimates,
 		Options:        nb.Options.withDefaults(),
 		IdempotencyKey: so.IdempotencyKey,
 	}
+	if tp, ok := e.obs.(TracePropagator); ok {
+		rec.Trace = tp.Inject(ctx)
+	}
+
+	// A free slot is taken now: the job is then created and started in the
+	// same transaction, and its runner needs no transaction of its own to
+	// start.
 	e.mu.Lock()
-	est := now.Add(e.itemEst * time.Duration(total) / time.Duration(rec.Options.MaxConcurrent))
+	startNow := !e.closed && e.running < e.opts.MaxRunningJobs && len(e.queue) == 0
+	if startNow {
+		e.running++
+	}
 	e.mu.Unlock()
-	rec.EstimatedCompletion = &est
+	release := func() {
+		if startNow {
+			e.mu.Lock()
+			e.running--
+			e.dispatchLocked()
+			e.mu.Unlock()
+		}
+	}
 
 	var seq uint64
-	var existing *jobRecord
-	err = e.store.Update(func(tx Tx) error {
+	var existing, started *jobRecord
+	err = e.update(func(w *wtx) error {
+		existing, started = nil, nil
 		idemKey := []byte(so.Owner + "\x00" + so.IdempotencyKey)
 		if so.IdempotencyKey != "" {
-			if v := tx.Get(bucketIdempotency, idemKey); len(v) == 16 {
+			if v := w.Get(bucketIdempotency, idemKey); len(v) == 16 {
 				at := time.Unix(0, int64(beUint64(v[8:])))
 				if now.Sub(at) < IdempotencyWindow {
-					prev, err := getJob(tx, beUint64(v[:8]))
+					prev, err := getJob(w.Tx, beUint64(v[:8]))
 					if err == nil {
 						existing = prev
 						return nil
@@ -96,23 +120,38 @@ func (e *Engine) Submit(ctx context.Context, b *Batch, opts *SubmitOptions) (*Jo
 			}
 		}
 		var err error
-		if seq, err = tx.NextSequence(bucketJobs); err != nil {
+		if seq, err = w.NextSequence(bucketJobs); err != nil {
 			return err
 		}
 		rec.ID = formatJobID(seq)
-		if err := putJob(tx, seq, rec); err != nil {
-			return err
-		}
-		if err := tx.Put(bucketBatches, u64key(seq), batchJSON); err != nil {
+		if err := w.Put(bucketBatches, u64key(seq), batchJSON); err != nil {
 			return err
 		}
 		if so.IdempotencyKey != "" {
 			v := append(u64key(seq), u64key(uint64(now.UnixNano()))...)
-			return tx.Put(bucketIdempotency, idemKey, v)
+			if err := w.Put(bucketIdempotency, idemKey, v); err != nil {
+				return err
+			}
 		}
-		return nil
+		// The job_created event is reported before the runner can report
+		// that it started.
+		if err := w.transition(nil, "", rec, EventJobCreated, so.Owner); err != nil {
+			return err
+		}
+		if !startNow {
+			return nil
+		}
+		started = rec.clone()
+		started.Status, started.StartedAt = StateRunning, &now
+		return w.transition(nil, StateQueued, started, EventJobStarted, "")
 	})
+	if err != nil || existing != nil {
+		release()
+	}
 	if err != nil {
+		if errors.Is(err, ErrClosed) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("batch: store job: %w", err)
 	}
 	if so.Replayed != nil {
@@ -121,18 +160,27 @@ func (e *Engine) Submit(ctx context.Context, b *Batch, opts *SubmitOptions) (*Jo
 	if existing != nil {
 		return e.Job(ctx, existing.ID)
 	}
-	r := newRun(e, seq, rec)
-	job := e.view(rec.clone(), nil)
-	// Report the job before its runner can report that it started.
-	e.emitJob(EventJobCreated, so.Owner, rec)
+	job := e.view(rec, nil) // the job as submitted
+	if started != nil {
+		rec = started
+	}
+	r := newRun(e, seq, rec.clone())
 	e.mu.Lock()
 	if e.closed {
+		if startNow {
+			e.running--
+		}
 		e.mu.Unlock()
-		return job, nil // stored; it starts when the store is opened again
+		return job, nil // stored; it starts (or resumes) when the store is opened again
 	}
 	e.runs[r.id] = r
-	e.queue = append(e.queue, r)
-	e.dispatchLocked()
+	if startNow {
+		r.started = true
+		e.launchLocked(r)
+	} else {
+		e.queue = append(e.queue, r)
+		e.dispatchLocked()
+	}
 	e.notifyLocked()
 	e.mu.Unlock()
 	e.log.Info("job submitted", "job_id", r.id, "items", total)
@@ -155,43 +203,45 @@ func (e *Engine) Validate(ctx context.Context, b *Batch) error {
 	return err
 }
 
-// check validates b and counts its items. It returns the batch in its
-// canonical JSON form (numbers as float64), as it will be stored.
-func (e *Engine) check(ctx context.Context, b *Batch) (*Batch, int64, error) {
+// check validates b and counts its items: each operation's count, an
+// estimate for those that select records when they start. It returns the
+// batch in its canonical JSON form (numbers as float64), as it will be
+// stored.
+func (e *Engine) check(ctx context.Context, b *Batch) (*Batch, []opRange, error) {
 	if b.TemplateID != "" || b.Parameters != nil {
 		rendered, err := e.fromTemplate(ctx, b)
 		if err != nil {
-			return nil, 0, err
+			return nil, nil, err
 		}
 		b = rendered
 	}
 	nb, err := normalizeJSON(*b)
 	if err != nil {
-		return nil, 0, invalidBatch([]Detail{{Field: "batch", Code: DetailInvalidValue, Message: "batch is not valid JSON: " + err.Error()}})
+		return nil, nil, invalidBatch([]Detail{{Field: "batch", Code: DetailInvalidValue, Message: "batch is not valid JSON: " + err.Error()}})
 	}
 	var d details
 	if len(nb.Operations) == 0 {
 		d.add("operations", DetailRequired, "a batch needs at least one operation")
 	}
 	nb.Options.check(&d, func(name string) bool { _, ok := e.backoff(name); return ok })
-	plans, err := e.plan(ctx, "", &nb)
+	plans, err := e.plan(ctx, "", &nb, nil)
 	if err != nil {
 		d.merge("", err)
 	}
 	if err := invalidBatch(d.list); err != nil {
-		return nil, 0, err
+		return nil, nil, err
 	}
-	var total int64
-	for _, p := range plans {
+	ops := make([]opRange, len(plans))
+	for i, p := range plans {
 		if p.Resource == nil {
-			total += p.Count
+			ops[i].Count = p.Count
 			continue
 		}
-		if err := p.Resource.Scan(ctx, p.Query, func(Record) error { total++; return nil }); err != nil {
-			return nil, 0, fmt.Errorf("batch: counting records: %w", err)
+		if err := p.Resource.Scan(ctx, p.Query, func(Record) error { ops[i].Count++; return nil }); err != nil {
+			return nil, nil, fmt.Errorf("batch: counting records: %w", err)
 		}
 	}
-	return &nb, total, nil
+	return &nb, ops, nil
 }
 
 // recover queues the jobs that were queued or running when the store was
@@ -257,34 +307,47 @@ func (e *Engine) Job(ctx context.Context, id string) (*Job, error) {
 	return e.view(rec, nil), nil
 }
 
-// view turns a stored record into the API's Job, adding what is computed:
-// percentage, current operation and statistics.
+// view turns a stored record into the API's Job, adding what is computed
+// at each read: percentage, current operation, statistics and the
+// estimates. A running job's estimates come from its live rate: the items
+// it finished since it last started over the time since; a queued job's
+// from the engine's recent per-item time.
 func (e *Engine) view(rec *jobRecord, r *jobRun) *Job {
 	j := rec.Job
 	j.Errors = rec.FirstErrors
+	j.EstimatedCompletion = nil
 	p := &j.Progress
 	done := p.Completed + p.Failed
-	p.Percentage = percentage(done, p.TotalOperations)
-	if j.Status.Final() && j.Status == StateCompleted {
+	p.Percentage = min(percentage(done, p.TotalOperations), 100)
+	if j.Status == StateCompleted {
 		p.Percentage = 100
 	}
 	if r != nil && j.Status == StateRunning {
-		p.CurrentOperation = r.cur.Load()
+		p.CurrentOperation = r.current()
+	}
+	left := max(p.TotalOperations-done, 0)
+	if j.Status == StateQueued {
+		per := time.Duration(e.itemEst.Load())
+		at := e.now().UTC().Add(per * time.Duration(left) / time.Duration(max(rec.Options.MaxConcurrent, 1)))
+		j.EstimatedCompletion = &at
 	}
 	if j.StartedAt == nil {
 		return &j
 	}
 	st := &Statistics{SuccessRate: successRate(p.Completed, p.Failed)}
 	if done > 0 {
-		st.AverageOperationTime = Duration(time.Duration(rec.ItemNanos / done))
+		st.AverageOperationTime = Duration(displayRound(time.Duration(rec.ItemNanos / done)))
 	}
 	if r != nil && j.Status == StateRunning {
 		r.mu.Lock()
 		segStart, segDone := r.segStart, r.segDone
 		r.mu.Unlock()
 		if n := done - segDone; n > 0 {
-			per := e.now().Sub(segStart) / time.Duration(n)
-			st.EstimatedRemainingTime = Duration(per * time.Duration(p.TotalOperations-done))
+			now := e.now()
+			remaining := time.Duration(float64(now.Sub(segStart)) / float64(n) * float64(left))
+			st.EstimatedRemainingTime = Duration(displayRound(remaining))
+			at := now.UTC().Add(remaining)
+			j.EstimatedCompletion = &at
 		}
 	}
 	j.Statistics = st
@@ -461,8 +524,8 @@ func (e *Engine) Wait(ctx context.Context, id string) (*Job, error) {
 		if err != nil {
 			return nil, err
 		}
-		if job.Status.Final() {
-			return job, nil
+		if job.Status.Final() && !e.live(id) {
+			return job, nil // and every subscriber heard its final event
 		}
 		select {
 		case <-changed:
@@ -470,6 +533,14 @@ func (e *Engine) Wait(ctx context.Context, id string) (*Job, error) {
 			return job, ctx.Err()
 		}
 	}
+}
+
+// live reports whether the job is still queued or running here (its run
+// has not yet reported its end).
+func (e *Engine) live(id string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.runs[id] != nil
 }
 
 // Pause stops a queued or running job from starting more items. Items in
@@ -484,171 +555,4 @@ func (e *Engine) Pause(ctx context.Context, id string) (*Job, error) {
 // matching [ErrInvalidState].
 func (e *Engine) Cancel(ctx context.Context, id string) (*Job, error) {
 	return e.control(ctx, id, stopCancel, StateCancelled, StateQueued, StateRunning, StatePaused)
-}
-
-// control moves a job to state to, stopping its runner with reason if it
-// is running. from lists the states that allow it.
-func (e *Engine) control(ctx context.Context, id string, reason stopReason, to State, from ...State) (*Job, error) {
-	seq, ok := parseJobID(id)
-	if !ok {
-		return nil, notFound("job", id)
-	}
-	e.mu.Lock()
-	if e.closed {
-		e.mu.Unlock()
-		return nil, ErrClosed
-	}
-	if r := e.runs[id]; r != nil && r.exited != nil {
-		e.mu.Unlock()
-		r.mu.Lock()
-		r.stopBy = PrincipalFrom(ctx)
-		r.mu.Unlock()
-		r.stop(reason, nil)
-		select {
-		case <-r.exited:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-		return e.Job(ctx, id)
-	}
-	var rec *jobRecord
-	err := e.store.Update(func(tx Tx) error {
-		var err error
-		if rec, err = getJob(tx, seq); err != nil {
-			return err
-		}
-		if !allowed(rec.Status, from) {
-			return invalidState(id, rec.Status, to)
-		}
-		rec.Status = to
-		if to.Final() {
-			now := e.now().UTC()
-			rec.FinishedAt = &now
-		}
-		return putJob(tx, seq, rec)
-	})
-	if err == nil {
-		e.dequeueLocked(id)
-		e.notifyLocked()
-	}
-	e.mu.Unlock()
-	if err != nil {
-		return nil, err
-	}
-	ev := EventJobPaused
-	if to == StateCancelled {
-		ev = EventJobCancelled
-	}
-	e.emitJob(ev, PrincipalFrom(ctx), rec)
-	return e.view(rec, nil), nil
-}
-
-func allowed(s State, from []State) bool {
-	for _, f := range from {
-		if s == f {
-			return true
-		}
-	}
-	return false
-}
-
-func invalidState(id string, s, to State) error {
-	return &Error{Code: CodeInvalidState, Message: fmt.Sprintf("job %s is %s and cannot become %s", id, s, to)}
-}
-
-// dequeueLocked forgets a queued job. e.mu is held.
-func (e *Engine) dequeueLocked(id string) {
-	delete(e.runs, id)
-	for i, r := range e.queue {
-		if r.id == id {
-			e.queue = append(e.queue[:i], e.queue[i+1:]...)
-			break
-		}
-	}
-}
-
-// Resume queues a paused job again; it continues where it stopped. Another
-// state returns an error matching [ErrInvalidState].
-func (e *Engine) Resume(ctx context.Context, id string) (*Job, error) {
-	seq, ok := parseJobID(id)
-	if !ok {
-		return nil, notFound("job", id)
-	}
-	e.mu.Lock()
-	if e.closed {
-		e.mu.Unlock()
-		return nil, ErrClosed
-	}
-	var rec *jobRecord
-	err := e.store.Update(func(tx Tx) error {
-		var err error
-		if rec, err = getJob(tx, seq); err != nil {
-			return err
-		}
-		if rec.Status != StatePaused || e.runs[id] != nil {
-			return invalidState(id, rec.Status, StateRunning)
-		}
-		rec.Status = StateQueued
-		return putJob(tx, seq, rec)
-	})
-	if err != nil {
-		e.mu.Unlock()
-		return nil, err
-	}
-	r := newRun(e, seq, rec)
-	e.runs[id] = r
-	e.queue = append(e.queue, r)
-	job := e.view(rec.clone(), r)
-	e.dispatchLocked()
-	e.notifyLocked()
-	e.mu.Unlock()
-	e.emitJob(EventJobResumed, PrincipalFrom(ctx), rec)
-	return job, nil
-}
-
-// Delete removes a job that is not running, with its items, errors and
-// artifacts. A running job returns an error matching [ErrInvalidState]:
-// cancel or pause it first.
-func (e *Engine) Delete(ctx context.Context, id string) error {
-	seq, ok := parseJobID(id)
-	if !ok {
-		return notFound("job", id)
-	}
-	e.mu.Lock()
-	if r := e.runs[id]; r != nil && r.exited != nil {
-		e.mu.Unlock()
-		return &Error{Code: CodeInvalidState, Message: fmt.Sprintf("job %s is running: cancel or pause it before deleting it", id)}
-	}
-	var rec *jobRecord
-	err := e.store.Update(func(tx Tx) error {
-		var err error
-		rec, err = getJob(tx, seq)
-		if err != nil {
-			return err
-		}
-		if rec.IdempotencyKey != "" {
-			if err := tx.Delete(bucketIdempotency, []byte(rec.Owner+"\x00"+rec.IdempotencyKey)); err != nil {
-				return err
-			}
-		}
-		for _, b := range []string{itemsBucket(id), errorsBucket(id), artifactsBucket(id)} {
-			if err := tx.DeleteBucket(b); err != nil {
-				return err
-			}
-		}
-		if err := tx.Delete(bucketBatches, u64key(seq)); err != nil {
-			return err
-		}
-		return tx.Delete(bucketJobs, u64key(seq))
-	})
-	if err == nil {
-		e.dequeueLocked(id)
-		e.notifyLocked()
-	}
-	e.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	e.emit(Event{Type: EventJobDeleted, Principal: PrincipalFrom(ctx), JobID: id, Job: e.view(rec, nil)})
-	return nil
 }

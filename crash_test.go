@@ -74,6 +74,20 @@ func runCrashChild() {
 // exactly once and the records hold exactly the expected data.
 func TestEngine_CrashRecovery(t *testing.T) {
 	t.Parallel()
+	// Killed in the first operation (the creates), and in the second (the
+	// update, whose records are selected after the creates committed).
+	for _, at := range []struct {
+		name     string
+		num, den int64
+	}{{"create", 1, 3}, {"update", 7, 8}} {
+		t.Run(at.name, func(t *testing.T) {
+			t.Parallel()
+			crashRecovery(t, at.num, at.den)
+		})
+	}
+}
+
+func crashRecovery(t *testing.T, num, den int64) {
 	path := filepath.Join(t.TempDir(), "crash.db")
 	{
 		e, err := batch.Open(path, nil)
@@ -108,7 +122,7 @@ func TestEngine_CrashRecovery(t *testing.T) {
 			total, _ = strconv.ParseInt(f[2], 10, 64)
 		case "progress":
 			done, _ := strconv.ParseInt(f[1], 10, 64)
-			if done >= total/3 {
+			if done >= total*num/den {
 				atKill = done
 				require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
 			}

@@ -26,12 +26,20 @@
 // message); nothing is stored for a rejected batch. [Engine.Validate] runs
 // the same checks without submitting.
 //
-// A job's operations expand into items: one per record the filter selects
-// when the job starts (update, delete, and custom operations over a
-// resource), one per record given (create, import), or one per operation
-// (export). progress.total_operations counts items. Record selections are
-// listed into the store in chunks, so a job over millions of records never
-// holds them all in memory.
+// A job's operations run in the batch's order, one after another. Each
+// expands into items when it starts, after every effect of the operation
+// before it is committed: one per record its filter selects then (update,
+// delete, calculate, validate, and custom operations over a resource), one
+// per record given (create, import), or one per operation (export). So
+// [create X, update X] updates X, and an export after them sees both.
+// Items of one operation run in parallel up to max_concurrent.
+//
+// progress.total_operations counts items. At submission it counts what is
+// known then (for an operation that selects records, the records its query
+// matches at that moment); as each operation starts and selects, the total
+// becomes exact for it. percentage never exceeds 100, and a completed job
+// reads 100. Record selections are listed into the store in chunks, so a
+// job over millions of records never holds them all in memory.
 //
 // Jobs move through the states queued, running, paused, completed, failed
 // and cancelled. A job whose items all ran is completed even if some items
@@ -50,9 +58,21 @@
 // [BackoffFunc] registered with [Engine.RegisterBackoff] and named by
 // retry.function). Validation errors and missing records are never retried;
 // wrap an error with [Permanent] to stop retries of your own errors.
-// validation.mode "strict" validates every item before any item runs;
-// "lenient" validates each item just before it runs. item_timeout bounds
-// one try of an item, timeout the whole job.
+// validation.mode "strict" validates every item of an operation before any
+// of its items runs (each operation when it starts, since its records are
+// selected then); "lenient" validates each item just before it runs.
+// item_timeout bounds one try of an item, timeout the whole job. A try that
+// ignores its context past item_timeout is left behind with its own copy
+// of the item; [Engine.Close] waits for such tries, up to its context.
+//
+// Statistics are computed at each read: average_operation_time is the
+// items' run time plus their share of the commits that stored them, over
+// the finished items; estimated_remaining_time and estimated_completion
+// come from the rate at which the job has been finishing items since it
+// last started. Durations are written the way the document writes them
+// ("1.2s", "850ms", "40us"; ASCII only), and the durations of a batch
+// (item_timeout, retry.delay, ...) are stored exactly: "1ns" stays one
+// nanosecond, "1.25s" stays 1.25s.
 //
 // Item errors carry one of the document's four types: VALIDATION_ERROR,
 // RESOURCE_ERROR, SYSTEM_ERROR (including a panicking handler, which fails
@@ -77,7 +97,9 @@
 //
 // Filters are equality maps on top-level fields. A where string is an expr
 // expression (github.com/expr-lang/expr) over `record`, compiled once per
-// job and sandboxed: it sees the record and expr's builtins, nothing else.
+// job (the engine compiles the [Query] of every plan, custom operations'
+// too, and a bad where rejects the batch) and sandboxed: it sees the record
+// and expr's builtins, nothing else.
 // A where expression that fails on a record (comparing a missing field with
 // a number, say) does not select it; write `(record.area ?? 0) > 10`.
 //
@@ -89,11 +111,22 @@
 //
 // # Durability
 //
-// An item counts as done only once its outcome is stored. Outcomes are
-// written in group commits, many items per transaction, never one fsync per
-// item. Reopening a store resumes every job that was running: finished
-// items are not run again, unfinished ones are, and the counters always
-// equal the stored outcomes.
+// An item counts as done only once its outcome is stored. One committer
+// writes for the whole engine: item outcomes, submissions, job transitions
+// and the other changes ready at the same moment share one transaction,
+// never one fsync per item (a one-item job costs three write transactions,
+// often shared with other jobs). Reopening a store resumes every job that
+// was running: finished items are not run again, unfinished ones are, and
+// the counters always equal the stored outcomes. A failed try that will be
+// retried is stored with its item too, so the retry budget survives Close
+// and a crash.
+//
+// Events form a transactional outbox: the audit entry, the webhook
+// deliveries and the schedule notifications an event calls for are written
+// in the same transaction as the change that causes it, and handed to
+// [Engine.Subscribe] callbacks, the webhook sender, the mail sender and the
+// [Observer] only once it has committed. Nothing is written for webhooks
+// that do not exist.
 //
 // For the built-in operations on a built-in collection, the record change
 // and the item's outcome commit in the same transaction, so a crash can
@@ -106,5 +139,8 @@
 //
 // An [Engine] is safe for concurrent use and owns every goroutine it starts;
 // [Engine.Close] stops them all. Reading a job's status never waits for the
-// writer: running jobs are answered from memory.
+// writer: running jobs are answered from memory, and the engine's lock is
+// never held across a store call. A job keeps nothing of the context it was
+// submitted with but, when the [Observer] is a [TracePropagator], its trace
+// carrier.
 package batch

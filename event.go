@@ -53,10 +53,12 @@ func PrincipalFrom(ctx context.Context) string {
 	return p
 }
 
-// Subscribe registers fn to be called with every event, synchronously and
-// in order, on the goroutine that made the change: fn must be quick and
-// must not call back into the engine's job control. It returns a function
-// that removes the subscription.
+// Subscribe registers fn to be called with every event, in order, once the
+// transaction that stored the change and its event has committed. fn is
+// called on the engine's committer goroutine, before the caller that made
+// the change returns: it must be quick and must not call back into the
+// engine's job control. It returns a function that removes the
+// subscription.
 func (e *Engine) Subscribe(fn func(Event)) (unsubscribe func()) {
 	e.subMu.Lock()
 	defer e.subMu.Unlock()
@@ -80,9 +82,4 @@ func (e *Engine) emit(ev Event) {
 	for _, fn := range e.subs {
 		fn(ev)
 	}
-}
-
-// emitJob reports a job event for the record's current state.
-func (e *Engine) emitJob(t EventType, principal string, rec *jobRecord) {
-	e.emit(Event{Type: t, Principal: principal, JobID: rec.ID, Job: e.view(rec.clone(), nil)})
 }

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/sourcegraph/conc/panics"
-	"github.com/sourcegraph/conc/pool"
 )
 
 // BackoffFunc computes the delay before the next try of an item, given the
@@ -21,194 +20,25 @@ import (
 // retry.max_delay.
 type BackoffFunc func(attempt int, err error) time.Duration
 
-// stopReason says why a running job stops feeding items.
-type stopReason int
+// selectChunk is how many selected items one selection transaction writes.
+const selectChunk = 2000
 
-// In increasing strength: a stronger reason replaces a weaker one.
-const (
-	stopNone   stopReason = iota
-	stopPause             // finish in-flight items, then paused
-	stopClose             // engine closing: finish in-flight items, stay running in the store
-	stopCancel            // cancel in-flight items, then cancelled
-	stopFail              // cancel in-flight items, then failed
-)
-
-// expandChunk is how many pending items one expansion transaction writes.
-const expandChunk = 2000
-
-// itemPage is how many stored items the run loop reads per transaction.
+// itemPage is how many stored items the feeder reads per transaction.
 const itemPage = 1000
 
-// jobRun is a live job: queued or running in this process.
-type jobRun struct {
-	e   *Engine
-	id  string
-	seq uint64
-	// itemsBucket and errorsBucket name the job's buckets.
-	itemsBucket, errorsBucket string
-	// pending counts outcomes handed to the committer and not yet stored.
-	pending sync.WaitGroup
-	// exited is closed when the runner goroutine ends; nil until it starts.
-	exited chan struct{}
-	cur    atomic.Pointer[CurrentOperation]
-	// failedSeen counts items that failed in this process, stored or not.
-	failedSeen atomic.Int64
+// yieldEvery is how many items a worker runs before it yields, so that
+// quick items do not crowd out status reads.
+const yieldEvery = 4
 
-	// mu guards the fields below.
-	mu         sync.Mutex
-	rec        *jobRecord // as last stored
-	reason     stopReason
-	failErr    *Error
-	feedCancel context.CancelFunc
-	itemCancel context.CancelFunc
-	segStart   time.Time // when this run segment began, for estimates
-	segDone    int64     // items finished when it began
-	stopBy     string    // the principal that paused or cancelled the job
-}
-
-func newRun(e *Engine, seq uint64, rec *jobRecord) *jobRun {
-	return &jobRun{e: e, id: rec.ID, seq: seq, rec: rec, itemsBucket: itemsBucket(rec.ID), errorsBucket: errorsBucket(rec.ID)}
-}
-
-// snapshot returns a copy of the job record.
-func (r *jobRun) snapshot() *jobRecord {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.rec.clone()
-}
-
-// withDelta returns the record with d applied, for the committer to store.
-func (r *jobRun) withDelta(d *jobDelta) *jobRecord {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	rec := r.rec.clone()
-	rec.Progress.Completed += d.completed
-	rec.Progress.Failed += d.failed
-	rec.ItemNanos += d.nanos
-	rec.Results = append(rec.Results, d.results...)
-	for _, f := range d.failures {
-		if len(rec.FirstErrors) < JobErrorsInline {
-			rec.FirstErrors = append(rec.FirstErrors, f)
-		}
-	}
-	return rec
-}
-
-// committed takes in a stored commit and stops the job when its failures
-// call for it.
-func (r *jobRun) committed(d *jobDelta) {
-	r.mu.Lock()
-	r.rec = d.rec
-	opts := r.rec.Options
-	failed, total := r.rec.Progress.Failed, r.rec.Progress.TotalOperations
-	r.mu.Unlock()
-	if d.failed == 0 {
-		return
-	}
-	switch {
-	case opts.Validation.OnError == OnErrorAbort:
-		r.stop(stopFail, executionError("an item failed and validation.on_error is abort", d.failures))
-	case opts.MaxFailureRate != nil && total > 0 && float64(failed)*100 > *opts.MaxFailureRate*float64(total):
-		r.stop(stopFail, executionError(fmt.Sprintf("%d of %d items failed, more than max_failure_rate %v%%", failed, total, *opts.MaxFailureRate), d.failures))
-	}
-}
-
-// executionError is the EXECUTION_ERROR a failed job carries.
-func executionError(why string, failures []ItemError) *Error {
-	e := &Error{Code: CodeExecutionError, Message: "Batch job execution failed: " + why}
-	for _, f := range failures {
-		idx := f.OperationIndex
-		e.Details = append(e.Details, Detail{OperationIndex: &idx, ResourceID: f.ResourceID, Code: string(f.Error.Code), Message: f.Error.Message})
-	}
-	return e
-}
-
-// stop asks the runner to stop for reason. A stronger reason overrides a
-// weaker one; cancel and fail also cancel the items in flight.
-func (r *jobRun) stop(reason stopReason, err *Error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if reason <= r.reason {
-		return
-	}
-	r.reason = reason
-	if err != nil {
-		r.failErr = err
-	}
-	if r.feedCancel != nil {
-		r.feedCancel()
-	}
-	if reason >= stopCancel && r.itemCancel != nil {
-		r.itemCancel()
-	}
-}
-
-// setState stores a new state for the job (and keeps the copy in memory).
-func (r *jobRun) save(mutate func(rec *jobRecord)) error {
-	r.mu.Lock()
-	rec := r.rec.clone()
-	r.mu.Unlock()
-	mutate(rec)
-	if err := r.e.store.Update(func(tx Tx) error { return putJob(tx, r.seq, rec) }); err != nil {
-		return err
-	}
-	r.mu.Lock()
-	r.rec = rec
-	r.mu.Unlock()
-	r.e.notify()
-	return nil
-}
-
-// dispatchLocked starts queued jobs while there are free slots. e.mu is held.
-func (e *Engine) dispatchLocked() {
-	for !e.closed && e.running < e.opts.MaxRunningJobs && len(e.queue) > 0 {
-		r := e.queue[0]
-		e.queue = e.queue[1:]
-		e.running++
-		r.exited = make(chan struct{})
-		e.wg.Go(func() { e.runJob(r) })
-	}
-}
-
-// runJob runs a job until it finishes, pauses, fails or the engine closes.
-func (e *Engine) runJob(r *jobRun) {
-	defer close(r.exited)
-	feedCtx, feedCancel := context.WithCancel(e.ctx)
-	itemCtx, itemCancel := context.WithCancel(e.ctx)
-	defer feedCancel()
-	defer itemCancel()
-	r.mu.Lock()
-	r.feedCancel, r.itemCancel = feedCancel, itemCancel
-	reason := r.reason
-	r.segStart = e.now()
-	r.segDone = r.rec.Progress.Completed + r.rec.Progress.Failed
-	r.mu.Unlock()
-	if reason != stopNone {
-		feedCancel()
-	}
-
-	err := r.execute(feedCtx, itemCtx)
-	r.pending.Wait()
-	r.finish(err)
-}
-
-// execute plans, expands, validates and runs the job's items.
-func (r *jobRun) execute(feedCtx, itemCtx context.Context) error {
+// execute runs the job's operations in order: each selects its items when
+// it starts, is validated first under strict validation, and runs; the
+// next starts once every outcome of this one is durable.
+func (r *jobRun) execute(ctx, feedCtx, itemCtx context.Context) error {
 	e := r.e
-	now := e.now().UTC()
-	first := false
-	if err := r.save(func(rec *jobRecord) {
-		rec.Status = StateRunning
-		if rec.StartedAt == nil {
-			rec.StartedAt, first = &now, true
-		}
-	}); err != nil {
+	if err := r.start(); err != nil {
 		return err
 	}
 	rec := r.snapshot()
-	if first {
-		e.emitJob(EventJobStarted, "", rec)
-	}
 	opts := rec.Options
 	if opts.Timeout > 0 {
 		deadline := rec.StartedAt.Add(time.Duration(opts.Timeout))
@@ -234,34 +64,79 @@ func (r *jobRun) execute(feedCtx, itemCtx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	plans, err := e.plan(feedCtx, r.id, b)
+	types := make([]string, len(b.Operations))
+	for i := range b.Operations {
+		types[i] = b.Operations[i].Type
+	}
+	r.curMu.Lock()
+	r.opTypes = types
+	r.curMu.Unlock()
+	plans, err := e.plan(ctx, r.id, b, rec.Trace)
 	if err != nil {
 		return err
 	}
-	if !rec.Expanded {
-		if err := r.expand(feedCtx, b, plans); err != nil {
-			return err
-		}
+	if len(rec.Ops) != len(plans) {
+		return fmt.Errorf("job has %d operation ranges for %d operations", len(rec.Ops), len(plans))
 	}
-	rec = r.snapshot()
-	if opts.Validation.Mode == ModeStrict && !rec.Validated {
-		if err := r.pass(feedCtx, itemCtx, b, plans, opts, true); err != nil {
-			return err
-		}
-		r.pending.Wait()
+	prog, err := r.loadProgress(rec)
+	if err != nil {
+		return err
+	}
+	for i, p := range plans {
 		if feedCtx.Err() != nil {
 			return nil
 		}
-		if err := r.save(func(rec *jobRecord) { rec.Validated = true }); err != nil {
+		if err := r.selectItems(feedCtx, i, p); err != nil {
+			if feedCtx.Err() != nil {
+				return nil
+			}
 			return err
 		}
+		last := i == len(plans)-1
+		if opts.Validation.Mode == ModeStrict && p.Validate != nil && !r.snapshot().Ops[i].Validated {
+			if err := r.pass(feedCtx, itemCtx, i, p, types[i], opts, prog, true, false); err != nil {
+				return err
+			}
+			r.pending.Wait()
+			if feedCtx.Err() != nil {
+				return nil
+			}
+			if err := r.markValidated(i); err != nil {
+				return err
+			}
+			// Items that failed validation are done: do not run them.
+			if prog, err = r.loadProgress(r.snapshot()); err != nil {
+				return err
+			}
+		}
+		if err := r.pass(feedCtx, itemCtx, i, p, types[i], opts, prog, false, last); err != nil {
+			return err
+		}
+		r.pending.Wait()
 	}
-	return r.pass(feedCtx, itemCtx, b, plans, opts, false)
+	return nil
+}
+
+// markValidated stores that operation i passed strict validation.
+func (r *jobRun) markValidated(i int) error {
+	return r.e.committer.do(func(w *wtx) error {
+		rec := r.snapshot()
+		rec.Ops[i].Validated = true
+		if err := putJob(w.Tx, r.seq, rec); err != nil {
+			return err
+		}
+		w.after = append(w.after, func() { r.setRec(rec) })
+		return nil
+	})
 }
 
 // plan plans every operation of b for job jobID ("" while validating a
-// submission), reporting every problem as one INVALID_BATCH error.
-func (e *Engine) plan(ctx context.Context, jobID string, b *Batch) ([]*Plan, error) {
+// submission), reporting every problem as one INVALID_BATCH error. Every
+// plan's Query is compiled here, whoever built it. trace is the job's
+// trace carrier: each Plan call runs under the context the observer
+// extracts from it.
+func (e *Engine) plan(ctx context.Context, jobID string, b *Batch, trace map[string]string) ([]*Plan, error) {
+	tp, _ := e.obs.(TracePropagator)
 	var d details
 	plans := make([]*Plan, len(b.Operations))
 	for i := range b.Operations {
@@ -276,7 +151,11 @@ func (e *Engine) plan(ctx context.Context, jobID string, b *Batch) ([]*Plan, err
 			d.add(path+".type", DetailInvalidOperation, "Unknown operation type: %s", spec.Type)
 			continue
 		}
-		p, err := callPlan(ctx, op, spec, &Env{JobID: jobID, Operation: i, e: e})
+		pctx := ctx
+		if tp != nil && len(trace) > 0 {
+			pctx = tp.Extract(ctx, trace)
+		}
+		p, err := callPlan(pctx, op, spec, &Env{JobID: jobID, Operation: i, e: e})
 		switch {
 		case err != nil:
 			d.merge(path, err)
@@ -285,6 +164,27 @@ func (e *Engine) plan(ctx context.Context, jobID string, b *Batch) ([]*Plan, err
 		case p.Resource == nil && p.Count < 0:
 			d.add(path, DetailInvalidOperation, "operation type %s planned a negative item count", spec.Type)
 		default:
+			if p.Resource != nil && p.Query == nil && (len(spec.Filter) > 0 || spec.Where != "") {
+				// A plan over a resource that built no query of its own
+				// selects with the operation's filter and where.
+				var qd details
+				p.Query = compileQuery(spec, false, &qd)
+				if len(qd.list) > 0 {
+					d.merge(path, invalidBatch(qd.list))
+					continue
+				}
+			}
+			if err := p.Query.compile(); err != nil {
+				d.add(path+".where", DetailInvalidExpr, "invalid where expression: %v", exprMessage(err))
+				continue
+			}
+			if spec.Where != "" && (p.Query == nil || p.Query.Where != spec.Where) {
+				// A where the plan does not use must still be sound.
+				if _, err := compileRecordExpr(spec.Where, true); err != nil {
+					d.add(path+".where", DetailInvalidExpr, "invalid where expression: %v", exprMessage(err))
+					continue
+				}
+			}
 			plans[i] = p
 		}
 	}
@@ -302,170 +202,286 @@ func callPlan(ctx context.Context, op Operation, spec *OperationSpec, env *Env) 
 	return p, err
 }
 
-// expand lists the items of record-driven operations (the records their
-// query selects now) and fixes every operation's item range. It streams:
-// ids are written in chunks, never all held at once.
-func (r *jobRun) expand(ctx context.Context, b *Batch, plans []*Plan) error {
-	e := r.e
-	if err := e.store.Update(func(tx Tx) error {
-		if err := tx.DeleteBucket(itemsBucket(r.id)); err != nil {
-			return err
-		}
-		return tx.DeleteBucket(errorsBucket(r.id))
-	}); err != nil {
-		return err
-	}
-	ops := make([]opRange, len(plans))
-	var next int64
-	for i, p := range plans {
-		ops[i].Base = next
-		if p.Resource == nil {
-			ops[i].Count = p.Count
-			next += p.Count
-			continue
-		}
-		chunk := make([][]byte, 0, expandChunk)
-		flush := func() error {
-			if len(chunk) == 0 {
-				return nil
-			}
-			start := next - int64(len(chunk))
-			err := e.store.Update(func(tx Tx) error {
-				for j, v := range chunk {
-					if err := tx.Put(itemsBucket(r.id), u64key(uint64(start+int64(j))), v); err != nil {
-						return err
-					}
-				}
-				return nil
-			})
-			chunk = chunk[:0:0]
-			return err
-		}
-		err := p.Resource.Scan(ctx, p.Query, func(rec Record) error {
-			chunk = append(chunk, appendItem(nil, &itemRecord{State: itemPending, Op: i, ResourceID: rec.ID()}))
-			next++
-			ops[i].Count++
-			if len(chunk) == expandChunk {
-				return flush()
-			}
-			return nil
-		})
-		if err == nil {
-			err = flush()
-		}
-		if err != nil {
-			return fmt.Errorf("listing the records of operation %d: %w", i, err)
-		}
-	}
-	return r.save(func(rec *jobRecord) {
-		rec.Ops = ops
-		rec.Expanded = true
-		rec.Progress.TotalOperations = next
-	})
+// progress is what a resumed job already did: the items with a stored
+// outcome, and the attempts of items waiting for a retry.
+type progress struct {
+	done     []uint64 // bitmap by item index; nil when none
+	attempts map[int64]int
 }
 
-// pass goes over every unfinished item once: validating it (strict
-// validation) or running it.
-func (r *jobRun) pass(feedCtx, itemCtx context.Context, b *Batch, plans []*Plan, opts BatchOptions, validating bool) error {
-	rec := r.snapshot()
-	done, err := r.finishedItems(rec)
-	if err != nil {
-		return err
-	}
-	p := pool.New().WithMaxGoroutines(opts.MaxConcurrent)
-	defer p.Wait()
-	fed := 0
-	feed := func(plan *Plan, it Item) {
-		if fed++; fed%32 == 0 {
-			runtime.Gosched() // let other goroutines (status reads) in between bursts
-		}
-		it.JobID, it.Type = r.id, b.Operations[it.Operation].Type
-		p.Go(func() {
-			if validating {
-				r.validateItem(feedCtx, itemCtx, plan, it)
-			} else {
-				r.runItem(feedCtx, itemCtx, plan, it, opts)
-			}
-		})
-	}
-	for i, plan := range plans {
-		if validating && plan.Validate == nil {
-			continue
-		}
-		rg := rec.Ops[i]
-		if plan.Resource != nil {
-			err = r.eachPending(feedCtx, rg, func(index int64, ir itemRecord) {
-				feed(plan, Item{Index: index, Operation: i, ResourceID: ir.ResourceID})
-			})
-			if err != nil {
-				break
-			}
-			continue
-		}
-		for j := int64(0); j < rg.Count && feedCtx.Err() == nil; j++ {
-			index := rg.Base + j
-			if done != nil && done[index/64]&(1<<(index%64)) != 0 {
-				continue
-			}
-			it, err := plan.Item(j)
-			if err != nil {
-				return fmt.Errorf("building item %d of operation %d: %w", j, i, err)
-			}
-			it.Index, it.Operation = index, i
-			feed(plan, it)
-		}
-	}
-	if err != nil && feedCtx.Err() != nil {
-		return nil // stopped while listing; the stop reason decides
-	}
-	return err
+func (p *progress) isDone(i int64) bool {
+	return p.done != nil && i/64 < int64(len(p.done)) && p.done[i/64]&(1<<(i%64)) != 0
 }
 
-// finishedItems returns a bitmap of items with a stored outcome, or nil
-// when none has one yet.
-func (r *jobRun) finishedItems(rec *jobRecord) ([]uint64, error) {
-	if rec.Progress.Completed+rec.Progress.Failed == 0 {
-		return nil, nil
+// loadProgress reads the job's stored outcomes and attempts. A job that
+// never ran an item has none.
+func (r *jobRun) loadProgress(rec *jobRecord) (*progress, error) {
+	p := &progress{}
+	if rec.Progress.Completed+rec.Progress.Failed == 0 && rec.Options.Retry.Attempts <= 1 {
+		return p, nil
 	}
-	done := make([]uint64, (rec.Progress.TotalOperations+63)/64)
+	var end int64
+	for _, o := range rec.Ops {
+		if o.Selected {
+			end = max(end, o.Base+o.Count)
+		}
+	}
+	p.done = make([]uint64, (end+63)/64)
 	err := r.e.store.View(func(tx Tx) error {
-		return tx.Scan(itemsBucket(r.id), nil, func(k, v []byte) bool {
-			if len(v) > 1 && itemState(v[1]) != itemPending && len(k) == 8 {
-				i := int64(beUint64(k))
-				if i/64 < int64(len(done)) {
-					done[i/64] |= 1 << (i % 64)
+		if err := tx.Scan(r.doneBucket, nil, func(k, v []byte) bool {
+			if len(k) != 8 || len(v) != doneBlockItems/8 {
+				return true
+			}
+			base := int64(beUint64(k)) * doneBlockItems
+			for i, b := range v {
+				for bit := 0; b != 0 && bit < 8; bit++ {
+					if b&(1<<bit) != 0 {
+						if idx := base + int64(i*8+bit); idx/64 < int64(len(p.done)) {
+							p.done[idx/64] |= 1 << (idx % 64)
+						}
+					}
 				}
 			}
 			return true
+		}); err != nil {
+			return err
+		}
+		var derr error
+		err := tx.Scan(r.itemsBucket, nil, func(k, v []byte) bool {
+			if len(k) != 8 || len(v) < 2 {
+				return true
+			}
+			i := int64(beUint64(k))
+			if itemState(v[1]) != itemPending {
+				if i/64 < int64(len(p.done)) {
+					p.done[i/64] |= 1 << (i % 64)
+				}
+				return true
+			}
+			ir, err := decodeItem(v)
+			if err != nil {
+				derr = fmt.Errorf("item %d: %w", i, err)
+				return false
+			}
+			if ir.Attempts > 0 {
+				if p.attempts == nil {
+					p.attempts = make(map[int64]int)
+				}
+				p.attempts[i] = ir.Attempts
+			}
+			return true
 		})
+		return firstErr(err, derr)
 	})
-	return done, err
+	return p, err
 }
 
-func beUint64(b []byte) uint64 {
-	return uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 |
-		uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
+// selectItems fixes operation i's items when it starts: its range follows
+// the previous operation's, and a record-driven operation stores the ids
+// its query selects now, in chunks, never all held at once. The job's
+// total becomes exact for the operation.
+func (r *jobRun) selectItems(ctx context.Context, i int, p *Plan) error {
+	rec := r.snapshot()
+	if rec.Ops[i].Selected {
+		return nil
+	}
+	var base int64
+	if i > 0 {
+		base = rec.Ops[i-1].Base + rec.Ops[i-1].Count
+	}
+	estimate := rec.Ops[i].Count
+	done := func(count int64) func(rec *jobRecord) {
+		return func(rec *jobRecord) {
+			rec.Ops[i] = opRange{Base: base, Count: count, Selected: true}
+			rec.Progress.TotalOperations += count - estimate
+		}
+	}
+	if p.Resource == nil {
+		// Stored with the operation's first outcome (or the job's end).
+		r.mu.Lock()
+		rec := r.rec.clone()
+		done(p.Count)(rec)
+		r.rec = rec
+		r.mu.Unlock()
+		return nil
+	}
+	var count int64
+	first := true
+	chunk := make([][]byte, 0, selectChunk)
+	flush := func(final bool) error {
+		start := base + count - int64(len(chunk))
+		clean := first
+		first = false
+		err := r.e.committer.do(func(w *wtx) error {
+			if clean {
+				// Entries left by a selection a crash interrupted.
+				var stale [][]byte
+				if err := w.Scan(r.itemsBucket, u64key(uint64(base)), func(k, _ []byte) bool {
+					stale = append(stale, append([]byte(nil), k...))
+					return true
+				}); err != nil {
+					return err
+				}
+				for _, k := range stale {
+					if err := w.Delete(r.itemsBucket, k); err != nil {
+						return err
+					}
+				}
+			}
+			for j, v := range chunk {
+				if err := w.Put(r.itemsBucket, u64key(uint64(start+int64(j))), v); err != nil {
+					return err
+				}
+			}
+			if !final {
+				return nil
+			}
+			rec := r.snapshot()
+			done(count)(rec)
+			if err := putJob(w.Tx, r.seq, rec); err != nil {
+				return err
+			}
+			w.after = append(w.after, func() { r.setRec(rec) })
+			return nil
+		})
+		chunk = chunk[:0]
+		return err
+	}
+	err := p.Resource.Scan(ctx, p.Query, func(rec Record) error {
+		chunk = append(chunk, appendItem(nil, &itemRecord{State: itemPending, Op: i, ResourceID: rec.ID()}))
+		count++
+		if len(chunk) == selectChunk {
+			return flush(false)
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush(true)
+	}
+	if err != nil {
+		return fmt.Errorf("selecting the records of operation %d: %w", i, err)
+	}
+	return nil
+}
+
+// pending is a selected item waiting to run.
+type pendingItem struct {
+	index    int64
+	id       string
+	attempts int
+}
+
+// pass goes over every unfinished item of operation i once, validating it
+// (strict validation) or running it, with a fixed set of workers pulling
+// item indexes.
+func (r *jobRun) pass(feedCtx, itemCtx context.Context, i int, p *Plan, typ string, opts BatchOptions, prog *progress, validating, lastOp bool) error {
+	rg := r.snapshot().Ops[i]
+	workers := max(opts.MaxConcurrent, 1)
+	w := &worker{r: r, plan: p, op: i, typ: typ, opts: opts, feedCtx: feedCtx, itemCtx: itemCtx, validating: validating}
+	w.lenient = opts.Validation.Mode == ModeLenient
+	w.attemptFn = w.attempt
+	if tp, ok := r.e.obs.(TracePropagator); ok {
+		if rec := r.snapshot(); len(rec.Trace) > 0 {
+			w.tp, w.trace = tp, rec.Trace
+		}
+	}
+	var wg sync.WaitGroup
+	var failMu sync.Mutex
+	var failErr error
+	fail := func(err error) {
+		failMu.Lock()
+		if failErr == nil {
+			failErr = err
+		}
+		failMu.Unlock()
+		r.stop(stopFail, &Error{Code: CodeExecutionError, Message: "Batch job execution failed", Err: err,
+			Details: []Detail{{Code: string(CodeSystem), Message: err.Error()}}})
+	}
+	if p.Resource == nil {
+		// Items by index: workers pull the next index.
+		left := rg.Count
+		if prog.done != nil {
+			left = 0
+			for j := range rg.Count {
+				if !prog.isDone(rg.Base + j) {
+					left++
+				}
+			}
+		}
+		w.left.Store(left)
+		w.lastOp = lastOp
+		var next atomic.Int64
+		for range min(int64(workers), max(left, 1)) {
+			wg.Go(func() {
+				var it Item
+				slot := r.newSlot()
+				for n := 1; feedCtx.Err() == nil; n++ {
+					if n%yieldEvery == 0 {
+						runtime.Gosched() // let status reads in between bursts
+					}
+					j := next.Add(1) - 1
+					if j >= rg.Count {
+						return
+					}
+					index := rg.Base + j
+					if prog.isDone(index) {
+						continue
+					}
+					var err error
+					if it, err = p.Item(j); err != nil {
+						fail(fmt.Errorf("building item %d of operation %d: %w", j, i, err))
+						return
+					}
+					it.Index, it.Operation, it.JobID, it.Type = index, i, r.id, typ
+					w.run(slot, &it, prog.attempts[index])
+				}
+			})
+		}
+		wg.Wait()
+		return failErr
+	}
+	// Items by record: the feeder reads the stored selection a page at a
+	// time and hands pending items to the workers.
+	ch := make(chan pendingItem, 2*workers)
+	for range workers {
+		wg.Go(func() {
+			var it Item
+			slot := r.newSlot()
+			n := 0
+			for pi := range ch {
+				if n++; n%yieldEvery == 0 {
+					runtime.Gosched()
+				}
+				it = Item{JobID: r.id, Index: pi.index, Operation: i, Type: typ, ResourceID: pi.id}
+				w.run(slot, &it, pi.attempts)
+			}
+		})
+	}
+	err := r.eachPending(feedCtx, rg, func(pi pendingItem) { ch <- pi })
+	close(ch)
+	wg.Wait()
+	if err != nil && feedCtx.Err() != nil {
+		return nil // stopped while listing; the stop reason decides
+	}
+	return firstErr(err, failErr)
 }
 
 // eachPending calls fn for each pending stored item in rg, reading a page
 // per transaction.
-func (r *jobRun) eachPending(ctx context.Context, rg opRange, fn func(index int64, ir itemRecord)) error {
+func (r *jobRun) eachPending(ctx context.Context, rg opRange, fn func(pendingItem)) error {
 	from := rg.Base
 	end := rg.Base + rg.Count
+	page := make([]pendingItem, 0, itemPage)
 	for from < end {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		type entry struct {
-			index int64
-			ir    itemRecord
-		}
-		page := make([]entry, 0, itemPage)
+		page = page[:0]
 		next := end
 		err := r.e.store.View(func(tx Tx) error {
 			var derr error
 			scanned := 0
-			err := tx.Scan(itemsBucket(r.id), u64key(uint64(from)), func(k, v []byte) bool {
+			err := tx.Scan(r.itemsBucket, u64key(uint64(from)), func(k, v []byte) bool {
 				i := int64(beUint64(k))
 				if i >= end {
 					return false
@@ -475,14 +491,15 @@ func (r *jobRun) eachPending(ctx context.Context, rg opRange, fn func(index int6
 					return false
 				}
 				scanned++
+				if len(v) > 1 && itemState(v[1]) != itemPending {
+					return true
+				}
 				ir, err := decodeItem(v)
 				if err != nil {
 					derr = fmt.Errorf("item %d: %w", i, err)
 					return false
 				}
-				if ir.State == itemPending {
-					page = append(page, entry{i, ir})
-				}
+				page = append(page, pendingItem{index: i, id: ir.ResourceID, attempts: ir.Attempts})
 				return true
 			})
 			return firstErr(err, derr)
@@ -490,38 +507,85 @@ func (r *jobRun) eachPending(ctx context.Context, rg opRange, fn func(index int6
 		if err != nil {
 			return err
 		}
-		for _, en := range page {
+		for _, pi := range page {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			fn(en.index, en.ir)
+			fn(pi)
 		}
 		from = next
 	}
 	return nil
 }
 
-// validateItem checks one item before any runs (strict validation); a
-// failure is stored as the item's outcome.
-func (r *jobRun) validateItem(feedCtx, itemCtx context.Context, p *Plan, it Item) {
-	if feedCtx.Err() != nil {
-		return
-	}
-	start := r.e.now()
-	err := safeCall(itemCtx, func(ctx context.Context) error { return r.check(ctx, p, &it, true) })
-	if err == nil || itemCtx.Err() != nil {
-		return
-	}
-	o := &outcome{run: r, index: it.Index, rec: itemRecord{State: itemFailed, Op: it.Operation, Attempts: 1, ResourceID: it.ResourceID}}
-	o.rec.Code, o.rec.Message, _ = classify(err)
-	o.rec.Duration = r.e.now().Sub(start)
-	r.abortOnFailure(o)
-	r.e.committer.send(o)
+// worker is what the workers of one pass share.
+type worker struct {
+	r                *jobRun
+	plan             *Plan
+	op               int
+	typ              string
+	opts             BatchOptions
+	feedCtx, itemCtx context.Context
+	validating       bool
+	lenient          bool
+	lastOp           bool
+	left             atomic.Int64 // items of an index-driven pass not yet finished
+	attemptFn        func(ctx context.Context, it *Item) error
+	// tp and trace, when the observer propagates traces, give each item's
+	// Run the job's trace context.
+	tp    TracePropagator
+	trace map[string]string
 }
 
-// abortOnFailure stops the job at a failed item when validation.on_error
-// is abort or max_failure_rate is passed, without waiting for the outcome
-// to be stored. (Failures found inside the commit are handled by committed.)
+// run validates or runs one item.
+func (w *worker) run(slot *curSlot, it *Item, attempts int) {
+	if w.validating {
+		w.validate(it)
+	} else {
+		w.runItem(slot, it, attempts)
+	}
+}
+
+// attempt is one try of an item: load and check its record, then run it
+// (or, for a built-in change, prepare it for the commit).
+func (w *worker) attempt(ctx context.Context, it *Item) error {
+	p := w.plan
+	if err := w.r.check(ctx, p, it, w.lenient); err != nil {
+		return err
+	}
+	if p.prepare != nil {
+		return p.prepare(ctx, it)
+	}
+	if p.apply != nil {
+		return nil
+	}
+	if w.tp != nil {
+		ctx = w.tp.Extract(ctx, w.trace)
+	}
+	return p.Run(ctx, it)
+}
+
+// validate checks one item before any runs (strict validation); a failure
+// is stored as the item's outcome.
+func (w *worker) validate(it *Item) {
+	r := w.r
+	if w.feedCtx.Err() != nil {
+		return
+	}
+	start := time.Now()
+	err := safeCall(w.itemCtx, it, func(ctx context.Context, it *Item) error { return r.check(ctx, w.plan, it, true) })
+	if err == nil || w.itemCtx.Err() != nil {
+		return
+	}
+	o := outcome{run: r, index: it.Index, rec: itemRecord{State: itemFailed, Op: it.Operation, Attempts: 1, ResourceID: it.ResourceID}}
+	o.rec.Code, o.rec.Message, _ = classify(err)
+	o.rec.Duration = time.Since(start)
+	r.abortOnFailure(&o)
+	r.e.committer.send(&o)
+}
+
+// abortOnFailure applies the failure policy to an item that just failed,
+// without waiting for its outcome to be stored.
 func (r *jobRun) abortOnFailure(o *outcome) {
 	if o.rec.State != itemFailed {
 		return
@@ -531,19 +595,15 @@ func (r *jobRun) abortOnFailure(o *outcome) {
 	opts := r.rec.Options
 	failed, total := max(seen, r.rec.Progress.Failed+1), r.rec.Progress.TotalOperations
 	r.mu.Unlock()
-	failures := []ItemError{o.rec.itemError(o.index)}
-	switch {
-	case opts.Validation.OnError == OnErrorAbort:
-		r.stop(stopFail, executionError("an item failed and validation.on_error is abort", failures))
-	case opts.MaxFailureRate != nil && total > 0 && float64(failed)*100 > *opts.MaxFailureRate*float64(total):
-		r.stop(stopFail, executionError(fmt.Sprintf("%d of %d items failed, more than max_failure_rate %v%%", failed, total, *opts.MaxFailureRate), failures))
+	if err := failurePolicy(opts, failed, total, []ItemError{o.rec.itemError(o.index)}); err != nil {
+		r.stop(stopFail, err)
 	}
 }
 
 // check loads the item's record when the plan needs it and runs the plan's
 // validation when asked.
 func (r *jobRun) check(ctx context.Context, p *Plan, it *Item, validate bool) error {
-	if p.Resource != nil && (p.apply == nil || (validate && p.Validate != nil)) {
+	if p.Resource != nil && it.Record == nil && (p.apply == nil || p.prepare != nil || (validate && p.Validate != nil)) {
 		rec, err := p.Resource.Get(ctx, it.ResourceID)
 		if err != nil {
 			return err
@@ -561,57 +621,86 @@ func (r *jobRun) check(ctx context.Context, p *Plan, it *Item, validate bool) er
 	return nil
 }
 
-// runItem runs one item with its retries and hands the outcome to the
-// committer. An item interrupted by a stop is left pending, to run again.
-func (r *jobRun) runItem(feedCtx, itemCtx context.Context, p *Plan, it Item, opts BatchOptions) {
-	if feedCtx.Err() != nil {
+// runItem runs one item with its retries, continuing from the attempts
+// already stored, and hands the outcome to the committer. A failed attempt
+// that will be retried is stored too, so the retry budget survives a
+// restart. An item interrupted by a stop is left pending, to run again.
+func (w *worker) runItem(slot *curSlot, it *Item, stored int) {
+	r, e, opts := w.r, w.r.e, w.opts
+	if w.feedCtx.Err() != nil {
 		return
 	}
-	start := r.e.now()
-	r.cur.Store(&CurrentOperation{Index: it.Index, Type: it.Type, ResourceID: it.ResourceID, StartedAt: start.UTC()})
-	lenient := opts.Validation.Mode == ModeLenient
-	o := &outcome{run: r, index: it.Index, rec: itemRecord{Op: it.Operation, ResourceID: it.ResourceID}}
-	for attempt := 1; ; attempt++ {
+	start := time.Now()
+	slot.setItem(it, start)
+	o := outcome{run: r, index: it.Index, rec: itemRecord{Op: it.Operation, ResourceID: it.ResourceID}}
+	for attempt := stored + 1; ; attempt++ {
 		o.rec.Attempts = attempt
-		err := runAttempt(itemCtx, time.Duration(opts.ItemTimeout), func(ctx context.Context) error {
-			if err := r.check(ctx, p, &it, lenient); err != nil {
-				return err
-			}
-			if p.apply != nil {
-				return nil
-			}
-			return p.Run(ctx, &it)
-		})
+		t0 := start
+		if attempt > stored+1 {
+			t0 = time.Now()
+		}
+		err := r.runAttempt(w.itemCtx, time.Duration(opts.ItemTimeout), it, w.attemptFn)
 		if err == nil {
 			o.rec.State = itemSucceeded
+			w.observeItem(it, attempt, ItemSucceeded, nil, t0)
 			break
 		}
-		if itemCtx.Err() != nil {
+		if w.itemCtx.Err() != nil {
 			return // the job is stopping; leave the item pending
 		}
 		code, msg, retry := classify(err)
 		if !retry || attempt >= opts.Retry.Attempts {
 			o.rec.State, o.rec.Code, o.rec.Message = itemFailed, code, msg
+			w.observeItem(it, attempt, ItemFailed, err, t0)
 			break
 		}
-		if !r.sleep(feedCtx, r.backoff(opts.Retry, attempt, err)) {
+		w.observeItem(it, attempt, ItemRetried, err, t0)
+		// Store the attempt before waiting for the next.
+		retryRec := o
+		retryRec.rec.State, retryRec.rec.Code, retryRec.rec.Message = itemPending, code, msg
+		e.committer.send(&retryRec)
+		if !r.sleep(w.feedCtx, r.backoff(opts.Retry, attempt, err)) {
 			return // paused or stopped during the backoff; run again later
 		}
+		it.Record, it.prev = nil, nil // read again for the next attempt
 	}
-	if p.apply != nil && o.rec.State == itemSucceeded {
-		o.apply, o.item = p.apply, &it
+	if w.plan.apply != nil && o.rec.State == itemSucceeded {
+		o.apply, o.item = w.plan.apply, *it
 	}
-	o.result = it.Result
-	if o.result != nil {
+	if it.Result != nil {
+		o.result = it.Result
 		o.result.OperationIndex, o.result.Type = it.Operation, it.Type
 		// Keep the summary as it will read back from the store.
 		if s, err := normalizeJSON(o.result.Summary); err == nil {
 			o.result.Summary = s
 		}
 	}
-	o.rec.Duration = r.e.now().Sub(start)
-	r.abortOnFailure(o)
-	r.e.committer.send(o)
+	o.rec.Duration = time.Since(start)
+	if w.plan.Resource == nil {
+		o.bit = true
+		if w.lastOp && w.left.Add(-1) == 0 {
+			o.last = true
+		}
+	}
+	r.abortOnFailure(&o)
+	e.committer.send(&o)
+}
+
+// observeItem reports one attempt to the observer, if there is one.
+func (w *worker) observeItem(it *Item, attempt int, outcome ItemOutcome, err error, start time.Time) {
+	obs := w.r.e.obs
+	if obs == nil {
+		return
+	}
+	o := ItemObservation{JobID: it.JobID, OperationIndex: it.Operation, Operation: it.Type, ItemIndex: it.Index,
+		Attempt: attempt, Outcome: outcome, Duration: time.Since(start)}
+	if err != nil {
+		code, _, _ := classify(err)
+		o.ErrorType = string(code)
+		var pe *panicError
+		o.Panicked = errors.As(err, &pe)
+	}
+	obs.ObserveItem(w.itemCtx, o)
 }
 
 // sleep waits d, or returns false when ctx ends first.
@@ -654,22 +743,30 @@ func (r *jobRun) backoff(ro RetryOptions, attempt int, err error) time.Duration 
 	return min(max(d, 0), ceiling)
 }
 
-// runAttempt runs fn once with panic recovery and, when timeout is set, a
-// deadline. A handler that ignores its context past the deadline is left
-// behind: the item fails with TIMEOUT_ERROR and the job goes on.
-func runAttempt(ctx context.Context, timeout time.Duration, fn func(context.Context) error) error {
+// runAttempt runs fn once on it with panic recovery and, when timeout is
+// set, a deadline. A handler that ignores its context past the deadline
+// is left behind with its own copy of the item: the item fails with
+// TIMEOUT_ERROR and the job goes on; Close waits for such attempts.
+func (r *jobRun) runAttempt(ctx context.Context, timeout time.Duration, it *Item, fn func(context.Context, *Item) error) error {
 	if timeout <= 0 {
-		return safeCall(ctx, fn)
+		return safeCall(ctx, it, fn)
 	}
+	e := r.e
 	actx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	own := *it // the attempt's own item
 	done := make(chan error, 1)
-	go func() { done <- safeCall(actx, fn) }()
+	e.attempts.Add(1)
+	go func() {
+		defer e.attempts.Done()
+		done <- safeCall(actx, &own, fn)
+	}()
 	timedOut := func() error {
 		return &Error{Code: CodeTimeout, Message: "operation timed out after " + formatDuration(timeout)}
 	}
 	select {
 	case err := <-done:
+		*it = own // finished in time: what it did to its item counts
 		if err != nil && ctx.Err() == nil && errors.Is(actx.Err(), context.DeadlineExceeded) {
 			return timedOut()
 		}
@@ -682,15 +779,23 @@ func runAttempt(ctx context.Context, timeout time.Duration, fn func(context.Cont
 	}
 }
 
-// safeCall runs fn, turning a panic into a SYSTEM_ERROR that carries the
-// stack.
-func safeCall(ctx context.Context, fn func(context.Context) error) (err error) {
+// panicError is a handler's panic, turned into an item error.
+type panicError struct {
+	value any
+	stack []byte
+}
+
+func (p *panicError) Error() string { return fmt.Sprintf("panic: %v\n%s", p.value, p.stack) }
+
+// safeCall runs fn on it, turning a panic into a SYSTEM_ERROR that carries
+// the stack.
+func safeCall(ctx context.Context, it *Item, fn func(context.Context, *Item) error) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			err = &Error{Code: CodeSystem, Message: fmt.Sprintf("panic: %v", v), Err: fmt.Errorf("panic: %v\n%s", v, debug.Stack())}
+			err = &Error{Code: CodeSystem, Message: fmt.Sprintf("panic: %v", v), Err: &panicError{value: v, stack: debug.Stack()}}
 		}
 	}()
-	return fn(ctx)
+	return fn(ctx, it)
 }
 
 // classify maps an item error to its code, message and whether a retry
@@ -713,73 +818,4 @@ func classify(err error) (Code, string, bool) {
 		return CodeTimeout, err.Error(), !isPermanent(err)
 	}
 	return CodeSystem, err.Error(), !isPermanent(err)
-}
-
-// finish stores where the job ended up, reports it and only then frees
-// its slot: until the event is out, status reads still see the live job,
-// so whoever sees the final state finds its event already reported (and
-// recorded by the audit log).
-func (r *jobRun) finish(execErr error) {
-	e := r.e
-	rec, ev := r.settle(execErr)
-	if ev != "" {
-		r.mu.Lock()
-		by := r.stopBy
-		r.mu.Unlock()
-		e.emitJob(ev, by, rec)
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if rec != nil {
-		r.mu.Lock()
-		r.rec = rec
-		r.mu.Unlock()
-		if n := rec.Progress.Completed + rec.Progress.Failed; rec.Status == StateCompleted && n > 0 && rec.StartedAt != nil {
-			per := rec.FinishedAt.Sub(*rec.StartedAt) / time.Duration(n)
-			e.itemEst = (e.itemEst*3 + per) / 4
-		}
-	}
-	e.running--
-	delete(e.runs, r.id)
-	e.dispatchLocked()
-	e.notifyLocked()
-}
-
-// settle stores the job's final (or paused) state and says which event
-// reports it. A job stopped by Close stays running in the store.
-func (r *jobRun) settle(execErr error) (*jobRecord, EventType) {
-	e := r.e
-	r.mu.Lock()
-	reason, failErr := r.reason, r.failErr
-	rec := r.rec.clone()
-	r.mu.Unlock()
-	if reason == stopClose {
-		return nil, "" // resumes on the next open
-	}
-	if execErr != nil && reason != stopNone && (errors.Is(execErr, context.Canceled) || errors.Is(execErr, context.DeadlineExceeded)) {
-		execErr = nil // interrupted by the stop; the stop reason decides
-	}
-	if execErr != nil && reason < stopCancel {
-		e.errorf(r.id, "job failed: %v", execErr)
-		reason = stopFail
-		failErr = &Error{Code: CodeExecutionError, Message: "Batch job execution failed", Err: execErr,
-			Details: []Detail{{Code: string(CodeSystem), Message: execErr.Error()}}}
-	}
-	now := e.now().UTC()
-	var ev EventType
-	switch reason {
-	case stopPause:
-		rec.Status, ev = StatePaused, EventJobPaused
-	case stopCancel:
-		rec.Status, rec.FinishedAt, ev = StateCancelled, &now, EventJobCancelled
-	case stopFail:
-		rec.Status, rec.FinishedAt, rec.Error, ev = StateFailed, &now, failErr, EventJobFailed
-	default:
-		rec.Status, rec.FinishedAt, ev = StateCompleted, &now, EventJobCompleted
-	}
-	if err := e.store.Update(func(tx Tx) error { return putJob(tx, r.seq, rec) }); err != nil {
-		e.errorf(r.id, "storing the job's final state failed: %v", err)
-		return nil, ""
-	}
-	return rec, ev
 }

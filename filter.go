@@ -60,7 +60,7 @@ func compileQuery(spec *OperationSpec, required bool, d *details) *Query {
 		if err != nil {
 			d.add("where", DetailInvalidExpr, "invalid where expression: %v", exprMessage(err))
 		} else {
-			q.where = &predicate{prog: prog}
+			q.where, q.src = &predicate{prog: prog}, spec.Where
 		}
 	}
 	if required && len(spec.Filter) == 0 && spec.Where == "" {

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -137,12 +136,13 @@ type Artifact struct {
 }
 
 // Duration is a time.Duration written in JSON as a short Go duration
-// string ("1.2s", "20m", "1h30m") and read from one.
+// string ("1.25s", "20m", "1h30m", "40us") and read from one. It is
+// written exactly: what is read back is the same duration. Only ASCII is
+// written (microseconds are "us").
 type Duration time.Duration
 
-// String formats d briefly: no trailing zero units, at most one decimal
-// place on seconds.
-func (d Duration) String() string { return formatDuration(time.Duration(d)) }
+// String formats d exactly and briefly: no trailing zero units.
+func (d Duration) String() string { return exactDuration(time.Duration(d)) }
 
 // MarshalJSON writes d as a string.
 func (d Duration) MarshalJSON() ([]byte, error) {
@@ -162,29 +162,17 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	if err != nil {
 		return fmt.Errorf("invalid duration %q: use a form like \"500ms\", \"30s\" or \"1h30m\"", s)
 	}
-	if v < 0 {
-		return fmt.Errorf("duration %q is negative", s)
-	}
-	*d = Duration(v)
+	*d = Duration(v) // where a negative value is wrong, the check that uses it says so
 	return nil
 }
 
-// formatDuration writes durations the way the API document does: "1.2s",
-// "20m", "1h5m", "350ms".
-func formatDuration(d time.Duration) string {
-	switch {
-	case d <= 0:
+// exactDuration writes d as time.Duration.String does, in ASCII and
+// without trailing zero units: "1ns", "1.25s", "1h30m", "40us".
+func exactDuration(d time.Duration) string {
+	if d == 0 {
 		return "0s"
-	case d < time.Millisecond:
-		return strconv.FormatInt(d.Microseconds(), 10) + "µs"
-	case d < time.Second:
-		return strconv.FormatInt(d.Milliseconds(), 10) + "ms"
-	case d < time.Minute:
-		s := strconv.FormatFloat(math.Round(d.Seconds()*10)/10, 'f', -1, 64)
-		return s + "s"
 	}
-	d = d.Round(time.Second)
-	s := d.String() // like 1h20m0s
+	s := strings.Replace(d.String(), "µs", "us", 1)
 	if strings.HasSuffix(s, "m0s") {
 		s = strings.TrimSuffix(s, "0s")
 	}
@@ -192,6 +180,29 @@ func formatDuration(d time.Duration) string {
 		s = strings.TrimSuffix(s, "0m")
 	}
 	return s
+}
+
+// displayRound rounds a measured duration to what the API shows: tenths
+// of a second from a second up, whole milliseconds from a millisecond,
+// whole microseconds below that, whole seconds from a minute.
+func displayRound(d time.Duration) time.Duration {
+	switch {
+	case d <= 0:
+		return 0
+	case d < time.Millisecond:
+		return d.Round(time.Microsecond)
+	case d < time.Second:
+		return d.Round(time.Millisecond)
+	case d < time.Minute:
+		return d.Round(100 * time.Millisecond)
+	}
+	return d.Round(time.Second)
+}
+
+// formatDuration writes a measured duration the way the API document
+// does: "1.2s", "20m", "1h5m", "350ms", "40us".
+func formatDuration(d time.Duration) string {
+	return exactDuration(displayRound(d))
 }
 
 // percentage is floor(100 x done / total), 100 for an empty job that finished.

@@ -12,7 +12,7 @@ func TestFormatDuration(t *testing.T) {
 	t.Parallel()
 	for d, want := range map[time.Duration]string{
 		0:                                  "0s",
-		350 * time.Microsecond:             "350µs",
+		350 * time.Microsecond:             "350us",
 		350 * time.Millisecond:             "350ms",
 		1200 * time.Millisecond:            "1.2s",
 		1240 * time.Millisecond:            "1.2s",
@@ -34,7 +34,7 @@ func TestDuration_JSON(t *testing.T) {
 	b, err := json.Marshal(d)
 	require.NoError(t, err)
 	require.JSONEq(t, `"1h30m"`, string(b))
-	for _, bad := range []string{`30`, `"soon"`, `"-5s"`, `null`} {
+	for _, bad := range []string{`30`, `"soon"`, `null`} {
 		var d Duration
 		if bad == `null` {
 			require.NoError(t, json.Unmarshal([]byte(bad), &d))

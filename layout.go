@@ -15,7 +15,11 @@ import (
 //	jobs              seq (8 bytes, big-endian) -> jobRecord JSON (state, counters)
 //	batches           seq -> the submitted Batch JSON (never rewritten)
 //	items/<job_id>    item index (8 bytes) -> itemRecord (binary): pending
-//	                  entries for record-driven operations, then every outcome
+//	                  entries of record-driven operations (with the attempts
+//	                  of items waiting for a retry), then their outcomes, and
+//	                  the failures and pending retries of list operations
+//	done/<job_id>     block (8 bytes) -> bitmap of 4,096 items: the
+//	                  succeeded items of list operations, one bit each
 //	errors/<job_id>   item index -> itemRecord of each failed item
 //	artifacts/<job_id> name NUL chunk (4 bytes) -> bytes; name NUL "" -> meta
 //	coll/<name>       record id -> record JSON
@@ -24,8 +28,13 @@ const (
 	bucketBatches = "batches"
 )
 
-func itemsBucket(jobID string) string     { return "items/" + jobID }
-func errorsBucket(jobID string) string    { return "errors/" + jobID }
+func itemsBucket(jobID string) string  { return "items/" + jobID }
+func errorsBucket(jobID string) string { return "errors/" + jobID }
+func doneBucket(jobID string) string   { return "done/" + jobID }
+
+// doneBlockItems is how many items one done bitmap covers.
+const doneBlockItems = 4096
+
 func artifactsBucket(jobID string) string { return "artifacts/" + jobID }
 
 // jobIDPrefix starts every job id: "batch12345".
@@ -45,29 +54,38 @@ func parseJobID(id string) (uint64, bool) {
 
 func u64key(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
 
+func beUint64(b []byte) uint64 { return binary.BigEndian.Uint64(b) }
+
 // jobRecord is a job as stored: the API view plus what the executor needs
 // to resume it.
 type jobRecord struct {
 	Job
-	// Ops are the item ranges of the batch's operations, set once the job
-	// has been expanded.
+	// Ops are the item ranges of the batch's operations.
 	Ops []opRange `json:"ops,omitempty"`
 	// Options are the batch's options with defaults filled in.
-	Options   BatchOptions `json:"options"`
-	Expanded  bool         `json:"expanded,omitempty"`
-	Validated bool         `json:"validated,omitempty"`
+	Options BatchOptions `json:"options"`
 	// ItemNanos is the summed run time of finished items.
 	ItemNanos int64 `json:"item_nanos,omitempty"`
 	// IdempotencyKey is the key the job was submitted with, if any.
 	IdempotencyKey string `json:"idempotency_key,omitempty"`
+	// Trace is the carrier of the submitter's trace context, stored by a
+	// TracePropagator observer.
+	Trace map[string]string `json:"trace,omitempty"`
+	// QueuedAt is when the job was last queued (by Resume), if after its
+	// creation.
+	QueuedAt *time.Time `json:"queued_at,omitempty"`
 	// Errors holds the first failed items, kept for status reads.
 	FirstErrors []ItemError `json:"first_errors,omitempty"`
 }
 
-// opRange is the slice of item indexes one operation owns.
+// opRange is the slice of item indexes one operation owns. Until the
+// operation selects its items (Selected), Count is the estimate made at
+// submission.
 type opRange struct {
-	Base  int64 `json:"base"`
-	Count int64 `json:"count"`
+	Base      int64 `json:"base"`
+	Count     int64 `json:"count"`
+	Selected  bool  `json:"selected,omitempty"`
+	Validated bool  `json:"validated,omitempty"`
 }
 
 func (r *jobRecord) clone() *jobRecord {
@@ -130,7 +148,7 @@ func (s itemState) String() string {
 }
 
 // itemRecord is an item's stored state: a pending entry written when a
-// record-driven operation is expanded, or an outcome.
+// record-driven operation selects its records, or an outcome.
 type itemRecord struct {
 	State      itemState
 	Op         int

@@ -4,9 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"net/smtp"
 	"strings"
 	"time"
@@ -108,98 +109,190 @@ func (m *SMTPMailer) Send(ctx context.Context, msg *Message) error {
 	return c.Quit()
 }
 
-// notifySchedule sends a schedule's notifications when one of its jobs
-// completes or fails. It runs as an event subscriber, so the sending
-// happens on goroutines of its own: a slow mail server or receiver delays
-// nothing else.
-func (e *Engine) notifySchedule(ev Event) {
+// Schedule notifications are written to the outbox in the transaction that
+// finishes the schedule's job: an e-mail entry per target with addresses,
+// and a stored, signed delivery per target with a webhook URL (sent like a
+// webhook's deliveries, signed with the schedule's notification secret).
+//
+//	mail_outbox   sequence -> mailEntry JSON, until sent or given up
+const bucketMailOutbox = "mail_outbox"
+
+// mailAttempts is how many times a notification e-mail is tried.
+const mailAttempts = 3
+
+// mailEntry is a stored notification e-mail.
+type mailEntry struct {
+	ScheduleID string    `json:"schedule_id"`
+	Message    Message   `json:"message"`
+	Attempts   int       `json:"attempts,omitempty"`
+	NextAt     time.Time `json:"next_at"`
+}
+
+// notifyCounts says what writeNotifications stored.
+type notifyCounts struct{ mails, webhooks int }
+
+// writeNotifications stores the notifications of a schedule whose job
+// completed or failed.
+func (e *Engine) writeNotifications(tx Tx, ev Event) (notifyCounts, error) {
+	var n notifyCounts
 	if ev.Job == nil || ev.Job.ScheduleID == "" || (ev.Type != EventJobCompleted && ev.Type != EventJobFailed) {
-		return
+		return n, nil
 	}
-	s, err := e.Schedule(context.Background(), ev.Job.ScheduleID)
-	if err != nil || s.Notification == nil {
-		return
+	seq, ok := parseObjectID(ev.Job.ScheduleID, scheduleIDPrefix)
+	if !ok {
+		return n, nil
+	}
+	var s Schedule
+	if err := getObject(tx, bucketSchedules, seq, "schedule", ev.Job.ScheduleID, &s); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return n, nil // deleted meanwhile: nobody to tell
+		}
+		return n, err
+	}
+	if s.Notification == nil {
+		return n, nil
 	}
 	tgt := s.Notification.OnCompletion
 	if ev.Type == EventJobFailed {
 		tgt = s.Notification.OnFailure
 	}
 	if tgt == nil {
-		return
+		return n, nil
 	}
 	j := ev.Job
 	outcome := "completed"
 	if ev.Type == EventJobFailed {
 		outcome = "failed"
 	}
-	subject := fmt.Sprintf("[batch] %s: job %s %s", s.Name, j.ID, outcome)
-	if tgt.Severity != "" {
-		subject = fmt.Sprintf("[%s] %s", tgt.Severity, subject)
-	}
-	body := fmt.Sprintf("Schedule %s (%s) ran job %s.\nStatus: %s\nItems: %d, completed %d, failed %d\n",
-		s.Name, s.ID, j.ID, j.Status, j.Progress.TotalOperations, j.Progress.Completed, j.Progress.Failed)
-	if j.Error != nil {
-		body += "Error: " + j.Error.Message + "\n"
-	}
-	if tgt.Severity != "" {
-		body += "Severity: " + tgt.Severity + "\n"
-	}
 	if len(tgt.Email) > 0 {
-		msg := &Message{To: tgt.Email, Subject: subject, Body: body, Severity: tgt.Severity}
-		e.wg.Go(func() {
-			if e.opts.Mailer == nil {
-				e.log.Warn("notify: no Mailer configured; e-mail dropped", "schedule_id", s.ID, "to", strings.Join(tgt.Email, ","))
-				return
-			}
-			ctx, cancel := context.WithTimeout(e.ctx, time.Minute)
-			defer cancel()
-			if err := e.opts.Mailer.Send(ctx, msg); err != nil {
-				e.log.Error("notify: sending e-mail failed", "schedule_id", s.ID, "err", err)
-			}
-		})
+		subject := fmt.Sprintf("[batch] %s: job %s %s", s.Name, j.ID, outcome)
+		if tgt.Severity != "" {
+			subject = fmt.Sprintf("[%s] %s", tgt.Severity, subject)
+		}
+		body := fmt.Sprintf("Schedule %s (%s) ran job %s.\nStatus: %s\nItems: %d, completed %d, failed %d\n",
+			s.Name, s.ID, j.ID, j.Status, j.Progress.TotalOperations, j.Progress.Completed, j.Progress.Failed)
+		if j.Error != nil {
+			body += "Error: " + j.Error.Message + "\n"
+		}
+		if tgt.Severity != "" {
+			body += "Severity: " + tgt.Severity + "\n"
+		}
+		m := mailEntry{ScheduleID: s.ID, Message: Message{To: tgt.Email, Subject: subject, Body: body, Severity: tgt.Severity}, NextAt: ev.At}
+		mseq, err := tx.NextSequence(bucketMailOutbox)
+		if err != nil {
+			return n, err
+		}
+		if err := putObject(tx, bucketMailOutbox, mseq, &m); err != nil {
+			return n, err
+		}
+		n.mails++
 	}
 	if tgt.Webhook != "" {
+		if s.NotificationSecret == "" {
+			secret, err := newSecret()
+			if err != nil {
+				return n, err
+			}
+			s.NotificationSecret = secret
+			if err := putObject(tx, bucketSchedules, seq, &s); err != nil {
+				return n, err
+			}
+		}
 		payload, err := payloadOf(ev)
 		if err != nil {
-			return
+			return n, err
 		}
-		url := tgt.Webhook
-		e.wg.Go(func() { e.notifyWebhook(url, payload, tgt.Severity) })
+		if err := e.storeDelivery(tx, s.ID, ev, payload, tgt.Webhook, tgt.Severity); err != nil {
+			return n, err
+		}
+		n.webhooks++
+	}
+	return n, nil
+}
+
+// mailLoop sends stored notification e-mails, trying each a few times.
+func (e *Engine) mailLoop() {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		next := e.sendMails()
+		if !next.IsZero() {
+			timer.Reset(max(time.Until(next), time.Millisecond))
+		}
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-e.mailWake:
+		case <-timer.C:
+		}
 	}
 }
 
-// notifyWebhook posts a notification payload, trying a few times.
-func (e *Engine) notifyWebhook(url string, payload []byte, severity string) {
-	client := e.webhookClient()
-	defer client.CloseIdleConnections()
-	delay := e.opts.WebhookRetryDelay
-	for attempt := 1; attempt <= 3; attempt++ {
-		ctx, cancel := context.WithTimeout(e.ctx, e.opts.WebhookTimeout)
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(payload))
-		if err != nil {
-			cancel()
-			return
-		}
-		req.Header.Set("Content-Type", "application/json")
-		if severity != "" {
-			req.Header.Set("X-Severity", severity)
-		}
-		res, err := client.Do(req)
-		if err == nil {
-			res.Body.Close()
-		}
-		cancel()
-		if err == nil && res.StatusCode >= 200 && res.StatusCode < 300 {
-			return
-		}
-		t := time.NewTimer(delay)
-		select {
-		case <-e.ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		delay *= 2
+// sendMails sends the due e-mails and returns when the next falls due
+// (zero when none waits).
+func (e *Engine) sendMails() time.Time {
+	type entry struct {
+		seq uint64
+		m   mailEntry
 	}
-	e.log.Warn("notify: webhook notification not delivered", "url", url)
+	var due []entry
+	var next time.Time
+	now := e.now()
+	err := e.store.View(func(tx Tx) error {
+		return tx.Scan(bucketMailOutbox, nil, func(k, v []byte) bool {
+			var m mailEntry
+			if json.Unmarshal(v, &m) != nil {
+				due = append(due, entry{beUint64(k), mailEntry{Attempts: mailAttempts}})
+				return true
+			}
+			if m.NextAt.After(now) {
+				if next.IsZero() || m.NextAt.Before(next) {
+					next = m.NextAt
+				}
+				return true
+			}
+			due = append(due, entry{beUint64(k), m})
+			return true
+		})
+	})
+	if err != nil {
+		return now.Add(retryLater)
+	}
+	for _, d := range due {
+		if e.ctx.Err() != nil {
+			return time.Time{}
+		}
+		var sendErr error
+		switch {
+		case d.m.Attempts >= mailAttempts:
+			sendErr = errors.New("unreadable entry")
+		case e.opts.Mailer == nil:
+			e.log.Warn("notify: no Mailer configured; e-mail dropped", "schedule_id", d.m.ScheduleID, "to", strings.Join(d.m.Message.To, ","))
+		default:
+			ctx, cancel := context.WithTimeout(e.ctx, time.Minute)
+			sendErr = e.opts.Mailer.Send(ctx, &d.m.Message)
+			cancel()
+			if e.ctx.Err() != nil {
+				return time.Time{} // closing: it is sent after a restart
+			}
+			d.m.Attempts++
+		}
+		err := e.store.Update(func(tx Tx) error {
+			if sendErr == nil || d.m.Attempts >= mailAttempts {
+				return tx.Delete(bucketMailOutbox, u64key(d.seq))
+			}
+			d.m.NextAt = e.now().Add(e.opts.WebhookRetryDelay << (d.m.Attempts - 1))
+			if next.IsZero() || d.m.NextAt.Before(next) {
+				next = d.m.NextAt
+			}
+			return putObject(tx, bucketMailOutbox, d.seq, &d.m)
+		})
+		if err != nil {
+			e.log.Error("notify: storing an e-mail attempt failed", "err", err)
+		}
+		if sendErr != nil {
+			e.log.Error("notify: sending e-mail failed", "schedule_id", d.m.ScheduleID, "attempt", d.m.Attempts, "err", sendErr)
+		}
+	}
+	return next
 }

@@ -53,6 +53,10 @@ type Plan struct {
 	// apply, set by built-in operations on built-in collections, makes the
 	// item's change inside the transaction that stores its outcome.
 	apply func(tx Tx, item *Item) error
+	// prepare, set beside apply when the collection validates records,
+	// computes and validates the record apply will write, outside the
+	// commit.
+	prepare func(ctx context.Context, item *Item) error
 }
 
 // Item is one unit of work of a job.
@@ -69,6 +73,9 @@ type Item struct {
 	Record Record
 	// Result, set by Run, is reported in the job's results.
 	Result *Result
+
+	// prev is the stored record a prepared change was computed from.
+	prev Record
 }
 
 // Key returns a key unique to this item of this job, stable across retries

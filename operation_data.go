@@ -55,6 +55,62 @@ func resolveResource(spec *OperationSpec, env *Env, d *details) (Resource, *Coll
 	return r, c
 }
 
+// Record validation never runs inside a commit: a collection's Validate
+// hook runs in the item's attempt (prepare), and the commit writes the
+// record that was validated.
+
+// validatePrepared is the prepare step of a plan that writes the item's
+// own record: it validates it, when the collection validates records.
+func validatePrepared(coll *Collection) func(ctx context.Context, it *Item) error {
+	if coll.validate == nil {
+		return nil
+	}
+	return func(ctx context.Context, it *Item) error { return coll.ValidateRecord(ctx, it.Record) }
+}
+
+// prepareChange is the prepare step of a plan that rewrites a stored
+// record with compute, when the collection validates records: it computes
+// the new record from the one read for the item and validates it.
+func prepareChange(coll *Collection, compute func(Record) (Record, error)) func(ctx context.Context, it *Item) error {
+	if coll.validate == nil {
+		return nil
+	}
+	return func(ctx context.Context, it *Item) error {
+		next, err := compute(it.Record)
+		if err != nil {
+			return err
+		}
+		if err := coll.ValidateRecord(ctx, next); err != nil {
+			return err
+		}
+		it.prev, it.Record = it.Record, next
+		return nil
+	}
+}
+
+// applyChange is the commit step of such a plan. A prepared record is
+// written only if the stored one is still the one it was computed from;
+// without a prepare step the change is computed in the commit.
+func applyChange(coll *Collection, compute func(Record) (Record, error)) func(tx Tx, it *Item) error {
+	return func(tx Tx, it *Item) error {
+		cur, err := coll.get(tx, it.ResourceID)
+		if err != nil {
+			return err
+		}
+		if it.prev == nil {
+			next, err := compute(cur)
+			if err != nil {
+				return err
+			}
+			return coll.put(tx, next)
+		}
+		if !jsonEqual(map[string]any(cur), map[string]any(it.prev)) {
+			return &Error{Code: CodeResource, Message: "Resource changed while its item ran: " + it.ResourceID}
+		}
+		return coll.put(tx, it.Record)
+	}
+}
+
 // validates reports whether r checks records, so that a plan over it needs
 // a validation step at all.
 func validates(r Resource) bool {
@@ -135,12 +191,10 @@ func planCreate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, erro
 	}
 	listItems(p, recs, env)
 	if coll != nil {
+		p.prepare = validatePrepared(coll)
 		p.apply = func(tx Tx, it *Item) error {
 			if tx.Get(coll.bucket, []byte(it.ResourceID)) != nil {
 				return Permanent(&Error{Code: CodeResource, Message: "Resource already exists: " + it.ResourceID})
-			}
-			if err := coll.ValidateRecord(ctx, it.Record); err != nil {
-				return err
 			}
 			return coll.put(tx, it.Record)
 		}
@@ -194,17 +248,9 @@ func planUpdate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, erro
 		}
 	}
 	if coll != nil {
-		p.apply = func(tx Tx, it *Item) error {
-			cur, err := coll.get(tx, it.ResourceID)
-			if err != nil {
-				return err
-			}
-			next := mergePatch(cur, patch)
-			if err := coll.ValidateRecord(ctx, next); err != nil {
-				return err
-			}
-			return coll.put(tx, next)
-		}
+		compute := func(rec Record) (Record, error) { return mergePatch(rec, patch), nil }
+		p.prepare = prepareChange(coll, compute)
+		p.apply = applyChange(coll, compute)
 		return p, nil
 	}
 	p.Run = func(ctx context.Context, it *Item) error {
@@ -260,12 +306,8 @@ func planImport(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, erro
 	}
 	listItems(p, recs, env)
 	if coll != nil {
-		p.apply = func(tx Tx, it *Item) error {
-			if err := coll.ValidateRecord(ctx, it.Record); err != nil {
-				return err
-			}
-			return coll.put(tx, it.Record)
-		}
+		p.prepare = validatePrepared(coll)
+		p.apply = func(tx Tx, it *Item) error { return coll.put(tx, it.Record) }
 		return p, nil
 	}
 	p.Run = func(ctx context.Context, it *Item) error {

@@ -107,20 +107,8 @@ func planCalculate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, e
 		},
 	}
 	if coll != nil {
-		p.apply = func(tx Tx, it *Item) error {
-			cur, err := coll.get(tx, it.ResourceID)
-			if err != nil {
-				return err
-			}
-			next, err := compute(cur)
-			if err != nil {
-				return err
-			}
-			if err := coll.ValidateRecord(ctx, next); err != nil {
-				return err
-			}
-			return coll.put(tx, next)
-		}
+		p.prepare = prepareChange(coll, compute)
+		p.apply = applyChange(coll, compute)
 		return p, nil
 	}
 	p.Run = func(ctx context.Context, it *Item) error {

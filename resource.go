@@ -45,12 +45,43 @@ type RecordValidator interface {
 
 // Query selects records: every Filter entry must equal the record's
 // top-level field, and the Where expression, if any, must be true.
+//
+// Build one with [NewQuery], which compiles Where, or as a literal: the
+// engine compiles the Query of every plan an operation returns (a bad
+// Where rejects the batch), and Match compiles a literal's Where on first
+// use. A Where that does not compile matches nothing.
 type Query struct {
 	// Filter maps top-level fields to the JSON values they must equal.
 	Filter map[string]any
 	// Where is the source of the expression; see [OperationSpec].Where.
 	Where string
 	where *predicate
+	// src is the Where that where was compiled from.
+	src string
+}
+
+// NewQuery returns a Query over filter and where, with where compiled. A
+// bad where returns a VALIDATION_ERROR *Error.
+func NewQuery(filter map[string]any, where string) (*Query, error) {
+	q := &Query{Filter: filter, Where: where}
+	if err := q.compile(); err != nil {
+		return nil, &Error{Code: CodeValidation, Message: "invalid where expression: " + exprMessage(err), Err: err}
+	}
+	return q, nil
+}
+
+// compile compiles Where unless it is compiled already. It must not run
+// while the Query is matched concurrently.
+func (q *Query) compile() error {
+	if q == nil || q.Where == "" || (q.where != nil && q.src == q.Where) {
+		return nil
+	}
+	prog, err := compileRecordExpr(q.Where, true)
+	if err != nil {
+		return err
+	}
+	q.where, q.src = &predicate{prog: prog}, q.Where
+	return nil
 }
 
 // Match reports whether rec is selected. A Where expression that fails on a
@@ -65,11 +96,20 @@ func (q *Query) Match(rec Record) bool {
 			return false
 		}
 	}
-	if q.where != nil {
-		ok, err := q.where.eval(rec)
-		return err == nil && ok
+	if q.Where == "" {
+		return true
 	}
-	return true
+	w := q.where
+	if w == nil || q.src != q.Where {
+		// Not compiled by NewQuery or the engine: compile a copy here.
+		prog, err := compileRecordExpr(q.Where, true)
+		if err != nil {
+			return false
+		}
+		w = &predicate{prog: prog}
+	}
+	ok, err := w.eval(rec)
+	return err == nil && ok
 }
 
 // jsonEqual compares two decoded JSON values.

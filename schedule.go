@@ -38,9 +38,13 @@ type Schedule struct {
 	NextRunAt *time.Time `json:"next_run_at,omitempty"`
 	LastRunAt *time.Time `json:"last_run_at,omitempty"`
 	LastJobID string     `json:"last_job_id,omitempty"`
-	Owner     string     `json:"owner,omitempty"`
-	CreatedAt time.Time  `json:"created_at"`
-	UpdatedAt time.Time  `json:"updated_at"`
+	// NotificationSecret ("whsec_" + base64) signs the schedule's
+	// notification webhooks the way webhook deliveries are signed; it is
+	// generated with the first one.
+	NotificationSecret string    `json:"notification_secret,omitempty"`
+	Owner              string    `json:"owner,omitempty"`
+	CreatedAt          time.Time `json:"created_at"`
+	UpdatedAt          time.Time `json:"updated_at"`
 }
 
 // Timing says when a schedule runs: a frequency with a time of day in a
@@ -404,7 +408,7 @@ func scheduleConflict(at time.Time, with string) *Error {
 
 // storeSchedule computes the schedule's next run, checks for conflicts and
 // writes it. seq 0 makes a new schedule.
-func (e *Engine) storeSchedule(s *Schedule, p *timingPlan, seq uint64) error {
+func (e *Engine) storeSchedule(s *Schedule, p *timingPlan, seq uint64, ev Event) error {
 	if s.Status == ScheduleActive {
 		next, err := p.next(e.now())
 		if err != nil {
@@ -415,7 +419,7 @@ func (e *Engine) storeSchedule(s *Schedule, p *timingPlan, seq uint64) error {
 			s.NextRunAt = &next
 		}
 	}
-	err := e.store.Update(func(tx Tx) error {
+	err := e.update(func(tx *wtx) error {
 		clash, err := conflictWith(tx, s)
 		if err != nil {
 			return err
@@ -429,7 +433,11 @@ func (e *Engine) storeSchedule(s *Schedule, p *timingPlan, seq uint64) error {
 			}
 			s.ID = scheduleIDPrefix + strconv.FormatUint(seq, 10)
 		}
-		return putObject(tx, bucketSchedules, seq, s)
+		if err := putObject(tx, bucketSchedules, seq, s); err != nil {
+			return err
+		}
+		ev.ObjectID = s.ID
+		return tx.event(ev)
 	})
 	if err == nil {
 		signal(e.schedulerWake)
@@ -456,11 +464,10 @@ func (e *Engine) CreateSchedule(ctx context.Context, s *Schedule) (*Schedule, er
 	}
 	now := e.now().UTC()
 	ns.Status, ns.Owner, ns.CreatedAt, ns.UpdatedAt = ScheduleActive, PrincipalFrom(ctx), now, now
-	ns.LastRunAt, ns.LastJobID = nil, ""
-	if err := e.storeSchedule(&ns, p, 0); err != nil {
+	ns.LastRunAt, ns.LastJobID, ns.NotificationSecret = nil, "", ""
+	if err := e.storeSchedule(&ns, p, 0, Event{Type: EventScheduleCreated, Principal: ns.Owner}); err != nil {
 		return nil, err
 	}
-	e.emit(Event{Type: EventScheduleCreated, Principal: ns.Owner, ObjectID: ns.ID})
 	return &ns, nil
 }
 
@@ -522,11 +529,11 @@ func (e *Engine) UpdateSchedule(ctx context.Context, id string, s *Schedule) (*S
 	}
 	ns.ID, ns.Status, ns.Owner, ns.CreatedAt, ns.UpdatedAt = old.ID, old.Status, old.Owner, old.CreatedAt, e.now().UTC()
 	ns.LastRunAt, ns.LastJobID, ns.NextRunAt = old.LastRunAt, old.LastJobID, old.NextRunAt
+	ns.NotificationSecret = old.NotificationSecret
 	seq, _ := parseObjectID(id, scheduleIDPrefix)
-	if err := e.storeSchedule(&ns, p, seq); err != nil {
+	if err := e.storeSchedule(&ns, p, seq, Event{Type: EventScheduleUpdated, Principal: PrincipalFrom(ctx)}); err != nil {
 		return nil, err
 	}
-	e.emit(Event{Type: EventScheduleUpdated, Principal: PrincipalFrom(ctx), ObjectID: id})
 	return &ns, nil
 }
 
@@ -559,10 +566,9 @@ func (e *Engine) setScheduleStatus(ctx context.Context, id, status string, ev Ev
 		s.NextRunAt = nil
 	}
 	seq, _ := parseObjectID(id, scheduleIDPrefix)
-	if err := e.storeSchedule(s, p, seq); err != nil {
+	if err := e.storeSchedule(s, p, seq, Event{Type: ev, Principal: PrincipalFrom(ctx)}); err != nil {
 		return nil, err
 	}
-	e.emit(Event{Type: ev, Principal: PrincipalFrom(ctx), ObjectID: id})
 	return s, nil
 }
 
@@ -572,15 +578,18 @@ func (e *Engine) DeleteSchedule(ctx context.Context, id string) error {
 	if !ok {
 		return notFound("schedule", id)
 	}
-	err := e.store.Update(func(tx Tx) error {
+	return e.update(func(tx *wtx) error {
 		if tx.Get(bucketSchedules, u64key(seq)) == nil {
 			return notFound("schedule", id)
 		}
-		return tx.Delete(bucketSchedules, u64key(seq))
+		if err := tx.Delete(bucketSchedules, u64key(seq)); err != nil {
+			return err
+		}
+		// Its notification deliveries go with it; their outbox entries are
+		// dropped when they fall due.
+		if err := tx.DeleteBucket(deliveriesBucket(id)); err != nil {
+			return err
+		}
+		return tx.event(Event{Type: EventScheduleDeleted, Principal: PrincipalFrom(ctx), ObjectID: id})
 	})
-	if err != nil {
-		return err
-	}
-	e.emit(Event{Type: EventScheduleDeleted, Principal: PrincipalFrom(ctx), ObjectID: id})
-	return nil
 }

@@ -121,13 +121,16 @@ func (e *Engine) fire(ctx context.Context, s *Schedule, now time.Time) error {
 		return err
 	}
 	seq, _ := parseObjectID(s.ID, scheduleIDPrefix)
-	err = e.store.Update(func(tx Tx) error {
+	err = e.update(func(tx *wtx) error {
 		var cur Schedule
 		if err := getObject(tx, bucketSchedules, seq, "schedule", s.ID, &cur); err != nil {
 			return err
 		}
 		if cur.Status != ScheduleActive || cur.NextRunAt == nil || !cur.NextRunAt.Equal(first) {
-			return nil // changed meanwhile: the change decides
+			if job == nil {
+				return nil // changed meanwhile: the change decides
+			}
+			return tx.event(Event{Type: EventScheduleFired, Principal: s.Owner, JobID: job.ID, ObjectID: s.ID, Job: job})
 		}
 		cur.NextRunAt = nil
 		if !next.IsZero() {
@@ -137,15 +140,15 @@ func (e *Engine) fire(ctx context.Context, s *Schedule, now time.Time) error {
 			at := fireAt.UTC()
 			cur.LastRunAt, cur.LastJobID = &at, job.ID
 		}
-		return putObject(tx, bucketSchedules, seq, &cur)
+		if err := putObject(tx, bucketSchedules, seq, &cur); err != nil {
+			return err
+		}
+		if job == nil {
+			return nil
+		}
+		return tx.event(Event{Type: EventScheduleFired, Principal: s.Owner, JobID: job.ID, ObjectID: s.ID, Job: job})
 	})
-	if err != nil {
-		return err
-	}
-	if job != nil {
-		e.emit(Event{Type: EventScheduleFired, Principal: s.Owner, JobID: job.ID, ObjectID: s.ID, Job: job})
-	}
-	return nil
+	return err
 }
 
 func maxTime(a, b time.Time) time.Time {

@@ -579,18 +579,20 @@ func (e *Engine) CreateTemplate(ctx context.Context, t *Template) (*Template, er
 	}
 	now := e.now().UTC()
 	nt.Owner, nt.CreatedAt, nt.UpdatedAt = PrincipalFrom(ctx), now, now
-	err = e.store.Update(func(tx Tx) error {
+	err = e.update(func(tx *wtx) error {
 		seq, err := tx.NextSequence(bucketTemplates)
 		if err != nil {
 			return err
 		}
 		nt.ID = templateIDPrefix + strconv.FormatUint(seq, 10)
-		return putObject(tx, bucketTemplates, seq, &nt)
+		if err := putObject(tx, bucketTemplates, seq, &nt); err != nil {
+			return err
+		}
+		return tx.event(Event{Type: EventTemplateCreated, Principal: nt.Owner, ObjectID: nt.ID})
 	})
 	if err != nil {
 		return nil, err
 	}
-	e.emit(Event{Type: EventTemplateCreated, Principal: nt.Owner, ObjectID: nt.ID})
 	return &nt, nil
 }
 
@@ -653,10 +655,15 @@ func (e *Engine) UpdateTemplate(ctx context.Context, id string, t *Template) (*T
 	}
 	nt.ID, nt.Owner, nt.CreatedAt, nt.UpdatedAt = old.ID, old.Owner, old.CreatedAt, e.now().UTC()
 	seq, _ := parseObjectID(id, templateIDPrefix)
-	if err := e.store.Update(func(tx Tx) error { return putObject(tx, bucketTemplates, seq, &nt) }); err != nil {
+	err = e.update(func(tx *wtx) error {
+		if err := putObject(tx, bucketTemplates, seq, &nt); err != nil {
+			return err
+		}
+		return tx.event(Event{Type: EventTemplateUpdated, Principal: PrincipalFrom(ctx), ObjectID: id})
+	})
+	if err != nil {
 		return nil, err
 	}
-	e.emit(Event{Type: EventTemplateUpdated, Principal: PrincipalFrom(ctx), ObjectID: id})
 	return &nt, nil
 }
 
@@ -667,17 +674,15 @@ func (e *Engine) DeleteTemplate(ctx context.Context, id string) error {
 	if !ok {
 		return notFound("template", id)
 	}
-	err := e.store.Update(func(tx Tx) error {
+	return e.update(func(tx *wtx) error {
 		if tx.Get(bucketTemplates, u64key(seq)) == nil {
 			return notFound("template", id)
 		}
-		return tx.Delete(bucketTemplates, u64key(seq))
+		if err := tx.Delete(bucketTemplates, u64key(seq)); err != nil {
+			return err
+		}
+		return tx.event(Event{Type: EventTemplateDeleted, Principal: PrincipalFrom(ctx), ObjectID: id})
 	})
-	if err != nil {
-		return err
-	}
-	e.emit(Event{Type: EventTemplateDeleted, Principal: PrincipalFrom(ctx), ObjectID: id})
-	return nil
 }
 
 // fromTemplate turns a batch that names a template into the batch the

@@ -76,6 +76,11 @@ type Delivery struct {
 	NextAttemptAt  *time.Time `json:"next_attempt_at,omitempty"`
 	CreatedAt      time.Time  `json:"created_at"`
 	SettledAt      *time.Time `json:"settled_at,omitempty"`
+	// URL and Severity are set on a schedule's notification deliveries
+	// (WebhookID is then the schedule's id): where it goes and its
+	// X-Severity header.
+	URL      string `json:"url,omitempty"`
+	Severity string `json:"severity,omitempty"`
 }
 
 // Delivery states.
@@ -212,18 +217,20 @@ func (e *Engine) CreateWebhook(ctx context.Context, w *Webhook) (*Webhook, error
 	}
 	now := e.now().UTC()
 	nw.Secret, nw.Owner, nw.CreatedAt, nw.UpdatedAt = secret, PrincipalFrom(ctx), now, now
-	err = e.store.Update(func(tx Tx) error {
-		seq, err := tx.NextSequence(bucketWebhooks)
+	err = e.update(func(w *wtx) error {
+		seq, err := w.NextSequence(bucketWebhooks)
 		if err != nil {
 			return err
 		}
 		nw.ID = webhookIDPrefix + strconv.FormatUint(seq, 10)
-		return putObject(tx, bucketWebhooks, seq, &nw)
+		if err := putObject(w.Tx, bucketWebhooks, seq, &nw); err != nil {
+			return err
+		}
+		return w.event(Event{Type: EventWebhookCreated, Principal: nw.Owner, ObjectID: nw.ID})
 	})
 	if err != nil {
 		return nil, err
 	}
-	e.emit(Event{Type: EventWebhookCreated, Principal: nw.Owner, ObjectID: nw.ID})
 	return &nw, nil
 }
 
@@ -280,10 +287,15 @@ func (e *Engine) UpdateWebhook(ctx context.Context, id string, w *Webhook) (*Web
 	}
 	nw.ID, nw.Secret, nw.Owner, nw.CreatedAt, nw.UpdatedAt = old.ID, old.Secret, old.Owner, old.CreatedAt, e.now().UTC()
 	seq, _ := parseObjectID(id, webhookIDPrefix)
-	if err := e.store.Update(func(tx Tx) error { return putObject(tx, bucketWebhooks, seq, &nw) }); err != nil {
+	err = e.update(func(w *wtx) error {
+		if err := putObject(w.Tx, bucketWebhooks, seq, &nw); err != nil {
+			return err
+		}
+		return w.event(Event{Type: EventWebhookUpdated, Principal: PrincipalFrom(ctx), ObjectID: id})
+	})
+	if err != nil {
 		return nil, err
 	}
-	e.emit(Event{Type: EventWebhookUpdated, Principal: PrincipalFrom(ctx), ObjectID: id})
 	return &nw, nil
 }
 
@@ -294,7 +306,7 @@ func (e *Engine) DeleteWebhook(ctx context.Context, id string) error {
 	if !ok {
 		return notFound("webhook", id)
 	}
-	err := e.store.Update(func(tx Tx) error {
+	err := e.update(func(tx *wtx) error {
 		if tx.Get(bucketWebhooks, u64key(seq)) == nil {
 			return notFound("webhook", id)
 		}
@@ -315,12 +327,14 @@ func (e *Engine) DeleteWebhook(ctx context.Context, id string) error {
 		if err := tx.DeleteBucket(deliveriesBucket(id)); err != nil {
 			return err
 		}
-		return tx.Delete(bucketWebhooks, u64key(seq))
+		if err := tx.Delete(bucketWebhooks, u64key(seq)); err != nil {
+			return err
+		}
+		return tx.event(Event{Type: EventWebhookDeleted, Principal: PrincipalFrom(ctx), ObjectID: id})
 	})
 	if err != nil {
 		return err
 	}
-	e.emit(Event{Type: EventWebhookDeleted, Principal: PrincipalFrom(ctx), ObjectID: id})
 	return nil
 }
 
@@ -404,67 +418,6 @@ func payloadOf(ev Event) ([]byte, error) {
 		body.Details["schedule_id"] = ev.ObjectID
 	}
 	return json.Marshal(batchEvent{Type: "batch_event", Timestamp: ev.At.UTC().Format("2006-01-02T15:04:05.000Z07:00"), Event: body})
-}
-
-// enqueueDeliveries stores a delivery for every webhook that wants ev. It
-// runs as an event subscriber: it only writes to the store and wakes the
-// outbox, never touches the network.
-func (e *Engine) enqueueDeliveries(ev Event) {
-	if !slices.Contains(WebhookEvents(), ev.Type) {
-		return
-	}
-	owner := ev.Principal
-	if ev.Job != nil {
-		owner = ev.Job.Owner
-	}
-	payload, err := payloadOf(ev)
-	if err != nil {
-		e.log.Error("webhook: encoding an event failed", "err", err)
-		return
-	}
-	now := e.now().UTC()
-	queued := 0
-	err = e.store.Update(func(tx Tx) error {
-		var hooks []Webhook
-		var derr error
-		if err := tx.Scan(bucketWebhooks, nil, func(_, v []byte) bool {
-			var w Webhook
-			if derr = json.Unmarshal(v, &w); derr != nil {
-				return false
-			}
-			if w.Owner == owner && (len(w.Events) == 0 || slices.Contains(w.Events, ev.Type)) {
-				hooks = append(hooks, w)
-			}
-			return true
-		}); err != nil || derr != nil {
-			return firstErr(err, derr)
-		}
-		for _, w := range hooks {
-			seq, err := tx.NextSequence(deliveriesBucket(w.ID))
-			if err != nil {
-				return err
-			}
-			d := Delivery{
-				ID: fmt.Sprintf("msg_%s_%d", w.ID, seq), WebhookID: w.ID, Event: ev.Type, JobID: ev.JobID,
-				Payload: payload, Status: DeliveryPending, NextAttemptAt: &now, CreatedAt: now,
-			}
-			if err := putObject(tx, deliveriesBucket(w.ID), seq, &d); err != nil {
-				return err
-			}
-			if err := tx.Put(bucketOutbox, outboxKey(now, w.ID, seq), []byte(w.ID)); err != nil {
-				return err
-			}
-			queued++
-		}
-		return nil
-	})
-	if err != nil {
-		e.log.Error("webhook: storing deliveries failed", "event", string(ev.Type), "err", err)
-		return
-	}
-	if queued > 0 {
-		signal(e.outboxWake)
-	}
 }
 
 // outboxKey orders pending deliveries by due time.
@@ -567,15 +520,39 @@ func (e *Engine) deliver(client *http.Client, outbox, hookID string, seq uint64)
 	var hook Webhook
 	var d Delivery
 	err := e.store.View(func(tx Tx) error {
-		hseq, _ := parseObjectID(hookID, webhookIDPrefix)
-		if err := getObject(tx, bucketWebhooks, hseq, "webhook", hookID, &hook); err != nil {
+		if err := getObject(tx, deliveriesBucket(hookID), seq, "delivery", hookID, &d); err != nil {
 			return err
 		}
-		return getObject(tx, deliveriesBucket(hookID), seq, "delivery", hookID, &d)
+		if sseq, ok := parseObjectID(hookID, scheduleIDPrefix); ok {
+			// A schedule's notification: signed with its secret.
+			var s Schedule
+			if err := getObject(tx, bucketSchedules, sseq, "schedule", hookID, &s); err != nil {
+				return err
+			}
+			hook = Webhook{ID: s.ID, URL: d.URL, Secret: s.NotificationSecret}
+			return nil
+		}
+		hseq, _ := parseObjectID(hookID, webhookIDPrefix)
+		return getObject(tx, bucketWebhooks, hseq, "webhook", hookID, &hook)
 	})
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrNotFound):
 		// The webhook or delivery is gone: drop the outbox entry.
 		_ = e.store.Update(func(tx Tx) error { return tx.Delete(bucketOutbox, []byte(outbox)) })
+		return
+	case err != nil:
+		// The store could not be read: try again later, never drop it.
+		e.log.Error("webhook: reading a delivery failed; it is retried", "webhook_id", hookID, "err", err)
+		at := e.now().UTC().Add(retryLater)
+		_ = e.store.Update(func(tx Tx) error {
+			if tx.Get(bucketOutbox, []byte(outbox)) == nil {
+				return nil
+			}
+			if err := tx.Delete(bucketOutbox, []byte(outbox)); err != nil {
+				return err
+			}
+			return tx.Put(bucketOutbox, outboxKey(at, hookID, seq), []byte(hookID))
+		})
 		return
 	}
 	code, sendErr := e.send(client, &hook, &d)
@@ -635,6 +612,9 @@ func (e *Engine) send(client *http.Client, w *Webhook, d *Delivery) (int, error)
 	req.Header.Set("webhook-id", d.ID)
 	req.Header.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
 	req.Header.Set("webhook-signature", sig)
+	if d.Severity != "" {
+		req.Header.Set("X-Severity", d.Severity)
+	}
 	res, err := client.Do(req)
 	if err != nil {
 		return 0, err
@@ -675,42 +655,83 @@ func (e *Engine) webhookClient() *http.Client {
 	}
 }
 
-// cleanupDeliveries deletes webhook deliveries settled before cutoff and
-// returns how many.
+// cleanupDeliveries deletes webhook and notification deliveries settled
+// before cutoff and returns how many. It pages through every webhook and
+// schedule.
 func (e *Engine) cleanupDeliveries(ctx context.Context, cutoff time.Time) (int64, error) {
-	page, err := e.Webhooks(ctx, &ListOptions{Limit: 1000})
-	if err != nil {
-		return 0, err
-	}
 	var n int64
-	for _, w := range page.Webhooks {
-		err := e.store.Update(func(tx Tx) error {
-			var keys [][]byte
-			var derr error
-			err := tx.Scan(deliveriesBucket(w.ID), nil, func(k, v []byte) bool {
-				var d Delivery
-				if derr = json.Unmarshal(v, &d); derr != nil {
-					return false
-				}
-				if d.SettledAt != nil && d.SettledAt.Before(cutoff) {
-					keys = append(keys, bytes.Clone(k))
-				}
-				return true
-			})
-			if err := firstErr(err, derr); err != nil {
-				return err
+	for _, bucket := range []string{bucketWebhooks, bucketSchedules} {
+		var from []byte
+		for {
+			if err := ctx.Err(); err != nil {
+				return n, err
 			}
-			for _, k := range keys {
-				if err := tx.Delete(deliveriesBucket(w.ID), k); err != nil {
-					return err
+			var ids []string
+			var last []byte
+			if err := e.store.View(func(tx Tx) error {
+				var derr error
+				err := tx.Scan(bucket, from, func(k, v []byte) bool {
+					if len(ids) == 1000 {
+						return false
+					}
+					var o struct {
+						ID string `json:"id"`
+					}
+					if derr = json.Unmarshal(v, &o); derr != nil {
+						return false
+					}
+					ids = append(ids, o.ID)
+					last = append(last[:0], k...)
+					return true
+				})
+				return firstErr(err, derr)
+			}); err != nil {
+				return n, err
+			}
+			for _, id := range ids {
+				m, err := e.cleanupDeliveriesOf(id, cutoff)
+				n += m
+				if err != nil {
+					return n, err
 				}
 			}
-			n += int64(len(keys))
-			return nil
-		})
-		if err != nil {
-			return n, err
+			if len(ids) < 1000 {
+				break
+			}
+			from = u64key(beUint64(last) + 1)
 		}
 	}
 	return n, nil
+}
+
+// cleanupDeliveriesOf deletes the deliveries of one webhook (or schedule)
+// settled before cutoff.
+func (e *Engine) cleanupDeliveriesOf(id string, cutoff time.Time) (int64, error) {
+	var n int64
+	err := e.store.Update(func(tx Tx) error {
+		n = 0
+		var keys [][]byte
+		var derr error
+		err := tx.Scan(deliveriesBucket(id), nil, func(k, v []byte) bool {
+			var d Delivery
+			if derr = json.Unmarshal(v, &d); derr != nil {
+				return false
+			}
+			if d.SettledAt != nil && d.SettledAt.Before(cutoff) {
+				keys = append(keys, bytes.Clone(k))
+			}
+			return true
+		})
+		if err := firstErr(err, derr); err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if err := tx.Delete(deliveriesBucket(id), k); err != nil {
+				return err
+			}
+		}
+		n = int64(len(keys))
+		return nil
+	})
+	return n, err
 }

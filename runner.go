@@ -1,0 +1,691 @@
+package batch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The runner is the one owner of a job's life: the queue in submission
+// order, the running slots, every transition
+//
+//	queued → running ⇄ paused → completed | failed | cancelled
+//
+// and the failure policy. Each transition is one write through the
+// engine's group committer that also appends its event to the outbox (the
+// audit entry and a delivery per matching webhook), so a transition and its
+// event are durable together. The engine's lock guards memory only: no
+// store call is made while it is held.
+//
+// A job's operations run in the batch's order. Each one selects its
+// records when it starts, after every outcome of the operation before it
+// is durable, so [create X, update X] updates X. progress.total_operations
+// counts, at submission, the items known then (the records each operation
+// would select at that moment); it becomes exact for each operation as it
+// selects, and percentage never passes 100.
+
+// stopReason says why a running job stops feeding items.
+type stopReason int
+
+// In increasing strength: a stronger reason replaces a weaker one.
+const (
+	stopNone   stopReason = iota
+	stopPause             // finish in-flight items, then paused
+	stopClose             // engine closing: finish in-flight items, stay running in the store
+	stopCancel            // cancel in-flight items, then cancelled
+	stopFail              // cancel in-flight items, then failed
+)
+
+// errNotRunnable is returned by the start transition of a job that was
+// paused, cancelled or deleted after it was queued.
+var errNotRunnable = errors.New("batch: job is no longer queued")
+
+// jobRun is a live job: queued or running in this process.
+type jobRun struct {
+	e   *Engine
+	id  string
+	seq uint64
+	// itemsBucket, doneBucket and errorsBucket name the job's buckets.
+	itemsBucket, doneBucket, errorsBucket string
+	// pending counts outcomes handed to the committer and not yet stored.
+	pending sync.WaitGroup
+	// exited is closed when the runner goroutine ends; nil until it starts.
+	exited chan struct{}
+	// failedSeen counts items that failed in this process, stored or not.
+	failedSeen atomic.Int64
+	// opTypes are the operation types of the batch, once it started.
+	opTypes []string
+	// started is set when the job was stored as running already (by
+	// Submit, or by the last commit of the job whose slot it took).
+	started bool
+	// next is the queued job this one's slot passed to in its last commit,
+	// and nextStarted the record that commit started it with (nil when it
+	// could not). Only the committer writes them; finish reads them after
+	// the last commit.
+	next        *jobRun
+	nextStarted *jobRecord
+
+	// curMu guards slots, each worker's current item, and opTypes.
+	curMu sync.Mutex
+	slots []*curSlot
+
+	// mu guards the fields below.
+	mu         sync.Mutex
+	rec        *jobRecord // as last stored
+	reason     stopReason
+	failErr    *Error
+	feedCancel context.CancelFunc
+	itemCancel context.CancelFunc
+	segStart   time.Time // when this run segment began, for estimates
+	segDone    int64     // items finished when it began
+	stopBy     string    // the principal that paused or cancelled the job
+}
+
+func newRun(e *Engine, seq uint64, rec *jobRecord) *jobRun {
+	return &jobRun{e: e, id: rec.ID, seq: seq, rec: rec, itemsBucket: itemsBucket(rec.ID), doneBucket: doneBucket(rec.ID), errorsBucket: errorsBucket(rec.ID)}
+}
+
+// snapshot returns a copy of the job record.
+func (r *jobRun) snapshot() *jobRecord {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.rec.clone()
+}
+
+// setRec takes in a stored record.
+func (r *jobRun) setRec(rec *jobRecord) {
+	r.mu.Lock()
+	r.rec = rec
+	r.mu.Unlock()
+}
+
+// curSlot is the item one worker runs. Each worker writes its own slot,
+// so workers never contend for it; readers look at every slot.
+type curSlot struct {
+	mu    sync.Mutex
+	index int64
+	op    int
+	res   string
+	start time.Time
+	set   bool
+}
+
+// newSlot adds a worker's slot.
+func (r *jobRun) newSlot() *curSlot {
+	s := &curSlot{}
+	r.curMu.Lock()
+	r.slots = append(r.slots, s)
+	r.curMu.Unlock()
+	return s
+}
+
+// set records the item a worker just started.
+func (s *curSlot) setItem(it *Item, at time.Time) {
+	s.mu.Lock()
+	s.index, s.op, s.res, s.start, s.set = it.Index, it.Operation, it.ResourceID, at, true
+	s.mu.Unlock()
+}
+
+// current returns the item the job started most recently, or nil.
+func (r *jobRun) current() *CurrentOperation {
+	r.curMu.Lock()
+	defer r.curMu.Unlock()
+	var c *CurrentOperation
+	for _, s := range r.slots {
+		s.mu.Lock()
+		if s.set && (c == nil || s.start.After(c.StartedAt)) {
+			c = &CurrentOperation{Index: s.index, ResourceID: s.res, StartedAt: s.start}
+			if s.op < len(r.opTypes) {
+				c.Type = r.opTypes[s.op]
+			}
+		}
+		s.mu.Unlock()
+	}
+	if c != nil {
+		c.StartedAt = c.StartedAt.UTC()
+	}
+	return c
+}
+
+// withDelta returns the record with d applied, for the committer to store.
+func (r *jobRun) withDelta(d *jobDelta) *jobRecord {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rec := r.rec.clone()
+	rec.Progress.Completed += d.completed
+	rec.Progress.Failed += d.failed
+	rec.ItemNanos += d.nanos
+	rec.Results = append(rec.Results, d.results...)
+	for _, f := range d.failures {
+		if len(rec.FirstErrors) < JobErrorsInline {
+			rec.FirstErrors = append(rec.FirstErrors, f)
+		}
+	}
+	return rec
+}
+
+// committed takes in a stored commit and applies the failure policy.
+func (r *jobRun) committed(d *jobDelta) {
+	r.setRec(d.rec)
+	if d.failed == 0 || d.rec.Status.Final() {
+		return
+	}
+	p := d.rec.Progress
+	if err := failurePolicy(d.rec.Options, p.Failed, p.TotalOperations, d.failures); err != nil {
+		r.stop(stopFail, err)
+	}
+}
+
+// failurePolicy says whether failed items fail the job: on_error abort
+// fails it at the first failure, max_failure_rate once more than that
+// share of the items failed. failures are the newest failed items.
+func failurePolicy(opts BatchOptions, failed, total int64, failures []ItemError) *Error {
+	switch {
+	case failed == 0:
+		return nil
+	case opts.Validation.OnError == OnErrorAbort:
+		return executionError("an item failed and validation.on_error is abort", failures)
+	case opts.MaxFailureRate != nil && total > 0 && float64(failed)*100 > *opts.MaxFailureRate*float64(total):
+		return executionError(fmt.Sprintf("%d of %d items failed, more than max_failure_rate %v%%", failed, total, *opts.MaxFailureRate), failures)
+	}
+	return nil
+}
+
+// executionError is the EXECUTION_ERROR a failed job carries.
+func executionError(why string, failures []ItemError) *Error {
+	e := &Error{Code: CodeExecutionError, Message: "Batch job execution failed: " + why}
+	for _, f := range failures {
+		idx := f.OperationIndex
+		e.Details = append(e.Details, Detail{OperationIndex: &idx, ResourceID: f.ResourceID, Code: string(f.Error.Code), Message: f.Error.Message})
+	}
+	return e
+}
+
+// stop asks the runner to stop for reason. A stronger reason overrides a
+// weaker one; cancel and fail also cancel the items in flight.
+func (r *jobRun) stop(reason stopReason, err *Error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if reason <= r.reason {
+		return
+	}
+	r.reason = reason
+	if err != nil {
+		r.failErr = err
+	}
+	if r.feedCancel != nil {
+		r.feedCancel()
+	}
+	if reason >= stopCancel && r.itemCancel != nil {
+		r.itemCancel()
+	}
+}
+
+// finishInCommit completes the job inside the transaction that stores its
+// last outcome, when nothing stops it and every item is accounted for, and
+// hands its slot to the next queued job, started in the same transaction.
+// The runner finishes the job itself otherwise.
+func (r *jobRun) finishInCommit(w *wtx, d *jobDelta, c *committer) error {
+	r.mu.Lock()
+	reason := r.reason
+	r.mu.Unlock()
+	rec := d.rec
+	p := rec.Progress
+	if reason != stopNone || rec.Status != StateRunning || p.Completed+p.Failed != p.TotalOperations || !rec.allSelected() {
+		return nil
+	}
+	if failurePolicy(rec.Options, p.Failed, p.TotalOperations, d.failures) != nil && d.failed > 0 {
+		return nil
+	}
+	now := r.e.now().UTC()
+	rec.Status, rec.FinishedAt = StateCompleted, &now
+	w.observe(r, StateRunning, rec, "")
+	if err := w.eventFor(EventJobCompleted, "", rec); err != nil {
+		return err
+	}
+	if r.next == nil {
+		if r.next = r.e.popQueued(); r.next != nil {
+			c.handoffs = append(c.handoffs, r)
+		}
+	}
+	r.nextStarted = nil
+	if r.next == nil {
+		return nil
+	}
+	next := r.next
+	cur, err := getJob(w.Tx, next.seq)
+	if errors.Is(err, ErrNotFound) {
+		return nil // deleted meanwhile: its runner finds out
+	}
+	if err != nil {
+		return err
+	}
+	if cur.Status != StateQueued {
+		return nil // paused or cancelled meanwhile: its runner finds out
+	}
+	started := next.snapshot()
+	started.Status = StateRunning
+	ev := EventType("")
+	if started.StartedAt == nil {
+		started.StartedAt, ev = &now, EventJobStarted
+	}
+	if err := w.transition(nil, StateQueued, started, ev, ""); err != nil {
+		return err
+	}
+	r.nextStarted = started
+	return nil
+}
+
+// popQueued takes the next queued job for a slot being handed over, or
+// returns nil. Its runner counts as launched from now on (control waits for
+// it); launchHandoff starts it.
+func (e *Engine) popQueued() *jobRun {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed || len(e.queue) == 0 {
+		return nil
+	}
+	next := e.queue[0]
+	e.queue = e.queue[1:]
+	next.exited = make(chan struct{})
+	return next
+}
+
+// launchHandoff starts the runner of the job r handed its slot to, as
+// started when the commit that started it is durable.
+func (e *Engine) launchHandoff(r *jobRun, durable bool) {
+	next := r.next
+	if durable && r.nextStarted != nil {
+		next.setRec(r.nextStarted)
+		next.started = true
+	}
+	e.wg.Go(func() { e.runJob(next) })
+}
+
+// transition writes rec, the job after a change from state from, with its
+// event (none when ev is "") and its observation. r is the live job, or
+// nil for a job that is not live.
+func (w *wtx) transition(r *jobRun, from State, rec *jobRecord, ev EventType, principal string) error {
+	if err := putJob(w.Tx, seqOf(rec), rec); err != nil {
+		return err
+	}
+	if r != nil {
+		w.after = append(w.after, func() { r.setRec(rec) })
+	}
+	w.observe(r, from, rec, principal)
+	if ev != "" {
+		return w.eventFor(ev, principal, rec)
+	}
+	return nil
+}
+
+func seqOf(rec *jobRecord) uint64 {
+	seq, _ := parseJobID(rec.ID)
+	return seq
+}
+
+// dispatchLocked starts queued jobs while there are free slots. e.mu is held.
+func (e *Engine) dispatchLocked() {
+	for !e.closed && e.running < e.opts.MaxRunningJobs && len(e.queue) > 0 {
+		r := e.queue[0]
+		e.queue = e.queue[1:]
+		e.running++
+		e.launchLocked(r)
+	}
+}
+
+// launchLocked starts the runner of a job that holds a slot. e.mu is held.
+func (e *Engine) launchLocked(r *jobRun) {
+	r.exited = make(chan struct{})
+	e.wg.Go(func() { e.runJob(r) })
+}
+
+// runJob runs a job until it finishes, pauses, fails or the engine closes.
+func (e *Engine) runJob(r *jobRun) {
+	defer close(r.exited)
+	ctx := e.traceContext(e.ctx, r.snapshot())
+	feedCtx, feedCancel := context.WithCancel(ctx)
+	itemCtx, itemCancel := context.WithCancel(ctx)
+	defer feedCancel()
+	defer itemCancel()
+	r.mu.Lock()
+	r.feedCancel, r.itemCancel = feedCancel, itemCancel
+	reason := r.reason
+	r.segStart = e.now()
+	r.segDone = r.rec.Progress.Completed + r.rec.Progress.Failed
+	r.mu.Unlock()
+	if reason != stopNone {
+		feedCancel()
+	}
+
+	err := r.execute(ctx, feedCtx, itemCtx)
+	r.pending.Wait()
+	r.finish(err)
+}
+
+// start stores the transition to running. A job paused, cancelled or
+// deleted since it was queued is not started.
+func (r *jobRun) start() error {
+	e := r.e
+	if r.started {
+		return nil
+	}
+	return e.committer.do(func(w *wtx) error {
+		cur, err := getJob(w.Tx, r.seq)
+		if err != nil {
+			return err
+		}
+		if cur.Status != StateQueued && cur.Status != StateRunning {
+			return errNotRunnable
+		}
+		rec := r.snapshot()
+		from := cur.Status
+		now := e.now().UTC()
+		rec.Status = StateRunning
+		var ev EventType
+		if rec.StartedAt == nil {
+			rec.StartedAt, ev = &now, EventJobStarted
+		}
+		return w.transition(r, from, rec, ev, "")
+	})
+}
+
+// finish stores where the job ended up, unless its last commit did, and
+// only then frees its slot: until the event is out, status reads still see
+// the live job, so whoever sees the final state finds its event already
+// reported.
+func (r *jobRun) finish(execErr error) {
+	e := r.e
+	if !errors.Is(execErr, errNotRunnable) {
+		r.settle(execErr)
+	}
+	rec := r.snapshot()
+	if n := rec.Progress.Completed + rec.Progress.Failed; rec.Status == StateCompleted && n > 0 && rec.StartedAt != nil && rec.FinishedAt != nil {
+		per := rec.FinishedAt.Sub(*rec.StartedAt) / time.Duration(n)
+		e.itemEst.Store((e.itemEst.Load()*3 + int64(per)) / 4)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if r.next == nil { // else its slot went to the next job
+		e.running--
+	}
+	delete(e.runs, r.id)
+	e.dispatchLocked()
+	e.notifyLocked()
+}
+
+// settle stores the job's final (or paused) state with its event. A job
+// stopped by Close stays running in the store; a job its last commit
+// completed needs nothing more.
+func (r *jobRun) settle(execErr error) {
+	e := r.e
+	r.mu.Lock()
+	reason, failErr, by := r.reason, r.failErr, r.stopBy
+	rec := r.rec.clone()
+	r.mu.Unlock()
+	if rec.Status.Final() || reason == stopClose {
+		return
+	}
+	if execErr != nil && reason != stopNone && (errors.Is(execErr, context.Canceled) || errors.Is(execErr, context.DeadlineExceeded)) {
+		execErr = nil // interrupted by the stop; the stop reason decides
+	}
+	if execErr != nil && reason < stopCancel {
+		e.errorf(r.id, "job failed: %v", execErr)
+		reason = stopFail
+		failErr = &Error{Code: CodeExecutionError, Message: "Batch job execution failed", Err: execErr,
+			Details: []Detail{{Code: string(CodeSystem), Message: execErr.Error()}}}
+	}
+	if reason == stopNone && !rec.done() {
+		// Stopped short without a reason: leave it running in the store,
+		// to resume on the next open, rather than claim it completed.
+		e.errorf(r.id, "job stopped with %d of %d items accounted for; it resumes when the store is opened again",
+			rec.Progress.Completed+rec.Progress.Failed, rec.Progress.TotalOperations)
+		return
+	}
+	from := rec.Status
+	now := e.now().UTC()
+	var ev EventType
+	switch reason {
+	case stopPause:
+		rec.Status, ev = StatePaused, EventJobPaused
+	case stopCancel:
+		rec.Status, rec.FinishedAt, ev = StateCancelled, &now, EventJobCancelled
+	case stopFail:
+		rec.Status, rec.FinishedAt, rec.Error, ev, by = StateFailed, &now, failErr, EventJobFailed, ""
+	default:
+		rec.Status, rec.FinishedAt, ev, by = StateCompleted, &now, EventJobCompleted, ""
+	}
+	if err := e.committer.do(func(w *wtx) error { return w.transition(r, from, rec, ev, by) }); err != nil {
+		e.errorf(r.id, "storing the job's final state failed: %v", err)
+	}
+}
+
+// done reports whether every operation selected and every item has an
+// outcome.
+func (rec *jobRecord) done() bool {
+	p := rec.Progress
+	return rec.allSelected() && p.Completed+p.Failed >= p.TotalOperations
+}
+
+// allSelected reports whether every operation has selected its items.
+func (rec *jobRecord) allSelected() bool {
+	for _, o := range rec.Ops {
+		if !o.Selected {
+			return false
+		}
+	}
+	return true
+}
+
+// traceContext returns ctx carrying the job's stored trace context, when
+// the observer propagates traces.
+func (e *Engine) traceContext(ctx context.Context, rec *jobRecord) context.Context {
+	if tp, ok := e.obs.(TracePropagator); ok && len(rec.Trace) > 0 {
+		return tp.Extract(ctx, rec.Trace)
+	}
+	return ctx
+}
+
+// control moves a job to state to, stopping its runner with reason if it
+// is running. from lists the states that allow it.
+func (e *Engine) control(ctx context.Context, id string, reason stopReason, to State, from ...State) (*Job, error) {
+	seq, ok := parseJobID(id)
+	if !ok {
+		return nil, notFound("job", id)
+	}
+	principal := PrincipalFrom(ctx)
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil, ErrClosed
+	}
+	r := e.runs[id]
+	if r != nil && r.exited != nil {
+		e.mu.Unlock()
+		r.mu.Lock()
+		r.stopBy = principal
+		r.mu.Unlock()
+		r.stop(reason, nil)
+		select {
+		case <-r.exited:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		job, err := e.Job(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if job.Status != to {
+			return nil, invalidState(id, job.Status, to)
+		}
+		return job, nil
+	}
+	if r != nil {
+		e.dequeueLocked(id) // queued here: it must not start meanwhile
+	}
+	e.mu.Unlock()
+	var rec *jobRecord
+	err := e.committer.do(func(w *wtx) error {
+		cur, err := getJob(w.Tx, seq)
+		if err != nil {
+			return err
+		}
+		if !allowed(cur.Status, from) {
+			return invalidState(id, cur.Status, to)
+		}
+		rec = cur
+		prev := rec.Status
+		rec.Status = to
+		if to.Final() {
+			now := e.now().UTC()
+			rec.FinishedAt = &now
+		}
+		ev := EventJobPaused
+		if to == StateCancelled {
+			ev = EventJobCancelled
+		}
+		return w.transition(nil, prev, rec, ev, principal)
+	})
+	if err != nil {
+		if r != nil && !errors.Is(err, ErrNotFound) {
+			e.requeue(r)
+		}
+		return nil, err
+	}
+	e.notify()
+	return e.view(rec, nil), nil
+}
+
+// requeue puts a queued job back at the front of the queue.
+func (e *Engine) requeue(r *jobRun) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return
+	}
+	e.runs[r.id] = r
+	e.queue = append([]*jobRun{r}, e.queue...)
+	e.dispatchLocked()
+}
+
+func allowed(s State, from []State) bool {
+	for _, f := range from {
+		if s == f {
+			return true
+		}
+	}
+	return false
+}
+
+func invalidState(id string, s, to State) error {
+	return &Error{Code: CodeInvalidState, Message: fmt.Sprintf("job %s is %s and cannot become %s", id, s, to)}
+}
+
+// dequeueLocked forgets a queued job. e.mu is held.
+func (e *Engine) dequeueLocked(id string) {
+	delete(e.runs, id)
+	for i, r := range e.queue {
+		if r.id == id {
+			e.queue = append(e.queue[:i], e.queue[i+1:]...)
+			break
+		}
+	}
+}
+
+// Resume queues a paused job again; it continues where it stopped. Another
+// state returns an error matching [ErrInvalidState].
+func (e *Engine) Resume(ctx context.Context, id string) (*Job, error) {
+	seq, ok := parseJobID(id)
+	if !ok {
+		return nil, notFound("job", id)
+	}
+	e.mu.Lock()
+	closed, live := e.closed, e.runs[id] != nil
+	e.mu.Unlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	var rec *jobRecord
+	err := e.committer.do(func(w *wtx) error {
+		cur, err := getJob(w.Tx, seq)
+		if err != nil {
+			return err
+		}
+		if cur.Status != StatePaused || live {
+			return invalidState(id, cur.Status, StateRunning)
+		}
+		rec = cur
+		rec.Status = StateQueued
+		now := e.now().UTC()
+		rec.QueuedAt = &now
+		return w.transition(nil, StatePaused, rec, EventJobResumed, PrincipalFrom(ctx))
+	})
+	if err != nil {
+		return nil, err
+	}
+	r := newRun(e, seq, rec.clone())
+	job := e.view(rec, nil)
+	e.mu.Lock()
+	if !e.closed && e.runs[id] == nil {
+		e.runs[id] = r
+		e.queue = append(e.queue, r)
+		e.dispatchLocked()
+	}
+	e.notifyLocked()
+	e.mu.Unlock()
+	return job, nil
+}
+
+// Delete removes a job that is not running, with its items, errors and
+// artifacts. A running job returns an error matching [ErrInvalidState]:
+// cancel or pause it first.
+func (e *Engine) Delete(ctx context.Context, id string) error {
+	seq, ok := parseJobID(id)
+	if !ok {
+		return notFound("job", id)
+	}
+	e.mu.Lock()
+	r := e.runs[id]
+	if r != nil && r.exited != nil {
+		e.mu.Unlock()
+		return &Error{Code: CodeInvalidState, Message: fmt.Sprintf("job %s is running: cancel or pause it before deleting it", id)}
+	}
+	if r != nil {
+		e.dequeueLocked(id)
+	}
+	e.mu.Unlock()
+	err := e.committer.do(func(w *wtx) error {
+		rec, err := getJob(w.Tx, seq)
+		if err != nil {
+			return err
+		}
+		if rec.IdempotencyKey != "" {
+			if err := w.Delete(bucketIdempotency, []byte(rec.Owner+"\x00"+rec.IdempotencyKey)); err != nil {
+				return err
+			}
+		}
+		for _, b := range []string{itemsBucket(id), doneBucket(id), errorsBucket(id), artifactsBucket(id)} {
+			if err := w.DeleteBucket(b); err != nil {
+				return err
+			}
+		}
+		if err := w.Delete(bucketBatches, u64key(seq)); err != nil {
+			return err
+		}
+		if err := w.Delete(bucketJobs, u64key(seq)); err != nil {
+			return err
+		}
+		return w.event(Event{Type: EventJobDeleted, Principal: PrincipalFrom(ctx), JobID: id, Job: e.view(rec, nil)})
+	})
+	if err != nil {
+		if r != nil && !errors.Is(err, ErrNotFound) {
+			e.requeue(r)
+		}
+		return err
+	}
+	e.notify()
+	return nil
+}

@@ -321,6 +321,9 @@ func TestDashboard(t *testing.T) {
 		same, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.__noReload === true`))
 		require.NoError(t, err)
 		require.True(t, same, "the page was not reloaded")
+		fed, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`performance.getEntriesByType('resource').map(e => new URL(e.name).pathname).filter(p => p.includes('/jobs/`+id+`'))`))
+		require.NoError(t, err)
+		require.Equal(t, []string{httpapi.Prefix + "/jobs/" + id + "/stream"}, fed, "the bar is fed by the job's stream, not by polling")
 		screenshot(t, ctx, shots, "jobs")
 	})
 

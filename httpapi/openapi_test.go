@@ -140,6 +140,8 @@ func TestOpenAPI_EveryRouteAndStatus(t *testing.T) {
 	must(200, "GET", "/jobs/"+id, "")
 	must(200, "GET", "/jobs/"+expID+"/errors?limit=1", "")
 	must(200, "GET", "/jobs/"+id+"/events", "")
+	stream := must(200, "GET", "/jobs/"+id+"/stream", "")
+	require.Contains(t, string(stream.body), "event: end")
 	art := exp.data["results"].([]any)[0].(map[string]any)["artifact"].(map[string]any)
 	must(200, "GET", "/jobs/"+expID+"/artifacts/"+art["name"].(string), "")
 	for _, act := range []string{"pause", "resume", "cancel"} {
@@ -223,10 +225,11 @@ func TestOpenAPI_EveryRouteAndStatus(t *testing.T) {
 	// 429 on every limited operation: a second bundle allows one request
 	// per class per hour.
 	one := httpapi.Limit{Requests: 1, Per: time.Hour}
-	limited := setup(t, &httpapi.Options{RateLimits: httpapi.RateLimits{JobCreation: one, StatusChecks: one, TemplateManagement: one}}, nil)
+	limited := setup(t, &httpapi.Options{RateLimits: httpapi.RateLimits{JobCreation: one, StatusChecks: one, TemplateManagement: one, Streams: one}}, nil)
 	limited.do(t, "GET", "/jobs/nope", "")
 	limited.do(t, "GET", "/templates/nope", "")
 	limited.do(t, "POST", "/jobs", "")
+	limited.do(t, "GET", "/jobs/nope/stream", "")
 	for _, o := range operations(spec) {
 		if o.op.Responses.Status(429) != nil {
 			res := limited.do(t, o.method, o.path, "")

@@ -6,7 +6,11 @@
 // the API key, or open .../ui/#key=secret); -ui=false turns it off. The
 // OpenAPI document is at /api/v1/batch/openapi.json.
 //
-// With -demo (the default) an empty database gets 1,000 demo "fields". SIGTERM
+// With -demo (the default) an empty database gets 1,000 demo "fields". With
+// -metrics the engine is observed by otelbatch and GET /metrics serves its
+// metrics in the Prometheus text format (through the OpenTelemetry
+// Prometheus exporter), and a request's traceparent header becomes the
+// parent of the jobs it submits. SIGTERM
 // or Ctrl-C stops it gracefully: requests finish, running jobs checkpoint
 // and resume on the next start, and the exit status is 0. A SIGKILL loses
 // nothing that a restart cannot resume.
@@ -26,8 +30,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
 	"github.com/batchworks/batch"
 	"github.com/batchworks/batch/httpapi"
+	"github.com/batchworks/batch/otelbatch"
 )
 
 // keyList is a repeatable string flag.
@@ -44,6 +54,7 @@ type config struct {
 	rateLimit            bool
 	allowPrivateWebhooks bool
 	ui                   bool
+	metrics              bool
 }
 
 func main() {
@@ -55,6 +66,7 @@ func main() {
 	flag.BoolVar(&c.rateLimit, "rate-limit", true, "apply the API's rate limits")
 	flag.BoolVar(&c.allowPrivateWebhooks, "allow-private-webhooks", false, "allow webhook URLs on loopback and private networks")
 	flag.BoolVar(&c.ui, "ui", true, "serve the dashboard at /api/v1/batch/ui/ (-ui=false turns it off)")
+	flag.BoolVar(&c.metrics, "metrics", false, "serve Prometheus metrics at /metrics")
 	flag.Parse()
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -67,7 +79,20 @@ func main() {
 }
 
 func run(ctx context.Context, c config, log *slog.Logger) error {
-	engine, err := batch.Open(c.db, &batch.Options{Logger: log, AllowPrivateWebhooks: c.allowPrivateWebhooks})
+	mux := http.NewServeMux()
+	eopts := &batch.Options{Logger: log, AllowPrivateWebhooks: c.allowPrivateWebhooks}
+	var obs *otelbatch.Observer
+	if c.metrics {
+		var shutdown func(context.Context) error
+		var err error
+		obs, shutdown, err = metrics(mux)
+		if err != nil {
+			return err
+		}
+		defer shutdown(context.Background())
+		eopts.Observer = obs
+	}
+	engine, err := batch.Open(c.db, eopts)
 	if err != nil {
 		return err
 	}
@@ -81,9 +106,14 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 	if len(c.apiKeys) > 0 {
 		opts.Authenticator = httpapi.APIKeys(c.apiKeys...)
 	}
-	mux := http.NewServeMux()
-	mux.Handle(httpapi.Prefix+"/", httpapi.New(engine, opts))
+	apiHandler := httpapi.New(engine, opts)
+	var api http.Handler = apiHandler
+	if obs != nil {
+		api = obs.Handler(api)
+	}
+	mux.Handle(httpapi.Prefix+"/", api)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv.RegisterOnShutdown(apiHandler.CloseStreams) // progress streams end; clients reconnect
 
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
@@ -109,6 +139,9 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 	}
 	if cerr := engine.Close(shutdownCtx); cerr != nil {
 		return cerr
+	}
+	if obs != nil {
+		obs.Close()
 	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
@@ -143,4 +176,26 @@ func seedDemo(ctx context.Context, engine *batch.Engine) error {
 		}
 	}
 	return fields.PutMany(ctx, recs)
+}
+
+// metrics serves GET /metrics on mux from a Prometheus registry of its own,
+// fed by an OpenTelemetry meter provider through the OpenTelemetry
+// Prometheus exporter, and returns the observer to give the engine. The
+// exporter (rather than client_golang metrics written by hand) keeps
+// otelbatch the one place that defines the metrics: the same names reach
+// Prometheus here and any OpenTelemetry backend elsewhere.
+func metrics(mux *http.ServeMux) (*otelbatch.Observer, func(context.Context) error, error) {
+	reg := prometheus.NewRegistry()
+	exp, err := otelprom.New(otelprom.WithRegisterer(reg))
+	if err != nil {
+		return nil, nil, err
+	}
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
+	obs, err := otelbatch.New(&otelbatch.Options{MeterProvider: mp})
+	if err != nil {
+		mp.Shutdown(context.Background())
+		return nil, nil, err
+	}
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	return obs, mp.Shutdown, nil
 }

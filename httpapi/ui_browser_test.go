@@ -2,7 +2,6 @@ package httpapi_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -168,13 +167,6 @@ func newUIServer(t *testing.T) *uiServer {
 	api := httpapi.New(e, &httpapi.Options{Authenticator: httpapi.APIKeys(s.key), DisableRateLimits: true})
 	mux := http.NewServeMux()
 	mux.Handle(httpapi.Prefix+"/", checkOpenAPI(t, api))
-	if !servesStream(api, s.key) {
-		// Until httpapi serves the progress stream, a stand-in speaks the
-		// shared contract (GUIDE.md) so that the page's stream client is
-		// exercised; it goes away by itself once the real one is there.
-		mux.HandleFunc("GET "+httpapi.Prefix+"/jobs/{job_id}/stream", standInStream(e, s.key))
-		t.Log("httpapi has no progress stream yet: using the test stand-in")
-	}
 	s.testBundle = &testBundle{e: e, srv: httptest.NewServer(mux)}
 	t.Cleanup(func() {
 		s.srv.CloseClientConnections()
@@ -184,56 +176,6 @@ func newUIServer(t *testing.T) *uiServer {
 		require.NoError(t, e.Close(ctx))
 	})
 	return s
-}
-
-// servesStream reports whether the API handler has the stream route.
-func servesStream(h http.Handler, key string) bool {
-	rec := httptest.NewRecorder()
-	req := httptest.NewRequest("GET", httpapi.Prefix+"/jobs/none/stream", nil)
-	req.Header.Set("Authorization", "Bearer "+key)
-	h.ServeHTTP(rec, req)
-	return !strings.Contains(rec.Body.String(), "no such endpoint")
-}
-
-// standInStream serves GET /jobs/{job_id}/stream in the shared format:
-// "progress" messages with the job, then "end" with the final job.
-func standInStream(e *batch.Engine, key string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != "Bearer "+key {
-			http.Error(w, `{"error":{"code":"UNAUTHORIZED","message":"no"}}`, http.StatusUnauthorized)
-			return
-		}
-		w.Header().Set("Content-Type", "text/event-stream")
-		w.Header().Set("Cache-Control", "no-cache")
-		n := 0
-		send := func(event string, job *batch.Job) {
-			b, _ := json.Marshal(job)
-			n++
-			fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", n, event, b)
-			w.(http.Flusher).Flush()
-		}
-		var last string
-		for {
-			job, err := e.Job(r.Context(), r.PathValue("job_id"))
-			if err != nil {
-				return
-			}
-			b, _ := json.Marshal(job)
-			if string(b) != last {
-				send("progress", job)
-				last = string(b)
-			}
-			if job.Status.Final() {
-				send("end", job)
-				return
-			}
-			select {
-			case <-r.Context().Done():
-				return
-			case <-time.After(50 * time.Millisecond):
-			}
-		}
-	}
 }
 
 // TestDashboard drives the dashboard in a real headless Chromium: one

@@ -485,6 +485,7 @@ func TestDashboard(t *testing.T) {
 	})
 
 	t.Run("follows the mount", func(t *testing.T) {
+		job := s.api(t, "POST", "/jobs", `{"batch": {"operations": [{"type": "update", "resource": "fields", "filter": {"status": "none"}, "update": {"x": 1}}]}}`)
 		// The same API mounted under /admin behind http.StripPrefix: the
 		// page's relative URLs reach it there.
 		mux := http.NewServeMux()
@@ -494,7 +495,7 @@ func TestDashboard(t *testing.T) {
 		ctx := newTab(t, browser, 20*time.Second)
 		require.NoError(t, chromedp.Do(ctx,
 			chromedp.Navigate(srv.URL+"/admin"+httpapi.Prefix+"/ui/#key="+s.key),
-			chromedp.WaitVisible(chromedp.CSS(`a[href="#/jobs/batch1"]`)),
+			chromedp.WaitVisible(chromedp.CSS(`a[href="#/jobs/`+job["job_id"].(string)+`"]`)),
 		))
 		entries, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`performance.getEntriesByType('resource').map(e => new URL(e.name).pathname)`))
 		require.NoError(t, err)

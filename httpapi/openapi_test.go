@@ -110,7 +110,8 @@ func TestOpenAPI_EveryRouteAndStatus(t *testing.T) {
 			Run: func(ctx context.Context, it *batch.Item) error { <-ctx.Done(); return ctx.Err() }}, nil
 	})
 	rcv := newReceiver(t)
-	tb := setup(t, &httpapi.Options{Authenticator: httpapi.APIKeys("k"), DisableRateLimits: true, MaxBodyBytes: 8 << 10},
+	tb := setup(t, &httpapi.Options{Authenticator: httpapi.APIKeys("k"), DisableRateLimits: true, MaxBodyBytes: 8 << 10,
+		RateLimits: httpapi.RateLimits{FailedAuth: httpapi.Limit{Requests: 10000, Per: time.Minute}}},
 		&batch.Options{AllowPrivateWebhooks: true, Operations: map[string]batch.Operation{"gated": gated, "stuck": stuck}})
 	key := []string{"Authorization", "Bearer k"}
 	must := func(status int, method, path, body string, headers ...string) *response {
@@ -131,6 +132,7 @@ func TestOpenAPI_EveryRouteAndStatus(t *testing.T) {
 	job := must(201, "POST", "/jobs?wait=10s", docRequest, "Idempotency-Key", "k1")
 	id := job.data["job_id"].(string)
 	must(200, "POST", "/jobs", docRequest, "Idempotency-Key", "k1")
+	must(403, "POST", "/jobs", `{"batch": {"operations": [{"type": "optimize"}]}}`)
 	must(500, "POST", "/jobs?wait=10s", `{"batch": {"operations": [{"type": "create", "resource": "fields", "records": [{"id": "field001"}]}], "options": {"validation": {"on_error": "abort"}}}}`)
 	exp := must(201, "POST", "/jobs?wait=10s", `{"batch": {"operations": [{"type": "create", "resource": "fields", "records": [{"id": "field002"}]}, {"type": "export", "resource": "fields", "destination": {"format": "csv"}}]}}`)
 	expID := exp.data["job_id"].(string)
@@ -161,6 +163,7 @@ func TestOpenAPI_EveryRouteAndStatus(t *testing.T) {
 	schedBody := `{"schedule": {"name": "Daily", "batch": {"template_id": "` + tplID + `", "parameters": {"status": "active"}}, "timing": {"frequency": "daily", "time": "00:00", "timezone": "Asia/Tokyo"}}}`
 	schedID := must(201, "POST", "/schedules", schedBody).data["id"].(string)
 	must(409, "POST", "/schedules", schedBody)
+	must(403, "POST", "/schedules", `{"schedule": {"name": "Nightly optimize", "batch": {"operations": [{"type": "optimize"}]}, "timing": {"frequency": "daily", "time": "03:00"}}}`)
 	other := must(201, "POST", "/schedules", strings.Replace(schedBody, `"00:00"`, `"01:00"`, 1)).data["id"].(string)
 	must(409, "PUT", "/schedules/"+other, schedBody)
 	must(200, "PUT", "/schedules/"+other, strings.Replace(schedBody, `"00:00"`, `"02:00"`, 1))

@@ -191,6 +191,8 @@ type Options struct {
 	// with it, else the root. An outer http.StripPrefix needs nothing:
 	// written URLs put the stripped part back.
 	BasePath string
+	// DisableUI turns the dashboard at ui/ under the mount path off.
+	DisableUI bool
 }
 
 // Handler serves the Batch API over one engine. It is safe for concurrent
@@ -267,6 +269,7 @@ func (h *Handler) routes() {
 	h.templateRoutes(&limitClass{name: "templates", limit: h.opts.RateLimits.TemplateManagement})
 	h.webhookRoutes(&limitClass{name: "webhooks", limit: h.opts.RateLimits.WebhookManagement})
 	h.scheduleRoutes(&limitClass{name: "schedules", limit: h.opts.RateLimits.ScheduleManagement})
+	h.uiRoutes()
 }
 
 // principalKey is the request context key of the authenticated principal.
@@ -275,6 +278,14 @@ type principalKey struct{}
 // ServeHTTP authenticates the request and routes it. Unknown paths and
 // methods get JSON 404 and 405 answers.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	asked := r.URL.Path
+	public, rest, ok := h.mount(r)
+	if ok {
+		if pr := withMount(r.Context(), r, public, rest); h.isPublic(pr) {
+			h.mux.ServeHTTP(w, pr)
+			return
+		}
+	}
 	principal := ""
 	if h.opts.Authenticator != nil {
 		limitFailures := h.authFailures.limit.Requests > 0
@@ -300,8 +311,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if principal != "" && h.opts.Admin != nil && h.opts.Admin(principal) {
 		ctx = batch.WithAdmin(ctx)
 	}
-	asked := r.URL.Path
-	public, rest, ok := h.mount(r)
 	r = withMount(ctx, r, public, rest)
 	if _, pattern := h.mux.Handler(r); !ok || pattern == "" {
 		// Let the mux decide between 404 and 405, then answer in JSON.

@@ -2,6 +2,10 @@
 //
 //	go run ./examples/server -addr 127.0.0.1:8080 -db batch.db -api-key secret
 //
+// The dashboard is at http://127.0.0.1:8080/api/v1/batch/ui/ (sign in with
+// the API key, or open .../ui/#key=secret); -ui=false turns it off. The
+// OpenAPI document is at /api/v1/batch/openapi.json.
+//
 // With -demo (the default) an empty database gets 1,000 demo "fields". With
 // -metrics the engine is observed by otelbatch and GET /metrics serves its
 // metrics in the Prometheus text format (through the OpenTelemetry
@@ -62,6 +66,7 @@ type config struct {
 	adminKeys            keyList
 	rateLimit            bool
 	allowPrivateWebhooks bool
+	ui                   bool
 	readTimeout          time.Duration
 	writeTimeout         time.Duration
 	idleTimeout          time.Duration
@@ -110,6 +115,7 @@ func main() {
 	flag.Var(&c.adminKeys, "admin-key", "accepted administrator API key (repeatable): may run backup, restore, optimize and cleanup of everyone's jobs")
 	flag.BoolVar(&c.rateLimit, "rate-limit", true, "apply the API's rate limits")
 	flag.BoolVar(&c.allowPrivateWebhooks, "allow-private-webhooks", false, "allow webhook URLs on loopback and private networks")
+	flag.BoolVar(&c.ui, "ui", true, "serve the dashboard at /api/v1/batch/ui/ (-ui=false turns it off)")
 	flag.DurationVar(&c.readTimeout, "read-timeout", 60*time.Second, "longest time to read a request, body included")
 	flag.DurationVar(&c.writeTimeout, "write-timeout", 60*time.Second, "longest time to write a response; ?wait=, artifact downloads and progress streams extend it as they go")
 	flag.DurationVar(&c.idleTimeout, "idle-timeout", 60*time.Second, "how long an idle keep-alive connection stays open")
@@ -162,7 +168,7 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 			return err
 		}
 	}
-	opts := &httpapi.Options{DisableRateLimits: !c.rateLimit, Logger: log}
+	opts := &httpapi.Options{DisableRateLimits: !c.rateLimit, Logger: log, DisableUI: !c.ui}
 	if keys := append(append([]string(nil), c.apiKeys...), c.adminKeys...); len(keys) > 0 {
 		opts.Authenticator = httpapi.APIKeys(keys...)
 		admins := map[string]bool{}
@@ -192,6 +198,9 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 		return err
 	}
 	log.Info("serving the Batch API", "addr", ln.Addr().String(), "db", c.db, "auth", len(c.apiKeys)+len(c.adminKeys) > 0)
+	if c.ui {
+		log.Info("dashboard", "url", "http://"+ln.Addr().String()+httpapi.Prefix+"/ui/")
+	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 

@@ -228,9 +228,12 @@ func TestOpenAPI_EveryRouteAndStatus(t *testing.T) {
 	// 429 on every limited operation: a second bundle allows one request
 	// per class per hour.
 	one := httpapi.Limit{Requests: 1, Per: time.Hour}
-	limited := setup(t, &httpapi.Options{RateLimits: httpapi.RateLimits{JobCreation: one, StatusChecks: one, TemplateManagement: one, Streams: one}}, nil)
+	limited := setup(t, &httpapi.Options{RateLimits: httpapi.RateLimits{JobCreation: one, StatusChecks: one,
+		TemplateManagement: one, ScheduleManagement: one, WebhookManagement: one, Streams: one}}, nil)
 	limited.do(t, "GET", "/jobs/nope", "")
 	limited.do(t, "GET", "/templates/nope", "")
+	limited.do(t, "GET", "/schedules/nope", "")
+	limited.do(t, "GET", "/webhooks/nope", "")
 	limited.do(t, "POST", "/jobs", "")
 	limited.do(t, "GET", "/jobs/nope/stream", "")
 	for _, o := range operations(spec) {

@@ -19,7 +19,8 @@ import (
 // Deleting a job keeps its trail, ending with job_deleted, so that who
 // deleted it stays on record; [Engine.Cleanup] drops the trail once the
 // deletion is older than its cutoff, and drops audit_log entries older than
-// the cutoff as well.
+// the cutoff as well. The finished jobs Cleanup itself removes go with
+// their trails (all older than the cutoff) and add no job_deleted entry.
 const (
 	bucketAuditLog     = "audit_log"
 	bucketAuditDeleted = "audit_deleted"

@@ -241,6 +241,10 @@ func New(store Store, opts *Options) (*Engine, error) {
 			return nil, err
 		}
 	}
+	if err := ensureJobIndex(store); err != nil {
+		cancel()
+		return nil, err
+	}
 	e.committer = newCommitter(e)
 	e.wg.Go(e.committer.loop)
 	e.startRetention()

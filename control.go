@@ -249,21 +249,27 @@ func (e *Engine) check(ctx context.Context, b *Batch) (*Batch, []opRange, error)
 func (e *Engine) recover() error {
 	var resume, queued []*jobRun
 	err := e.store.View(func(tx Tx) error {
-		var derr error
-		err := tx.Scan(bucketJobs, nil, func(k, v []byte) bool {
-			var rec jobRecord
-			if derr = json.Unmarshal(v, &rec); derr != nil {
-				return false
+		for _, st := range []State{StateRunning, StateQueued} {
+			var seqs []uint64
+			if err := scanIndex(tx, bucketJobsByState, appendStr(nil, string(st)), func(seq uint64) bool {
+				seqs = append(seqs, seq)
+				return true
+			}); err != nil {
+				return err
 			}
-			switch rec.Status {
-			case StateRunning:
-				resume = append(resume, newRun(e, beUint64(k), &rec))
-			case StateQueued:
-				queued = append(queued, newRun(e, beUint64(k), &rec))
+			for _, seq := range seqs {
+				rec, err := getJob(tx, seq)
+				if err != nil {
+					return err
+				}
+				if st == StateRunning {
+					resume = append(resume, newRun(e, seq, rec))
+				} else {
+					queued = append(queued, newRun(e, seq, rec))
+				}
 			}
-			return true
-		})
-		return firstErr(err, derr)
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("batch: reading jobs: %w", err)
@@ -388,28 +394,49 @@ func (e *Engine) Jobs(ctx context.Context, opts *ListOptions) (*JobPage, error) 
 	if o.State != "" && !o.State.valid() {
 		return nil, invalidBatch([]Detail{{Field: "state", Code: DetailInvalidValue, Message: fmt.Sprintf("unknown state %q", o.State)}})
 	}
-	var from []byte
+	var fromKey []byte
 	if o.Cursor != "" {
 		seq, ok := parseJobID(o.Cursor)
 		if !ok || seq < 2 {
 			return nil, invalidBatch([]Detail{{Field: "cursor", Code: DetailInvalidValue, Message: "invalid cursor"}})
 		}
-		from = u64key(seq - 1)
+		fromKey = u64key(seq - 1)
 	}
 	page := &JobPage{Jobs: []*Job{}}
 	var recs []*jobRecord
 	err = e.store.View(func(tx Tx) error {
 		var derr error
-		err := tx.ScanReverse(bucketJobs, from, func(k, v []byte) bool {
-			var rec jobRecord
-			if derr = json.Unmarshal(v, &rec); derr != nil {
-				return false
-			}
-			if (o.State != "" && rec.Status != o.State) || (o.Owner != "" && rec.Owner != o.Owner) {
-				return true
-			}
+		full := func() bool {
 			if len(recs) == limit {
 				page.NextCursor = recs[len(recs)-1].ID
+				return true
+			}
+			return false
+		}
+		if bucket, prefix := jobListIndex(o.State, o.Owner); bucket != "" {
+			var from uint64
+			if o.Cursor != "" {
+				from = beUint64(fromKey)
+			}
+			err := scanIndexReverse(tx, bucket, prefix, from, func(seq uint64) bool {
+				if full() {
+					return false
+				}
+				var rec *jobRecord
+				if rec, derr = getJob(tx, seq); derr != nil {
+					return false
+				}
+				recs = append(recs, rec)
+				return true
+			})
+			return firstErr(err, derr)
+		}
+		err := tx.ScanReverse(bucketJobs, fromKey, func(_, v []byte) bool {
+			if full() {
+				return false
+			}
+			var rec jobRecord
+			if derr = json.Unmarshal(v, &rec); derr != nil {
 				return false
 			}
 			recs = append(recs, &rec)

@@ -113,7 +113,10 @@ func putJob(tx Tx, seq uint64, r *jobRecord) error {
 	if err != nil {
 		return fmt.Errorf("batch: encode job %s: %w", r.ID, err)
 	}
-	return tx.Put(bucketJobs, u64key(seq), b)
+	if err := tx.Put(bucketJobs, u64key(seq), b); err != nil {
+		return err
+	}
+	return indexJob(tx, seq, &r.Job)
 }
 
 func getBatch(tx Tx, seq uint64) (*Batch, error) {

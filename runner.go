@@ -662,20 +662,7 @@ func (e *Engine) Delete(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
-		if rec.IdempotencyKey != "" {
-			if err := w.Delete(bucketIdempotency, []byte(rec.Owner+"\x00"+rec.IdempotencyKey)); err != nil {
-				return err
-			}
-		}
-		for _, b := range []string{itemsBucket(id), doneBucket(id), errorsBucket(id), artifactsBucket(id)} {
-			if err := w.DeleteBucket(b); err != nil {
-				return err
-			}
-		}
-		if err := w.Delete(bucketBatches, u64key(seq)); err != nil {
-			return err
-		}
-		if err := w.Delete(bucketJobs, u64key(seq)); err != nil {
+		if err := dropJob(w.Tx, seq, rec); err != nil {
 			return err
 		}
 		return w.event(Event{Type: EventJobDeleted, Principal: PrincipalFrom(ctx), JobID: id, Job: e.view(rec, nil)})
@@ -688,4 +675,23 @@ func (e *Engine) Delete(ctx context.Context, id string) error {
 	}
 	e.notify()
 	return nil
+}
+
+// dropJob removes job seq (stored as rec) with everything kept for it but
+// its audit trail.
+func dropJob(tx Tx, seq uint64, rec *jobRecord) error {
+	if rec.IdempotencyKey != "" {
+		if err := tx.Delete(bucketIdempotency, []byte(rec.Owner+"\x00"+rec.IdempotencyKey)); err != nil {
+			return err
+		}
+	}
+	for _, b := range []string{itemsBucket(rec.ID), doneBucket(rec.ID), errorsBucket(rec.ID), artifactsBucket(rec.ID)} {
+		if err := tx.DeleteBucket(b); err != nil {
+			return err
+		}
+	}
+	if err := tx.Delete(bucketBatches, u64key(seq)); err != nil {
+		return err
+	}
+	return deleteJobRecord(tx, seq)
 }

@@ -2,7 +2,7 @@ package batch
 
 import (
 	"context"
-		"errors"
+	"errors"
 	"time"
 )
 

@@ -544,21 +544,63 @@ func (e *Engine) JobErrors(ctx context.Context, id string, opts *PageOptions) (*
 // first).
 func (e *Engine) Wait(ctx context.Context, id string) (*Job, error) {
 	for {
-		e.mu.Lock()
-		changed := e.changed
-		e.mu.Unlock()
+		w := e.watchJob(id)
 		job, err := e.Job(ctx, id)
 		if err != nil {
+			e.unwatchJob(id, w)
 			return nil, err
 		}
 		if job.Status.Final() && !e.live(id) {
+			e.unwatchJob(id, w)
 			return job, nil // and every subscriber heard its final event
 		}
 		select {
-		case <-changed:
+		case <-w.ch:
+			e.unwatchJob(id, w)
 		case <-ctx.Done():
+			e.unwatchJob(id, w)
 			return job, ctx.Err()
 		}
+	}
+}
+
+// jobWaiters is the channel the waiters of one job share: closed on the
+// job's next change.
+type jobWaiters struct {
+	ch chan struct{}
+	n  int
+}
+
+// watchJob returns the channel closed on job id's next change; the caller
+// gives it back with unwatchJob.
+func (e *Engine) watchJob(id string) *jobWaiters {
+	e.waitMu.Lock()
+	defer e.waitMu.Unlock()
+	w := e.waiters[id]
+	if w == nil {
+		w = &jobWaiters{ch: make(chan struct{})}
+		e.waiters[id] = w
+	}
+	w.n++
+	return w
+}
+
+func (e *Engine) unwatchJob(id string, w *jobWaiters) {
+	e.waitMu.Lock()
+	defer e.waitMu.Unlock()
+	w.n--
+	if w.n == 0 && e.waiters[id] == w {
+		delete(e.waiters, id)
+	}
+}
+
+// wakeJob wakes the waiters of job id, and nobody else.
+func (e *Engine) wakeJob(id string) {
+	e.waitMu.Lock()
+	defer e.waitMu.Unlock()
+	if w := e.waiters[id]; w != nil {
+		close(w.ch)
+		delete(e.waiters, id)
 	}
 }
 

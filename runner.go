@@ -315,6 +315,7 @@ func (w *wtx) transition(r *jobRun, from State, rec *jobRecord, ev EventType, pr
 	if r != nil {
 		w.after = append(w.after, func() { r.setRec(rec) })
 	}
+	w.after = append(w.after, func() { w.e.wakeJob(rec.ID) })
 	w.observe(r, from, rec, principal)
 	if ev != "" {
 		return w.eventFor(ev, principal, rec)
@@ -415,6 +416,7 @@ func (r *jobRun) finish(execErr error) {
 	delete(e.runs, r.id)
 	e.dispatchLocked()
 	e.notifyLocked()
+	e.wakeJob(r.id)
 }
 
 // settle stores the job's final (or paused) state with its event. A job
@@ -674,6 +676,7 @@ func (e *Engine) Delete(ctx context.Context, id string) error {
 		return err
 	}
 	e.notify()
+	e.wakeJob(id)
 	return nil
 }
 

@@ -138,7 +138,7 @@ func (e *Engine) auditPage(bucket string, opts *PageOptions) (*EventPage, error)
 
 // auditPruneChunk is how many audit entries one pruning transaction
 // deletes.
-const auditPruneChunk = 1000
+const auditPruneChunk = 5000
 
 // pruneAudit drops the trails of jobs deleted before cutoff and the audit
 // log entries older than cutoff, and returns how many entries went.

@@ -125,6 +125,9 @@ type Engine struct {
 	// so each Wait wakes for its own job only.
 	waitMu  sync.Mutex
 	waiters map[string]*jobWaiters
+
+	// listCache holds decoded finished jobs for list pages.
+	listCache recCache
 	// itemEst is the smoothed wall time per item (ns), for estimates.
 	itemEst atomic.Int64
 

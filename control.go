@@ -422,8 +422,13 @@ func (e *Engine) Jobs(ctx context.Context, opts *ListOptions) (*JobPage, error) 
 				if full() {
 					return false
 				}
+				v := tx.Get(bucketJobs, u64key(seq))
+				if v == nil {
+					derr = fmt.Errorf("batch: job %d is indexed but not stored", seq)
+					return false
+				}
 				var rec *jobRecord
-				if rec, derr = getJob(tx, seq); derr != nil {
+				if rec, derr = e.listCache.get(seq, v); derr != nil {
 					return false
 				}
 				recs = append(recs, rec)
@@ -431,15 +436,15 @@ func (e *Engine) Jobs(ctx context.Context, opts *ListOptions) (*JobPage, error) 
 			})
 			return firstErr(err, derr)
 		}
-		err := tx.ScanReverse(bucketJobs, fromKey, func(_, v []byte) bool {
+		err := tx.ScanReverse(bucketJobs, fromKey, func(k, v []byte) bool {
 			if full() {
 				return false
 			}
-			var rec jobRecord
-			if derr = json.Unmarshal(v, &rec); derr != nil {
+			var rec *jobRecord
+			if rec, derr = e.listCache.get(beUint64(k), v); derr != nil {
 				return false
 			}
-			recs = append(recs, &rec)
+			recs = append(recs, rec)
 			return true
 		})
 		return firstErr(err, derr)

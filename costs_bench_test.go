@@ -20,7 +20,7 @@ import (
 // engine lays them out: job record (with its indexes), batch, a done bitmap
 // and an audit trail of three entries. Job i belongs to owner i%10 and is
 // completed, except every 50th, which failed.
-func seedJobs(b *testing.B, path string, n int, finished time.Time) {
+func seedJobs(b testing.TB, path string, n int, finished time.Time) {
 	b.Helper()
 	s, err := OpenBoltStore(path, &BoltOptions{NoSync: true})
 	if err != nil {
@@ -28,6 +28,9 @@ func seedJobs(b *testing.B, path string, n int, finished time.Time) {
 	}
 	defer s.Close()
 	batchJSON := []byte(`{"operations":[{"type":"noop","params":{"count":1}}]}`)
+	if err := s.Update(func(tx Tx) error { return tx.Put(bucketStoreMeta, jobIndexVersionKey, jobIndexVersion) }); err != nil {
+		b.Fatal(err)
+	}
 	for base := 0; base < n; base += 5000 {
 		err := s.Update(func(tx Tx) error {
 			for i := base; i < min(base+5000, n); i++ {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -231,4 +232,51 @@ func finishedJobsBefore(tx Tx, cutoff time.Time, fn func(seq uint64) bool) error
 		}
 		return fn(beUint64(k[8:]))
 	})
+}
+
+// recCache keeps decoded records of finished jobs for list pages, keyed by
+// sequence and checked against the stored bytes, so it can never serve a
+// record other than the one stored: a hit saves the JSON decoding that is
+// most of a page's cost.
+type recCache struct {
+	mu sync.Mutex
+	m  map[uint64]cachedRec
+}
+
+type cachedRec struct {
+	raw []byte
+	rec *jobRecord
+}
+
+// recCacheSize bounds the cached records (about 1 KB each).
+const recCacheSize = 4096
+
+// get returns job seq stored as raw, decoded.
+func (c *recCache) get(seq uint64, raw []byte) (*jobRecord, error) {
+	c.mu.Lock()
+	hit, ok := c.m[seq]
+	c.mu.Unlock()
+	if ok && bytes.Equal(hit.raw, raw) {
+		return hit.rec.clone(), nil
+	}
+	var r jobRecord
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return nil, fmt.Errorf("batch: decode job %d: %w", seq, err)
+	}
+	if !r.Status.Final() {
+		return &r, nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = make(map[uint64]cachedRec)
+	}
+	if len(c.m) >= recCacheSize {
+		for k := range c.m { // drop one at random
+			delete(c.m, k)
+			break
+		}
+	}
+	c.m[seq] = cachedRec{raw: bytes.Clone(raw), rec: r.clone()}
+	return &r, nil
 }

@@ -159,15 +159,18 @@ func checkRecordIDs(recs []Record, path string, d *details) {
 // that are stable across restarts for records without one.
 func listItems(p *Plan, recs []Record, env *Env) {
 	p.Count = int64(len(recs))
-	p.Item = func(i int64) (Item, error) {
-		rec := recs[i]
-		id := rec.ID()
-		if id == "" {
-			id = fmt.Sprintf("%s-%d-%d", env.JobID, env.Operation, i)
-			rec = mergePatch(rec, map[string]any{"id": id})
-		}
-		return Item{ResourceID: id, Record: rec}, nil
+	p.Item = func(i int64) (Item, error) { return listItem(recs[i], env, i), nil }
+}
+
+// listItem is the item of record i of a list, with an id stable across
+// restarts when the record has none.
+func listItem(rec Record, env *Env, i int64) Item {
+	id := rec.ID()
+	if id == "" {
+		id = fmt.Sprintf("%s-%d-%d", env.JobID, env.Operation, i)
+		rec = mergePatch(rec, map[string]any{"id": id})
 	}
+	return Item{ResourceID: id, Record: rec}
 }
 
 func planCreate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, error) {
@@ -290,6 +293,32 @@ func planImport(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, erro
 		d.add("source", DetailRequired, "import needs a source: {\"format\": \"json\"|\"ndjson\"|\"csv\", \"data\": ...}")
 	case src.JobID != "":
 		d.add("source.job_id", DetailUnknownField, "import reads data, not a job")
+	case src.Upload != "":
+		if src.Data != nil {
+			d.add("source.data", DetailInvalidValue, "give either data or upload, not both")
+		}
+		n, err := env.e.countUpload(ctx, src)
+		if err != nil {
+			d.merge("source", err)
+		}
+		if err := invalidBatch(d.list); err != nil {
+			return nil, err
+		}
+		cur := &streamCursor{open: func() (recordStream, error) {
+			r, err := env.e.openUpload(env.e.ctx, src.Upload)
+			if err != nil {
+				return nil, err
+			}
+			return newRecordStream(src.Format, r)
+		}}
+		p := &Plan{Count: n, Item: func(i int64) (Item, error) {
+			rec, err := cur.at(i)
+			if err != nil {
+				return Item{}, err
+			}
+			return listItem(rec, env, i), nil
+		}}
+		return finishImport(p, res, coll), nil
 	default:
 		var err error
 		if recs, err = parseImport(src); err != nil {
@@ -301,14 +330,20 @@ func planImport(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, erro
 		return nil, err
 	}
 	p := &Plan{}
+	listItems(p, recs, env)
+	return finishImport(p, res, coll), nil
+}
+
+// finishImport adds to p, which lists the records to import, how each is
+// validated and written.
+func finishImport(p *Plan, res Resource, coll *Collection) *Plan {
 	if validates(res) {
 		p.Validate = func(ctx context.Context, it *Item) error { return validateRecord(ctx, res, it.Record) }
 	}
-	listItems(p, recs, env)
 	if coll != nil {
 		p.prepare = validatePrepared(coll)
 		p.apply = func(tx Tx, it *Item) error { return coll.put(tx, it.Record) }
-		return p, nil
+		return p
 	}
 	p.Run = func(ctx context.Context, it *Item) error {
 		if err := validateRecord(ctx, res, it.Record); err != nil {
@@ -316,7 +351,7 @@ func planImport(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, erro
 		}
 		return res.Put(ctx, it.Record)
 	}
-	return p, nil
+	return p
 }
 
 // parseImport reads an import source into records. Problems are

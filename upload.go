@@ -369,3 +369,9 @@ func (e *Engine) countUpload(ctx context.Context, src *Source) (int64, error) {
 	}
 	return n, nil
 }
+
+// UploadInfo returns the description of upload id. An unknown id returns an
+// error matching [ErrNotFound].
+func (e *Engine) UploadInfo(ctx context.Context, id string) (*Upload, error) {
+	return e.upload(id)
+}

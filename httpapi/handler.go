@@ -57,6 +57,9 @@ type Options struct {
 	Authenticator Authenticator
 	// MaxBodyBytes bounds request bodies. 0 means [DefaultMaxBodyBytes].
 	MaxBodyBytes int64
+	// MaxUploadBytes bounds one upload (PUT /uploads), which is streamed
+	// into the store, not held. 0 means [DefaultMaxUploadBytes].
+	MaxUploadBytes int64
 	// RateLimits sets the limits per client. The zero value means the
 	// document's defaults ([DefaultRateLimits]).
 	RateLimits RateLimits
@@ -87,6 +90,7 @@ func New(engine *batch.Engine, opts *Options) *Handler {
 		o = *opts
 	}
 	o.MaxBodyBytes = cmp.Or(o.MaxBodyBytes, DefaultMaxBodyBytes)
+	o.MaxUploadBytes = cmp.Or(o.MaxUploadBytes, DefaultMaxUploadBytes)
 	o.MaxWait = cmp.Or(o.MaxWait, 5*time.Minute)
 	if o.Now == nil {
 		o.Now = time.Now
@@ -141,6 +145,7 @@ func (h *Handler) routes() {
 	h.route("GET /jobs/{job_id}/errors", status, h.jobErrors)
 	h.route("GET /jobs/{job_id}/artifacts/{name}", status, h.artifact)
 	h.route("GET /jobs/{job_id}/events", status, h.jobEvents)
+	h.uploadRoutes(create)
 	management := &limitClass{name: "templates", limit: h.opts.RateLimits.TemplateManagement}
 	h.templateRoutes(management)
 	h.webhookRoutes(management)

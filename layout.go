@@ -16,10 +16,11 @@ import (
 //	batches           seq -> the submitted Batch JSON (never rewritten)
 //	items/<job_id>    item index (8 bytes) -> itemRecord (binary): pending
 //	                  entries of record-driven operations (with the attempts
-//	                  of items waiting for a retry), then their outcomes, and
-//	                  the failures and pending retries of list operations
+//	                  of items waiting for a retry), deleted when the item
+//	                  succeeds, and the failures and pending retries of all
+//	                  operations
 //	done/<job_id>     block (8 bytes) -> bitmap of 4,096 items: the
-//	                  succeeded items of list operations, one bit each
+//	                  succeeded items, one bit each
 //	errors/<job_id>   item index -> itemRecord of each failed item
 //	artifacts/<job_id> name NUL chunk (4 bytes) -> bytes; name NUL "" -> meta
 //	coll/<name>       record id -> record JSON

@@ -209,6 +209,9 @@ func (t *boltTx) bucket(name string, create bool) (*bolt.Bucket, error) {
 	if t.buckets == nil {
 		t.buckets = make(map[string]*bolt.Bucket)
 	}
+	if appendOnly(name) {
+		b.FillPercent = appendFill
+	}
 	t.buckets[name] = b
 	return b, nil
 }
@@ -316,4 +319,26 @@ func (t *boltTx) NextSequence(bucket string) (uint64, error) {
 		return 0, err
 	}
 	return b.NextSequence()
+}
+
+// appendFill is the fill percent of buckets whose keys only grow: bbolt
+// splits a page at its fill percent, so the default (half) leaves every
+// page of an appended bucket half empty.
+const appendFill = 0.95
+
+// appendOnly says whether new keys of bucket name always come after the
+// ones it holds and its values are not rewritten larger: sequences of
+// audit entries, item entries and errors, done bitmaps, stored batches and
+// upload chunks.
+func appendOnly(name string) bool {
+	switch name {
+	case bucketAuditLog, bucketBatches, bucketJobsFinished, bucketUploads:
+		return true
+	}
+	for _, p := range []string{"audit/", "items/", "errors/", "done/"} {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
 }

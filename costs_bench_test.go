@@ -389,7 +389,7 @@ func BenchmarkImportUpload(b *testing.B) {
 // and worst case beside the same reads with nothing else running. The issue
 // asks for a p99 under 50 ms.
 func BenchmarkOptimizeStatusReads(b *testing.B) {
-	n := 150_000
+	n := 35_000
 	if testing.Short() {
 		n = 6000
 	}

@@ -124,7 +124,7 @@ func (e *Engine) Submit(ctx context.Context, b *Batch, opts *SubmitOptions) (*Jo
 			return err
 		}
 		rec.ID = formatJobID(seq)
-		if err := w.Put(bucketBatches, u64key(seq), batchJSON); err != nil {
+		if err := putBatch(w.Tx, seq, batchJSON); err != nil {
 			return err
 		}
 		if so.IdempotencyKey != "" {

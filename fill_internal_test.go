@@ -1,8 +1,10 @@
 package batch
 
 import (
+	"fmt"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -86,4 +88,38 @@ func bits8(b byte) int {
 		n++
 	}
 	return n
+}
+
+// Issue 18, observation 8: a big submitted batch is stored in chunks, not
+// as one value in the leaf later submissions rewrite; it reads back whole
+// and goes with its job.
+func TestBatch_BigOneStoredInChunks(t *testing.T) {
+	t.Parallel()
+	e, err := Open(filepath.Join(t.TempDir(), "batch.db"), &Options{Retention: -1})
+	require.NoError(t, err)
+	defer e.Close(t.Context())
+	var nd strings.Builder
+	for i := range 3000 {
+		fmt.Fprintf(&nd, "{\"id\":\"r%04d\",\"pad\":\"%s\"}\n", i, strings.Repeat("p", 60))
+	}
+	job, err := e.Submit(t.Context(), &Batch{Operations: []OperationSpec{{Type: "import", Resource: "fields", Source: &Source{Format: "ndjson", Data: nd.String()}}}}, nil)
+	require.NoError(t, err)
+	job, err = e.Wait(t.Context(), job.ID)
+	require.NoError(t, err)
+	require.Equal(t, int64(3000), job.Progress.Completed)
+	seq, _ := parseJobID(job.ID)
+	chunks, biggest := 0, 0
+	require.NoError(t, e.store.View(func(tx Tx) error {
+		require.Equal(t, []byte{batchChunked}, tx.Get(bucketBatches, u64key(seq)))
+		b, err := getBatch(tx, seq)
+		require.NoError(t, err)
+		require.Equal(t, nd.String(), b.Operations[0].Source.Data)
+		return tx.Scan(bucketBatchChunks, nil, func(_, v []byte) bool { chunks++; biggest = max(biggest, len(v)); return true })
+	}))
+	require.Greater(t, chunks, 3)
+	require.LessOrEqual(t, biggest, batchChunk)
+	require.NoError(t, e.Delete(t.Context(), job.ID))
+	require.NoError(t, e.store.View(func(tx Tx) error {
+		return tx.Scan(bucketBatchChunks, nil, func(_, _ []byte) bool { t.Error("a chunk outlived its job"); return false })
+	}))
 }

@@ -693,7 +693,7 @@ func dropJob(tx Tx, seq uint64, rec *jobRecord) error {
 			return err
 		}
 	}
-	if err := tx.Delete(bucketBatches, u64key(seq)); err != nil {
+	if err := deleteBatch(tx, seq); err != nil {
 		return err
 	}
 	return deleteJobRecord(tx, seq)

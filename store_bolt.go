@@ -332,7 +332,7 @@ const appendFill = 0.95
 // upload chunks.
 func appendOnly(name string) bool {
 	switch name {
-	case bucketAuditLog, bucketBatches, bucketJobsFinished, bucketUploads:
+	case bucketAuditLog, bucketBatches, bucketBatchChunks, bucketJobsFinished, bucketUploads:
 		return true
 	}
 	for _, p := range []string{"audit/", "items/", "errors/", "done/"} {

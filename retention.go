@@ -64,6 +64,10 @@ func (e *Engine) Cleanup(ctx context.Context, cutoff time.Time) (*CleanupStats, 
 // for long (a few tens of milliseconds for one-item jobs).
 const cleanupChunk = 500
 
+// cleanupBudget bounds the records one cleanup transaction deletes: jobs
+// with many failed items take a transaction with fewer jobs.
+const cleanupBudget = 50_000
+
 // cleanupJobs deletes up to cleanupChunk jobs that finished before cutoff,
 // with their audit trails, in one transaction, and reports how many jobs
 // and audit entries went and whether more may be left. Cleaned jobs leave
@@ -86,7 +90,12 @@ func (e *Engine) cleanupJobs(cutoff time.Time) (jobs, audit int64, more bool, er
 	}
 	err = e.update(func(w *wtx) error {
 		jobs, audit = 0, 0
+		var cost int64
 		for _, seq := range seqs {
+			if cost >= cleanupBudget {
+				more = true // the rest in the next transaction
+				break
+			}
 			id := formatJobID(seq)
 			if e.live(id) {
 				continue
@@ -101,6 +110,7 @@ func (e *Engine) cleanupJobs(cutoff time.Time) (jobs, audit int64, more bool, er
 			if !rec.Status.Final() || rec.FinishedAt == nil || !rec.FinishedAt.Before(cutoff) {
 				continue
 			}
+			cost += 1 + rec.Progress.Failed // failed items are what a job keeps records of
 			if err := dropJob(w.Tx, seq, rec); err != nil {
 				return err
 			}

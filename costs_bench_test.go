@@ -217,7 +217,7 @@ func cpuTime() time.Duration {
 func BenchmarkWaiters(b *testing.B) {
 	n := 3000
 	if testing.Short() {
-		n = 300
+		n = 100
 	}
 	bt := &Batch{Operations: []OperationSpec{{Type: "noop", Params: map[string]any{"count": 1}}}}
 	var seqCPU, concCPU time.Duration
@@ -285,8 +285,9 @@ func BenchmarkWaiters(b *testing.B) {
 
 // BenchmarkNoopDisk runs one all-succeeding no-op job (10,000,000 items;
 // 100,000 with -short) and reports the bytes on disk it left per item: the
-// file's growth over the same engine's file before the job. The issue asks
-// for at most 20 bytes per item at 10,000,000.
+// file's growth over the same engine's file before the job, and the whole
+// file over the items (an upper bound). The issue asks for at most 20
+// bytes per item at 10,000,000.
 func BenchmarkNoopDisk(b *testing.B) {
 	n := 10_000_000
 	if testing.Short() {
@@ -311,7 +312,8 @@ func BenchmarkNoopDisk(b *testing.B) {
 		elapsed := time.Since(start)
 		e.Close(context.Background())
 		fi, _ = os.Stat(path)
-		b.ReportMetric(float64(fi.Size()-before)/float64(n), "disk_B/item")
+		b.ReportMetric(float64(fi.Size()-before)/float64(n), "growth_B/item")
+		b.ReportMetric(float64(fi.Size())/float64(n), "file_B/item")
 		b.ReportMetric(float64(fi.Size())/(1<<20), "file_MiB")
 		b.ReportMetric(float64(n)/elapsed.Seconds(), "items/s")
 	}
@@ -392,7 +394,7 @@ func BenchmarkImportUpload(b *testing.B) {
 func BenchmarkOptimizeStatusReads(b *testing.B) {
 	n := 42_000
 	if testing.Short() {
-		n = 6000
+		n = 2000
 	}
 	path := filepath.Join(b.TempDir(), "jobs.db")
 	seedJobs(b, path, n, time.Now())

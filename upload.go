@@ -346,10 +346,16 @@ func (e *Engine) countUpload(ctx context.Context, src *Source) (int64, error) {
 	default:
 		return 0, invalidBatch([]Detail{{Field: "format", Code: DetailInvalidValue, Message: fmt.Sprintf("unknown format %q: use json, ndjson or csv", src.Format)}})
 	}
-	r, err := e.openUpload(ctx, src.Upload)
-	if errors.Is(err, ErrNotFound) {
+	up, err := e.upload(src.Upload)
+	// A submission names only its principal's uploads; a job that runs
+	// (no principal) reads the upload it was accepted with.
+	if errors.Is(err, ErrNotFound) || (err == nil && PrincipalFrom(ctx) != "" && up.Owner != PrincipalFrom(ctx)) {
 		return 0, invalidBatch([]Detail{{Field: "upload", Code: DetailInvalidValue, Message: fmt.Sprintf("no upload %q", src.Upload)}})
 	}
+	if err != nil {
+		return 0, err
+	}
+	r, err := e.openUpload(ctx, src.Upload)
 	if err != nil {
 		return 0, err
 	}

@@ -33,6 +33,8 @@ func TestUpload_PutThenImport(t *testing.T) {
 	require.Equal(t, http.StatusOK, tb.do(t, "GET", "/uploads/"+id, "", alice...).status)
 
 	body := `{"batch":{"operations":[{"type":"import","resource":"fields","source":{"format":"ndjson","upload":"` + id + `"}}]}}`
+	res = tb.do(t, "POST", "/jobs", body, bob...)
+	require.Equal(t, http.StatusBadRequest, res.status, "bob imports alice's upload: %s", res.body)
 	res = tb.do(t, "POST", "/jobs?wait=30s", body, alice...)
 	require.Equal(t, http.StatusCreated, res.status, string(res.body))
 	require.Equal(t, "completed", res.data["status"], string(res.body))

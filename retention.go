@@ -22,15 +22,18 @@ type CleanupStats struct {
 	Deliveries int64 `json:"deliveries"`
 	// AuditEvents is the number of audit log entries deleted.
 	AuditEvents int64 `json:"audit_events"`
+	// Uploads is the number of uploads deleted: those created before the
+	// cutoff that no unfinished job imports.
+	Uploads int64 `json:"uploads"`
 }
 
 // Cleanup deletes what finished before cutoff: completed, failed and
 // cancelled jobs whose finished_at is earlier (with their items, errors,
 // artifacts and audit trails, in transactions of a few hundred jobs that
 // read only those jobs), webhook deliveries, the audit trails of jobs
-// deleted before cutoff and audit log entries older than it. Jobs it
-// deletes get no job_deleted entry. Queued, running and paused jobs are
-// never touched. The cleanup operation and the retention loop (see
+// deleted before cutoff, audit log entries older than it and uploads made
+// before it that no unfinished job imports. Jobs it deletes get no
+// job_deleted entry. Queued, running and paused jobs are never touched. The cleanup operation and the retention loop (see
 // [Options].Retention) both call it. It stops early, with ctx's error,
 // when ctx ends.
 func (e *Engine) Cleanup(ctx context.Context, cutoff time.Time) (*CleanupStats, error) {
@@ -49,7 +52,12 @@ func (e *Engine) Cleanup(ctx context.Context, cutoff time.Time) (*CleanupStats, 
 			break
 		}
 	}
-	n, err := e.cleanupDeliveries(ctx, cutoff)
+	n, err := e.cleanupUploads(ctx, cutoff)
+	st.Uploads += n
+	if err != nil {
+		return st, err
+	}
+	n, err = e.cleanupDeliveries(ctx, cutoff)
 	st.Deliveries += n
 	if err != nil {
 		return st, err
@@ -165,7 +173,7 @@ func (e *Engine) sweep(keep time.Duration) {
 	switch {
 	case err != nil && e.ctx.Err() == nil:
 		e.log.Error("retention sweep failed", "error", err)
-	case st.Jobs+st.Deliveries+st.AuditEvents > 0:
-		e.log.Info("retention sweep", "jobs", st.Jobs, "deliveries", st.Deliveries, "audit_events", st.AuditEvents)
+	case st.Jobs+st.Deliveries+st.AuditEvents+st.Uploads > 0:
+		e.log.Info("retention sweep", "jobs", st.Jobs, "deliveries", st.Deliveries, "audit_events", st.AuditEvents, "uploads", st.Uploads)
 	}
 }

@@ -381,3 +381,67 @@ func (e *Engine) countUpload(ctx context.Context, src *Source) (int64, error) {
 func (e *Engine) UploadInfo(ctx context.Context, id string) (*Upload, error) {
 	return e.upload(id)
 }
+
+// cleanupUploads deletes the uploads created before cutoff that no
+// unfinished job imports, and returns how many went.
+func (e *Engine) cleanupUploads(ctx context.Context, cutoff time.Time) (int64, error) {
+	var old []string
+	inUse := map[string]bool{}
+	err := e.store.View(func(tx Tx) error {
+		meta := []byte("m\x00")
+		var derr error
+		if err := tx.Scan(bucketUploads, meta, func(k, v []byte) bool {
+			if len(k) < len(meta) || string(k[:len(meta)]) != string(meta) {
+				return false
+			}
+			var up Upload
+			if derr = json.Unmarshal(v, &up); derr != nil {
+				return false
+			}
+			if up.CreatedAt.Before(cutoff) {
+				old = append(old, up.ID)
+			}
+			return true
+		}); err != nil || derr != nil || len(old) == 0 {
+			return firstErr(err, derr)
+		}
+		for _, st := range []State{StateQueued, StateRunning, StatePaused} {
+			var seqs []uint64
+			if err := scanIndex(tx, bucketJobsByState, appendStr(nil, string(st)), func(seq uint64) bool {
+				seqs = append(seqs, seq)
+				return true
+			}); err != nil {
+				return err
+			}
+			for _, seq := range seqs {
+				b, err := getBatch(tx, seq)
+				if err != nil {
+					return err
+				}
+				for _, op := range b.Operations {
+					if op.Source != nil && op.Source.Upload != "" {
+						inUse[op.Source.Upload] = true
+					}
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, id := range old {
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		if inUse[id] {
+			continue
+		}
+		if err := e.dropUpload(id); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}

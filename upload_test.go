@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -92,4 +93,36 @@ func TestUpload_Delete(t *testing.T) {
 	require.ErrorIs(t, b.e.DeleteUpload(t.Context(), u.ID), batch.ErrNotFound)
 	_, err = b.e.Submit(t.Context(), ops(batch.OperationSpec{Type: "import", Resource: "fields", Source: &batch.Source{Format: "ndjson", Upload: u.ID}}), nil)
 	require.ErrorIs(t, err, batch.ErrInvalidBatch)
+}
+
+// Cleanup deletes old uploads, but not one an unfinished job imports.
+func TestCleanup_OldUploads(t *testing.T) {
+	t.Parallel()
+	clock := newOpsClock()
+	b := openOps(t, &batch.Options{Now: clock.Now, MaxRunningJobs: 1})
+	release := make(chan struct{})
+	defer close(release)
+	require.NoError(t, b.e.RegisterOperation("hold", holdOp(release)))
+	_, err := b.e.Submit(t.Context(), ops(batch.OperationSpec{Type: "hold"}), nil)
+	require.NoError(t, err)
+	used, err := b.e.Upload(t.Context(), strings.NewReader(`{"id":"a"}`))
+	require.NoError(t, err)
+	unused, err := b.e.Upload(t.Context(), strings.NewReader(`{"id":"b"}`))
+	require.NoError(t, err)
+	queued, err := b.e.Submit(t.Context(), ops(batch.OperationSpec{Type: "import", Resource: "fields", Source: &batch.Source{Format: "ndjson", Upload: used.ID}}), nil)
+	require.NoError(t, err)
+	require.Equal(t, batch.StateQueued, queued.Status)
+	clock.Add(2 * time.Hour)
+	fresh, err := b.e.Upload(t.Context(), strings.NewReader(`{"id":"c"}`))
+	require.NoError(t, err)
+
+	st, err := b.e.Cleanup(t.Context(), clock.Now().Add(-time.Hour))
+	require.NoError(t, err)
+	require.Equal(t, int64(1), st.Uploads)
+	_, err = b.e.UploadInfo(t.Context(), unused.ID)
+	require.ErrorIs(t, err, batch.ErrNotFound)
+	for _, id := range []string{used.ID, fresh.ID} {
+		_, err = b.e.UploadInfo(t.Context(), id)
+		require.NoError(t, err, id)
+	}
 }

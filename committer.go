@@ -25,6 +25,11 @@ type outcome struct {
 	// Every success is stored as one bit of the job's done bitmap instead
 	// of a record of its own.
 	bit bool
+	// observed is the observation of the item's last attempt when the
+	// commit decides its outcome (a built-in change, which may still
+	// fail in apply): the commit reports it. nil when there is no
+	// observer or the attempt was reported already.
+	observed *ItemObservation
 }
 
 // doneBlock is a done bitmap being written by one commit.
@@ -338,7 +343,16 @@ func (c *committer) writeOutcomes(w *wtx, outs []outcome) error {
 			if err := o.apply(w.Tx, &o.item); err != nil {
 				o.rec.State = itemFailed
 				o.rec.Code, o.rec.Message, _ = classify(err)
+				c.e.log.Warn("item failed", "job_id", o.run.id, "operation", o.item.Type, "item", o.index,
+					"resource_id", o.rec.ResourceID, "attempt", o.rec.Attempts, "outcome", string(ItemFailed), "code", string(o.rec.Code), "err", err.Error())
 			}
+		}
+		if o.observed != nil {
+			io := itemObs{r: o.run, o: *o.observed}
+			if o.rec.State == itemFailed {
+				io.o.Outcome, io.o.ErrorType = ItemFailed, string(o.rec.Code)
+			}
+			w.items = append(w.items, io)
 		}
 		var key, v []byte
 		if o.rec.State == itemSucceeded {

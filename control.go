@@ -183,7 +183,6 @@ func (e *Engine) Submit(ctx context.Context, b *Batch, opts *SubmitOptions) (*Jo
 	}
 	e.notifyLocked()
 	e.mu.Unlock()
-	e.log.Info("job submitted", "job_id", r.id, "items", total)
 	return job, nil
 }
 

@@ -135,6 +135,22 @@
 // outcome was not yet stored runs again. Make such handlers idempotent;
 // [Item.Key] (job id and item index) is a stable idempotency key for that.
 //
+// # Progress and observability
+//
+// [Engine.Progress] is a channel of a job's snapshots for a progress bar:
+// the current state first, then each change (at most one per
+// [ProgressInterval], the newest winning when the reader lags), closed after
+// the final state. [Engine.Watch] adds the lifecycle events in between, in
+// the order they happened; httpapi serves it as Server-Sent Events.
+//
+// [Options].Logger gets every job transition at Info (job id, type,
+// principal, counts), every failed item attempt at Warn with its code, and
+// a panicking handler at Error with its whole stack; the item's stored
+// error keeps the panic's value and a trimmed stack for the job's owner.
+// [Options].Observer sees transitions, item attempts, commits, webhook
+// deliveries and schedule fires; the subpackage otelbatch records them as
+// OpenTelemetry metrics and spans.
+//
 // # Concurrency
 //
 // An [Engine] is safe for concurrent use and owns every goroutine it starts;

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -580,6 +581,7 @@ func (w *worker) validate(it *Item) {
 	o := outcome{run: r, index: it.Index, rec: itemRecord{State: itemFailed, Op: it.Operation, Attempts: 1, ResourceID: it.ResourceID}}
 	o.rec.Code, o.rec.Message, _ = classify(err)
 	o.rec.Duration = time.Since(start)
+	w.observeItem(it, 1, ItemFailed, err, start)
 	r.abortOnFailure(&o)
 	r.e.committer.send(&o)
 }
@@ -633,6 +635,7 @@ func (w *worker) runItem(slot *curSlot, it *Item, stored int) {
 	start := time.Now()
 	slot.setItem(it, start)
 	o := outcome{run: r, index: it.Index, rec: itemRecord{Op: it.Operation, ResourceID: it.ResourceID}}
+	var end time.Time // when the last attempt ended, if observed
 	for attempt := stored + 1; ; attempt++ {
 		o.rec.Attempts = attempt
 		t0 := start
@@ -642,7 +645,15 @@ func (w *worker) runItem(slot *curSlot, it *Item, stored int) {
 		err := r.runAttempt(w.itemCtx, time.Duration(opts.ItemTimeout), it, w.attemptFn)
 		if err == nil {
 			o.rec.State = itemSucceeded
-			w.observeItem(it, attempt, ItemSucceeded, nil, t0)
+			if w.plan.apply != nil && e.obs != nil {
+				// The commit applies the change and may still fail it:
+				// it reports the attempt with its real outcome.
+				end = time.Now()
+				o.observed = &ItemObservation{JobID: it.JobID, OperationIndex: it.Operation, Operation: it.Type, ItemIndex: it.Index,
+					Attempt: attempt, Outcome: ItemSucceeded, Duration: end.Sub(t0)}
+			} else {
+				end = w.observeItem(it, attempt, ItemSucceeded, nil, t0)
+			}
 			break
 		}
 		if w.itemCtx.Err() != nil {
@@ -651,7 +662,7 @@ func (w *worker) runItem(slot *curSlot, it *Item, stored int) {
 		code, msg, retry := classify(err)
 		if !retry || attempt >= opts.Retry.Attempts {
 			o.rec.State, o.rec.Code, o.rec.Message = itemFailed, code, msg
-			w.observeItem(it, attempt, ItemFailed, err, t0)
+			end = w.observeItem(it, attempt, ItemFailed, err, t0)
 			break
 		}
 		w.observeItem(it, attempt, ItemRetried, err, t0)
@@ -675,7 +686,10 @@ func (w *worker) runItem(slot *curSlot, it *Item, stored int) {
 			o.result.Summary = s
 		}
 	}
-	o.rec.Duration = time.Since(start)
+	if end.IsZero() {
+		end = time.Now()
+	}
+	o.rec.Duration = end.Sub(start)
 	if w.plan.Resource == nil {
 		o.bit = true
 		if w.lastOp && w.left.Add(-1) == 0 {
@@ -686,14 +700,19 @@ func (w *worker) runItem(slot *curSlot, it *Item, stored int) {
 	e.committer.send(&o)
 }
 
-// observeItem reports one attempt to the observer, if there is one.
-func (w *worker) observeItem(it *Item, attempt int, outcome ItemOutcome, err error, start time.Time) {
+// observeItem logs a failed attempt and reports every attempt to the
+// observer, if there is one. It returns when the attempt ended, as it read
+// the clock for the observer, or the zero time when there is none (so an
+// unobserved item reads the clock no more than before).
+func (w *worker) observeItem(it *Item, attempt int, outcome ItemOutcome, err error, start time.Time) time.Time {
+	w.r.e.logItem(it, attempt, outcome, err)
 	obs := w.r.e.obs
 	if obs == nil {
-		return
+		return time.Time{}
 	}
+	end := time.Now()
 	o := ItemObservation{JobID: it.JobID, OperationIndex: it.Operation, Operation: it.Type, ItemIndex: it.Index,
-		Attempt: attempt, Outcome: outcome, Duration: time.Since(start)}
+		Attempt: attempt, Outcome: outcome, Duration: end.Sub(start)}
 	if err != nil {
 		code, _, _ := classify(err)
 		o.ErrorType = string(code)
@@ -701,6 +720,7 @@ func (w *worker) observeItem(it *Item, attempt int, outcome ItemOutcome, err err
 		o.Panicked = errors.As(err, &pe)
 	}
 	obs.ObserveItem(w.itemCtx, o)
+	return end
 }
 
 // sleep waits d, or returns false when ctx ends first.
@@ -787,15 +807,59 @@ type panicError struct {
 
 func (p *panicError) Error() string { return fmt.Sprintf("panic: %v\n%s", p.value, p.stack) }
 
-// safeCall runs fn on it, turning a panic into a SYSTEM_ERROR that carries
-// the stack.
+// safeCall runs fn on it, turning a panic into a SYSTEM_ERROR whose
+// message keeps the panic's value and a trimmed stack (for the job's
+// owner) and whose cause is a *panicError with the whole stack (for the
+// log).
 func safeCall(ctx context.Context, it *Item, fn func(context.Context, *Item) error) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			err = &Error{Code: CodeSystem, Message: fmt.Sprintf("panic: %v", v), Err: &panicError{value: v, stack: debug.Stack()}}
+			stack := debug.Stack()
+			err = &Error{Code: CodeSystem, Message: fmt.Sprintf("panic: %v\n%s", v, trimStack(stack)), Err: &panicError{value: v, stack: stack}}
 		}
 	}()
 	return fn(ctx, it)
+}
+
+// panicStackFrames and panicStackBytes bound the stack kept in a panicked
+// item's error message.
+const (
+	panicStackFrames = 8
+	panicStackBytes  = 2048
+)
+
+// trimStack keeps the frames of a debug.Stack from the panicking function
+// on: at most panicStackFrames frames, without arguments and program
+// counters, within panicStackBytes.
+func trimStack(stack []byte) string {
+	lines := strings.Split(strings.TrimSpace(string(stack)), "\n")
+	// Frames are pairs: "pkg.fn(args)" then "\tfile:line +0x..".
+	start := 1
+	for i := 1; i+1 < len(lines); i += 2 {
+		if strings.HasPrefix(lines[i], "panic(") {
+			start = i + 2
+			break
+		}
+	}
+	var b strings.Builder
+	for i, n := start, 0; i+1 < len(lines) && n < panicStackFrames; i, n = i+2, n+1 {
+		fn := lines[i]
+		if p := strings.LastIndexByte(fn, '('); p > 0 {
+			fn = fn[:p]
+		}
+		loc := strings.TrimSpace(lines[i+1])
+		if p := strings.LastIndex(loc, " +0x"); p > 0 {
+			loc = loc[:p]
+		}
+		if b.Len()+len(fn)+len(loc)+3 > panicStackBytes {
+			break
+		}
+		if n > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(fn + "\n\t" + loc)
+	}
+	return b.String()
 }
 
 // classify maps an item error to its code, message and whether a retry

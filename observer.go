@@ -2,6 +2,9 @@ package batch
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"log/slog"
 	"time"
 )
 
@@ -134,4 +137,52 @@ type ScheduleFireObservation struct {
 	Outcome string
 	JobID   string
 	Err     error
+}
+
+// The engine's side of observation: the log lines of transitions and item
+// attempts. The runner reports to the Observer beside them.
+
+// logTransition logs a durable job transition at Info with the job's id,
+// type, principal and counts.
+func (e *Engine) logTransition(o *JobObservation) {
+	if !e.log.Enabled(context.Background(), slog.LevelInfo) {
+		return
+	}
+	msg := "job " + string(o.To) // job queued, running, paused, completed, failed, cancelled
+	switch {
+	case o.From == "":
+		msg = "job submitted"
+	case o.From == StatePaused && o.To == StateQueued:
+		msg = "job resumed"
+	case o.From == StateQueued && o.To == StateRunning && o.Job != nil && o.Job.Progress.Completed+o.Job.Progress.Failed == 0:
+		msg = "job started"
+	}
+	attrs := []any{"job_id", o.JobID, "type", o.Type, "principal", o.Principal, "from", string(o.From), "to", string(o.To)}
+	if j := o.Job; j != nil {
+		attrs = append(attrs, "total", j.Progress.TotalOperations, "completed", j.Progress.Completed, "failed", j.Progress.Failed)
+		if j.Error != nil {
+			attrs = append(attrs, "error", j.Error.Message)
+		}
+	}
+	if o.Duration > 0 {
+		attrs = append(attrs, "duration", o.Duration)
+	}
+	e.log.Info(msg, attrs...)
+}
+
+// logItem logs a failed attempt of an item: at Warn with its code, or, when
+// its handler panicked, at Error with the whole stack.
+func (e *Engine) logItem(it *Item, attempt int, outcome ItemOutcome, err error) {
+	if err == nil {
+		return
+	}
+	var pe *panicError
+	if errors.As(err, &pe) {
+		e.log.Error("item panicked", "job_id", it.JobID, "operation", it.Type, "item", it.Index,
+			"resource_id", it.ResourceID, "attempt", attempt, "outcome", string(outcome), "panic", fmt.Sprint(pe.value), "stack", string(pe.stack))
+		return
+	}
+	code, _, _ := classify(err)
+	e.log.Warn("item failed", "job_id", it.JobID, "operation", it.Type, "item", it.Index,
+		"resource_id", it.ResourceID, "attempt", attempt, "outcome", string(outcome), "code", string(code), "err", err.Error())
 }

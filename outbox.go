@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 )
@@ -22,9 +23,17 @@ type wtx struct {
 	e      *Engine
 	events []Event
 	obs    []jobObs
+	items  []itemObs
 	after  []func()
 	// wake is set when deliveries or notifications were stored.
 	wakeOutbox, wakeMail bool
+}
+
+// itemObs is an item attempt whose outcome the commit decided, reported
+// after commit.
+type itemObs struct {
+	r *jobRun
+	o ItemObservation
 }
 
 // jobObs is an observation of a transition, reported after commit.
@@ -71,7 +80,7 @@ func (w *wtx) event(ev Event) error {
 // observe records the observation of a transition of rec from state from.
 func (w *wtx) observe(r *jobRun, from State, rec *jobRecord, principal string) {
 	e := w.e
-	if e.obs == nil {
+	if e.obs == nil && !e.log.Enabled(context.Background(), slog.LevelInfo) {
 		return
 	}
 	now := e.now().UTC()
@@ -100,7 +109,19 @@ func (w *wtx) applied() {
 	for _, ev := range w.events {
 		e.emit(ev)
 	}
+	var last *jobRun
+	var ctx context.Context
+	for _, io := range w.items {
+		if io.r != last {
+			last, ctx = io.r, e.traceContext(context.Background(), io.r.snapshot())
+		}
+		e.obs.ObserveItem(ctx, io.o)
+	}
 	for _, jo := range w.obs {
+		e.logTransition(&jo.o)
+		if e.obs == nil {
+			continue
+		}
 		ctx := context.Background()
 		if tp, ok := e.obs.(TracePropagator); ok && len(jo.trace) > 0 {
 			ctx = tp.Extract(ctx, jo.trace)

@@ -108,13 +108,21 @@ func (e *Engine) fire(ctx context.Context, s *Schedule, now time.Time) error {
 			fireAt = nil
 		}
 	}
+	fired := ScheduleFireObservation{ScheduleID: s.ID, Due: first, Outcome: "skipped"}
 	if fireAt != nil {
 		pctx := WithPrincipal(ctx, s.Owner)
 		b := s.Batch
+		fired.Due = *fireAt
 		job, err = e.Submit(pctx, &b, &SubmitOptions{Owner: s.Owner, ScheduleID: s.ID, IdempotencyKey: fmt.Sprintf("schedule:%s:%d", s.ID, fireAt.Unix())})
 		if err != nil {
 			e.log.Error("scheduler: the schedule's batch was refused", "schedule_id", s.ID, "err", err)
+			fired.Outcome, fired.Err = "failed", err
+		} else {
+			fired.Outcome, fired.JobID = "submitted", job.ID
 		}
+	}
+	if o := e.obs; o != nil {
+		defer o.ObserveScheduleFire(fired)
 	}
 	next, err := p.next(maxTime(last, now))
 	if err != nil {

@@ -555,7 +555,9 @@ func (e *Engine) deliver(client *http.Client, outbox, hookID string, seq uint64)
 		})
 		return
 	}
+	start := time.Now()
 	code, sendErr := e.send(client, &hook, &d)
+	took := time.Since(start)
 	if e.ctx.Err() != nil {
 		return // shutting down: the delivery stays due and goes out after a restart
 	}
@@ -591,6 +593,17 @@ func (e *Engine) deliver(client *http.Client, outbox, hookID string, seq uint64)
 	})
 	if err != nil {
 		e.log.Error("webhook: storing a delivery attempt failed", "webhook_id", hookID, "err", err)
+	}
+	if o := e.obs; o != nil {
+		outcome := "retry"
+		switch d.Status {
+		case DeliveryDelivered:
+			outcome = "delivered"
+		case DeliveryFailed:
+			outcome = "failed"
+		}
+		o.ObserveDelivery(DeliveryObservation{WebhookID: hookID, Event: string(d.Event), Attempt: d.Attempts,
+			Outcome: outcome, Status: code, Duration: took})
 	}
 }
 

@@ -24,6 +24,20 @@
 // 401 UNAUTHORIZED, 404 NOT_FOUND, 409 INVALID_STATE or SCHEDULE_CONFLICT,
 // 429 RATE_LIMITED, 500 EXECUTION_ERROR. A client mistake is never a 500.
 //
+// # Progress stream
+//
+// GET /jobs/{job_id}/stream answers text/event-stream (Server-Sent
+// Events): a "progress" message with the job as GET /jobs/{job_id} shows
+// it, another whenever it changes (at most four a second), the lifecycle
+// events as they happen ("job_started", "job_paused", "job_resumed",
+// "job_completed", "job_failed", "job_cancelled", data {"type", "at",
+// "principal", "job_id", "job"}), and last "end" with the final job, after
+// which the server closes the stream. Every message has an increasing
+// "id"; a Last-Event-ID header continues the numbering. The stream has
+// its own rate limit ([RateLimits].Streams), counted once per stream.
+// Register [Handler.CloseStreams] with http.Server.RegisterOnShutdown so a
+// graceful shutdown does not wait for open streams.
+//
 // # Principals
 //
 // With an [Authenticator], every request names a principal; each job belongs
@@ -38,6 +52,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"time"
 
 	"github.com/batchworks/batch"
@@ -81,6 +96,10 @@ type Handler struct {
 	mux     *http.ServeMux
 	limiter *limiter
 	log     *slog.Logger
+
+	// streamsDone is closed by CloseStreams.
+	streamsDone chan struct{}
+	closeOnce   sync.Once
 }
 
 // New returns the API handler for engine. opts may be nil.
@@ -99,7 +118,7 @@ func New(engine *batch.Engine, opts *Options) *Handler {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	h := &Handler{engine: engine, opts: o, mux: http.NewServeMux(), log: o.Logger}
+	h := &Handler{engine: engine, opts: o, mux: http.NewServeMux(), log: o.Logger, streamsDone: make(chan struct{})}
 	h.limiter = newLimiter(o.Now)
 	h.routes()
 	return h
@@ -145,6 +164,7 @@ func (h *Handler) routes() {
 	h.route("GET /jobs/{job_id}/errors", status, h.jobErrors)
 	h.route("GET /jobs/{job_id}/artifacts/{name}", status, h.artifact)
 	h.route("GET /jobs/{job_id}/events", status, h.jobEvents)
+	h.route("GET /jobs/{job_id}/stream", &limitClass{name: "stream", limit: h.opts.RateLimits.Streams}, h.streamJob)
 	h.uploadRoutes(create)
 	management := &limitClass{name: "templates", limit: h.opts.RateLimits.TemplateManagement}
 	h.templateRoutes(management)

@@ -26,6 +26,9 @@ type RateLimits struct {
 	// TemplateManagement limits the template (and schedule and webhook)
 	// routes. Default 100 per hour.
 	TemplateManagement Limit
+	// Streams limits opening progress streams (GET /jobs/{job_id}/stream);
+	// a stream counts once however long it runs. Default 120 per hour.
+	Streams Limit
 }
 
 // The document's default limits.
@@ -33,6 +36,7 @@ const (
 	DefaultJobCreationPerHour        = 10
 	DefaultStatusChecksPerHour       = 600
 	DefaultTemplateManagementPerHour = 100
+	DefaultStreamsPerHour            = 120
 )
 
 func (l RateLimits) withDefaults() RateLimits {
@@ -47,6 +51,7 @@ func (l RateLimits) withDefaults() RateLimits {
 	fill(&l.JobCreation, DefaultJobCreationPerHour)
 	fill(&l.StatusChecks, DefaultStatusChecksPerHour)
 	fill(&l.TemplateManagement, DefaultTemplateManagementPerHour)
+	fill(&l.Streams, DefaultStreamsPerHour)
 	return l
 }
 

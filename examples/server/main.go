@@ -2,7 +2,11 @@
 //
 //	go run ./examples/server -addr 127.0.0.1:8080 -db batch.db -api-key secret
 //
-// With -demo (the default) an empty database gets 1,000 demo "fields". SIGTERM
+// With -demo (the default) an empty database gets 1,000 demo "fields". With
+// -metrics the engine is observed by otelbatch and GET /metrics serves its
+// metrics in the Prometheus text format (through the OpenTelemetry
+// Prometheus exporter), and a request's traceparent header becomes the
+// parent of the jobs it submits. SIGTERM
 // or Ctrl-C stops it gracefully: requests finish, running jobs checkpoint
 // and resume on the next start, and the exit status is 0. A SIGKILL loses
 // nothing that a restart cannot resume.
@@ -22,8 +26,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
 	"github.com/batchworks/batch"
 	"github.com/batchworks/batch/httpapi"
+	"github.com/batchworks/batch/otelbatch"
 )
 
 // keyList is a repeatable string flag.
@@ -39,6 +49,7 @@ type config struct {
 	apiKeys              keyList
 	rateLimit            bool
 	allowPrivateWebhooks bool
+	metrics              bool
 }
 
 func main() {
@@ -49,6 +60,7 @@ func main() {
 	flag.Var(&c.apiKeys, "api-key", "accepted API key (repeatable); none leaves the API open")
 	flag.BoolVar(&c.rateLimit, "rate-limit", true, "apply the API's rate limits")
 	flag.BoolVar(&c.allowPrivateWebhooks, "allow-private-webhooks", false, "allow webhook URLs on loopback and private networks")
+	flag.BoolVar(&c.metrics, "metrics", false, "serve Prometheus metrics at /metrics")
 	flag.Parse()
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -61,7 +73,20 @@ func main() {
 }
 
 func run(ctx context.Context, c config, log *slog.Logger) error {
-	engine, err := batch.Open(c.db, &batch.Options{Logger: log, AllowPrivateWebhooks: c.allowPrivateWebhooks})
+	mux := http.NewServeMux()
+	eopts := &batch.Options{Logger: log, AllowPrivateWebhooks: c.allowPrivateWebhooks}
+	var obs *otelbatch.Observer
+	if c.metrics {
+		var shutdown func(context.Context) error
+		var err error
+		obs, shutdown, err = metrics(mux)
+		if err != nil {
+			return err
+		}
+		defer shutdown(context.Background())
+		eopts.Observer = obs
+	}
+	engine, err := batch.Open(c.db, eopts)
 	if err != nil {
 		return err
 	}
@@ -75,9 +100,14 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 	if len(c.apiKeys) > 0 {
 		opts.Authenticator = httpapi.APIKeys(c.apiKeys...)
 	}
-	mux := http.NewServeMux()
-	mux.Handle(httpapi.Prefix+"/", httpapi.New(engine, opts))
+	apiHandler := httpapi.New(engine, opts)
+	var api http.Handler = apiHandler
+	if obs != nil {
+		api = obs.Handler(api)
+	}
+	mux.Handle(httpapi.Prefix+"/", api)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv.RegisterOnShutdown(apiHandler.CloseStreams) // progress streams end; clients reconnect
 
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
@@ -100,6 +130,9 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 	}
 	if cerr := engine.Close(shutdownCtx); cerr != nil {
 		return cerr
+	}
+	if obs != nil {
+		obs.Close()
 	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
@@ -134,4 +167,26 @@ func seedDemo(ctx context.Context, engine *batch.Engine) error {
 		}
 	}
 	return fields.PutMany(ctx, recs)
+}
+
+// metrics serves GET /metrics on mux from a Prometheus registry of its own,
+// fed by an OpenTelemetry meter provider through the OpenTelemetry
+// Prometheus exporter, and returns the observer to give the engine. The
+// exporter (rather than client_golang metrics written by hand) keeps
+// otelbatch the one place that defines the metrics: the same names reach
+// Prometheus here and any OpenTelemetry backend elsewhere.
+func metrics(mux *http.ServeMux) (*otelbatch.Observer, func(context.Context) error, error) {
+	reg := prometheus.NewRegistry()
+	exp, err := otelprom.New(otelprom.WithRegisterer(reg))
+	if err != nil {
+		return nil, nil, err
+	}
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
+	obs, err := otelbatch.New(&otelbatch.Options{MeterProvider: mp})
+	if err != nil {
+		mp.Shutdown(context.Background())
+		return nil, nil, err
+	}
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	return obs, mp.Shutdown, nil
 }

@@ -210,3 +210,65 @@ func TestServer_APIKeys(t *testing.T) {
 	res.Body.Close()
 	require.Equal(t, http.StatusOK, res.StatusCode)
 }
+
+// TestServer_Metrics scrapes /metrics of a running server started with
+// -metrics after it ran a job, and checks the job's counts are there.
+func TestServer_Metrics(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the server binary")
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	bin := buildServer(t, dir)
+	addr := freeAddr(t)
+	srv := startServer(t, bin, filepath.Join(dir, "metrics.db"), addr, "-rate-limit=false", "-metrics")
+	defer func() {
+		srv.cmd.Process.Signal(syscall.SIGTERM)
+		<-srv.done
+	}()
+	status, res := call(t, "POST", srv.base+"/jobs?wait=20s", `{"batch": {"type": "field_update", "operations": [{"type": "update", "resource": "fields",
+		"filter": {"status": "active"}, "update": {"checked": true}}]}}`)
+	require.Equal(t, http.StatusCreated, status, res)
+	require.Equal(t, "completed", data(res)["status"])
+	done, _ := progress(res)
+
+	scrape := func() string {
+		res, err := http.Get("http://" + addr + "/metrics")
+		require.NoError(t, err)
+		defer res.Body.Close()
+		require.Equal(t, http.StatusOK, res.StatusCode)
+		require.Contains(t, res.Header.Get("Content-Type"), "text/plain")
+		b, err := io.ReadAll(res.Body)
+		require.NoError(t, err)
+		return string(b)
+	}
+	body := scrape()
+	value := func(prefix string) string {
+		for line := range strings.SplitSeq(body, "\n") {
+			if strings.HasPrefix(line, prefix) {
+				f := strings.Fields(line)
+				return f[len(f)-1]
+			}
+		}
+		t.Fatalf("no %s in\n%s", prefix, body)
+		return ""
+	}
+	require.Equal(t, "1", value(`batch_jobs_submitted_total{otel_scope_name="github.com/batchworks/batch/otelbatch",otel_scope_schema_url="",otel_scope_version="",type="field_update"}`))
+	require.Equal(t, "1", value(`batch_jobs_finished_total{otel_scope_name="github.com/batchworks/batch/otelbatch",otel_scope_schema_url="",otel_scope_version="",status="completed",type="field_update"}`))
+	require.Equal(t, fmt.Sprint(done), value(`batch_items_processed_total{operation="update",otel_scope_name="github.com/batchworks/batch/otelbatch",otel_scope_schema_url="",otel_scope_version="",outcome="succeeded"}`))
+	require.Equal(t, "1", value(`batch_job_duration_seconds_count{`))
+	require.Contains(t, body, `batch_jobs{`)
+	require.Contains(t, body, `batch_commit_duration_seconds_bucket{`)
+	require.NotContains(t, body, data(res)["job_id"].(string), "no job ids in metrics")
+
+	// Without -metrics there is no /metrics.
+	plain := startServer(t, bin, filepath.Join(dir, "plain.db"), freeAddr(t), "-demo=false")
+	defer func() {
+		plain.cmd.Process.Signal(syscall.SIGTERM)
+		<-plain.done
+	}()
+	r, err := http.Get(strings.TrimSuffix(plain.base, "/api/v1/batch") + "/metrics")
+	require.NoError(t, err)
+	r.Body.Close()
+	require.Equal(t, http.StatusNotFound, r.StatusCode)
+}

@@ -23,7 +23,7 @@ import (
 // seedJobs writes n finished jobs straight into the store at path, as the
 // engine lays them out: job record (with its indexes), batch, a done bitmap
 // and an audit trail of three entries. Job i belongs to owner i%10 and is
-// completed, except every 50th, which failed.
+// completed, except every 20th, which failed.
 func seedJobs(b testing.TB, path string, n int, finished time.Time) {
 	b.Helper()
 	s, err := OpenBoltStore(path, &BoltOptions{NoSync: true})
@@ -51,7 +51,7 @@ func seedJobs(b testing.TB, path string, n int, finished time.Time) {
 					Ops:     []opRange{{Count: 1, Selected: true}},
 					Options: BatchOptions{}.withDefaults(),
 				}
-				if i%50 == 0 {
+				if i%20 == 0 {
 					rec.Status, rec.Progress.Completed, rec.Progress.Failed = StateFailed, 0, 1
 				}
 				if err := tx.Put(bucketBatches, u64key(seq), batchJSON); err != nil {
@@ -93,10 +93,11 @@ func p99(lat []time.Duration) time.Duration {
 }
 
 // BenchmarkJobsList reads the first page (50 jobs) of Jobs filtered by
-// owner, by state (failed: one job in 50) and by both, with 1,000 and
-// 100,000 stored jobs, and reports the 99th percentile of each. The issue
-// asks for under 2 ms at 100,000, within 2x of the same page at 1,000
-// (ratio_* = p99 at 100,000 over p99 at 1,000).
+// owner, by state (failed: one job in 20) and by both, full pages at both sizes, with 1,000 and
+// 100,000 stored jobs, and reports the 99th percentile of each. The two
+// stores are open together and read in turn, so that the machine's noise
+// falls on both alike. The issue asks for under 2 ms at 100,000, within 2x
+// of the same page at 1,000 (ratio_* = p99 at 100,000 over p99 at 1,000).
 func BenchmarkJobsList(b *testing.B) {
 	sizes := []int{1000, 100_000}
 	if testing.Short() {
@@ -110,28 +111,29 @@ func BenchmarkJobsList(b *testing.B) {
 		{"state", ListOptions{State: StateFailed}},
 		{"owner_state", ListOptions{Owner: "owner0", State: StateFailed}},
 	}
+	engines := make([]*Engine, len(sizes))
+	for i, n := range sizes {
+		path := filepath.Join(b.TempDir(), "jobs.db")
+		seedJobs(b, path, n, time.Now())
+		engines[i] = openSeeded(b, path)
+		defer engines[i].Close(context.Background())
+	}
+	runtime.GC()
+	const reads = 1000
 	for b.Loop() {
-		p := map[string][]time.Duration{}
-		for _, n := range sizes {
-			path := filepath.Join(b.TempDir(), "jobs.db")
-			seedJobs(b, path, n, time.Now())
-			e := openSeeded(b, path)
-			for _, f := range filters {
-				lat := make([]time.Duration, 0, 300)
-				for range 300 {
+		for _, f := range filters {
+			lat := make([][]time.Duration, len(sizes))
+			for range reads {
+				for i, e := range engines {
 					start := time.Now()
 					page, err := e.Jobs(context.Background(), &f.opts)
-					lat = append(lat, time.Since(start))
+					lat[i] = append(lat[i], time.Since(start))
 					if err != nil || len(page.Jobs) == 0 {
 						b.Fatalf("%s: %d jobs, %v", f.name, len(page.Jobs), err)
 					}
 				}
-				p[f.name] = append(p[f.name], p99(lat))
 			}
-			e.Close(context.Background())
-		}
-		for _, f := range filters {
-			small, big := p[f.name][0], p[f.name][1]
+			small, big := p99(lat[0]), p99(lat[1])
 			b.ReportMetric(float64(small.Microseconds()), fmt.Sprintf("p99_%s_%d_µs", f.name, sizes[0]))
 			b.ReportMetric(float64(big.Microseconds()), fmt.Sprintf("p99_%s_%d_µs", f.name, sizes[1]))
 			b.ReportMetric(float64(big)/float64(max(small, 1)), "ratio_"+f.name)

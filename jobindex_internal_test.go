@@ -77,15 +77,15 @@ func openCounting(t *testing.T, n int, finished time.Time, opts *Options) (*Engi
 // the jobs of its page, and pages through exactly the matching jobs.
 func TestJobs_FilteredPageReadsOnlyItsJobs(t *testing.T) {
 	t.Parallel()
-	const n = 1000 // job i: owner i%10, failed when i%50 == 0
+	const n = 1000 // job i: owner i%10, failed when i%20 == 0
 	e, cs := openCounting(t, n, time.Now(), nil)
 	tests := []struct {
 		opts ListOptions
 		want func(i int) bool
 	}{
 		{ListOptions{Owner: "owner3", Limit: 7}, func(i int) bool { return i%10 == 3 }},
-		{ListOptions{State: StateFailed, Limit: 7}, func(i int) bool { return i%50 == 0 }},
-		{ListOptions{State: StateCompleted, Owner: "owner0", Limit: 7}, func(i int) bool { return i%10 == 0 && i%50 != 0 }},
+		{ListOptions{State: StateFailed, Limit: 7}, func(i int) bool { return i%20 == 0 }},
+		{ListOptions{State: StateCompleted, Owner: "owner0", Limit: 7}, func(i int) bool { return i%10 == 0 && i%20 != 0 }},
 		{ListOptions{State: StateRunning}, func(int) bool { return false }},
 		{ListOptions{Owner: "nobody"}, func(int) bool { return false }},
 	}
@@ -147,7 +147,7 @@ func TestJobIndex_BuiltForAnOlderStore(t *testing.T) {
 	defer e.Close(context.Background())
 	page, err := e.Jobs(t.Context(), &ListOptions{State: StateFailed})
 	require.NoError(t, err)
-	require.Len(t, page.Jobs, 3) // jobs 0, 50 and 100
+	require.Len(t, page.Jobs, 6) // jobs 0, 20, ... 100
 	st, err := e.Cleanup(t.Context(), time.Now().Add(time.Hour))
 	require.NoError(t, err)
 	require.Equal(t, int64(120), st.Jobs)

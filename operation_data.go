@@ -304,21 +304,26 @@ func planImport(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, erro
 		if err := invalidBatch(d.list); err != nil {
 			return nil, err
 		}
-		cur := &streamCursor{open: func() (recordStream, error) {
+		return finishImport(streamPlan(n, env, func() (recordStream, error) {
 			r, err := env.e.openUpload(env.e.ctx, src.Upload)
 			if err != nil {
 				return nil, err
 			}
 			return newRecordStream(src.Format, r)
-		}}
-		p := &Plan{Count: n, Item: func(i int64) (Item, error) {
-			rec, err := cur.at(i)
-			if err != nil {
-				return Item{}, err
-			}
-			return listItem(rec, env, i), nil
-		}}
-		return finishImport(p, res, coll), nil
+		}), res, coll), nil
+	case streamable(src):
+		// Text given inline is read as a stream too: only the ids are
+		// held (to refuse one given twice), never the decoded records.
+		text := src.Data.(string)
+		open := func() (recordStream, error) { return newRecordStream(src.Format, strings.NewReader(text)) }
+		n, err := countInline(open)
+		if err != nil {
+			d.merge("source", err)
+		}
+		if err := invalidBatch(d.list); err != nil {
+			return nil, err
+		}
+		return finishImport(streamPlan(n, env, open), res, coll), nil
 	default:
 		var err error
 		if recs, err = parseImport(src); err != nil {
@@ -354,23 +359,16 @@ func finishImport(p *Plan, res Resource, coll *Collection) *Plan {
 	return p
 }
 
-// parseImport reads an import source into records. Problems are
+// parseImport reads an import source given other than as text (text is
+// read as a stream, see streamable) into records. Problems are
 // INVALID_BATCH details under "format" and "data".
 func parseImport(src *Source) ([]Record, error) {
 	var d details
 	var recs []Record
-	text, isText := src.Data.(string)
 	switch src.Format {
 	case "json":
-		var items []any
-		switch data := src.Data.(type) {
-		case []any:
-			items = data
-		case string:
-			if err := json.Unmarshal([]byte(data), &items); err != nil {
-				d.add("data", DetailInvalidValue, "data is not a JSON array: %v", err)
-			}
-		default:
+		items, ok := src.Data.([]any)
+		if !ok {
 			d.add("data", DetailInvalidValue, "json data must be an array of objects, or a string holding one")
 		}
 		for i, it := range items {
@@ -381,50 +379,8 @@ func parseImport(src *Source) ([]Record, error) {
 			}
 			recs = append(recs, m)
 		}
-	case "ndjson":
-		if !isText {
-			d.add("data", DetailInvalidValue, "ndjson data must be a string")
-			break
-		}
-		sc := bufio.NewScanner(strings.NewReader(text))
-		sc.Buffer(nil, 16<<20)
-		for line := 1; sc.Scan(); line++ {
-			if strings.TrimSpace(sc.Text()) == "" {
-				continue
-			}
-			var m map[string]any
-			if err := json.Unmarshal(sc.Bytes(), &m); err != nil || m == nil {
-				d.add("data", DetailInvalidValue, "line %d is not a JSON object", line)
-				continue
-			}
-			recs = append(recs, m)
-		}
-		if err := sc.Err(); err != nil {
-			d.add("data", DetailInvalidValue, "reading ndjson: %v", err)
-		}
-	case "csv":
-		if !isText {
-			d.add("data", DetailInvalidValue, "csv data must be a string")
-			break
-		}
-		rows, err := csv.NewReader(strings.NewReader(text)).ReadAll()
-		if err != nil {
-			d.add("data", DetailInvalidValue, "invalid CSV: %v", err)
-			break
-		}
-		if len(rows) == 0 {
-			break
-		}
-		header := rows[0]
-		for _, row := range rows[1:] {
-			rec := make(Record, len(header))
-			for j, col := range header {
-				if row[j] != "" || col != "id" {
-					rec[col] = row[j]
-				}
-			}
-			recs = append(recs, rec)
-		}
+	case "ndjson", "csv":
+		d.add("data", DetailInvalidValue, "%s data must be a string", src.Format)
 	case "":
 		d.add("format", DetailRequired, "source needs a format: json, ndjson or csv")
 	default:

@@ -445,3 +445,62 @@ func (e *Engine) cleanupUploads(ctx context.Context, cutoff time.Time) (int64, e
 	}
 	return n, nil
 }
+
+// streamPlan is the Count/Item part of a plan over the n records of the
+// streams open returns.
+func streamPlan(n int64, env *Env, open func() (recordStream, error)) *Plan {
+	cur := &streamCursor{open: open}
+	return &Plan{Count: n, Item: func(i int64) (Item, error) {
+		rec, err := cur.at(i)
+		if err != nil {
+			return Item{}, err
+		}
+		return listItem(rec, env, i), nil
+	}}
+}
+
+// streamable says whether an import source is text read as a stream.
+func streamable(src *Source) bool {
+	_, isText := src.Data.(string)
+	return isText && (src.Format == "ndjson" || src.Format == "csv" || src.Format == "json")
+}
+
+// countInline checks and counts the records of inline text, refusing an id
+// given twice. Problems are INVALID_BATCH details under "data".
+func countInline(open func() (recordStream, error)) (int64, error) {
+	s, err := open()
+	if err != nil {
+		return 0, err
+	}
+	seen := map[string]int64{}
+	var n int64
+	for ; ; n++ {
+		rec, err := s.next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		var se *streamError
+		if errors.As(err, &se) {
+			return 0, invalidBatch([]Detail{{Field: "data", Code: DetailInvalidValue, Message: se.Error()}})
+		}
+		if err != nil {
+			return 0, err
+		}
+		v, ok := rec["id"]
+		if !ok {
+			continue
+		}
+		id, isString := v.(string)
+		if !isString || id == "" {
+			return 0, invalidBatch([]Detail{{Field: fmt.Sprintf("data[%d].id", n), Code: DetailInvalidValue, Message: "id must be a non-empty string"}})
+		}
+		if j, dup := seen[id]; dup {
+			return 0, invalidBatch([]Detail{{Field: fmt.Sprintf("data[%d].id", n), Code: DetailInvalidValue, Message: fmt.Sprintf("id %q is also given at data[%d]", id, j)}})
+		}
+		seen[id] = n
+	}
+	if n == 0 {
+		return 0, invalidBatch([]Detail{{Field: "data", Code: DetailRequired, Message: "source data holds no records"}})
+	}
+	return n, nil
+}

@@ -126,3 +126,31 @@ func TestCleanup_OldUploads(t *testing.T) {
 		require.NoError(t, err, id)
 	}
 }
+
+// Inline text is read as a stream too, with the same checks as before.
+func TestImport_InlineTextChecks(t *testing.T) {
+	t.Parallel()
+	b := openOps(t, nil)
+	tests := []struct {
+		name string
+		src  batch.Source
+		want string
+	}{
+		{"bad line", batch.Source{Format: "ndjson", Data: "{\"id\":\"a\"}\n[1]\n"}, "line 2"},
+		{"id twice", batch.Source{Format: "ndjson", Data: "{\"id\":\"a\"}\n{\"id\":\"a\"}\n"}, "also given at data[0]"},
+		{"bad csv", batch.Source{Format: "csv", Data: "id,a\nx,1,2\n"}, "invalid CSV"},
+		{"empty", batch.Source{Format: "csv", Data: "id,a\n"}, "no records"},
+		{"json string not an array", batch.Source{Format: "json", Data: `{"id":"a"}`}, "not a JSON array"},
+		{"ndjson not text", batch.Source{Format: "ndjson", Data: []any{map[string]any{"id": "a"}}}, "must be a string"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := b.e.Submit(t.Context(), ops(batch.OperationSpec{Type: "import", Resource: "fields", Source: &tt.src}), nil)
+			require.ErrorIs(t, err, batch.ErrInvalidBatch)
+			require.ErrorContains(t, err, tt.want)
+		})
+	}
+	job := runJob(t, b.e, ops(batch.OperationSpec{Type: "import", Resource: "fields", Source: &batch.Source{Format: "json", Data: `[{"id":"a","v":1},{"v":2}]`}}))
+	require.Equal(t, int64(2), job.Progress.Completed)
+	require.Len(t, allFields(t, b.e), 2)
+}

@@ -327,12 +327,12 @@ func (t *boltTx) NextSequence(bucket string) (uint64, error) {
 const appendFill = 0.95
 
 // appendOnly says whether new keys of bucket name always come after the
-// ones it holds and its values are not rewritten larger: sequences of
-// audit entries, item entries and errors, done bitmaps, stored batches and
-// upload chunks.
+// ones it holds, and only its last few values are rewritten, little larger:
+// jobs by sequence, audit entries, item entries and errors, done bitmaps,
+// stored batches and upload chunks.
 func appendOnly(name string) bool {
 	switch name {
-	case bucketAuditLog, bucketBatches, bucketBatchChunks, bucketJobsFinished, bucketUploads:
+	case bucketJobs, bucketJobIndex, bucketAuditLog, bucketBatches, bucketBatchChunks, bucketJobsFinished, bucketUploads:
 		return true
 	}
 	for _, p := range []string{"audit/", "items/", "errors/", "done/"} {

@@ -252,3 +252,18 @@ func TestStreamCursor_OutOfOrder(t *testing.T) {
 	_, err := c.at(3 * streamRing)
 	require.ErrorContains(t, err, "ends before")
 }
+
+func TestFinishedBefore_ByOwner(t *testing.T) {
+	t.Parallel()
+	e, _ := openCounting(t, 100, time.Now().Add(-time.Hour), nil)
+	ids, err := e.finishedBefore(time.Now(), "owner4")
+	require.NoError(t, err)
+	require.Len(t, ids, 10)
+	require.Equal(t, "batch5", ids[0]) // job i=4
+	all, err := e.finishedBefore(time.Now(), "")
+	require.NoError(t, err)
+	require.Len(t, all, 100)
+	none, err := e.finishedBefore(time.Now().Add(-2*time.Hour), "")
+	require.NoError(t, err)
+	require.Empty(t, none)
+}

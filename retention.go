@@ -139,6 +139,26 @@ func (e *Engine) cleanupJobs(cutoff time.Time) (jobs, audit int64, more bool, er
 	return jobs, audit, more, nil
 }
 
+// finishedBefore lists the jobs in a final state that finished before
+// cutoff: those of owner, or everyone's when owner is "". It reads the
+// finish-time index, not the jobs.
+func (e *Engine) finishedBefore(cutoff time.Time, owner string) ([]string, error) {
+	var ids []string
+	err := e.store.View(func(tx Tx) error {
+		return finishedJobsBefore(tx, cutoff, func(seq uint64) bool {
+			if owner != "" {
+				ie, ok := decodeIndexEntry(tx.Get(bucketJobIndex, u64key(seq)))
+				if !ok || ie.owner != owner {
+					return true
+				}
+			}
+			ids = append(ids, formatJobID(seq))
+			return true
+		})
+	})
+	return ids, err
+}
+
 // startRetention starts the loop that runs [Engine.Cleanup] for finished
 // jobs older than [Options].Retention: shortly after the engine opens and
 // then every hour. It stops when the engine closes.

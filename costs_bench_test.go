@@ -201,6 +201,7 @@ func BenchmarkCleanup(b *testing.B) {
 		after = fi.Size()
 	}
 	b.ReportMetric(float64(b.N*n)/elapsed.Seconds(), "jobs/s")
+	b.ReportMetric(float64(elapsed.Milliseconds())/float64(b.N*((n+cleanupChunk-1)/cleanupChunk)), "ms/transaction")
 	b.ReportMetric(float64(before)/(1<<20), "file_before_MiB")
 	b.ReportMetric(float64(after)/(1<<20), "file_after_MiB")
 }

@@ -38,6 +38,16 @@
 // Register [Handler.CloseStreams] with http.Server.RegisterOnShutdown so a
 // graceful shutdown does not wait for open streams.
 //
+// # Uploads
+//
+// An import source too big for a request body is sent as it is: PUT (or
+// POST) /uploads with the file as the body (any Content-Type, at most
+// Options.MaxUploadBytes) streams it into the store and answers 201 with
+// {"data": {"upload_id", "size", "owner", "created_at"}}; an import then
+// names it ({"source": {"format": "ndjson", "upload": "upload1"}}) and reads
+// it as a stream. GET and DELETE /uploads/{upload_id} read and remove one;
+// uploads belong to their principal like jobs do.
+//
 // # Principals
 //
 // With an [Authenticator], every request names a principal; each job belongs

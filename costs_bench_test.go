@@ -395,7 +395,7 @@ func BenchmarkImportUpload(b *testing.B) {
 // and worst case beside the same reads with nothing else running. The issue
 // asks for a p99 under 50 ms.
 func BenchmarkOptimizeStatusReads(b *testing.B) {
-	n := 42_000
+	n := 72_000
 	if testing.Short() {
 		n = 2000
 	}

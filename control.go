@@ -51,6 +51,7 @@ func (e *Engine) Submit(ctx context.Context, b *Batch, opts *SubmitOptions) (*Jo
 	if e.isClosed() {
 		return nil, ErrClosed
 	}
+	ctx, admin := submitter(ctx, so.Owner)
 	nb, estimates, err := e.check(ctx, b)
 	if err != nil {
 		return nil, err
@@ -78,6 +79,7 @@ func (e *Engine) Submit(ctx context.Context, b *Batch, opts *SubmitOptions) (*Jo
 		},
 		Ops:            estimates,
 		Options:        nb.Options.withDefaults(),
+		Admin:          admin && so.Owner != "",
 		IdempotencyKey: so.IdempotencyKey,
 	}
 	if tp, ok := e.obs.(TracePropagator); ok {
@@ -218,6 +220,9 @@ func (e *Engine) check(ctx context.Context, b *Batch) (*Batch, []opRange, error)
 	if err != nil {
 		return nil, nil, invalidBatch([]Detail{{Field: "batch", Code: DetailInvalidValue, Message: "batch is not valid JSON: " + err.Error()}})
 	}
+	if err := e.authorize(ctx, &nb); err != nil {
+		return nil, nil, err
+	}
 	var d details
 	if len(nb.Operations) == 0 {
 		d.add("operations", DetailRequired, "a batch needs at least one operation")
@@ -230,15 +235,19 @@ func (e *Engine) check(ctx context.Context, b *Batch) (*Batch, []opRange, error)
 	if err := invalidBatch(d.list); err != nil {
 		return nil, nil, err
 	}
+	ctx, cancel := countingContext(ctx)
+	defer cancel()
 	ops := make([]opRange, len(plans))
 	for i, p := range plans {
 		if p.Resource == nil {
 			ops[i].Count = p.Count
 			continue
 		}
-		if err := p.Resource.Scan(ctx, p.Query, func(Record) error { ops[i].Count++; return nil }); err != nil {
-			return nil, nil, fmt.Errorf("batch: counting records: %w", err)
+		n, err := countRecords(ctx, i, p)
+		if err != nil {
+			return nil, nil, err
 		}
+		ops[i].Count = n
 	}
 	return &nb, ops, nil
 }

@@ -33,9 +33,9 @@ type CleanupStats struct {
 // read only those jobs), webhook deliveries, the audit trails of jobs
 // deleted before cutoff, audit log entries older than it and uploads made
 // before it that no unfinished job imports. Jobs it deletes get no
-// job_deleted entry. Queued, running and paused jobs are never touched. The cleanup operation and the retention loop (see
-// [Options].Retention) both call it. It stops early, with ctx's error,
-// when ctx ends.
+// job_deleted entry. Queued, running and paused jobs are never touched.
+// The cleanup operation and the retention loop (see [Options].Retention)
+// both call it. It stops early, with ctx's error, when ctx ends.
 func (e *Engine) Cleanup(ctx context.Context, cutoff time.Time) (*CleanupStats, error) {
 	st := &CleanupStats{}
 	for {

@@ -29,6 +29,13 @@ type RateLimits struct {
 	// Streams limits opening progress streams (GET /jobs/{job_id}/stream);
 	// a stream counts once however long it runs. Default 120 per hour.
 	Streams Limit
+	// FailedAuth limits failed authentications (wrong credentials; a
+	// request with none does not count) per client address: past
+	// it, every request from that address gets 429 until the window frees
+	// up, whatever credentials it carries. Default 10 per minute. It
+	// applies whenever there is an Authenticator, even with rate limits
+	// disabled; a negative Requests turns it off.
+	FailedAuth Limit
 }
 
 // The document's default limits.
@@ -37,6 +44,9 @@ const (
 	DefaultStatusChecksPerHour       = 600
 	DefaultTemplateManagementPerHour = 100
 	DefaultStreamsPerHour            = 120
+	// DefaultFailedAuthPerMinute is the default limit of failed
+	// authentications per client address.
+	DefaultFailedAuthPerMinute = 10
 )
 
 func (l RateLimits) withDefaults() RateLimits {
@@ -52,6 +62,12 @@ func (l RateLimits) withDefaults() RateLimits {
 	fill(&l.StatusChecks, DefaultStatusChecksPerHour)
 	fill(&l.TemplateManagement, DefaultTemplateManagementPerHour)
 	fill(&l.Streams, DefaultStreamsPerHour)
+	if l.FailedAuth.Requests == 0 {
+		l.FailedAuth.Requests = DefaultFailedAuthPerMinute
+	}
+	if l.FailedAuth.Per <= 0 {
+		l.FailedAuth.Per = time.Minute
+	}
 	return l
 }
 
@@ -133,6 +149,25 @@ func (l *limiter) allow(w http.ResponseWriter, class *limitClass, client string)
 		code:    "RATE_LIMITED",
 		message: fmt.Sprintf("rate limit of %d requests per %s exceeded; retry in %d seconds", n, per, max(wait, 1)),
 	}
+}
+
+// exhausted reports whether client has used up its limit in class, without
+// counting a request.
+func (l *limiter) exhausted(class *limitClass, client string) bool {
+	cut := l.now().Add(-class.limit.Per)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	win := l.windows[class.name+"|"+client]
+	if win == nil {
+		return false
+	}
+	n := 0
+	for _, t := range win.hits {
+		if t.After(cut) {
+			n++
+		}
+	}
+	return n >= class.limit.Requests
 }
 
 // sweep forgets clients with no request left in their window. l.mu is held.

@@ -96,7 +96,9 @@ func TestStorageFull(t *testing.T) {
 	require.NoError(t, err, string(out))
 	_, err = e.Resume(t.Context(), job.ID)
 	require.NoError(t, err)
-	job, err = e.Wait(ctx, job.ID)
+	ctx2, cancel2 := context.WithTimeout(t.Context(), 3*time.Minute) // a fresh budget for the resumed run
+	defer cancel2()
+	job, err = e.Wait(ctx2, job.ID)
 	require.NoError(t, err)
 	require.Equal(t, batch.StateCompleted, job.Status, "%v", job.Error)
 	require.Equal(t, int64(n), job.Progress.Completed+job.Progress.Failed)

@@ -129,6 +129,14 @@ type Engine struct {
 	running     int
 	closed      bool
 	changed     chan struct{} // closed and replaced on every job state change
+
+	// waitMu guards waiters: per job, a channel closed on its next change,
+	// so each Wait wakes for its own job only.
+	waitMu  sync.Mutex
+	waiters map[string]*jobWaiters
+
+	// listCache holds decoded finished jobs for list pages.
+	listCache recCache
 	// itemEst is the smoothed wall time per item (ns), for estimates.
 	itemEst atomic.Int64
 
@@ -222,6 +230,7 @@ func New(store Store, opts *Options) (*Engine, error) {
 		backoffs:      make(map[string]BackoffFunc),
 		runs:          make(map[string]*jobRun),
 		changed:       make(chan struct{}),
+		waiters:       make(map[string]*jobWaiters),
 		subs:          make(map[uint64]func(Event)),
 		outboxWake:    make(chan struct{}, 1),
 		mailWake:      make(chan struct{}, 1),
@@ -253,6 +262,10 @@ func New(store Store, opts *Options) (*Engine, error) {
 			cancel()
 			return nil, err
 		}
+	}
+	if err := ensureJobIndex(store); err != nil {
+		cancel()
+		return nil, err
 	}
 	e.removeStaleTemp()
 	e.committer = newCommitter(e)

@@ -68,6 +68,11 @@ type Source struct {
 	Format string `json:"format,omitempty"`
 	Data   any    `json:"data,omitempty"`
 	JobID  string `json:"job_id,omitempty"`
+	// Upload names an upload stored with [Engine.Upload] to import instead
+	// of Data: it is read as a stream, a record at a time, so its size is
+	// not bounded by memory. Ids given twice are not refused: the later
+	// record wins.
+	Upload string `json:"upload,omitempty"`
 }
 
 // Destination is an output format: "json", "ndjson" or "csv".

@@ -88,7 +88,9 @@
 // record as an RFC 7396 merge patch: a null removes a key), delete (filter
 // or where; one of them is required, use "where": "true" for everything),
 // import (source {"format": "json"|"ndjson"|"csv", "data": ...},
-// upserting by id) and export (optional filter, destination {"format"},
+// upserting by id; a source too big to hold is stored first with
+// [Engine.Upload] and named as {"format": ..., "upload": "upload1"}, then
+// read as a stream, a record at a time) and export (optional filter, destination {"format"},
 // producing an artifact; read it with [Engine.OpenArtifact]). Processing:
 // calculate (set fields from expressions), validate (rules; each failing
 // record is a failed item), analyze (count/sum/avg/min/max, optionally

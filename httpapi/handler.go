@@ -123,6 +123,16 @@
 // Register [Handler.CloseStreams] with http.Server.RegisterOnShutdown so a
 // graceful shutdown does not wait for open streams.
 //
+// # Uploads
+//
+// An import source too big for a request body is sent as it is: PUT (or
+// POST) /uploads with the file as the body (any Content-Type, at most
+// Options.MaxUploadBytes) streams it into the store and answers 201 with
+// {"data": {"upload_id", "size", "owner", "created_at"}}; an import then
+// names it ({"source": {"format": "ndjson", "upload": "upload1"}}) and reads
+// it as a stream. GET and DELETE /uploads/{upload_id} read and remove one;
+// uploads belong to their principal like jobs do.
+//
 // # Principals
 //
 // With an [Authenticator], every request names a principal; each job,
@@ -173,6 +183,9 @@ type Options struct {
 	Admin func(principal string) bool
 	// MaxBodyBytes bounds request bodies. 0 means [DefaultMaxBodyBytes].
 	MaxBodyBytes int64
+	// MaxUploadBytes bounds one upload (PUT /uploads), which is streamed
+	// into the store, not held. 0 means [DefaultMaxUploadBytes].
+	MaxUploadBytes int64
 	// RateLimits sets the limits per client. A zero Limit means that
 	// class's default ([DefaultJobCreationPerHour] and the constants beside
 	// it).
@@ -219,6 +232,7 @@ func New(engine *batch.Engine, opts *Options) *Handler {
 		o = *opts
 	}
 	o.MaxBodyBytes = cmp.Or(o.MaxBodyBytes, DefaultMaxBodyBytes)
+	o.MaxUploadBytes = cmp.Or(o.MaxUploadBytes, DefaultMaxUploadBytes)
 	o.MaxWait = cmp.Or(o.MaxWait, 5*time.Minute)
 	o.BasePath = strings.TrimSuffix(o.BasePath, "/")
 	if o.Now == nil {
@@ -266,6 +280,7 @@ func (h *Handler) routes() {
 	h.route("GET /jobs/{job_id}/artifacts/{name}", status, h.artifact)
 	h.route("GET /jobs/{job_id}/events", status, h.jobEvents)
 	h.route("GET /jobs/{job_id}/stream", &limitClass{name: "stream", limit: h.opts.RateLimits.Streams}, h.streamJob)
+	h.uploadRoutes(create)
 	h.templateRoutes(&limitClass{name: "templates", limit: h.opts.RateLimits.TemplateManagement})
 	h.webhookRoutes(&limitClass{name: "webhooks", limit: h.opts.RateLimits.WebhookManagement})
 	h.scheduleRoutes(&limitClass{name: "schedules", limit: h.opts.RateLimits.ScheduleManagement})

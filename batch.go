@@ -74,8 +74,11 @@ type Options struct {
 	// the clock again. 0 means [DefaultSchedulerPoll]. Tests that drive Now
 	// set it short.
 	SchedulerPoll time.Duration
-	// Mailer sends schedule notification e-mails. nil means notifications
-	// by e-mail are logged and dropped.
+	// Middleware wraps every try of every item's Run (logging, tracing,
+	// panics); the first is the outermost. See [Middleware].
+	Middleware []Middleware
+	// Mailer sends schedule notification e-mails. With nil, a schedule
+	// asking for e-mail is refused (INVALID_BATCH).
 	Mailer Mailer
 
 	// Operations, Resources and Backoffs are registered before the engine
@@ -126,11 +129,20 @@ type Engine struct {
 	resources   map[string]Resource
 	collections map[string]*Collection
 	backoffs    map[string]BackoffFunc
+	formulas    sync.Map           // compiled retry formulas by source
 	runs        map[string]*jobRun // queued and running jobs
 	queue       []*jobRun          // queued jobs, in order
 	running     int
 	closed      bool
 	changed     chan struct{} // closed and replaced on every job state change
+
+	// waitMu guards waiters: per job, a channel closed on its next change,
+	// so each Wait wakes for its own job only.
+	waitMu  sync.Mutex
+	waiters map[string]*jobWaiters
+
+	// listCache holds decoded finished jobs for list pages.
+	listCache recCache
 	// itemEst is the smoothed wall time per item (ns), for estimates.
 	itemEst atomic.Int64
 	// rates are the smoothed wall times per item (ns) by operation type,
@@ -143,6 +155,10 @@ type Engine struct {
 	mailWake chan struct{}
 	// schedulerWake wakes the scheduler when schedules change.
 	schedulerWake chan struct{}
+
+	// idxMu guards idx, the field indexes of each collection name.
+	idxMu sync.Mutex
+	idx   map[string]*collIndexes
 
 	// subMu guards the event subscribers.
 	subMu  sync.Mutex
@@ -224,6 +240,7 @@ func New(store Store, opts *Options) (*Engine, error) {
 		runs:          make(map[string]*jobRun),
 		rates:         make(map[string]int64),
 		changed:       make(chan struct{}),
+		waiters:       make(map[string]*jobWaiters),
 		subs:          make(map[uint64]func(Event)),
 		outboxWake:    make(chan struct{}, 1),
 		mailWake:      make(chan struct{}, 1),
@@ -255,6 +272,10 @@ func New(store Store, opts *Options) (*Engine, error) {
 			cancel()
 			return nil, err
 		}
+	}
+	if err := ensureJobIndex(store); err != nil {
+		cancel()
+		return nil, err
 	}
 	e.removeStaleTemp()
 	e.committer = newCommitter(e)
@@ -325,9 +346,14 @@ func (e *Engine) Close(ctx context.Context) error {
 }
 
 // RegisterOperation adds an operation type, or replaces the one of that
-// name (built-ins included). Names are what batches put in "type". Jobs
-// resumed when the engine opened start at once: give the operations they
-// need in [Options].Operations instead.
+// name (built-ins included). Names are what batches put in "type".
+//
+// An operation type must be registered again each time the store is
+// opened, before a stored job that uses it can go on: a queued or
+// interrupted job (and a paused one that is resumed) whose types are not
+// all registered stays queued and waits, and registering the last one
+// starts it. Give them in [Options].Operations to have such jobs resume at
+// once when the engine opens.
 func (e *Engine) RegisterOperation(name string, op Operation) error {
 	if name == "" || op == nil {
 		return NewError(CodeValidation, "operation needs a name and an implementation")
@@ -335,6 +361,7 @@ func (e *Engine) RegisterOperation(name string, op Operation) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.ops[name] = op
+	e.dispatchLocked()
 	return nil
 }
 
@@ -369,9 +396,27 @@ func (e *Engine) DefineCollection(name string, opts *CollectionOptions) error {
 	if !collectionName.MatchString(name) {
 		return NewError(CodeValidation, "invalid collection name %q: use 1 to 64 letters, digits, '_', '-' or '.'", name)
 	}
-	c := &Collection{name: name, bucket: "coll/" + name, store: e.store}
+	var indexes []string
+	if opts != nil {
+		indexes = opts.Indexes
+	}
+	for _, f := range indexes {
+		if err := checkIndexField(f); err != nil {
+			return err
+		}
+	}
+	ix, err := e.indexes(name)
+	if err != nil {
+		return fmt.Errorf("batch: collection %s: reading its indexes: %w", name, err)
+	}
+	c := &Collection{name: name, bucket: collectionsRoot + "/" + name, store: e.store, e: e, idx: ix}
 	if opts != nil {
 		c.validate = opts.Validate
+	}
+	for _, f := range indexes {
+		if err := c.AddIndex(context.Background(), f); err != nil {
+			return err
+		}
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -135,7 +135,7 @@ func (e *Engine) dryRunOp(ctx context.Context, op *DryRunOperation, p *Plan, bas
 				if CodeOf(err) == "" {
 					code = CodeValidation
 				}
-				op.Errors = append(op.Errors, ItemError{OperationIndex: it.Index, ResourceID: it.ResourceID,
+				op.Errors = append(op.Errors, ItemError{ItemIndex: it.Index, BatchOperation: it.Operation, ResourceID: it.ResourceID,
 					Error: ErrorBody{Code: code, Message: msg}, Attempts: 1, Status: itemFailed.String()})
 			}
 		}

@@ -78,7 +78,7 @@ func TestDryRun_Kinds(t *testing.T) {
 	require.Equal(t, int64(2), cr.ValidationFailures)
 	require.Equal(t, "p2", cr.Errors[0].ResourceID)
 	require.Equal(t, batch.CodeValidation, cr.Errors[0].Error.Code)
-	require.Equal(t, int64(6), cr.Errors[0].OperationIndex, "item indexes follow the job's")
+	require.Equal(t, int64(6), cr.Errors[0].ItemIndex, "item indexes follow the job's")
 	n, err := tb.fields.Count(t.Context(), nil)
 	require.NoError(t, err)
 	require.Equal(t, int64(40), n, "nothing deleted")

@@ -353,8 +353,8 @@ func (r *jobRun) selectItems(ctx context.Context, i int, p *Plan) error {
 		chunk = chunk[:0]
 		return err
 	}
-	err := p.Resource.Scan(ctx, p.Query, func(rec Record) error {
-		chunk = append(chunk, appendItem(nil, &itemRecord{State: itemPending, Op: i, ResourceID: rec.ID()}))
+	err := selectIDs(ctx, p.Resource, p.Query, func(id string) error {
+		chunk = append(chunk, appendItem(nil, &itemRecord{State: itemPending, Op: i, ResourceID: id}))
 		count++
 		if len(chunk) == selectChunk {
 			return flush(false)
@@ -568,7 +568,7 @@ func (w *worker) attempt(ctx context.Context, it *Item) error {
 	if w.tp != nil {
 		ctx = w.tp.Extract(ctx, w.trace)
 	}
-	return p.Run(ctx, it)
+	return w.r.e.runItemWith(ctx, it, p.Run)
 }
 
 // validate checks one item before any runs (strict validation); a failure
@@ -753,6 +753,9 @@ func (r *jobRun) backoff(ro RetryOptions, attempt int, err error) time.Duration 
 	case BackoffLinear:
 		d = base
 	case BackoffCustom:
+		if ro.Formula != "" {
+			return r.e.formulaBackoff(ro, attempt, err)
+		}
 		if fn, ok := r.e.backoff(ro.Function); ok {
 			d = fn(attempt, err)
 		}

@@ -20,6 +20,9 @@ func TestExecutor_DocumentUpdate(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			t.Parallel()
 			tb := setup(t, kind, nil)
+			// With the filter's fields indexed the submission counts its
+			// items from the index, without reading a record.
+			tb.indexFields(t, "status", "irrigation_enabled")
 			tb.seedFields(t, 2000)
 			job := tb.submit(t, docBatch(t))
 			require.Equal(t, batch.StateQueued, job.Status)
@@ -146,7 +149,7 @@ func TestExecutor_PanickingHandlerFailsOnlyItsItem(t *testing.T) {
 	require.Equal(t, batch.StateCompleted, job.Status)
 	require.Equal(t, int64(7), job.Progress.Completed)
 	require.Equal(t, int64(1), job.Progress.Failed)
-	require.Equal(t, int64(3), job.Errors[0].OperationIndex)
+	require.Equal(t, int64(3), job.Errors[0].ItemIndex)
 	require.Equal(t, batch.CodeSystem, job.Errors[0].Error.Code)
 	require.Contains(t, job.Errors[0].Error.Message, "panic: handler bug")
 	require.Equal(t, 2, job.Errors[0].Attempts)

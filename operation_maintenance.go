@@ -333,7 +333,7 @@ func (e *Engine) restore(ctx context.Context, id, jobID string, op int) (*restor
 					return err
 				}
 			}
-			if err := tx.DeleteBucket(collectionsRoot); err != nil {
+			if err := firstErr(tx.DeleteBucket(collectionsRoot), tx.DeleteBucket(bucketIndexes)); err != nil {
 				return err
 			}
 			if root == nil {
@@ -345,7 +345,7 @@ func (e *Engine) restore(ctx context.Context, id, jobID string, op int) (*restor
 				}
 				bucket := collectionsRoot + "/" + string(name)
 				sum.Collections++
-				return root.Bucket(name).ForEach(func(k, v []byte) error {
+				err := root.Bucket(name).ForEach(func(k, v []byte) error {
 					if v == nil {
 						return nil
 					}
@@ -357,6 +357,12 @@ func (e *Engine) restore(ctx context.Context, id, jobID string, op int) (*restor
 					}
 					return tx.Put(bucket, k, v)
 				})
+				if err != nil {
+					return err
+				}
+				// The indexes this store keeps are rebuilt from the
+				// restored records in the same transaction.
+				return reindex(tx, string(name))
 			})
 		})
 	})

@@ -437,7 +437,9 @@ func TestOptimize_ShrinksFileKeepsRecordsAndJobs(t *testing.T) {
 	require.Less(t, after, before/4, "summary: %v", s)
 	fi, err := os.Stat(b.path)
 	require.NoError(t, err)
-	require.LessOrEqual(t, float64(fi.Size()), after*2)
+	// Writes after the swap may grow the file by one bbolt allocation step
+	// (16 MiB once the file is mapped beyond it).
+	require.LessOrEqual(t, float64(fi.Size()), after*2+16<<20)
 
 	n := 0
 	for id := range jobs {

@@ -55,7 +55,7 @@ type setExpr struct {
 func planCalculate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, error) {
 	var d details
 	checkFields(spec, &d, "resource", "filter", "where", "set")
-	res, coll := resolveResource(spec, env, &d)
+	res, coll := resolveWritable(spec, env, &d)
 	q := compileQuery(spec, true, &d)
 	if len(spec.Set) == 0 {
 		d.add("set", DetailRequired, "calculate needs set: {\"field\": \"expression over record\"}")
@@ -339,7 +339,13 @@ func (a *aggregation) run(ctx context.Context) (map[string]any, error) {
 	if a.groupBy == nil {
 		get(nil)
 	}
-	err := a.res.Scan(ctx, a.q, func(rec Record) error {
+	var fields []string
+	for _, p := range append(slices.Clone(a.paths), a.groupBy) {
+		if len(p) > 0 && !slices.Contains(fields, p[0]) {
+			fields = append(fields, p[0])
+		}
+	}
+	err := scanFields(ctx, a.res, a.q, fields, func(rec Record) error {
 		var key any
 		if a.groupBy != nil {
 			key, _ = lookup(rec, a.groupBy)

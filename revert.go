@@ -34,6 +34,11 @@ type RevertOptions struct {
 // (options.undo_retention "0s"), is past its retention, is itself a
 // revert, changed no built-in records, or was reverted completely returns
 // an INVALID_STATE *Error saying which.
+
+// undoScanPage is how many before-image keys one read transaction of a
+// revert's listing reads.
+const undoScanPage = 512
+
 func (e *Engine) Revert(ctx context.Context, id string, opts *RevertOptions) (*Job, error) {
 	var o RevertOptions
 	if opts != nil {
@@ -198,7 +203,7 @@ func (l *undoLog) Scan(ctx context.Context, q *Query, fn func(Record) error) err
 				if from != nil && bytes.Equal(k, from) {
 					return true
 				}
-				if scanned == collectionScanPage {
+				if scanned == undoScanPage {
 					exhausted = false
 					return false
 				}
@@ -382,12 +387,30 @@ func (e *Engine) conflict(tx Tx, jobID, coll, id string) error {
 	return Permanent(&Error{Code: CodeConflict, Message: msg})
 }
 
-// putRecordRaw stores a record's bytes in built-in collection coll.
+// putRecordRaw stores a record's bytes in built-in collection coll, with
+// its index entries.
 func (e *Engine) putRecordRaw(tx Tx, coll, id string, v []byte) error {
-	return tx.Put(collectionsRoot+"/"+coll, []byte(id), v)
+	return e.writeRecordRaw(tx, coll, id, v)
 }
 
-// deleteRecordRaw removes a record from built-in collection coll.
+// deleteRecordRaw removes a record from built-in collection coll, with its
+// index entries.
 func (e *Engine) deleteRecordRaw(tx Tx, coll, id string) error {
-	return tx.Delete(collectionsRoot+"/"+coll, []byte(id))
+	return e.writeRecordRaw(tx, coll, id, nil)
+}
+
+// writeRecordRaw stores (next nil: removes) a record of built-in
+// collection coll through the collection, so that its indexes follow.
+func (e *Engine) writeRecordRaw(tx Tx, coll, id string, next []byte) error {
+	c, err := e.Collection(coll)
+	if err != nil {
+		// Not defined in this process: no index of its is known here.
+		if next == nil {
+			return tx.Delete(collectionsRoot+"/"+coll, []byte(id))
+		}
+		return tx.Put(collectionsRoot+"/"+coll, []byte(id), next)
+	}
+	key := []byte(id)
+	prev := bytes.Clone(tx.Get(c.bucket, key))
+	return c.writeRecord(tx, key, prev, next, nil)
 }

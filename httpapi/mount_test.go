@@ -103,3 +103,45 @@ func TestMount_OutsideBasePath(t *testing.T) {
 		}
 	}
 }
+
+// TestMount_OpenAPIServers: the served OpenAPI document names, in its
+// servers entry, the mount it is served at, wherever that is.
+func TestMount_OpenAPIServers(t *testing.T) {
+	t.Parallel()
+	e, err := batch.New(batch.NewMemoryStore(), nil)
+	require.NoError(t, err)
+	defer e.Close(t.Context())
+	opts := &httpapi.Options{DisableRateLimits: true, Authenticator: httpapi.APIKeys("k")}
+	mux := http.NewServeMux()
+	mux.Handle("/internal/", http.StripPrefix("/internal", httpapi.New(e, opts)))
+	mux.Handle("/admin/batch/", httpapi.New(e, opts))
+	mux.Handle("/tenants/{tenant}/batch/", httpapi.New(e, opts))
+	mux.Handle("/svc/", http.StripPrefix("/svc", httpapi.New(e, &httpapi.Options{DisableRateLimits: true, BasePath: "/v2/batch"})))
+	mux.Handle(httpapi.Prefix+"/", httpapi.New(e, opts))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	root := httptest.NewServer(httpapi.New(e, &httpapi.Options{DisableRateLimits: true, BasePath: "/"}))
+	defer root.Close()
+
+	for url, want := range map[string]string{
+		srv.URL + "/internal" + httpapi.Prefix: "/internal" + httpapi.Prefix,
+		srv.URL + "/admin/batch":               "/admin/batch",
+		srv.URL + "/tenants/acme/batch":        "/tenants/acme/batch",
+		srv.URL + "/svc/v2/batch":              "/svc/v2/batch",
+		srv.URL + httpapi.Prefix:               httpapi.Prefix,
+		root.URL:                               "/",
+	} {
+		res, err := http.Get(url + "/openapi.json")
+		require.NoError(t, err)
+		var doc map[string]any
+		require.NoError(t, json.NewDecoder(res.Body).Decode(&doc), url)
+		res.Body.Close()
+		require.Equal(t, http.StatusOK, res.StatusCode, url)
+		require.Equal(t, []any{map[string]any{"url": want, "description": "Where the API is mounted (relative to this document's server)."}}, doc["servers"], url)
+		delete(doc, "servers")
+		var embedded map[string]any
+		require.NoError(t, json.Unmarshal(httpapi.OpenAPI(), &embedded))
+		delete(embedded, "servers")
+		require.Equal(t, embedded, doc, "only the servers entry differs: %s", url)
+	}
+}

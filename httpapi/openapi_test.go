@@ -110,7 +110,7 @@ func TestOpenAPI_EveryRouteAndStatus(t *testing.T) {
 			Run: func(ctx context.Context, it *batch.Item) error { <-ctx.Done(); return ctx.Err() }}, nil
 	})
 	rcv := newReceiver(t)
-	tb := setup(t, &httpapi.Options{Authenticator: httpapi.APIKeys("k"), DisableRateLimits: true, MaxBodyBytes: 8 << 10,
+	tb := setup(t, &httpapi.Options{Authenticator: httpapi.APIKeys("k"), DisableRateLimits: true, MaxBodyBytes: 8 << 10, MaxUploadBytes: 8 << 10,
 		RateLimits: httpapi.RateLimits{FailedAuth: httpapi.Limit{Requests: 10000, Per: time.Minute}}},
 		&batch.Options{AllowPrivateWebhooks: true, Operations: map[string]batch.Operation{"gated": gated, "stuck": stuck}})
 	key := []string{"Authorization", "Bearer k"}
@@ -149,6 +149,26 @@ func TestOpenAPI_EveryRouteAndStatus(t *testing.T) {
 	for _, act := range []string{"pause", "resume", "cancel"} {
 		must(409, "POST", "/jobs/"+id+"/"+act, "")
 	}
+
+	// Dry runs and reverts: a dry run answers a DryRun; the revert job
+	// names the job it reverts; a job reverted completely is 409.
+	require.NotEmpty(t, must(200, "POST", "/jobs?dry_run=true", docRequest).data["operations"])
+	require.NotEmpty(t, must(200, "POST", "/jobs/"+id+"/revert?dry_run=true", "").data["operations"])
+	rv := must(201, "POST", "/jobs/"+id+"/revert", `{"force": false}`)
+	rvID := rv.data["job_id"].(string)
+	require.Equal(t, id, rv.data["reverts"])
+	require.Eventually(t, func() bool { return must(200, "GET", "/jobs/"+rvID, "").data["status"] == "completed" }, 10*time.Second, time.Millisecond)
+	require.NotNil(t, must(200, "GET", "/jobs/"+rvID, "").data["revert"])
+	require.Equal(t, rvID, must(200, "GET", "/jobs/"+id, "").data["reverted_by"])
+	must(409, "POST", "/jobs/"+id+"/revert", "")
+
+	// Uploads, PUT or POSTed, and an import of one.
+	upID := must(201, "PUT", "/uploads", "{\"id\": \"up1\"}\n{\"id\": \"up2\"}\n").data["upload_id"].(string)
+	posted := must(201, "POST", "/uploads", "{\"id\": \"up3\"}\n").data["upload_id"].(string)
+	must(200, "GET", "/uploads/"+upID, "")
+	imp := must(201, "POST", "/jobs?wait=10s", `{"batch": {"operations": [{"type": "import", "resource": "fields", "source": {"format": "ndjson", "upload": "`+upID+`"}}]}}`)
+	require.Equal(t, 2.0, imp.data["progress"].(map[string]any)["completed"])
+	must(204, "DELETE", "/uploads/"+posted, "")
 	live := must(201, "POST", "/jobs", `{"batch": {"operations": [{"type": "gated"}]}}`).data["job_id"].(string)
 	require.Eventually(t, func() bool { return must(200, "GET", "/jobs/"+live, "").data["status"] == "running" }, 5*time.Second, time.Millisecond)
 	must(409, "DELETE", "/jobs/"+live, "")
@@ -188,8 +208,8 @@ func TestOpenAPI_EveryRouteAndStatus(t *testing.T) {
 	bodies := map[string]string{"createJob": docRequest, "createTemplate": docTemplateRequest, "updateTemplate": docTemplateRequest,
 		"createSchedule": schedBody, "updateSchedule": schedBody, "createWebhook": `{"webhook": {"url": "` + rcv + `"}}`, "updateWebhook": `{"webhook": {"url": "` + rcv + `"}}`}
 	for _, o := range operations(spec) {
-		path := strings.NewReplacer("{job_id}", "nope", "{template_id}", "nope", "{schedule_id}", "nope", "{webhook_id}", "nope", "{name}", "x.csv").Replace(o.path)
-		realPath := strings.NewReplacer("{job_id}", expID, "{template_id}", tplID, "{schedule_id}", other, "{webhook_id}", hookID).Replace(o.path)
+		path := strings.NewReplacer("{job_id}", "nope", "{template_id}", "nope", "{schedule_id}", "nope", "{webhook_id}", "nope", "{upload_id}", "nope", "{name}", "x.csv").Replace(o.path)
+		realPath := strings.NewReplacer("{job_id}", expID, "{template_id}", tplID, "{schedule_id}", other, "{webhook_id}", hookID, "{upload_id}", upID).Replace(o.path)
 		for status := range o.op.Responses.Map() {
 			switch status {
 			case "401":

@@ -1,0 +1,101 @@
+package pgstore
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// migrations are the schema's versions, in order; version n is
+// migrations[n-1]. "%[1]s" stands for the quoted schema. Never edit one
+// that has shipped: append.
+var migrations = []string{
+	// 1: keys and values, bucket sequences.
+	`CREATE TABLE %[1]s.batch_kv (
+		bucket text COLLATE "C" NOT NULL,
+		key bytea NOT NULL,
+		value bytea NOT NULL,
+		PRIMARY KEY (bucket, key)
+	);
+	CREATE TABLE %[1]s.batch_seq (
+		bucket text COLLATE "C" PRIMARY KEY,
+		seq bigint NOT NULL
+	)`,
+}
+
+// migrate brings the schema to the latest version. A session advisory lock
+// makes processes that start together take turns; each version commits with
+// its row in batch_migrations.
+func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("pgstore: migrate: %w", err)
+	}
+	defer conn.Release()
+	key := lockKey(schema, "migrate")
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", key); err != nil {
+		return fmt.Errorf("pgstore: migrate lock: %w", err)
+	}
+	defer conn.Exec(context.Background(), "SELECT pg_advisory_unlock($1)", key) //nolint:errcheck // the session ends with the connection anyway
+	q := pgx.Identifier{schema}.Sanitize()
+	if _, err := conn.Exec(ctx, fmt.Sprintf(`CREATE SCHEMA IF NOT EXISTS %[1]s;
+		CREATE TABLE IF NOT EXISTS %[1]s.batch_migrations (
+			version integer PRIMARY KEY,
+			applied_at timestamptz NOT NULL DEFAULT now()
+		)`, q)); err != nil {
+		return fmt.Errorf("pgstore: migrate: %w", err)
+	}
+	var have int
+	if err := conn.QueryRow(ctx, fmt.Sprintf("SELECT coalesce(max(version), 0) FROM %s.batch_migrations", q)).Scan(&have); err != nil {
+		return fmt.Errorf("pgstore: migrate: %w", err)
+	}
+	if have > len(migrations) {
+		return fmt.Errorf("pgstore: schema %s is at version %d, newer than this program's %d", schema, have, len(migrations))
+	}
+	for v := have + 1; v <= len(migrations); v++ {
+		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, fmt.Sprintf(migrations[v-1], q)); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, fmt.Sprintf("INSERT INTO %s.batch_migrations (version) VALUES ($1)", q), v)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("pgstore: migration %d: %w", v, err)
+		}
+	}
+	return nil
+}
+
+// queries are the store's statements with the schema filled in.
+type queries struct {
+	get, put, del, delBucket, delSeq, nextSeq string
+
+	scanAll, scanFrom, scanAfter, scanAllRev, scanFromRev, scanBefore string
+}
+
+func newQueries(schema string) queries {
+	r := strings.NewReplacer("{kv}", schema+".batch_kv", "{seq}", schema+".batch_seq")
+	sel := "SELECT key, value FROM {kv} WHERE bucket = $1"
+	return queries{
+		get:       r.Replace("SELECT value FROM {kv} WHERE bucket = $1 AND key = $2"),
+		put:       r.Replace("INSERT INTO {kv} (bucket, key, value) VALUES ($1, $2, $3) ON CONFLICT (bucket, key) DO UPDATE SET value = EXCLUDED.value"),
+		del:       r.Replace("DELETE FROM {kv} WHERE bucket = $1 AND key = $2"),
+		delBucket: r.Replace("DELETE FROM {kv} WHERE bucket = $1 OR (bucket >= $2 AND bucket < $3)"),
+		delSeq:    r.Replace("DELETE FROM {seq} WHERE bucket = $1 OR (bucket >= $2 AND bucket < $3)"),
+		nextSeq:   r.Replace("INSERT INTO {seq} (bucket, seq) VALUES ($1, 1) ON CONFLICT (bucket) DO UPDATE SET seq = {seq}.seq + 1 RETURNING seq"),
+
+		scanAll:     r.Replace(sel + " ORDER BY key LIMIT $2"),
+		scanFrom:    r.Replace(sel + " AND key >= $3 ORDER BY key LIMIT $2"),
+		scanAfter:   r.Replace(sel + " AND key > $3 ORDER BY key LIMIT $2"),
+		scanAllRev:  r.Replace(sel + " ORDER BY key DESC LIMIT $2"),
+		scanFromRev: r.Replace(sel + " AND key <= $3 ORDER BY key DESC LIMIT $2"),
+		scanBefore:  r.Replace(sel + " AND key < $3 ORDER BY key DESC LIMIT $2"),
+	}
+}
+
+// SchemaVersion is the schema version this package migrates to.
+var SchemaVersion = len(migrations)

@@ -64,6 +64,11 @@ type Options struct {
 	// the clock again. 0 means [DefaultSchedulerPoll]. Tests that drive Now
 	// set it short.
 	SchedulerPoll time.Duration
+	// ClaimPoll is how often an engine on a store shared by several
+	// processes (a [Claimer], such as pgstore) renews its job leases, takes
+	// over jobs nobody runs, and picks up pause and cancel requests made
+	// elsewhere. 0 means [DefaultClaimPoll]. Unused on other stores.
+	ClaimPoll time.Duration
 	// Mailer sends schedule notification e-mails. nil means notifications
 	// by e-mail are logged and dropped.
 	Mailer Mailer
@@ -94,9 +99,11 @@ const defaultItemEstimate = 10 * time.Millisecond
 // backoff functions, submit batches, and [Engine.Close] it when done.
 type Engine struct {
 	store Store
-	log   *slog.Logger
-	now   func() time.Time
-	opts  Options
+	// claimer is the store when several processes share it, else nil.
+	claimer Claimer
+	log     *slog.Logger
+	now     func() time.Time
+	opts    Options
 
 	// ctx is cancelled by Close once running items have had their time.
 	ctx    context.Context
@@ -195,6 +202,7 @@ func New(store Store, opts *Options) (*Engine, error) {
 	o.WebhookAttempts = cmp.Or(o.WebhookAttempts, DefaultWebhookAttempts)
 	o.WebhookTimeout = cmp.Or(o.WebhookTimeout, DefaultWebhookTimeout)
 	o.SchedulerPoll = cmp.Or(o.SchedulerPoll, DefaultSchedulerPoll)
+	o.ClaimPoll = cmp.Or(o.ClaimPoll, DefaultClaimPoll)
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &Engine{
 		store:         store,
@@ -247,6 +255,10 @@ func New(store Store, opts *Options) (*Engine, error) {
 	e.wg.Go(e.outboxLoop)
 	e.wg.Go(e.mailLoop)
 	e.wg.Go(e.schedulerLoop)
+	if c, ok := store.(Claimer); ok {
+		e.claimer = c
+		e.wg.Go(e.claimLoop)
+	}
 	if err := e.recover(); err != nil {
 		e.Close(context.Background())
 		return nil, err

@@ -2,6 +2,7 @@ package batch
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -58,6 +59,9 @@ type jobRun struct {
 	failedSeen atomic.Int64
 	// opTypes are the operation types of the batch, once it started.
 	opTypes []string
+	// claimed is set while this process holds the job's lease (engines on
+	// a Claimer only).
+	claimed atomic.Bool
 	// started is set when the job was stored as running already (by
 	// Submit, or by the last commit of the job whose slot it took).
 	started bool
@@ -346,6 +350,10 @@ func (e *Engine) launchLocked(r *jobRun) {
 // runJob runs a job until it finishes, pauses, fails or the engine closes.
 func (e *Engine) runJob(r *jobRun) {
 	defer close(r.exited)
+	if !e.claimRun(r) {
+		r.finish(errNotRunnable) // another process runs it
+		return
+	}
 	ctx := e.traceContext(e.ctx, r.snapshot())
 	feedCtx, feedCancel := context.WithCancel(ctx)
 	itemCtx, itemCancel := context.WithCancel(ctx)
@@ -402,6 +410,7 @@ func (r *jobRun) finish(execErr error) {
 	if !errors.Is(execErr, errNotRunnable) {
 		r.settle(execErr)
 	}
+	e.releaseRun(r)
 	rec := r.snapshot()
 	if n := rec.Progress.Completed + rec.Progress.Failed; rec.Status == StateCompleted && n > 0 && rec.StartedAt != nil && rec.FinishedAt != nil {
 		per := rec.FinishedAt.Sub(*rec.StartedAt) / time.Duration(n)
@@ -528,6 +537,7 @@ func (e *Engine) control(ctx context.Context, id string, reason stopReason, to S
 	}
 	e.mu.Unlock()
 	var rec *jobRecord
+	remote := false
 	err := e.committer.do(func(w *wtx) error {
 		cur, err := getJob(w.Tx, seq)
 		if err != nil {
@@ -535,6 +545,15 @@ func (e *Engine) control(ctx context.Context, id string, reason stopReason, to S
 		}
 		if !allowed(cur.Status, from) {
 			return invalidState(id, cur.Status, to)
+		}
+		if e.claimer != nil && cur.Status == StateRunning {
+			// Another process runs it: ask that one, in the store.
+			remote = true
+			v, err := json.Marshal(controlRequest{Reason: reason, Principal: principal})
+			if err != nil {
+				return err
+			}
+			return w.Put(bucketControl, []byte(id), v)
 		}
 		rec = cur
 		prev := rec.Status
@@ -554,6 +573,9 @@ func (e *Engine) control(ctx context.Context, id string, reason stopReason, to S
 			e.requeue(r)
 		}
 		return nil, err
+	}
+	if remote {
+		return e.remoteControl(ctx, id, to)
 	}
 	e.notify()
 	return e.view(rec, nil), nil

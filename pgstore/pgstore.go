@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -36,6 +37,10 @@ type Options struct {
 	Schema string
 	// MaxConns bounds the connection pool. Default 16.
 	MaxConns int32
+	// LeaseTTL is how long a job lease outlives its last renewal: how
+	// long the jobs of a process that died wait before another process
+	// takes them over. Default [DefaultLeaseTTL].
+	LeaseTTL time.Duration
 }
 
 // Store is the PostgreSQL [batch.Store]. It is safe for concurrent use.
@@ -44,6 +49,8 @@ type Store struct {
 	schema  string
 	lockKey int64
 	q       queries
+	owner   string
+	ttl     time.Duration
 
 	// wmu serializes this process's updates before they queue for the
 	// advisory lock, so they do not each hold a connection while waiting.
@@ -68,6 +75,9 @@ func Open(ctx context.Context, connString string, opts *Options) (*Store, error)
 	if o.Schema == "" {
 		o.Schema = "public"
 	}
+	if o.LeaseTTL <= 0 {
+		o.LeaseTTL = DefaultLeaseTTL
+	}
 	if o.MaxConns <= 0 {
 		o.MaxConns = 16
 	}
@@ -85,6 +95,8 @@ func Open(ctx context.Context, connString string, opts *Options) (*Store, error)
 		schema:  o.Schema,
 		lockKey: lockKey(o.Schema, "update"),
 		q:       newQueries(pgx.Identifier{o.Schema}.Sanitize()),
+		owner:   newOwner(),
+		ttl:     o.LeaseTTL,
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if err := migrate(ctx, pool, o.Schema); err != nil {

@@ -24,6 +24,13 @@ var migrations = []string{
 		bucket text COLLATE "C" PRIMARY KEY,
 		seq bigint NOT NULL
 	)`,
+	// 2: leases of jobs (and of anything else one process must do).
+	`CREATE TABLE %[1]s.batch_leases (
+		name text COLLATE "C" PRIMARY KEY,
+		owner text NOT NULL,
+		expires_at timestamptz NOT NULL
+	);
+	CREATE INDEX batch_leases_owner ON %[1]s.batch_leases (owner)`,
 }
 
 // migrate brings the schema to the latest version. A session advisory lock
@@ -74,11 +81,13 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
 type queries struct {
 	get, put, del, delBucket, delSeq, nextSeq string
 
+	claim, renew, release string
+
 	scanAll, scanFrom, scanAfter, scanAllRev, scanFromRev, scanBefore string
 }
 
 func newQueries(schema string) queries {
-	r := strings.NewReplacer("{kv}", schema+".batch_kv", "{seq}", schema+".batch_seq")
+	r := strings.NewReplacer("{kv}", schema+".batch_kv", "{seq}", schema+".batch_seq", "{leases}", schema+".batch_leases")
 	sel := "SELECT key, value FROM {kv} WHERE bucket = $1"
 	return queries{
 		get:       r.Replace("SELECT value FROM {kv} WHERE bucket = $1 AND key = $2"),
@@ -87,6 +96,16 @@ func newQueries(schema string) queries {
 		delBucket: r.Replace("DELETE FROM {kv} WHERE bucket = $1 OR (bucket >= $2 AND bucket < $3)"),
 		delSeq:    r.Replace("DELETE FROM {seq} WHERE bucket = $1 OR (bucket >= $2 AND bucket < $3)"),
 		nextSeq:   r.Replace("INSERT INTO {seq} (bucket, seq) VALUES ($1, 1) ON CONFLICT (bucket) DO UPDATE SET seq = {seq}.seq + 1 RETURNING seq"),
+
+		// The lease goes to the caller when nobody holds it, when the caller
+		// does, or when the holder let it expire; the row lock of the
+		// upsert settles a race between two claimers.
+		claim: r.Replace(`INSERT INTO {leases} AS l (name, owner, expires_at) VALUES ($1, $2, now() + $3 * interval '1 millisecond')
+			ON CONFLICT (name) DO UPDATE SET owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at
+			WHERE l.owner = EXCLUDED.owner OR l.expires_at < now()
+			RETURNING name`),
+		renew:   r.Replace("UPDATE {leases} SET expires_at = now() + $2 * interval '1 millisecond' WHERE owner = $1 AND expires_at >= now() RETURNING name"),
+		release: r.Replace("DELETE FROM {leases} WHERE name = $1 AND owner = $2"),
 
 		scanAll:     r.Replace(sel + " ORDER BY key LIMIT $2"),
 		scanFrom:    r.Replace(sel + " AND key >= $3 ORDER BY key LIMIT $2"),

@@ -224,6 +224,7 @@ func New(store Store, opts *Options) (*Engine, error) {
 		obs:           o.Observer,
 	}
 	e.itemEst.Store(int64(defaultItemEstimate))
+	e.claimer, _ = store.(Claimer)
 	for _, name := range o.Collections {
 		if err := e.DefineCollection(name, nil); err != nil {
 			cancel()
@@ -255,8 +256,7 @@ func New(store Store, opts *Options) (*Engine, error) {
 	e.wg.Go(e.outboxLoop)
 	e.wg.Go(e.mailLoop)
 	e.wg.Go(e.schedulerLoop)
-	if c, ok := store.(Claimer); ok {
-		e.claimer = c
+	if e.claimer != nil {
 		e.wg.Go(e.claimLoop)
 	}
 	if err := e.recover(); err != nil {
@@ -317,6 +317,7 @@ func (e *Engine) Close(ctx context.Context) error {
 	e.committer.close()
 	e.cancel()
 	e.wg.Wait()
+	e.releaseLeads()
 	return e.store.Close()
 }
 

@@ -59,6 +59,9 @@ func (e *Engine) claimLoop() {
 		e.applyControl()
 		e.discover()
 		e.notify() // Wait and Progress see jobs other processes change
+		// Deliveries and schedules stored by other processes.
+		signal(e.outboxWake)
+		signal(e.schedulerWake)
 	}
 }
 
@@ -232,5 +235,36 @@ func (e *Engine) remoteControl(ctx context.Context, id string, to State) (*Job, 
 			return nil, ctx.Err()
 		case <-t.C:
 		}
+	}
+}
+
+// The leases of the work one process does for all: the leader of each
+// sends the webhook deliveries and fires the schedules.
+const (
+	leaseOutbox    = "leader:outbox"
+	leaseScheduler = "leader:scheduler"
+)
+
+// leads reports whether this process does the shared work named name: it
+// always does on a store of its own; on a [Claimer] when it holds (or
+// takes) the lease, which the claim loop renews.
+func (e *Engine) leads(name string) bool {
+	if e.claimer == nil {
+		return true
+	}
+	ok, err := e.claimer.Claim(e.ctx, name)
+	return err == nil && ok
+}
+
+// releaseLeads gives up the leader leases at Close, so another process
+// takes the shared work over at once.
+func (e *Engine) releaseLeads() {
+	if e.claimer == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, name := range []string{leaseOutbox, leaseScheduler} {
+		_ = e.claimer.Release(ctx, name)
 	}
 }

@@ -19,6 +19,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(pgChildEnv) != "" {
+		runPGChild()
+		return
+	}
 	if os.Getenv(crashChildEnv) != "" {
 		runCrashChild()
 		return

@@ -34,6 +34,7 @@ import (
 	"github.com/batchworks/batch"
 	"github.com/batchworks/batch/httpapi"
 	"github.com/batchworks/batch/otelbatch"
+	"github.com/batchworks/batch/pgstore"
 )
 
 // keyList is a repeatable string flag.
@@ -45,6 +46,7 @@ func (k *keyList) Set(v string) error { *k = append(*k, v); return nil }
 type config struct {
 	addr                 string
 	db                   string
+	postgres             string
 	demo                 bool
 	apiKeys              keyList
 	rateLimit            bool
@@ -56,6 +58,7 @@ func main() {
 	var c config
 	flag.StringVar(&c.addr, "addr", "127.0.0.1:8080", "address to listen on")
 	flag.StringVar(&c.db, "db", "./batch.db", "bbolt database file (created if missing)")
+	flag.StringVar(&c.postgres, "postgres", "", "PostgreSQL connection string: run on that database instead of -db; several servers may share it")
 	flag.BoolVar(&c.demo, "demo", true, "put 1,000 demo fields into an empty database")
 	flag.Var(&c.apiKeys, "api-key", "accepted API key (repeatable); none leaves the API open")
 	flag.BoolVar(&c.rateLimit, "rate-limit", true, "apply the API's rate limits")
@@ -72,6 +75,19 @@ func main() {
 	}
 }
 
+// openEngine opens the engine on PostgreSQL when -postgres is given, else
+// on the bbolt file.
+func openEngine(ctx context.Context, c config, eopts *batch.Options) (*batch.Engine, error) {
+	if c.postgres == "" {
+		return batch.Open(c.db, eopts)
+	}
+	store, err := pgstore.Open(ctx, c.postgres, nil)
+	if err != nil {
+		return nil, err
+	}
+	return batch.New(store, eopts)
+}
+
 func run(ctx context.Context, c config, log *slog.Logger) error {
 	mux := http.NewServeMux()
 	eopts := &batch.Options{Logger: log, AllowPrivateWebhooks: c.allowPrivateWebhooks}
@@ -86,7 +102,7 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 		defer shutdown(context.Background())
 		eopts.Observer = obs
 	}
-	engine, err := batch.Open(c.db, eopts)
+	engine, err := openEngine(ctx, c, eopts)
 	if err != nil {
 		return err
 	}

@@ -278,7 +278,17 @@ func TestScaleOut_ScheduleFiresOnce(t *testing.T) {
 			got, err := es[1].Schedule(t.Context(), s.ID)
 			return err == nil && got.NextRunAt != nil && got.NextRunAt.Equal(want)
 		}, 10*time.Second, time.Millisecond, "due time %d", i)
-		// Both schedulers look again at the same clock.
+		// The job ends before the next due time (a run never overlaps the
+		// previous one), and both schedulers look again at the same clock.
+		require.Eventually(t, func() bool {
+			jobs := jobsOf(t, es[0], s.ID)
+			for _, j := range jobs {
+				if !j.Status.Final() {
+					return false
+				}
+			}
+			return len(jobs) >= i
+		}, 10*time.Second, time.Millisecond, "job %d ends", i)
 		time.Sleep(10 * time.Millisecond)
 	}
 	for _, e := range es {

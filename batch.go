@@ -99,8 +99,10 @@ const defaultItemEstimate = 10 * time.Millisecond
 // backoff functions, submit batches, and [Engine.Close] it when done.
 type Engine struct {
 	store Store
-	// claimer is the store when several processes share it, else nil.
+	// claimer is the store when several processes share it, else nil;
+	// token then names this engine in the records of the jobs it runs.
 	claimer Claimer
+	token   string
 	log     *slog.Logger
 	now     func() time.Time
 	opts    Options
@@ -224,7 +226,9 @@ func New(store Store, opts *Options) (*Engine, error) {
 		obs:           o.Observer,
 	}
 	e.itemEst.Store(int64(defaultItemEstimate))
-	e.claimer, _ = store.(Claimer)
+	if e.claimer, _ = store.(Claimer); e.claimer != nil {
+		e.token = newToken()
+	}
 	for _, name := range o.Collections {
 		if err := e.DefineCollection(name, nil); err != nil {
 			cancel()

@@ -336,8 +336,12 @@ func (c *committer) failAll(outs []outcome, writes []*write, err error) {
 // counters; a job whose last item is among them and that nothing stops is
 // finished in the same transaction.
 func (c *committer) writeOutcomes(w *wtx, outs []outcome) error {
+	fenced := c.fenced(w.Tx, outs)
 	for i := range outs {
 		o := &outs[i]
+		if fenced != nil && fenced[o.run] {
+			continue // another process took the job over
+		}
 		if o.apply != nil && o.rec.State == itemSucceeded {
 			if err := o.apply(w.Tx, &o.item); err != nil {
 				o.rec.State = itemFailed
@@ -402,6 +406,31 @@ func (c *committer) writeOutcomes(w *wtx, outs []outcome) error {
 		}
 	}
 	return nil
+}
+
+// fenced, on a store several processes share, reports the runs among outs
+// whose job another engine took over, and fences them; nil otherwise.
+func (c *committer) fenced(tx Tx, outs []outcome) map[*jobRun]bool {
+	if c.e.claimer == nil {
+		return nil
+	}
+	var fenced map[*jobRun]bool
+	seen := map[*jobRun]bool{}
+	for i := range outs {
+		r := outs[i].run
+		if seen[r] {
+			continue
+		}
+		seen[r] = true
+		if cur, err := getJob(tx, r.seq); err == nil && cur.Holder != "" && cur.Holder != c.e.token {
+			if fenced == nil {
+				fenced = map[*jobRun]bool{}
+			}
+			fenced[r] = true
+			r.fence()
+		}
+	}
+	return fenced
 }
 
 // alloc encodes an item record and its key into the transaction's arena:

@@ -2,6 +2,8 @@ package batch
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"time"
 )
@@ -88,7 +90,7 @@ func (e *Engine) renewClaims() {
 	for _, r := range runs {
 		if !held[r.id] {
 			e.log.Warn("job lease lost; another process takes the job over", "job_id", r.id)
-			r.stop(stopClose, nil)
+			r.fence()
 		}
 	}
 }
@@ -267,4 +269,11 @@ func (e *Engine) releaseLeads() {
 	for _, name := range []string{leaseOutbox, leaseScheduler} {
 		_ = e.claimer.Release(ctx, name)
 	}
+}
+
+// newToken returns a random name for an engine.
+func newToken() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }

@@ -62,6 +62,9 @@ type jobRun struct {
 	// claimed is set while this process holds the job's lease (engines on
 	// a Claimer only).
 	claimed atomic.Bool
+	// fenced is set when another process took the job over: this run
+	// stores nothing more.
+	fenced atomic.Bool
 	// started is set when the job was stored as running already (by
 	// Submit, or by the last commit of the job whose slot it took).
 	started bool
@@ -206,6 +209,16 @@ func executionError(why string, failures []ItemError) *Error {
 		e.Details = append(e.Details, Detail{OperationIndex: &idx, ResourceID: f.ResourceID, Code: string(f.Error.Code), Message: f.Error.Message})
 	}
 	return e
+}
+
+// fence stops a run whose job another process took over: it finishes
+// nothing more and stores nothing more.
+func (r *jobRun) fence() {
+	if r.fenced.Swap(true) {
+		return
+	}
+	r.e.log.Warn("job taken over by another process", "job_id", r.id)
+	r.stop(stopFail, nil) // cancels its items at once
 }
 
 // stop asks the runner to stop for reason. A stronger reason overrides a
@@ -378,7 +391,7 @@ func (e *Engine) runJob(r *jobRun) {
 // deleted since it was queued is not started.
 func (r *jobRun) start() error {
 	e := r.e
-	if r.started {
+	if r.started && e.claimer == nil {
 		return nil
 	}
 	return e.committer.do(func(w *wtx) error {
@@ -390,6 +403,11 @@ func (r *jobRun) start() error {
 			return errNotRunnable
 		}
 		rec := r.snapshot()
+		if e.claimer != nil {
+			// The stored record: another process may have counted more
+			// outcomes since this one read the job.
+			rec = cur
+		}
 		from := cur.Status
 		now := e.now().UTC()
 		rec.Status = StateRunning
@@ -397,7 +415,23 @@ func (r *jobRun) start() error {
 		if rec.StartedAt == nil {
 			rec.StartedAt, ev = &now, EventJobStarted
 		}
-		return w.transition(r, from, rec, ev, "")
+		if e.claimer == nil {
+			return w.transition(r, from, rec, ev, "")
+		}
+		// This engine holds the job from now on.
+		rec.Holder = e.token
+		if err := takeJob(w.Tx, r.seq, rec); err != nil {
+			return err
+		}
+		w.after = append(w.after, func() { r.setRec(rec) })
+		if from == StateRunning && ev == "" {
+			return nil // taken over: no transition
+		}
+		w.observe(r, from, rec, "")
+		if ev != "" {
+			return w.eventFor(ev, "", rec)
+		}
+		return nil
 	})
 }
 
@@ -435,7 +469,7 @@ func (r *jobRun) settle(execErr error) {
 	reason, failErr, by := r.reason, r.failErr, r.stopBy
 	rec := r.rec.clone()
 	r.mu.Unlock()
-	if rec.Status.Final() || reason == stopClose {
+	if rec.Status.Final() || reason == stopClose || r.fenced.Load() {
 		return
 	}
 	if execErr != nil && reason != stopNone && (errors.Is(execErr, context.Canceled) || errors.Is(execErr, context.DeadlineExceeded)) {

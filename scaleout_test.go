@@ -295,3 +295,57 @@ func TestScaleOut_ScheduleFiresOnce(t *testing.T) {
 		require.Len(t, jobsOf(t, e, s.ID), 20, "one job per due time, whichever process fired it")
 	}
 }
+
+// TestScaleOut_LostLeaseIsFenced takes a running job's lease away from the
+// process that runs it (as if it had stalled past the lease): another
+// process takes the job over, the first stops and stores nothing more, and
+// the job's counts hold every item exactly once.
+func TestScaleOut_LostLeaseIsFenced(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	runs := map[string]int{}
+	op := countingOp(func(ctx context.Context, it *batch.Item) error {
+		mu.Lock()
+		runs[it.ResourceID]++
+		mu.Unlock()
+		time.Sleep(time.Millisecond)
+		return nil
+	})
+	url, schema := pgtest.URL(t), pgtest.Schema(t)
+	stores := make([]*pgstore.Store, 2)
+	es := make([]*batch.Engine, 2)
+	for i := range es {
+		var err error
+		stores[i], err = scaleStore(t.Context(), url, schema)
+		require.NoError(t, err)
+		es[i], err = batch.New(stores[i], &batch.Options{ClaimPoll: 50 * time.Millisecond, Operations: map[string]batch.Operation{"op": op}})
+		require.NoError(t, err)
+		t.Cleanup(func() { require.NoError(t, es[i].Close(context.Background())) })
+	}
+	const n = 3000
+	job, err := es[0].Submit(t.Context(), opBatch("op", n, batch.BatchOptions{MaxConcurrent: 4}), nil)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		j, err := es[1].Job(t.Context(), job.ID)
+		return err == nil && j.Progress.Completed > 200
+	}, 20*time.Second, 5*time.Millisecond)
+	_, err = stores[0].Pool().Exec(t.Context(), "DELETE FROM "+schema+".batch_leases WHERE name = $1", job.ID)
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	done, err := es[1].Wait(ctx, job.ID)
+	require.NoError(t, err)
+	require.Equal(t, batch.StateCompleted, done.Status)
+	require.Equal(t, int64(n), done.Progress.Completed, "every item counted once")
+	require.Zero(t, done.Progress.Failed)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, runs, n, "every item ran")
+	again := 0
+	for _, c := range runs {
+		again += c - 1
+	}
+	t.Logf("%d items ran twice (in flight at the takeover)", again)
+	require.LessOrEqual(t, again, 2*4*10, "only items in flight around the takeover ran twice")
+}

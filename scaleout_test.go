@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"strconv"
@@ -348,4 +350,60 @@ func TestScaleOut_LostLeaseIsFenced(t *testing.T) {
 	}
 	t.Logf("%d items ran twice (in flight at the takeover)", again)
 	require.LessOrEqual(t, again, 2*4*10, "only items in flight around the takeover ran twice")
+}
+
+// TestScaleOut_SharedWork checks what the processes share: an idempotency
+// key returns one job whichever process is asked, and each webhook
+// delivery is sent by one process, once.
+func TestScaleOut_SharedWork(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	got := map[string]int{} // webhook-id -> deliveries
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got[r.Header.Get("webhook-id")]++
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	es := scaleEngines(t, 2, batch.Options{AllowPrivateWebhooks: true, Operations: map[string]batch.Operation{"noop": noopOp()}})
+	_, err := es[0].CreateWebhook(t.Context(), &batch.Webhook{URL: srv.URL, Events: []batch.EventType{batch.EventJobCreated, batch.EventJobCompleted}})
+	require.NoError(t, err)
+
+	// The same key from both processes at once: one job.
+	ids := make([]string, 8)
+	var wg sync.WaitGroup
+	for i := range ids {
+		wg.Go(func() {
+			job, err := es[i%2].Submit(t.Context(), opBatch("noop", 10, batch.BatchOptions{}), &batch.SubmitOptions{IdempotencyKey: "once"})
+			if err == nil {
+				ids[i] = job.ID
+			}
+		})
+	}
+	wg.Wait()
+	for _, id := range ids {
+		require.Equal(t, ids[0], id, "one job for one idempotency key")
+	}
+	// More jobs from both processes.
+	for i := range 6 {
+		job, err := es[i%2].Submit(t.Context(), opBatch("noop", 10, batch.BatchOptions{}), nil)
+		require.NoError(t, err)
+		ids = append(ids, job.ID)
+	}
+	for _, id := range ids {
+		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+		j, err := es[1].Wait(ctx, id)
+		cancel()
+		require.NoError(t, err)
+		require.Equal(t, batch.StateCompleted, j.Status)
+	}
+	const want = 7 * 2 // created and completed of 7 jobs
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(got) >= want }, 20*time.Second, 10*time.Millisecond)
+	time.Sleep(300 * time.Millisecond) // a second sender would have sent by now
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, got, want)
+	for id, n := range got {
+		require.Equal(t, 1, n, "delivery %s sent once", id)
+	}
 }

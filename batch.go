@@ -103,6 +103,12 @@ type Engine struct {
 	// token then names this engine in the records of the jobs it runs.
 	claimer Claimer
 	token   string
+	// helping is set while this engine helps with another's shared pass;
+	// helpCtx ends the help at Close, and helpWG waits for it.
+	helping  atomic.Bool
+	helpCtx  context.Context
+	helpStop context.CancelFunc
+	helpWG   sync.WaitGroup
 	log     *slog.Logger
 	now     func() time.Time
 	opts    Options
@@ -228,6 +234,7 @@ func New(store Store, opts *Options) (*Engine, error) {
 	e.itemEst.Store(int64(defaultItemEstimate))
 	if e.claimer, _ = store.(Claimer); e.claimer != nil {
 		e.token = newToken()
+		e.helpCtx, e.helpStop = context.WithCancel(ctx)
 	}
 	for _, name := range o.Collections {
 		if err := e.DefineCollection(name, nil); err != nil {
@@ -292,6 +299,10 @@ func (e *Engine) Close(ctx context.Context) error {
 	e.queue = nil
 	e.mu.Unlock()
 
+	if e.helpStop != nil {
+		e.helpStop()
+		e.helpWG.Wait()
+	}
 	for _, r := range runs {
 		r.stop(stopClose, nil)
 	}

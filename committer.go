@@ -395,7 +395,15 @@ func (c *committer) writeOutcomes(w *wtx, outs []outcome) error {
 		return err
 	}
 	for r, d := range c.deltas {
-		d.rec = r.withDelta(d)
+		if c.e.claimer != nil {
+			rec, err := r.sharedDelta(w.Tx, d)
+			if err != nil {
+				return err
+			}
+			d.rec = rec
+		} else {
+			d.rec = r.withDelta(d)
+		}
 		if d.last {
 			if err := r.finishInCommit(w, d, c); err != nil {
 				return err
@@ -418,7 +426,7 @@ func (c *committer) fenced(tx Tx, outs []outcome) map[*jobRun]bool {
 	seen := map[*jobRun]bool{}
 	for i := range outs {
 		r := outs[i].run
-		if seen[r] {
+		if seen[r] || r.helper {
 			continue
 		}
 		seen[r] = true

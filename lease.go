@@ -60,6 +60,7 @@ func (e *Engine) claimLoop() {
 		e.renewClaims()
 		e.applyControl()
 		e.discover()
+		e.help()
 		e.notify() // Wait and Progress see jobs other processes change
 		// Deliveries and schedules stored by other processes.
 		signal(e.outboxWake)

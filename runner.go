@@ -62,6 +62,9 @@ type jobRun struct {
 	// claimed is set while this process holds the job's lease (engines on
 	// a Claimer only).
 	claimed atomic.Bool
+	// helper marks a run that only helps with another process's shared
+	// pass: it never changes the job's state.
+	helper bool
 	// fenced is set when another process took the job over: this run
 	// stores nothing more.
 	fenced atomic.Bool

@@ -109,9 +109,9 @@ type Engine struct {
 	helpCtx  context.Context
 	helpStop context.CancelFunc
 	helpWG   sync.WaitGroup
-	log     *slog.Logger
-	now     func() time.Time
-	opts    Options
+	log      *slog.Logger
+	now      func() time.Time
+	opts     Options
 
 	// ctx is cancelled by Close once running items have had their time.
 	ctx    context.Context

@@ -105,13 +105,15 @@ type Engine struct {
 	token   string
 	// helping is set while this engine helps with another's shared pass;
 	// helpCtx ends the help at Close, and helpWG waits for it.
-	helping  atomic.Bool
-	helpCtx  context.Context
-	helpStop context.CancelFunc
-	helpWG   sync.WaitGroup
-	log      *slog.Logger
-	now      func() time.Time
-	opts     Options
+	helping atomic.Bool
+	// rangesHeld are the range leases runs of this engine hold (under mu).
+	rangesHeld map[string]bool
+	helpCtx    context.Context
+	helpStop   context.CancelFunc
+	helpWG     sync.WaitGroup
+	log        *slog.Logger
+	now        func() time.Time
+	opts       Options
 
 	// ctx is cancelled by Close once running items have had their time.
 	ctx    context.Context

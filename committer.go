@@ -417,7 +417,8 @@ func (c *committer) writeOutcomes(w *wtx, outs []outcome) error {
 }
 
 // fenced, on a store several processes share, reports the runs among outs
-// whose job another engine took over, and fences them; nil otherwise.
+// whose job another engine took over, and fences them, and the helpers of
+// jobs that stopped running or sharing, and stops them; nil otherwise.
 func (c *committer) fenced(tx Tx, outs []outcome) map[*jobRun]bool {
 	if c.e.claimer == nil {
 		return nil
@@ -426,11 +427,24 @@ func (c *committer) fenced(tx Tx, outs []outcome) map[*jobRun]bool {
 	seen := map[*jobRun]bool{}
 	for i := range outs {
 		r := outs[i].run
-		if seen[r] || r.helper {
+		if seen[r] {
 			continue
 		}
 		seen[r] = true
-		if cur, err := getJob(tx, r.seq); err == nil && cur.Holder != "" && cur.Holder != c.e.token {
+		cur, err := getJob(tx, r.seq)
+		if r.helper {
+			// A helper stores outcomes only while the job runs and its
+			// holder still shares the pass.
+			if err != nil || cur.Status != StateRunning || tx.Get(bucketShare, []byte(r.id)) == nil {
+				if fenced == nil {
+					fenced = map[*jobRun]bool{}
+				}
+				fenced[r] = true
+				r.stop(stopCancel, nil)
+			}
+			continue
+		}
+		if err == nil && cur.Holder != "" && cur.Holder != c.e.token {
 			if fenced == nil {
 				fenced = map[*jobRun]bool{}
 			}

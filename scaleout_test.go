@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -384,9 +385,12 @@ func TestScaleOut_SharedWork(t *testing.T) {
 	t.Parallel()
 	var mu sync.Mutex
 	got := map[string]int{} // webhook-id -> deliveries
+	var bodies []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
 		mu.Lock()
 		got[r.Header.Get("webhook-id")]++
+		bodies = append(bodies, string(body))
 		mu.Unlock()
 	}))
 	defer srv.Close()
@@ -427,7 +431,7 @@ func TestScaleOut_SharedWork(t *testing.T) {
 	time.Sleep(300 * time.Millisecond) // a second sender would have sent by now
 	mu.Lock()
 	defer mu.Unlock()
-	require.Len(t, got, want)
+	require.Len(t, got, want, "%s", strings.Join(bodies, "\n"))
 	for id, n := range got {
 		require.Equal(t, 1, n, "delivery %s sent once", id)
 	}

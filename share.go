@@ -98,6 +98,23 @@ func (r *jobRun) runRangeIfFree(w *worker, sh shareRecord, k int64, workers int)
 		return false, whole, err
 	}
 	name := rangeLease(r.id, sh.Op, lo)
+	// A lease is this process's, whichever run took it: a run of this
+	// process that holds the range already keeps it to itself.
+	e.mu.Lock()
+	if e.rangesHeld[name] {
+		e.mu.Unlock()
+		return false, false, nil
+	}
+	if e.rangesHeld == nil {
+		e.rangesHeld = make(map[string]bool)
+	}
+	e.rangesHeld[name] = true
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		delete(e.rangesHeld, name)
+		e.mu.Unlock()
+	}()
 	ok, err := e.claimer.Claim(w.feedCtx, name)
 	if err != nil || !ok {
 		return false, false, nil
@@ -284,7 +301,18 @@ func (e *Engine) help() {
 	if !e.helping.CompareAndSwap(false, true) {
 		return
 	}
-	e.helpWG.Go(func() {
+	// Close waits for helpWG after it marks the engine closed: no Add
+	// may follow.
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		e.helping.Store(false)
+		return
+	}
+	e.helpWG.Add(1)
+	e.mu.Unlock()
+	go func() {
+		defer e.helpWG.Done()
 		defer e.helping.Store(false)
 		var shares []struct {
 			id string
@@ -313,7 +341,7 @@ func (e *Engine) help() {
 				e.helpJob(s.id, s.sh)
 			}
 		}
-	})
+	}()
 }
 
 // helpJob runs the free ranges of one shared pass, from the back, until

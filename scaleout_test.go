@@ -32,7 +32,7 @@ const pgChildEnv = "BATCH_PG_CHILD"
 
 const (
 	scaleJobs    = 1
-	scaleCreates = 20000 // per job
+	scaleCreates = 12000 // per job
 )
 
 // ranObserver counts the items this process ran.

@@ -398,7 +398,7 @@ func (r *jobRun) pass(feedCtx, itemCtx context.Context, i int, p *Plan, typ stri
 		r.stop(stopFail, &Error{Code: CodeExecutionError, Message: "Batch job execution failed", Err: err,
 			Details: []Detail{{Code: string(CodeSystem), Message: err.Error()}}})
 	}
-	if p.Resource == nil && r.shares(rg, validating) {
+	if r.shares(rg, validating) {
 		return r.sharedPass(w, rg, workers)
 	}
 	if p.Resource == nil {

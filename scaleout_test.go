@@ -436,3 +436,49 @@ func TestScaleOut_SharedWork(t *testing.T) {
 		require.Equal(t, 1, n, "delivery %s sent once", id)
 	}
 }
+
+// TestScaleOut_RecordDrivenShared runs one update over selected records on
+// two processes at once: both run items, every record is updated once.
+func TestScaleOut_RecordDrivenShared(t *testing.T) {
+	t.Parallel()
+	url, schema := pgtest.URL(t), pgtest.Schema(t)
+	obs := []*ranObserver{{}, {}}
+	es := make([]*batch.Engine, 2)
+	for i := range es {
+		s, err := scaleStore(t.Context(), url, schema)
+		require.NoError(t, err)
+		es[i], err = batch.New(s, &batch.Options{Observer: obs[i], ClaimPoll: 20 * time.Millisecond, CommitBatchSize: 16, CommitDelay: -1})
+		require.NoError(t, err)
+		t.Cleanup(func() { require.NoError(t, es[i].Close(context.Background())) })
+	}
+	fields, err := es[0].Collection("fields")
+	require.NoError(t, err)
+	const n = 4000
+	recs := make([]batch.Record, n)
+	for i := range recs {
+		recs[i] = batch.Record{"id": fmt.Sprintf("f%05d", i), "status": []string{"active", "inactive"}[i%2], "hits": 0}
+	}
+	require.NoError(t, fields.PutMany(t.Context(), recs))
+	job, err := es[0].Submit(t.Context(), &batch.Batch{Operations: []batch.OperationSpec{{Type: "update", Resource: "fields",
+		Where: `record.status == "active"`, Update: map[string]any{"seen": true}}}, Options: batch.BatchOptions{MaxConcurrent: 2}}, nil)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	done, err := es[1].Wait(ctx, job.ID)
+	require.NoError(t, err)
+	require.Equal(t, batch.StateCompleted, done.Status)
+	require.Equal(t, int64(n/2), done.Progress.Completed)
+	require.Zero(t, done.Progress.Failed)
+	t.Logf("items per process: %d, %d", obs[0].n.Load(), obs[1].n.Load())
+	require.Positive(t, obs[0].n.Load())
+	require.Positive(t, obs[1].n.Load(), "the second process helped")
+	var seen int
+	require.NoError(t, fields.Scan(t.Context(), nil, func(r batch.Record) error {
+		if r["seen"] == true {
+			seen++
+			require.Equal(t, "active", r["status"])
+		}
+		return nil
+	}))
+	require.Equal(t, n/2, seen)
+}

@@ -12,8 +12,7 @@ import (
 )
 
 // Shared passes: on a store several processes share (a [Claimer]), the
-// items of a big operation driven by index (custom and list operations,
-// create) are split into ranges, each leased by the process that runs it.
+// items of a big operation (once it selected them) are split into ranges, each leased by the process that runs it.
 // The job's holder publishes the pass in the share bucket and runs the
 // ranges it can claim from the front; other processes with a free slot
 // help from the back. A range whose process died is claimed again once its
@@ -135,6 +134,9 @@ func (r *jobRun) runRangeIfFree(w *worker, sh shareRecord, k int64, workers int)
 
 // runRange runs the items of [lo, hi) that prog does not mark done.
 func (r *jobRun) runRange(w *worker, base, lo, hi int64, prog *progress, workers int) error {
+	if w.plan.Resource != nil {
+		return r.runStoredRange(w, lo, hi, workers)
+	}
 	var next atomic.Int64
 	next.Store(lo)
 	var wg sync.WaitGroup
@@ -169,6 +171,34 @@ func (r *jobRun) runRange(w *worker, base, lo, hi int64, prog *progress, workers
 	}
 	wg.Wait()
 	return failErr
+}
+
+// runStoredRange runs the pending stored items of [lo, hi) of a
+// record-driven operation.
+func (r *jobRun) runStoredRange(w *worker, lo, hi int64, workers int) error {
+	ch := make(chan pendingItem, 2*workers)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			var it Item
+			slot := r.newSlot()
+			n := 0
+			for pi := range ch {
+				if n++; n%yieldEvery == 0 {
+					runtime.Gosched()
+				}
+				it = Item{JobID: r.id, Index: pi.index, Operation: w.op, Type: w.typ, ResourceID: pi.id}
+				w.run(slot, &it, pi.attempts)
+			}
+		})
+	}
+	err := r.eachPending(w.feedCtx, opRange{Base: lo, Count: hi - lo}, func(pi pendingItem) { ch <- pi })
+	close(ch)
+	wg.Wait()
+	if err != nil && w.feedCtx.Err() != nil {
+		return nil
+	}
+	return err
 }
 
 // rangeProgress reads the stored outcomes of items [lo, hi): the done
@@ -364,7 +394,7 @@ func (e *Engine) helpJob(id string, sh shareRecord) {
 		return
 	}
 	plans, err := e.plan(e.helpCtx, id, b, rec.Trace)
-	if err != nil || plans[sh.Op].Resource != nil {
+	if err != nil {
 		return
 	}
 	ctx, cancel := context.WithCancel(e.helpCtx)

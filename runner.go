@@ -165,6 +165,12 @@ func (r *jobRun) withDelta(d *jobDelta) *jobRecord {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	rec := r.rec.clone()
+	d.addTo(rec)
+	return rec
+}
+
+// addTo adds the delta's counts to rec.
+func (d *jobDelta) addTo(rec *jobRecord) {
 	rec.Progress.Completed += d.completed
 	rec.Progress.Failed += d.failed
 	rec.ItemNanos += d.nanos
@@ -174,7 +180,6 @@ func (r *jobRun) withDelta(d *jobDelta) *jobRecord {
 			rec.FirstErrors = append(rec.FirstErrors, f)
 		}
 	}
-	return rec
 }
 
 // committed takes in a stored commit and applies the failure policy.

@@ -173,37 +173,9 @@ func (r *jobRun) runRange(w *worker, base, lo, hi int64, prog *progress, workers
 	return failErr
 }
 
-// runStoredRange runs the pending stored items of [lo, hi) of a
-// record-driven operation.
-func (r *jobRun) runStoredRange(w *worker, lo, hi int64, workers int) error {
-	ch := make(chan pendingItem, 2*workers)
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			var it Item
-			slot := r.newSlot()
-			n := 0
-			for pi := range ch {
-				if n++; n%yieldEvery == 0 {
-					runtime.Gosched()
-				}
-				it = Item{JobID: r.id, Index: pi.index, Operation: w.op, Type: w.typ, ResourceID: pi.id}
-				w.run(slot, &it, pi.attempts)
-			}
-		})
-	}
-	err := r.eachPending(w.feedCtx, opRange{Base: lo, Count: hi - lo}, func(pi pendingItem) { ch <- pi })
-	close(ch)
-	wg.Wait()
-	if err != nil && w.feedCtx.Err() != nil {
-		return nil
-	}
-	return err
-}
-
 // rangeProgress reads the stored outcomes of items [lo, hi): the done
-// bitmap and the failed and retried items. whole reports that every item
-// has an outcome.
+// bitmap and the items with an outcome or attempts of their own. whole
+// reports that every item has an outcome.
 func (r *jobRun) rangeProgress(lo, hi int64) (p *progress, whole bool, err error) {
 	p = &progress{done: make([]uint64, (hi+63)/64)}
 	mark := func(i int64) {
@@ -313,15 +285,7 @@ func (r *jobRun) sharedDelta(tx Tx, d *jobDelta) (*jobRecord, error) {
 		r.mu.Unlock()
 		takeCounts(rec, cur)
 	}
-	rec.Progress.Completed += d.completed
-	rec.Progress.Failed += d.failed
-	rec.ItemNanos += d.nanos
-	rec.Results = append(rec.Results, d.results...)
-	for _, f := range d.failures {
-		if len(rec.FirstErrors) < JobErrorsInline {
-			rec.FirstErrors = append(rec.FirstErrors, f)
-		}
-	}
+	d.addTo(rec)
 	return rec, nil
 }
 

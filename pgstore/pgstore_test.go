@@ -61,3 +61,18 @@ func TestMigrateConcurrently(t *testing.T) {
 		return nil
 	}))
 }
+
+func TestOpenErrors(t *testing.T) {
+	t.Parallel()
+	_, err := pgstore.Open(t.Context(), "host=/nonexistent port=1 connect_timeout=1", nil)
+	require.Error(t, err, "no server")
+	_, err = pgstore.Open(t.Context(), "postgres://%zz", nil)
+	require.ErrorContains(t, err, "connection string")
+
+	// A schema migrated by a newer program is refused, not downgraded.
+	s := open(t)
+	_, err = s.Pool().Exec(t.Context(), "INSERT INTO "+s.Schema()+".batch_migrations (version) VALUES (999)")
+	require.NoError(t, err)
+	_, err = pgstore.Open(t.Context(), pgtest.URL(t), &pgstore.Options{Schema: s.Schema()})
+	require.ErrorContains(t, err, "newer")
+}

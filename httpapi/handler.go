@@ -77,6 +77,10 @@ type Options struct {
 	RateLimits RateLimits
 	// DisableRateLimits turns rate limiting off.
 	DisableRateLimits bool
+	// RateStore, when set, keeps the rate-limit counts, so that servers
+	// sharing it share the limits (pgstore's Store is one). nil counts in
+	// this process's memory.
+	RateStore RateStore
 	// MaxWait bounds the ?wait= parameter of job creation. 0 means 5 minutes.
 	MaxWait time.Duration
 	// Now is the clock for rate limits, a seam for tests. nil means time.Now.
@@ -116,6 +120,7 @@ func New(engine *batch.Engine, opts *Options) *Handler {
 	}
 	h := &Handler{engine: engine, opts: o, mux: http.NewServeMux(), log: o.Logger, streamsDone: make(chan struct{})}
 	h.limiter = newLimiter(o.Now)
+	h.limiter.store, h.limiter.log = o.RateStore, o.Logger
 	h.routes()
 	return h
 }
@@ -126,7 +131,7 @@ func (h *Handler) route(pattern string, class *limitClass, fn func(w http.Respon
 	method, path, _ := cutPattern(pattern)
 	h.mux.HandleFunc(method+" "+Prefix+path, func(w http.ResponseWriter, r *http.Request) {
 		if class != nil && !h.opts.DisableRateLimits {
-			if err := h.limiter.allow(w, class, clientKey(r)); err != nil {
+			if err := h.limiter.allow(r.Context(), w, class, clientKey(r)); err != nil {
 				writeError(w, r, err, h.log)
 				return
 			}

@@ -31,6 +31,12 @@ var migrations = []string{
 		expires_at timestamptz NOT NULL
 	);
 	CREATE INDEX batch_leases_owner ON %[1]s.batch_leases (owner)`,
+	// 3: rate-limited requests, shared by every server.
+	`CREATE TABLE %[1]s.batch_rate_hits (
+		key text COLLATE "C" NOT NULL,
+		at timestamptz NOT NULL
+	);
+	CREATE INDEX batch_rate_hits_key_at ON %[1]s.batch_rate_hits (key, at)`,
 }
 
 // migrate brings the schema to the latest version. A session advisory lock
@@ -83,11 +89,14 @@ type queries struct {
 
 	claim, renew, release string
 
+	rateSweep, rateCount, rateHit string
+
 	scanAll, scanFrom, scanAfter, scanAllRev, scanFromRev, scanBefore string
 }
 
 func newQueries(schema string) queries {
-	r := strings.NewReplacer("{kv}", schema+".batch_kv", "{seq}", schema+".batch_seq", "{leases}", schema+".batch_leases")
+	r := strings.NewReplacer("{kv}", schema+".batch_kv", "{seq}", schema+".batch_seq", "{leases}", schema+".batch_leases",
+		"{rate}", schema+".batch_rate_hits")
 	sel := "SELECT key, value FROM {kv} WHERE bucket = $1"
 	return queries{
 		get:       r.Replace("SELECT value FROM {kv} WHERE bucket = $1 AND key = $2"),
@@ -106,6 +115,10 @@ func newQueries(schema string) queries {
 			RETURNING name`),
 		renew:   r.Replace("UPDATE {leases} SET expires_at = now() + $2 * interval '1 millisecond' WHERE owner = $1 AND expires_at >= now() RETURNING name"),
 		release: r.Replace("DELETE FROM {leases} WHERE name = $1 AND owner = $2"),
+
+		rateSweep: r.Replace("DELETE FROM {rate} WHERE key = $1 AND at <= $2"),
+		rateCount: r.Replace("SELECT count(*), coalesce(min(at), $2) FROM {rate} WHERE key = $1"),
+		rateHit:   r.Replace("INSERT INTO {rate} (key, at) VALUES ($1, $2)"),
 
 		scanAll:     r.Replace(sel + " ORDER BY key LIMIT $2"),
 		scanFrom:    r.Replace(sel + " AND key >= $3 ORDER BY key LIMIT $2"),

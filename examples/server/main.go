@@ -75,17 +75,20 @@ func main() {
 	}
 }
 
-// openEngine opens the engine on PostgreSQL when -postgres is given, else
-// on the bbolt file.
-func openEngine(ctx context.Context, c config, eopts *batch.Options) (*batch.Engine, error) {
+// openEngine opens the engine on PostgreSQL when -postgres is given, with
+// the database as the servers' shared rate-limit store, else on the bbolt
+// file.
+func openEngine(ctx context.Context, c config, eopts *batch.Options) (*batch.Engine, httpapi.RateStore, error) {
 	if c.postgres == "" {
-		return batch.Open(c.db, eopts)
+		e, err := batch.Open(c.db, eopts)
+		return e, nil, err
 	}
 	store, err := pgstore.Open(ctx, c.postgres, nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return batch.New(store, eopts)
+	e, err := batch.New(store, eopts)
+	return e, store, err
 }
 
 func run(ctx context.Context, c config, log *slog.Logger) error {
@@ -102,7 +105,7 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 		defer shutdown(context.Background())
 		eopts.Observer = obs
 	}
-	engine, err := openEngine(ctx, c, eopts)
+	engine, rates, err := openEngine(ctx, c, eopts)
 	if err != nil {
 		return err
 	}
@@ -112,7 +115,7 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 			return err
 		}
 	}
-	opts := &httpapi.Options{DisableRateLimits: !c.rateLimit, Logger: log}
+	opts := &httpapi.Options{DisableRateLimits: !c.rateLimit, RateStore: rates, Logger: log}
 	if len(c.apiKeys) > 0 {
 		opts.Authenticator = httpapi.APIKeys(c.apiKeys...)
 	}

@@ -375,7 +375,9 @@ func TestScaleOut_LostLeaseIsFenced(t *testing.T) {
 		again += c - 1
 	}
 	t.Logf("%d items ran twice (in flight at the takeover)", again)
-	require.LessOrEqual(t, again, 2*4*10, "only items in flight around the takeover ran twice")
+	// Only items whose outcomes were not yet stored at the takeover run
+	// again: at most the two commit batches the committer holds.
+	require.LessOrEqual(t, again, 2*batch.DefaultCommitBatchSize, "only items not stored at the takeover ran twice")
 }
 
 // TestScaleOut_SharedWork checks what the processes share: an idempotency

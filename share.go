@@ -61,18 +61,21 @@ func (r *jobRun) sharedPass(w *worker, rg opRange, workers int) error {
 		_ = e.committer.do(func(t *wtx) error { return t.Delete(bucketShare, []byte(r.id)) })
 	}()
 	n := (rg.Count + sh.Size - 1) / sh.Size
+	var held rangesRun
+	defer held.release(r)
 	for {
 		complete := true
 		for k := range n {
 			if w.feedCtx.Err() != nil {
 				return nil
 			}
-			ran, whole, err := r.runRangeIfFree(w, sh, k, workers)
+			ran, whole, err := r.runRangeIfFree(w, sh, k, workers, &held)
 			if err != nil {
 				return err
 			}
 			complete = complete && (ran || whole)
 		}
+		held.release(r)
 		if complete {
 			break
 		}
@@ -88,7 +91,25 @@ func (r *jobRun) sharedPass(w *worker, rg opRange, workers int) error {
 // runRangeIfFree runs range k of the shared pass when its items are not all
 // done and this process can lease it. It reports whether it ran it, and
 // whether every item of the range already had an outcome.
-func (r *jobRun) runRangeIfFree(w *worker, sh shareRecord, k int64, workers int) (ran, whole bool, err error) {
+// rangesRun are the ranges a run ran in one sweep. Their leases are kept
+// until their outcomes are stored, so the next range starts without
+// waiting for the commit of the last.
+type rangesRun []func()
+
+// release waits until the run's outcomes are stored, then gives up the
+// leases.
+func (h *rangesRun) release(r *jobRun) {
+	if len(*h) == 0 {
+		return
+	}
+	r.pending.Wait()
+	for _, f := range *h {
+		f()
+	}
+	*h = (*h)[:0]
+}
+
+func (r *jobRun) runRangeIfFree(w *worker, sh shareRecord, k int64, workers int, held *rangesRun) (ran, whole bool, err error) {
 	e := r.e
 	lo := sh.Base + k*sh.Size
 	hi := min(lo+sh.Size, sh.Base+sh.Count)
@@ -109,26 +130,27 @@ func (r *jobRun) runRangeIfFree(w *worker, sh shareRecord, k int64, workers int)
 	}
 	e.rangesHeld[name] = true
 	e.mu.Unlock()
-	defer func() {
+	unhold := func() {
 		e.mu.Lock()
 		delete(e.rangesHeld, name)
 		e.mu.Unlock()
-	}()
+	}
 	ok, err := e.claimer.Claim(w.feedCtx, name)
 	if err != nil || !ok {
+		unhold()
 		return false, false, nil
 	}
-	defer func() {
+	*held = append(*held, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = e.claimer.Release(ctx, name)
-	}()
+		unhold()
+	})
 	// Read again under the lease: the last holder may have finished more.
 	if prog, whole, err = r.rangeProgress(lo, hi); err != nil || whole {
 		return false, whole, err
 	}
 	err = r.runRange(w, sh.Base, lo, hi, prog, workers)
-	r.pending.Wait()
 	return err == nil, false, err
 }
 
@@ -361,13 +383,15 @@ func (e *Engine) helpJob(id string, sh shareRecord) {
 	if err != nil {
 		return
 	}
+	var watcher sync.WaitGroup
+	defer watcher.Wait()
 	ctx, cancel := context.WithCancel(e.helpCtx)
 	defer cancel()
 	r := newRun(e, seq, rec)
 	r.helper = true
 	r.feedCancel, r.itemCancel = cancel, cancel
 	// Stop when the job stops running or the pass closes.
-	go func() {
+	watcher.Go(func() {
 		t := time.NewTicker(e.opts.ClaimPoll)
 		defer t.Stop()
 		for {
@@ -387,14 +411,16 @@ func (e *Engine) helpJob(id string, sh shareRecord) {
 				return
 			}
 		}
-	}()
+	})
 	workers := max(rec.Options.MaxConcurrent, 1)
 	w := &worker{r: r, plan: plans[sh.Op], op: sh.Op, typ: b.Operations[sh.Op].Type, opts: rec.Options, feedCtx: ctx, itemCtx: ctx}
 	w.lenient = rec.Options.Validation.Mode == ModeLenient
 	w.attemptFn = w.attempt
 	n := (sh.Count + sh.Size - 1) / sh.Size
+	var held rangesRun
+	defer held.release(r)
 	for k := n - 1; k >= 0 && ctx.Err() == nil; k-- {
-		if _, _, err := r.runRangeIfFree(w, sh, k, workers); err != nil {
+		if _, _, err := r.runRangeIfFree(w, sh, k, workers, &held); err != nil {
 			e.log.Warn("helping with a shared job", "job_id", id, "error", err)
 			return
 		}

@@ -288,10 +288,7 @@ func (e *Engine) Job(ctx context.Context, id string) (*Job, error) {
 	if !ok {
 		return nil, notFound("job", id)
 	}
-	e.mu.Lock()
-	r := e.runs[id]
-	e.mu.Unlock()
-	if r != nil {
+	if r := e.answering(id); r != nil {
 		return e.view(r.snapshot(), r), nil
 	}
 	var rec *jobRecord
@@ -420,9 +417,7 @@ func (e *Engine) Jobs(ctx context.Context, opts *ListOptions) (*JobPage, error) 
 		return nil, err
 	}
 	for _, rec := range recs {
-		e.mu.Lock()
-		r := e.runs[rec.ID]
-		e.mu.Unlock()
+		r := e.answering(rec.ID)
 		if r != nil {
 			rec = r.snapshot()
 		}
@@ -532,6 +527,20 @@ func (e *Engine) Wait(ctx context.Context, id string) (*Job, error) {
 			return job, ctx.Err()
 		}
 	}
+}
+
+// answering returns the live run that answers status reads of job id
+// from memory, or nil to read the store. On a store several processes
+// share, that is a run holding the job's lease: a job queued here may be
+// run by another process meanwhile.
+func (e *Engine) answering(id string) *jobRun {
+	e.mu.Lock()
+	r := e.runs[id]
+	e.mu.Unlock()
+	if r != nil && e.claimer != nil && (!r.claimed.Load() || r.fenced.Load()) {
+		return nil
+	}
+	return r
 }
 
 // live reports whether the job is still queued or running here (its run

@@ -14,6 +14,11 @@ import (
 // Options configures an [Engine]. A nil *Options, or any zero field, means
 // the default given on that field.
 type Options struct {
+	// Authorize, if set, is asked before a batch is accepted whether its
+	// owner may run each of its operations on the resource it names (see
+	// the package documentation, "Tenancy"); an error refuses the batch with
+	// FORBIDDEN. It must be safe for concurrent use.
+	Authorize func(ctx context.Context, a Access) error
 	// Logger receives the engine's logs. nil discards them.
 	Logger *slog.Logger
 	// Observer sees job transitions, item attempts, commits, deliveries and
@@ -263,6 +268,7 @@ func New(store Store, opts *Options) (*Engine, error) {
 			return nil, err
 		}
 	}
+	e.removeStaleTemp()
 	e.committer = newCommitter(e)
 	e.wg.Go(e.committer.loop)
 	e.startRetention()

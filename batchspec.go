@@ -263,6 +263,9 @@ type wireOperation struct {
 // INVALID_BATCH errors with one detail per problem, each with a JSON path.
 // It checks shape only; [Engine.Submit] checks meaning.
 func DecodeBatch(data []byte) (*Batch, error) {
+	if err := CheckJSON(data); err != nil {
+		return nil, err
+	}
 	var d details
 	var w wireBatch
 	if err := decodeStrict(data, &w); err != nil {

@@ -325,7 +325,7 @@ func (c *committer) failAll(outs []outcome, writes []*write, err error) {
 	for r := range seen {
 		c.e.errorf(r.id, "storing item outcomes failed: %v", err)
 		r.stop(stopFail, &Error{Code: CodeExecutionError, Message: "Batch job execution failed",
-			Details: []Detail{{Code: string(CodeSystem), Message: "storing item outcomes failed: " + err.Error()}}})
+			Details: []Detail{{Code: string(faultCode(err)), Message: "storing item outcomes failed: " + err.Error()}}})
 	}
 	for i := range outs {
 		outs[i].run.pending.Done()

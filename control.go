@@ -51,6 +51,7 @@ func (e *Engine) Submit(ctx context.Context, b *Batch, opts *SubmitOptions) (*Jo
 	if e.isClosed() {
 		return nil, ErrClosed
 	}
+	ctx, admin := submitter(ctx, so.Owner)
 	nb, estimates, err := e.check(ctx, b)
 	if err != nil {
 		return nil, err
@@ -78,6 +79,7 @@ func (e *Engine) Submit(ctx context.Context, b *Batch, opts *SubmitOptions) (*Jo
 		},
 		Ops:            estimates,
 		Options:        nb.Options.withDefaults(),
+		Admin:          admin && so.Owner != "",
 		IdempotencyKey: so.IdempotencyKey,
 	}
 	if tp, ok := e.obs.(TracePropagator); ok {
@@ -218,6 +220,9 @@ func (e *Engine) check(ctx context.Context, b *Batch) (*Batch, []opRange, error)
 	if err != nil {
 		return nil, nil, invalidBatch([]Detail{{Field: "batch", Code: DetailInvalidValue, Message: "batch is not valid JSON: " + err.Error()}})
 	}
+	if err := e.authorize(ctx, &nb); err != nil {
+		return nil, nil, err
+	}
 	var d details
 	if len(nb.Operations) == 0 {
 		d.add("operations", DetailRequired, "a batch needs at least one operation")
@@ -230,15 +235,19 @@ func (e *Engine) check(ctx context.Context, b *Batch) (*Batch, []opRange, error)
 	if err := invalidBatch(d.list); err != nil {
 		return nil, nil, err
 	}
+	ctx, cancel := countingContext(ctx)
+	defer cancel()
 	ops := make([]opRange, len(plans))
 	for i, p := range plans {
 		if p.Resource == nil {
 			ops[i].Count = p.Count
 			continue
 		}
-		if err := p.Resource.Scan(ctx, p.Query, func(Record) error { ops[i].Count++; return nil }); err != nil {
-			return nil, nil, fmt.Errorf("batch: counting records: %w", err)
+		n, err := countRecords(ctx, i, p)
+		if err != nil {
+			return nil, nil, err
 		}
+		ops[i].Count = n
 	}
 	return &nb, ops, nil
 }
@@ -396,11 +405,19 @@ func (e *Engine) Jobs(ctx context.Context, opts *ListOptions) (*JobPage, error) 
 	var recs []*jobRecord
 	err = e.store.View(func(tx Tx) error {
 		var derr error
+		scanned, lastID := 0, ""
 		err := tx.ScanReverse(bucketJobs, from, func(k, v []byte) bool {
 			var rec jobRecord
 			if derr = json.Unmarshal(v, &rec); derr != nil {
 				return false
 			}
+			if scanned++; scanned > maxListScan && len(recs) < limit {
+				// A short page, so that one request never reads the whole
+				// store: the cursor goes on after the last job read.
+				page.NextCursor = lastID
+				return false
+			}
+			lastID = rec.ID
 			if (o.State != "" && rec.Status != o.State) || (o.Owner != "" && rec.Owner != o.Owner) {
 				return true
 			}
@@ -425,6 +442,11 @@ func (e *Engine) Jobs(ctx context.Context, opts *ListOptions) (*JobPage, error) 
 	}
 	return page, nil
 }
+
+// maxListScan bounds the jobs one list request reads (a variable for
+// tests): a page may come back shorter than its limit, with a next_cursor,
+// when the caller's jobs are few among many.
+var maxListScan = 10_000
 
 func pageLimit(n int) (int, error) {
 	switch {

@@ -103,6 +103,21 @@
 // A where expression that fails on a record (comparing a missing field with
 // a number, say) does not select it; write `(record.area ?? 0) > 10`.
 //
+// Every expression (where, calculate's set, validate's rules, template
+// placeholders) is bounded: at most [MaxExpressionLength] bytes and
+// [MaxExpressionDepth] levels of brackets, and each evaluation has a budget
+// of memory (8 MiB built by strings, repeat, replace, join, concat,
+// flatten, toJSON, string and +), of steps (a million iterations of map,
+// filter, reduce and the like) and of time (250 ms), and stops when its
+// job or request ends. An expression that cannot compile, or that blows a
+// budget on a record while the batch is being checked, is INVALID_BATCH;
+// one that blows it while the job runs fails that item. Checking a batch
+// counts the records it selects within 10 seconds.
+//
+// Record ids are non-empty strings of at most [MaxRecordIDLength] bytes.
+// Request JSON is strict ([CheckJSON]): a key given twice in an object, or
+// a number beyond float64, is INVALID_BATCH naming its path.
+//
 // Programs add their own operation types with [Engine.RegisterOperation]
 // (or replace built-in ones) and their own data with
 // [Engine.RegisterResource]. The built-in document collections ("fields" by
@@ -134,6 +149,40 @@
 // programs' own resources, runs at least once: after a crash an item whose
 // outcome was not yet stored runs again. Make such handlers idempotent;
 // [Item.Key] (job id and item index) is a stable idempotency key for that.
+//
+// # Tenancy
+//
+// Every job, template, schedule and webhook belongs to the principal that
+// created it ([WithPrincipal], [SubmitOptions].Owner). The HTTP API shows a
+// principal only its own objects, and nothing it gets back, errors and
+// schedule conflicts included, names another principal's. The built-in
+// collections and registered resources are the service's shared data:
+// every principal that may run batches reads and writes them, unless the
+// embedding program decides otherwise per principal, operation and
+// resource with [Options].Authorize (FORBIDDEN when it refuses).
+//
+// A principal is plain or an administrator ([WithAdmin]; in the HTTP API,
+// httpapi.Options.Admin). backup, restore and optimize act on the whole
+// store and need an administrator (FORBIDDEN otherwise); a plain
+// principal's cleanup deletes only its own finished jobs (their audit
+// trails stay until retention removes them), an administrator's everyone's
+// and old deliveries and audit entries too, as the retention loop does. A
+// schedule saved by an administrator runs as one. A context without a
+// principal is the embedding program itself and may do everything.
+//
+// # Storage faults
+//
+// Opening a file that is not a store, or one cut short, fails with an
+// error naming the file and what is wrong, and leaves the file as it was;
+// a file another process holds fails saying it is locked. A write the disk
+// has no room for (or past [BoltOptions].MaxSize) fails with STORAGE_FULL
+// (HTTP 507) and keeps nothing of itself; a job that failed for it, or for
+// another system reason, can be resumed with [Engine.Resume] once there is
+// room: it continues where it stopped. Backups and restores stage their
+// files in a directory beside the store file ("<file>.tmp"), emptied of
+// leftovers whenever the store opens. optimize lets reads go on while it
+// copies and waits a bounded time for the store, failing its item rather
+// than freezing other work.
 //
 // # Progress and observability
 //

@@ -349,7 +349,7 @@ func (r *jobRun) pass(feedCtx, itemCtx context.Context, i int, p *Plan, typ stri
 		}
 		failMu.Unlock()
 		r.stop(stopFail, &Error{Code: CodeExecutionError, Message: "Batch job execution failed", Err: err,
-			Details: []Detail{{Code: string(CodeSystem), Message: err.Error()}}})
+			Details: []Detail{{Code: string(faultCode(err)), Message: err.Error()}}})
 	}
 	if r.shares(rg, validating) {
 		return r.sharedPass(w, rg, workers)

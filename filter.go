@@ -1,14 +1,12 @@
 package batch
 
 import (
+	"context"
 	"fmt"
+	"time"
 
 	"github.com/expr-lang/expr"
-	"github.com/expr-lang/expr/vm"
 )
-
-// maxExprNodes bounds the size of an expression in a batch.
-const maxExprNodes = 1000
 
 // recordEnv is the environment expressions over a record compile against:
 // the only name they can reach is `record`.
@@ -16,26 +14,32 @@ var recordEnvShape = map[string]any{"record": map[string]any{}}
 
 // predicate is a compiled boolean expression over `record`.
 type predicate struct {
-	prog *vm.Program
+	prog *exprProgram
 }
 
-// compileRecordExpr compiles src over `record`. asBool demands a boolean
-// result.
-func compileRecordExpr(src string, asBool bool) (*vm.Program, error) {
-	opts := []expr.Option{expr.Env(recordEnvShape), expr.MaxNodes(maxExprNodes)}
+// compileRecordExpr compiles src over `record` (see compileExpr). asBool
+// demands a boolean result.
+func compileRecordExpr(src string, asBool bool) (*exprProgram, error) {
+	var opts []expr.Option
 	if asBool {
 		opts = append(opts, expr.AsBool())
 	}
-	return expr.Compile(src, opts...)
+	return compileExpr(src, recordEnvShape, opts...)
 }
 
-// evalRecordExpr runs a compiled expression against rec.
-func evalRecordExpr(prog *vm.Program, rec Record) (any, error) {
-	return expr.Run(prog, map[string]any{"record": map[string]any(rec)})
+// evalRecordExpr runs a compiled expression against rec, within the
+// expression budgets; it stops when ctx ends.
+func evalRecordExpr(ctx context.Context, prog *exprProgram, rec Record) (any, error) {
+	return evalRecordExprWithin(ctx, prog, rec, exprTimeLimit)
 }
 
-func (p *predicate) eval(rec Record) (bool, error) {
-	out, err := evalRecordExpr(p.prog, rec)
+// evalRecordExprWithin is evalRecordExpr with its own time budget.
+func evalRecordExprWithin(ctx context.Context, prog *exprProgram, rec Record, limit time.Duration) (any, error) {
+	return prog.runOwned(ctx, map[string]any{"record": map[string]any(rec)}, limit)
+}
+
+func (p *predicate) eval(ctx context.Context, rec Record) (bool, error) {
+	out, err := evalRecordExpr(ctx, p.prog, rec)
 	if err != nil {
 		return false, err
 	}

@@ -66,6 +66,8 @@ type jobRecord struct {
 	Options BatchOptions `json:"options"`
 	// ItemNanos is the summed run time of finished items.
 	ItemNanos int64 `json:"item_nanos,omitempty"`
+	// Admin is whether the owner submitted the job as an administrator.
+	Admin bool `json:"admin,omitempty"`
 	// IdempotencyKey is the key the job was submitted with, if any.
 	IdempotencyKey string `json:"idempotency_key,omitempty"`
 	// Trace is the carrier of the submitter's trace context, stored by a

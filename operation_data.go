@@ -148,6 +148,10 @@ func checkRecordIDs(recs []Record, path string, d *details) {
 			d.add(fmt.Sprintf("%s[%d].id", path, i), DetailInvalidValue, "id must be a non-empty string")
 			continue
 		}
+		if len(id) > MaxRecordIDLength {
+			d.add(fmt.Sprintf("%s[%d].id", path, i), DetailInvalidValue, "id is %d bytes long; record ids are at most %d bytes", len(id), MaxRecordIDLength)
+			continue
+		}
 		if j, dup := seen[id]; dup {
 			d.add(fmt.Sprintf("%s[%d].id", path, i), DetailInvalidValue, "id %q is also given at %s[%d]", id, path, j)
 		}

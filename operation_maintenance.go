@@ -90,7 +90,7 @@ func planBackup(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, erro
 		// The snapshot goes to a temporary file first: writing the artifact
 		// into the store while the snapshot's read transaction is open could
 		// wait forever on bbolt's remap.
-		f, err := os.CreateTemp("", "batch-backup-*.db")
+		f, err := env.e.createTemp("backup-*.db")
 		if err != nil {
 			return fmt.Errorf("backup: %w", err)
 		}
@@ -285,7 +285,7 @@ func (e *Engine) restore(ctx context.Context, id string) (*restoreSummary, error
 		return nil, err
 	}
 	defer rc.Close()
-	f, err := os.CreateTemp("", "batch-restore-*.db")
+	f, err := e.createTemp("restore-*.db")
 	if err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
 	}
@@ -304,6 +304,9 @@ func (e *Engine) restore(ctx context.Context, id string) (*restoreSummary, error
 		return nil, corrupt("it holds %d bytes, the backup wrote %d", n, want.Size)
 	case hex.EncodeToString(h.Sum(nil)) != want.SHA256:
 		return nil, corrupt("its SHA-256 does not match the one the backup recorded")
+	}
+	if err := checkFile(f.Name()); err != nil {
+		return nil, corrupt("%v", err)
 	}
 	db, err := bolt.Open(f.Name(), 0o400, &bolt.Options{ReadOnly: true, Timeout: time.Second})
 	if err != nil {
@@ -366,7 +369,17 @@ func planCleanup(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, err
 	}
 	age := time.Duration(*spec.OlderThan)
 	return singleItem(&Plan{Run: func(ctx context.Context, it *Item) error {
-		st, err := env.e.Cleanup(ctx, env.e.now().Add(-age))
+		owner, admin, err := env.e.jobOwner(env.JobID)
+		if err != nil {
+			return err
+		}
+		cutoff := env.e.now().Add(-age)
+		var st *CleanupStats
+		if admin {
+			st, err = env.e.Cleanup(ctx, cutoff)
+		} else {
+			st, err = env.e.cleanupOwn(ctx, owner, cutoff)
+		}
 		if err != nil {
 			return err
 		}

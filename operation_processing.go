@@ -11,8 +11,7 @@ import (
 	"math"
 	"slices"
 	"strings"
-
-	"github.com/expr-lang/expr/vm"
+	"time"
 )
 
 // This file holds the processing operations: calculate, validate, analyze
@@ -42,10 +41,15 @@ import (
 //     group, or one row with an empty key without group_by) or JSON (the
 //     analyze summary).
 
+// applyExprTime bounds the expressions of one calculate item evaluated
+// inside a commit transaction, so that no expression holds the store's
+// writer for long.
+const applyExprTime = 20 * time.Millisecond
+
 // setExpr is one compiled field expression of a calculate operation.
 type setExpr struct {
 	field string
-	prog  *vm.Program
+	prog  *exprProgram
 }
 
 func planCalculate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, error) {
@@ -77,13 +81,13 @@ func planCalculate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, e
 	if err := invalidBatch(d.list); err != nil {
 		return nil, err
 	}
-	compute := func(rec Record) (Record, error) {
+	compute := func(ctx context.Context, rec Record, limit time.Duration) (Record, error) {
 		next := make(Record, len(rec)+len(sets))
 		for k, v := range rec {
 			next[k] = v
 		}
 		for _, s := range sets {
-			out, err := evalRecordExpr(s.prog, rec)
+			out, err := evalRecordExprWithin(ctx, s.prog, rec, limit)
 			if err != nil {
 				return nil, ValidationError("set.%s: %v", s.field, err)
 			}
@@ -99,7 +103,7 @@ func planCalculate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, e
 		Resource: res,
 		Query:    q,
 		Validate: func(ctx context.Context, it *Item) error {
-			next, err := compute(it.Record)
+			next, err := compute(ctx, it.Record, exprTimeLimit)
 			if err != nil {
 				return err
 			}
@@ -107,12 +111,15 @@ func planCalculate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, e
 		},
 	}
 	if coll != nil {
-		p.prepare = prepareChange(coll, compute)
-		p.apply = applyChange(coll, compute)
+		// The change is computed outside the commit when it must be
+		// validated first; inside it, the expressions get a far smaller time
+		// budget, so that none holds the store's writer for long.
+		p.prepare = prepareChange(coll, func(rec Record) (Record, error) { return compute(context.Background(), rec, exprTimeLimit) })
+		p.apply = applyChange(coll, func(rec Record) (Record, error) { return compute(context.Background(), rec, applyExprTime) })
 		return p, nil
 	}
 	p.Run = func(ctx context.Context, it *Item) error {
-		next, err := compute(it.Record)
+		next, err := compute(ctx, it.Record, exprTimeLimit)
 		if err != nil {
 			return err
 		}
@@ -157,7 +164,7 @@ func sortedKeys[V any](m map[string]V) []string {
 // rule is one compiled rule of a validate operation.
 type rule struct {
 	name string
-	prog *vm.Program
+	prog *exprProgram
 }
 
 func planValidate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, error) {
@@ -190,7 +197,7 @@ func planValidate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, er
 		Run: func(ctx context.Context, it *Item) error {
 			var failed []string
 			for _, r := range rules {
-				out, err := evalRecordExpr(r.prog, it.Record)
+				out, err := evalRecordExpr(ctx, r.prog, it.Record)
 				switch ok, _ := out.(bool); {
 				case err != nil:
 					failed = append(failed, fmt.Sprintf("%s (%s)", r.name, firstLine(err.Error())))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 )
@@ -85,31 +86,51 @@ func (q *Query) compile() error {
 }
 
 // Match reports whether rec is selected. A Where expression that fails on a
-// record (a missing field compared with a number, say) does not select it.
+// record (a missing field compared with a number, say, or one that goes over
+// the expression budgets) does not select it.
 func (q *Query) Match(rec Record) bool {
+	return q.MatchContext(context.Background(), rec)
+}
+
+// MatchContext is [Query.Match] whose Where evaluation stops when ctx ends.
+func (q *Query) MatchContext(ctx context.Context, rec Record) bool {
+	ok, _ := q.match(ctx, rec)
+	return ok
+}
+
+// match is MatchContext that also returns the error of a Where expression
+// that went over its budgets (matching [ErrExpressionLimit]) or whose
+// context ended: those stop a scan instead of skipping the record.
+func (q *Query) match(ctx context.Context, rec Record) (bool, error) {
 	if q == nil {
-		return true
+		return true, nil
 	}
 	for k, want := range q.Filter {
 		got, ok := rec[k]
 		if !ok || !jsonEqual(got, want) {
-			return false
+			return false, nil
 		}
 	}
 	if q.Where == "" {
-		return true
+		return true, nil
 	}
 	w := q.where
 	if w == nil || q.src != q.Where {
 		// Not compiled by NewQuery or the engine: compile a copy here.
 		prog, err := compileRecordExpr(q.Where, true)
 		if err != nil {
-			return false
+			return false, nil
 		}
 		w = &predicate{prog: prog}
 	}
-	ok, err := w.eval(rec)
-	return err == nil && ok
+	ok, err := w.eval(ctx, rec)
+	if err != nil {
+		if errors.Is(err, ErrExpressionLimit) || ctx.Err() != nil {
+			return false, fmt.Errorf("where on record %q: %w", rec.ID(), err)
+		}
+		return false, nil
+	}
+	return ok, nil
 }
 
 // jsonEqual compares two decoded JSON values.
@@ -185,7 +206,8 @@ const collectionScanPage = 512
 func (c *Collection) Name() string { return c.name }
 
 // Scan calls fn for each record q matches, in id order. It reads in short
-// transactions of a few hundred records, so fn may write to the store.
+// transactions of a few hundred records, so fn may write to the store, and
+// evaluates q outside them, so a slow Where never holds the store.
 func (c *Collection) Scan(ctx context.Context, q *Query, fn func(Record) error) error {
 	var from []byte
 	for {
@@ -212,9 +234,7 @@ func (c *Collection) Scan(ctx context.Context, q *Query, fn func(Record) error) 
 					derr = fmt.Errorf("collection %s: record %q: %w", c.name, k, derr)
 					return false
 				}
-				if q.Match(rec) {
-					page = append(page, rec)
-				}
+				page = append(page, rec)
 				return true
 			}), derr)
 		})
@@ -222,6 +242,12 @@ func (c *Collection) Scan(ctx context.Context, q *Query, fn func(Record) error) 
 			return err
 		}
 		for _, rec := range page {
+			switch ok, err := q.match(ctx, rec); {
+			case err != nil:
+				return err
+			case !ok:
+				continue
+			}
 			if err := fn(rec); err != nil {
 				return err
 			}
@@ -305,6 +331,9 @@ func (c *Collection) put(tx Tx, rec Record) error {
 	id := rec.ID()
 	if id == "" {
 		return ValidationError("record needs a non-empty string \"id\"")
+	}
+	if len(id) > MaxRecordIDLength {
+		return ValidationError("record id is %d bytes long; record ids are at most %d bytes", len(id), MaxRecordIDLength)
 	}
 	b, err := json.Marshal(rec)
 	if err != nil {

@@ -34,7 +34,7 @@ type CleanupStats struct {
 // early, with ctx's error, when ctx ends.
 func (e *Engine) Cleanup(ctx context.Context, cutoff time.Time) (*CleanupStats, error) {
 	st := &CleanupStats{}
-	ids, err := e.finishedBefore(cutoff)
+	ids, err := e.finishedBefore(cutoff, "")
 	if err != nil {
 		return st, err
 	}
@@ -60,21 +60,23 @@ func (e *Engine) Cleanup(ctx context.Context, cutoff time.Time) (*CleanupStats, 
 	return st, err
 }
 
-// finishedBefore lists the jobs in a final state that finished before cutoff.
-func (e *Engine) finishedBefore(cutoff time.Time) ([]string, error) {
+// finishedBefore lists the jobs in a final state that finished before
+// cutoff: those of owner, or everyone's when owner is "".
+func (e *Engine) finishedBefore(cutoff time.Time, owner string) ([]string, error) {
 	var ids []string
 	err := e.store.View(func(tx Tx) error {
 		var derr error
 		err := tx.Scan(bucketJobs, nil, func(_, v []byte) bool {
 			var rec struct {
 				ID         string     `json:"job_id"`
+				Owner      string     `json:"owner"`
 				Status     State      `json:"status"`
 				FinishedAt *time.Time `json:"finished_at"`
 			}
 			if derr = json.Unmarshal(v, &rec); derr != nil {
 				return false
 			}
-			if rec.Status.Final() && rec.FinishedAt != nil && rec.FinishedAt.Before(cutoff) {
+			if rec.Status.Final() && rec.FinishedAt != nil && rec.FinishedAt.Before(cutoff) && (owner == "" || rec.Owner == owner) {
 				ids = append(ids, rec.ID)
 			}
 			return true

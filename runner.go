@@ -487,7 +487,7 @@ func (r *jobRun) settle(execErr error) {
 		e.errorf(r.id, "job failed: %v", execErr)
 		reason = stopFail
 		failErr = &Error{Code: CodeExecutionError, Message: "Batch job execution failed", Err: execErr,
-			Details: []Detail{{Code: string(CodeSystem), Message: execErr.Error()}}}
+			Details: []Detail{{Code: string(faultCode(execErr)), Message: execErr.Error()}}}
 	}
 	if reason == stopNone && !rec.done() {
 		// Stopped short without a reason: leave it running in the store,
@@ -659,8 +659,11 @@ func (e *Engine) dequeueLocked(id string) {
 	}
 }
 
-// Resume queues a paused job again; it continues where it stopped. Another
-// state returns an error matching [ErrInvalidState].
+// Resume queues a paused job again; it continues where it stopped. A job
+// that failed for a system reason (the store's disk was full, say) can be
+// resumed too, once the cause is gone: it continues where it stopped,
+// keeping the outcomes of the items that ran. Another state returns an
+// error matching [ErrInvalidState].
 func (e *Engine) Resume(ctx context.Context, id string) (*Job, error) {
 	seq, ok := parseJobID(id)
 	if !ok {
@@ -678,14 +681,15 @@ func (e *Engine) Resume(ctx context.Context, id string) (*Job, error) {
 		if err != nil {
 			return err
 		}
-		if cur.Status != StatePaused || live {
+		if (cur.Status != StatePaused && !failedBySystem(cur)) || live {
 			return invalidState(id, cur.Status, StateRunning)
 		}
+		from := cur.Status
 		rec = cur
-		rec.Status = StateQueued
+		rec.Status, rec.FinishedAt, rec.Error = StateQueued, nil, nil
 		now := e.now().UTC()
 		rec.QueuedAt = &now
-		return w.transition(nil, StatePaused, rec, EventJobResumed, PrincipalFrom(ctx))
+		return w.transition(nil, from, rec, EventJobResumed, PrincipalFrom(ctx))
 	})
 	if err != nil {
 		return nil, err

@@ -41,10 +41,14 @@ type Schedule struct {
 	// NotificationSecret ("whsec_" + base64) signs the schedule's
 	// notification webhooks the way webhook deliveries are signed; it is
 	// generated with the first one.
-	NotificationSecret string    `json:"notification_secret,omitempty"`
-	Owner              string    `json:"owner,omitempty"`
-	CreatedAt          time.Time `json:"created_at"`
-	UpdatedAt          time.Time `json:"updated_at"`
+	NotificationSecret string `json:"notification_secret,omitempty"`
+	Owner              string `json:"owner,omitempty"`
+	// RunsAsAdmin is set by the engine, never taken from input: whether the
+	// schedule was last saved by an administrator, whose runs may then use
+	// the administrator-only operations.
+	RunsAsAdmin bool      `json:"runs_as_admin,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
 }
 
 // Timing says when a schedule runs: a frequency with a time of day in a
@@ -112,6 +116,9 @@ const (
 // DecodeSchedule reads a schedule object (the value of the request body's
 // "schedule" field) strictly.
 func DecodeSchedule(data []byte) (*Schedule, error) {
+	if err := CheckJSON(data); err != nil {
+		return nil, err
+	}
 	var s Schedule
 	if err := decodeStrict(data, &s); err != nil {
 		var d details
@@ -376,8 +383,9 @@ func conflictKey(b *Batch) string {
 	return "ops:" + strings.Join(parts, ",")
 }
 
-// conflict returns the active schedule (other than s) that would fire the
-// same work at the same moment as s's next run, if any.
+// conflict returns the active schedule of the same owner (other than s)
+// that would fire the same work at the same moment as s's next run, if
+// any. Other principals' schedules never clash: a conflict would name them.
 func conflictWith(tx Tx, s *Schedule) (*Schedule, error) {
 	if s.Status != ScheduleActive || s.NextRunAt == nil {
 		return nil, nil
@@ -390,7 +398,7 @@ func conflictWith(tx Tx, s *Schedule) (*Schedule, error) {
 		if derr = json.Unmarshal(v, &o); derr != nil {
 			return false
 		}
-		if o.ID != s.ID && o.Status == ScheduleActive && o.NextRunAt != nil && o.NextRunAt.Equal(*s.NextRunAt) && conflictKey(&o.Batch) == key {
+		if o.ID != s.ID && o.Owner == s.Owner && o.Status == ScheduleActive && o.NextRunAt != nil && o.NextRunAt.Equal(*s.NextRunAt) && conflictKey(&o.Batch) == key {
 			clash = &o
 			return false
 		}
@@ -464,6 +472,7 @@ func (e *Engine) CreateSchedule(ctx context.Context, s *Schedule) (*Schedule, er
 	}
 	now := e.now().UTC()
 	ns.Status, ns.Owner, ns.CreatedAt, ns.UpdatedAt = ScheduleActive, PrincipalFrom(ctx), now, now
+	ns.RunsAsAdmin = markedAdmin(ctx) && ns.Owner != ""
 	ns.LastRunAt, ns.LastJobID, ns.NotificationSecret = nil, "", ""
 	if err := e.storeSchedule(&ns, p, 0, Event{Type: EventScheduleCreated, Principal: ns.Owner}); err != nil {
 		return nil, err
@@ -528,6 +537,7 @@ func (e *Engine) UpdateSchedule(ctx context.Context, id string, s *Schedule) (*S
 		return nil, err
 	}
 	ns.ID, ns.Status, ns.Owner, ns.CreatedAt, ns.UpdatedAt = old.ID, old.Status, old.Owner, old.CreatedAt, e.now().UTC()
+	ns.RunsAsAdmin = markedAdmin(ctx) && ns.Owner != ""
 	ns.LastRunAt, ns.LastJobID, ns.NextRunAt = old.LastRunAt, old.LastJobID, old.NextRunAt
 	ns.NotificationSecret = old.NotificationSecret
 	seq, _ := parseObjectID(id, scheduleIDPrefix)

@@ -114,6 +114,9 @@ func (e *Engine) fire(ctx context.Context, s *Schedule, now time.Time) error {
 	fired := ScheduleFireObservation{ScheduleID: s.ID, Due: first, Outcome: "skipped"}
 	if fireAt != nil {
 		pctx := WithPrincipal(ctx, s.Owner)
+		if s.RunsAsAdmin {
+			pctx = WithAdmin(pctx)
+		}
 		b := s.Batch
 		fired.Due = *fireAt
 		job, err = e.Submit(pctx, &b, &SubmitOptions{Owner: s.Owner, ScheduleID: s.ID, IdempotencyKey: fmt.Sprintf("schedule:%s:%d", s.ID, fireAt.Unix())})

@@ -24,6 +24,9 @@ type BoltOptions struct {
 	// NoSync skips fsync on commit. It gives up durability and is meant for
 	// throw-away stores only. Default false.
 	NoSync bool
+	// MaxSize, if positive, caps the file's size in bytes: a write that
+	// would grow it further fails with STORAGE_FULL, as on a full disk.
+	MaxSize int
 }
 
 // boltStore is the bbolt [Store]: one file, one writer at a time, readers
@@ -32,11 +35,36 @@ type boltStore struct {
 	path string
 	opts *bolt.Options
 
+	// writers is held by every Update, and by Compact while it copies the
+	// file, so that writes wait for the copy while reads go on.
+	writers sync.Mutex
 	// mu guards db: every transaction holds it for reading; Compact holds it
-	// for writing while it swaps the file, so work waits instead of failing.
-	// A transaction function must never start another transaction.
+	// for writing only while it swaps the copied file in. A transaction
+	// function must never start another transaction.
 	mu sync.RWMutex
 	db *bolt.DB
+}
+
+// compactLockWait bounds how long Compact waits for the writer and then for
+// the readers; past it, the compaction gives up (the store is busy) rather
+// than hold everyone else up. A variable for tests.
+var compactLockWait = 10 * time.Second
+
+// tryLock takes lock within wait, polling, so that a waiting Compact never
+// queues ahead of other transactions. It gives up with an error when the
+// time is over or ctx ends.
+func tryLock(ctx context.Context, lock func() bool, wait time.Duration, what string) error {
+	deadline := time.Now().Add(wait)
+	for delay := 100 * time.Microsecond; !lock(); delay = min(2*delay, 20*time.Millisecond) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("batch: compact: the store stayed busy (%s) for %v; try again later", what, wait)
+		}
+		time.Sleep(delay)
+	}
+	return nil
 }
 
 var (
@@ -47,7 +75,9 @@ var (
 
 // OpenBoltStore opens (creating it if needed) the bbolt file at path as a
 // [Store]. A file locked by another process fails after opts.Timeout with an
-// error wrapping the cause. A nil opts means defaults.
+// error saying so; a file that is not a store, or was cut short, fails with
+// an error naming the file and the problem, and is left untouched. A nil
+// opts means defaults.
 func OpenBoltStore(path string, opts *BoltOptions) (Store, error) {
 	var o BoltOptions
 	if opts != nil {
@@ -61,10 +91,19 @@ func OpenBoltStore(path string, opts *BoltOptions) (Store, error) {
 		NoSync:          o.NoSync,
 		InitialMmapSize: 64 << 20,
 		FreelistType:    bolt.FreelistMapType,
+		MaxSize:         o.MaxSize,
+	}
+	if err := checkFile(path); err != nil {
+		return nil, fmt.Errorf("batch: open bolt store: %w", err)
 	}
 	db, err := bolt.Open(path, 0o600, bo)
-	if err != nil {
-		return nil, fmt.Errorf("batch: open bolt store %s: %w", path, err)
+	switch {
+	case errors.Is(err, berrors.ErrTimeout):
+		return nil, fmt.Errorf("batch: open bolt store %s: the file is locked by another process (is another server using it?); gave up after %v: %w", path, o.Timeout, err)
+	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrChecksum):
+		return nil, fmt.Errorf("batch: open bolt store %s: not a batch store or damaged: %w", path, err)
+	case err != nil:
+		return nil, fmt.Errorf("batch: open bolt store %s: %w", path, storageErr(err))
 	}
 	return &boltStore{path: path, opts: bo, db: db}, nil
 }
@@ -76,9 +115,11 @@ func (s *boltStore) View(fn func(Tx) error) error {
 }
 
 func (s *boltStore) Update(fn func(Tx) error) error {
+	s.writers.Lock()
+	defer s.writers.Unlock()
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.db.Update(func(tx *bolt.Tx) error { return fn(&boltTx{tx: tx}) })
+	return storageErr(s.db.Update(func(tx *bolt.Tx) error { return fn(&boltTx{tx: tx}) }))
 }
 
 func (s *boltStore) Close() error {
@@ -89,15 +130,16 @@ func (s *boltStore) Close() error {
 
 // Compact rewrites the file with only its live data (bbolt files never
 // shrink on their own): it copies into a temporary file beside it, swaps
-// that in and reopens it. Transactions wait meanwhile. When the copy fails
-// the original file stays in use. It must not be called from inside a
-// transaction.
+// that in and reopens it. Writes wait while it copies; reads go on, and
+// wait only for the swap. Its own waits are bounded: a store too busy to
+// let it in for [compactLockWait] fails the compaction, not the others.
+// When the copy fails the original file stays in use. It must not be
+// called from inside a transaction.
 func (s *boltStore) Compact(ctx context.Context) (before, after int64, err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := ctx.Err(); err != nil {
+	if err := tryLock(ctx, s.writers.TryLock, compactLockWait, "a write is running"); err != nil {
 		return 0, 0, err
 	}
+	defer s.writers.Unlock()
 	if before, err = fileSize(s.path); err != nil {
 		return 0, 0, err
 	}
@@ -107,17 +149,23 @@ func (s *boltStore) Compact(ctx context.Context) (before, after int64, err error
 	if err != nil {
 		return before, 0, fmt.Errorf("batch: compact: %w", err)
 	}
+	s.mu.RLock()
 	err = bolt.Compact(dst, s.db, 64<<20)
+	s.mu.RUnlock()
 	if err == nil {
 		err = dst.Sync()
 	}
 	if cerr := dst.Close(); err == nil {
 		err = cerr
 	}
+	if err == nil {
+		err = tryLock(ctx, s.mu.TryLock, compactLockWait, "long reads are running")
+	}
 	if err != nil {
 		os.Remove(tmp)
-		return before, before, fmt.Errorf("batch: compact: %w", err)
+		return before, before, fmt.Errorf("batch: compact: %w", storageErr(err))
 	}
+	defer s.mu.Unlock()
 	if err := s.db.Close(); err != nil {
 		os.Remove(tmp)
 		return before, before, fmt.Errorf("batch: compact: closing the store: %w", err)

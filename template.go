@@ -10,9 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/expr-lang/expr"
-	"github.com/expr-lang/expr/vm"
 )
 
 // Template is a reusable batch with parameters, as in the API document's
@@ -75,6 +72,9 @@ var payloadKeys = []string{"filter", "where", "update", "records", "source", "de
 // "template" field) strictly: unknown fields and wrong types are
 // INVALID_BATCH errors with JSON paths.
 func DecodeTemplate(data []byte) (*Template, error) {
+	if err := CheckJSON(data); err != nil {
+		return nil, err
+	}
 	var t Template
 	if err := decodeStrict(data, &t); err != nil {
 		var d details
@@ -87,7 +87,10 @@ func DecodeTemplate(data []byte) (*Template, error) {
 // compiledTemplate is a checked template with its expressions compiled.
 type compiledTemplate struct {
 	t     *Template
-	progs map[string]*vm.Program // by expression source
+	progs map[string]*exprProgram // by expression source
+	// spent is what the placeholders rendered so far produced, bounded by
+	// the expression byte budget for the whole template.
+	spent int
 }
 
 // templateEnv is the environment expressions compile against: every
@@ -155,7 +158,7 @@ func (e *Engine) compileTemplate(t *Template) (*compiledTemplate, error) {
 	if len(t.Operations) == 0 {
 		d.add("operations", DetailRequired, "a template needs at least one operation")
 	}
-	ct := &compiledTemplate{t: t, progs: map[string]*vm.Program{}}
+	ct := &compiledTemplate{t: t, progs: map[string]*exprProgram{}}
 	env := e.templateEnv(shape)
 	for i, op := range t.Operations {
 		path := fmt.Sprintf("operations[%d]", i)
@@ -178,7 +181,7 @@ func (e *Engine) compileTemplate(t *Template) (*compiledTemplate, error) {
 				if _, done := ct.progs[src]; done {
 					continue
 				}
-				prog, err := expr.Compile(src, expr.Env(env), expr.MaxNodes(maxExprNodes))
+				prog, err := compileExpr(src, env)
 				if err != nil {
 					d.add(p, DetailInvalidExpr, "invalid expression ${%s}: %v", src, err)
 					continue
@@ -358,7 +361,7 @@ func checkParam(p Parameter, v any) error {
 // instantiate checks parameter values against the template and renders its
 // operations into a batch. Problems name the parameter
 // ("parameters.status").
-func (e *Engine) instantiate(ct *compiledTemplate, given map[string]any) (*Batch, error) {
+func (e *Engine) instantiate(ctx context.Context, ct *compiledTemplate, given map[string]any) (*Batch, error) {
 	t := ct.t
 	given, err := normalizeJSON(given)
 	if err != nil {
@@ -403,7 +406,7 @@ func (e *Engine) instantiate(ct *compiledTemplate, given map[string]any) (*Batch
 	b := &Batch{Type: t.Name, Description: t.Description, Options: t.Options}
 	for i, op := range t.Operations {
 		path := fmt.Sprintf("operations[%d].template", i)
-		rendered, keep, err := ct.render(op.Template, env, path)
+		rendered, keep, err := ct.render(ctx, op.Template, env, path)
 		if err != nil {
 			d.merge("", err)
 			continue
@@ -428,7 +431,7 @@ func (e *Engine) instantiate(ct *compiledTemplate, given map[string]any) (*Batch
 
 // render substitutes placeholders in v. keep is false when v is a single
 // placeholder that came out null, so its key goes.
-func (ct *compiledTemplate) render(v any, env map[string]any, path string) (any, bool, error) {
+func (ct *compiledTemplate) render(ctx context.Context, v any, env map[string]any, path string) (any, bool, error) {
 	switch x := v.(type) {
 	case string:
 		spans, err := placeholders(x)
@@ -436,7 +439,7 @@ func (ct *compiledTemplate) render(v any, env map[string]any, path string) (any,
 			return x, true, err
 		}
 		if len(spans) == 1 && spans[0][0] == 0 && spans[0][1] == len(x) {
-			out, err := ct.eval(x[2:len(x)-1], env, path)
+			out, err := ct.eval(ctx, x[2:len(x)-1], env, path)
 			if err != nil {
 				return nil, false, err
 			}
@@ -447,7 +450,7 @@ func (ct *compiledTemplate) render(v any, env map[string]any, path string) (any,
 		last := 0
 		for _, sp := range spans {
 			sb.WriteString(x[last:sp[0]])
-			out, err := ct.eval(x[sp[0]+2:sp[1]-1], env, path)
+			out, err := ct.eval(ctx, x[sp[0]+2:sp[1]-1], env, path)
 			if err != nil {
 				return nil, false, err
 			}
@@ -461,7 +464,7 @@ func (ct *compiledTemplate) render(v any, env map[string]any, path string) (any,
 	case map[string]any:
 		out := make(map[string]any, len(x))
 		for k, e := range x {
-			r, keep, err := ct.render(e, env, path+"."+k)
+			r, keep, err := ct.render(ctx, e, env, path+"."+k)
 			if err != nil {
 				return nil, false, err
 			}
@@ -473,7 +476,7 @@ func (ct *compiledTemplate) render(v any, env map[string]any, path string) (any,
 	case []any:
 		out := make([]any, 0, len(x))
 		for i, e := range x {
-			r, keep, err := ct.render(e, env, fmt.Sprintf("%s[%d]", path, i))
+			r, keep, err := ct.render(ctx, e, env, fmt.Sprintf("%s[%d]", path, i))
 			if err != nil {
 				return nil, false, err
 			}
@@ -486,12 +489,18 @@ func (ct *compiledTemplate) render(v any, env map[string]any, path string) (any,
 	return v, true, nil
 }
 
-func (ct *compiledTemplate) eval(src string, env map[string]any, path string) (any, error) {
+func (ct *compiledTemplate) eval(ctx context.Context, src string, env map[string]any, path string) (any, error) {
 	prog, ok := ct.progs[src]
 	if !ok {
 		return nil, invalidBatch([]Detail{{Field: path, Code: DetailInvalidExpr, Message: "expression ${" + src + "} was not compiled"}})
 	}
-	out, err := expr.Run(prog, env)
+	out, err := prog.run(ctx, env)
+	if err == nil {
+		n, ok := measure(out, exprByteBudget-ct.spent)
+		if ct.spent += n; !ok {
+			err = fmt.Errorf("%w: the template's placeholders render more than %d bytes", ErrExpressionLimit, exprByteBudget)
+		}
+	}
 	if err != nil {
 		return nil, invalidBatch([]Detail{{Field: path, Code: DetailInvalidExpr, Message: fmt.Sprintf("${%s} failed: %v", src, err)}})
 	}
@@ -709,7 +718,11 @@ func (e *Engine) fromTemplate(ctx context.Context, b *Batch) (*Batch, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := e.instantiate(ct, b.Parameters)
+	// All of a template's placeholders together get the time a submission
+	// may spend counting records.
+	rctx, cancel := countingContext(ctx)
+	defer cancel()
+	out, err := e.instantiate(rctx, ct, b.Parameters)
 	if err != nil {
 		return nil, err
 	}

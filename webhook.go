@@ -110,6 +110,9 @@ func deliveriesBucket(webhookID string) string { return "deliveries/" + webhookI
 // DecodeWebhook reads a webhook object (the value of the request body's
 // "webhook" field) strictly.
 func DecodeWebhook(data []byte) (*Webhook, error) {
+	if err := CheckJSON(data); err != nil {
+		return nil, err
+	}
 	var w Webhook
 	if err := decodeStrict(data, &w); err != nil {
 		var d details

@@ -54,9 +54,17 @@ func APIKeys(keys ...string) Authenticator {
 		if found == 0 {
 			return "", ErrUnknownKey
 		}
-		return "key:" + hex.EncodeToString(sum[:6]), nil
+		return principalOf(sum), nil
 	})
 }
+
+// KeyPrincipal returns the principal [APIKeys] names for key, for example to
+// list the administrators in [Options].Admin.
+func KeyPrincipal(key string) string {
+	return principalOf(sha256.Sum256([]byte(strings.TrimSpace(key))))
+}
+
+func principalOf(sum [32]byte) string { return "key:" + hex.EncodeToString(sum[:6]) }
 
 // remoteHost is the host part of a RemoteAddr.
 func remoteHost(addr string) string {

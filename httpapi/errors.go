@@ -38,12 +38,16 @@ func statusOf(code batch.Code) int {
 		return http.StatusBadRequest
 	case batch.CodeNotFound:
 		return http.StatusNotFound
+	case batch.CodeForbidden:
+		return http.StatusForbidden
 	case batch.CodeInvalidState, batch.CodeScheduleConflict:
 		return http.StatusConflict
 	case batch.CodeRateLimited:
 		return http.StatusTooManyRequests
 	case batch.CodeClosed:
 		return http.StatusServiceUnavailable
+	case batch.CodeStorageFull:
+		return http.StatusInsufficientStorage
 	}
 	return http.StatusInternalServerError
 }
@@ -71,7 +75,7 @@ func writeError(w http.ResponseWriter, r *http.Request, err error, log *slog.Log
 		status, body = ae.status, errorObject{Code: ae.code, Message: ae.message, Details: ae.details}
 	case errors.As(err, &be):
 		status, body = statusOf(be.Code), errorObject{Code: string(be.Code), Message: be.Message, Details: be.Details}
-		if status >= 500 && be.Code != batch.CodeExecutionError {
+		if status >= 500 && be.Code != batch.CodeExecutionError && be.Code != batch.CodeStorageFull {
 			log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 			body = errorObject{Code: string(batch.CodeExecutionError), Message: "internal error"}
 		}

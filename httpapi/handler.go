@@ -21,8 +21,18 @@
 // and invalid values are 400 INVALID_BATCH with one detail per problem.
 // Successful responses are {"data": ...}; errors are {"error": {"code",
 // "message", "details"}} with the document's codes: 400 INVALID_BATCH,
-// 401 UNAUTHORIZED, 404 NOT_FOUND, 409 INVALID_STATE or SCHEDULE_CONFLICT,
-// 429 RATE_LIMITED, 500 EXECUTION_ERROR. A client mistake is never a 500.
+// 401 UNAUTHORIZED, 403 FORBIDDEN, 404 NOT_FOUND, 409 INVALID_STATE or
+// SCHEDULE_CONFLICT, 429 RATE_LIMITED, 500 EXECUTION_ERROR, and 507
+// STORAGE_FULL when the store's disk is full. A client mistake is never a
+// 500. Bodies follow strict JSON rules (batch.CheckJSON).
+//
+// # Timeouts
+//
+// The handler sets no server timeouts; the serving program does (see
+// examples/server). Responses that are long on purpose extend their own
+// connection's deadlines: job creation with ?wait= for the wait, artifact
+// downloads and progress streams for as long as the client keeps reading. Failed
+// authentications are limited per client address (RateLimits.FailedAuth).
 //
 // # Progress stream
 //
@@ -40,18 +50,27 @@
 //
 // # Principals
 //
-// With an [Authenticator], every request names a principal; each job belongs
-// to the principal that created it, and another principal gets 404 for it
-// and never sees it in a list. Without one the API is open: every client
-// sees every job, and rate limits tell clients apart by remote address.
+// With an [Authenticator], every request names a principal; each job,
+// template, schedule and webhook belongs to the principal that created it,
+// and another principal gets 404 for it, never sees it in a list, and is
+// never named it in an error or a conflict. The built-in collections are
+// the service's shared data. Maintenance operations that act on the whole
+// store (backup, restore, optimize) need an administrator
+// ([Options].Admin), 403 FORBIDDEN otherwise; a plain principal's cleanup
+// deletes only its own finished jobs. Without an Authenticator the API is
+// open: every client acts as the service itself and sees every job, and
+// rate limits tell clients apart by remote address.
 package httpapi
 
 import (
 	"cmp"
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"sync"
 	"time"
 
@@ -68,8 +87,14 @@ const DefaultMaxBodyBytes = 32 << 20
 // default given on the field.
 type Options struct {
 	// Authenticator names the principal of each request. nil leaves the API
-	// open.
+	// open: every client acts as the service itself.
 	Authenticator Authenticator
+	// Admin reports whether a principal is an administrator, who may run
+	// the maintenance operations backup, restore and optimize, and whose
+	// cleanup covers every principal's jobs (see "Tenancy" in the batch
+	// package). nil means nobody is. With [APIKeys], name administrators
+	// by [KeyPrincipal].
+	Admin func(principal string) bool
 	// MaxBodyBytes bounds request bodies. 0 means [DefaultMaxBodyBytes].
 	MaxBodyBytes int64
 	// RateLimits sets the limits per client. The zero value means the
@@ -96,7 +121,10 @@ type Handler struct {
 	opts    Options
 	mux     *http.ServeMux
 	limiter *limiter
-	log     *slog.Logger
+	// authFailures is the class counting failed authentications per
+	// client address.
+	authFailures *limitClass
+	log          *slog.Logger
 
 	// streamsDone is closed by CloseStreams.
 	streamsDone chan struct{}
@@ -121,6 +149,7 @@ func New(engine *batch.Engine, opts *Options) *Handler {
 	h := &Handler{engine: engine, opts: o, mux: http.NewServeMux(), log: o.Logger, streamsDone: make(chan struct{})}
 	h.limiter = newLimiter(o.Now)
 	h.limiter.store, h.limiter.log = o.RateStore, o.Logger
+	h.authFailures = &limitClass{name: "auth_failures", limit: o.RateLimits.FailedAuth, local: true}
 	h.routes()
 	return h
 }
@@ -180,8 +209,19 @@ type principalKey struct{}
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	principal := ""
 	if h.opts.Authenticator != nil {
+		limitFailures := h.authFailures.limit.Requests > 0
+		addr := remoteHost(r.RemoteAddr)
+		if limitFailures && h.limiter.exhausted(h.authFailures, addr) {
+			w.Header().Set("Retry-After", strconv.Itoa(int(max(h.authFailures.limit.Per.Seconds(), 1))))
+			writeError(w, r, &apiError{status: http.StatusTooManyRequests, code: string(batch.CodeRateLimited),
+				message: fmt.Sprintf("too many failed authentications from this address; at most %d per %s", h.authFailures.limit.Requests, h.authFailures.limit.Per)}, h.log)
+			return
+		}
 		p, err := h.opts.Authenticator.Authenticate(r)
 		if err != nil {
+			if limitFailures && !errors.Is(err, ErrNoCredentials) {
+				_ = h.limiter.allow(r.Context(), httptest.NewRecorder(), h.authFailures, addr)
+			}
 			w.Header().Set("WWW-Authenticate", `Bearer realm="batch"`)
 			writeError(w, r, errUnauthorized(err), h.log)
 			return
@@ -189,6 +229,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		principal = p
 	}
 	ctx := context.WithValue(batch.WithPrincipal(r.Context(), principal), principalKey{}, principal)
+	if principal != "" && h.opts.Admin != nil && h.opts.Admin(principal) {
+		ctx = batch.WithAdmin(ctx)
+	}
 	r = r.WithContext(ctx)
 	if _, pattern := h.mux.Handler(r); pattern == "" {
 		// Let the mux decide between 404 and 405, then answer in JSON.

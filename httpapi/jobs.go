@@ -36,6 +36,19 @@ func (h *Handler) readJSON(w http.ResponseWriter, r *http.Request) ([]byte, erro
 		}
 		return nil, &apiError{status: http.StatusBadRequest, code: string(batch.CodeInvalidBatch), message: "reading the request body failed: " + err.Error()}
 	}
+	if err := batch.CheckJSON(body); err != nil {
+		// Paths inside the wrapper object ({"batch": ...}) are given
+		// relative to it, as the engine gives them.
+		var be *batch.Error
+		if errors.As(err, &be) {
+			for i, d := range be.Details {
+				if j := strings.IndexAny(d.Field, ".["); j > 0 && d.Field[j] == '.' {
+					be.Details[i].Field = d.Field[j+1:]
+				}
+			}
+		}
+		return nil, err
+	}
 	return body, nil
 }
 
@@ -126,6 +139,7 @@ func (h *Handler) createJob(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.Header().Set("Location", Prefix+"/jobs/"+url.PathEscape(job.ID))
 	if wait > 0 {
+		holdOpen(w, wait+progressIdle)
 		ctx, cancel := context.WithTimeout(r.Context(), wait)
 		defer cancel()
 		if j, err := h.engine.Wait(ctx, job.ID); err == nil || errors.Is(err, context.DeadlineExceeded) {
@@ -287,7 +301,7 @@ func (h *Handler) artifact(w http.ResponseWriter, r *http.Request) error {
 	if r.Method == http.MethodHead {
 		return nil
 	}
-	if _, err := io.Copy(w, rc); err != nil {
+	if _, err := io.Copy(progressWriter{w}, rc); err != nil {
 		h.log.Warn("artifact download cut short", "job_id", job.ID, "artifact", art.Name, "err", err)
 	}
 	return nil

@@ -31,6 +31,13 @@ type RateLimits struct {
 	// Streams limits opening progress streams (GET /jobs/{job_id}/stream);
 	// a stream counts once however long it runs. Default 120 per hour.
 	Streams Limit
+	// FailedAuth limits failed authentications (wrong credentials; a
+	// request with none does not count) per client address: past
+	// it, every request from that address gets 429 until the window frees
+	// up, whatever credentials it carries. Default 10 per minute. It
+	// applies whenever there is an Authenticator, even with rate limits
+	// disabled; a negative Requests turns it off.
+	FailedAuth Limit
 }
 
 // The document's default limits.
@@ -39,6 +46,9 @@ const (
 	DefaultStatusChecksPerHour       = 600
 	DefaultTemplateManagementPerHour = 100
 	DefaultStreamsPerHour            = 120
+	// DefaultFailedAuthPerMinute is the default limit of failed
+	// authentications per client address.
+	DefaultFailedAuthPerMinute = 10
 )
 
 func (l RateLimits) withDefaults() RateLimits {
@@ -54,6 +64,12 @@ func (l RateLimits) withDefaults() RateLimits {
 	fill(&l.StatusChecks, DefaultStatusChecksPerHour)
 	fill(&l.TemplateManagement, DefaultTemplateManagementPerHour)
 	fill(&l.Streams, DefaultStreamsPerHour)
+	if l.FailedAuth.Requests == 0 {
+		l.FailedAuth.Requests = DefaultFailedAuthPerMinute
+	}
+	if l.FailedAuth.Per <= 0 {
+		l.FailedAuth.Per = time.Minute
+	}
 	return l
 }
 
@@ -61,6 +77,9 @@ func (l RateLimits) withDefaults() RateLimits {
 type limitClass struct {
 	name  string
 	limit Limit
+	// local keeps the class's counts in this process even with a
+	// RateStore.
+	local bool
 }
 
 // RateStore counts rate-limited requests where several servers see the
@@ -104,7 +123,7 @@ func (l *limiter) allow(ctx context.Context, w http.ResponseWriter, class *limit
 	now := l.now()
 	per, n := class.limit.Per, class.limit.Requests
 	key := class.name + "|" + client
-	if l.store != nil {
+	if l.store != nil && !class.local {
 		allowed, count, oldest, err := l.store.Hit(ctx, key, now, per, n)
 		if err != nil {
 			// Fail open: a store fault must not take the API down.
@@ -165,6 +184,25 @@ func (l *limiter) answer(w http.ResponseWriter, now, reset time.Time, n, remaini
 		code:    "RATE_LIMITED",
 		message: fmt.Sprintf("rate limit of %d requests per %s exceeded; retry in %d seconds", n, per, max(wait, 1)),
 	}
+}
+
+// exhausted reports whether client has used up its limit in class, without
+// counting a request.
+func (l *limiter) exhausted(class *limitClass, client string) bool {
+	cut := l.now().Add(-class.limit.Per)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	win := l.windows[class.name+"|"+client]
+	if win == nil {
+		return false
+	}
+	n := 0
+	for _, t := range win.hits {
+		if t.After(cut) {
+			n++
+		}
+	}
+	return n >= class.limit.Requests
 }
 
 // sweep forgets clients with no request left in their window. l.mu is held.

@@ -59,7 +59,10 @@ func (h *Handler) streamJob(w http.ResponseWriter, r *http.Request) error {
 		next = v + 1
 	}
 	rc := http.NewResponseController(w)
-	_ = rc.SetWriteDeadline(time.Time{}) // a stream outlives the server's write timeout
+	// A stream outlives the server's read and write timeouts: every message
+	// and heartbeat extends them, so a client that stops reading is cut off
+	// after progressIdle instead of holding the stream forever.
+	holdOpen(w, progressIdle)
 	hdr := w.Header()
 	hdr.Set("Content-Type", "text/event-stream")
 	hdr.Set("Cache-Control", "no-cache")
@@ -75,6 +78,7 @@ func (h *Handler) streamJob(w http.ResponseWriter, r *http.Request) error {
 		}
 		buf.WriteByte('\n')
 		next++
+		holdOpen(w, progressIdle)
 		if _, err := w.Write(buf.Bytes()); err != nil {
 			return err
 		}
@@ -104,6 +108,7 @@ func (h *Handler) streamJob(w http.ResponseWriter, r *http.Request) error {
 		case <-h.streamsDone:
 			return nil
 		case <-heartbeat.C:
+			holdOpen(w, progressIdle)
 			_, err = w.Write([]byte(": keep-alive\n\n"))
 			if err == nil {
 				err = rc.Flush()

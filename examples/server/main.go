@@ -8,8 +8,15 @@
 // Prometheus exporter), and a request's traceparent header becomes the
 // parent of the jobs it submits. SIGTERM
 // or Ctrl-C stops it gracefully: requests finish, running jobs checkpoint
-// and resume on the next start, and the exit status is 0. A SIGKILL loses
-// nothing that a restart cannot resume.
+// and resume on the next start, and the exit status is 0. Whatever has not
+// stopped after -shutdown-timeout (default 30s) is abandoned and the
+// process exits with status 1; like a SIGKILL, that loses nothing that a
+// restart cannot resume.
+//
+// -api-key names the accepted keys; -admin-key adds administrator keys,
+// the only ones that may run backup, restore and optimize, and whose
+// cleanup covers every key's jobs. Connections are bounded by -read-timeout,
+// -write-timeout and -idle-timeout.
 package main
 
 import (
@@ -49,8 +56,13 @@ type config struct {
 	postgres             string
 	demo                 bool
 	apiKeys              keyList
+	adminKeys            keyList
 	rateLimit            bool
 	allowPrivateWebhooks bool
+	readTimeout          time.Duration
+	writeTimeout         time.Duration
+	idleTimeout          time.Duration
+	shutdownTimeout      time.Duration
 	metrics              bool
 }
 
@@ -61,8 +73,13 @@ func main() {
 	flag.StringVar(&c.postgres, "postgres", "", "PostgreSQL connection string: run on that database instead of -db; several servers may share it")
 	flag.BoolVar(&c.demo, "demo", true, "put 1,000 demo fields into an empty database")
 	flag.Var(&c.apiKeys, "api-key", "accepted API key (repeatable); none leaves the API open")
+	flag.Var(&c.adminKeys, "admin-key", "accepted administrator API key (repeatable): may run backup, restore, optimize and cleanup of everyone's jobs")
 	flag.BoolVar(&c.rateLimit, "rate-limit", true, "apply the API's rate limits")
 	flag.BoolVar(&c.allowPrivateWebhooks, "allow-private-webhooks", false, "allow webhook URLs on loopback and private networks")
+	flag.DurationVar(&c.readTimeout, "read-timeout", 60*time.Second, "longest time to read a request, body included")
+	flag.DurationVar(&c.writeTimeout, "write-timeout", 60*time.Second, "longest time to write a response; ?wait=, artifact downloads and progress streams extend it as they go")
+	flag.DurationVar(&c.idleTimeout, "idle-timeout", 60*time.Second, "how long an idle keep-alive connection stays open")
+	flag.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long to let requests and jobs wind down before exiting anyway (jobs resume on the next start)")
 	flag.BoolVar(&c.metrics, "metrics", false, "serve Prometheus metrics at /metrics")
 	flag.Parse()
 
@@ -116,8 +133,13 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 		}
 	}
 	opts := &httpapi.Options{DisableRateLimits: !c.rateLimit, RateStore: rates, Logger: log}
-	if len(c.apiKeys) > 0 {
-		opts.Authenticator = httpapi.APIKeys(c.apiKeys...)
+	if keys := append(append([]string(nil), c.apiKeys...), c.adminKeys...); len(keys) > 0 {
+		opts.Authenticator = httpapi.APIKeys(keys...)
+		admins := map[string]bool{}
+		for _, k := range c.adminKeys {
+			admins[httpapi.KeyPrincipal(k)] = true
+		}
+		opts.Admin = func(p string) bool { return admins[p] }
 	}
 	apiHandler := httpapi.New(engine, opts)
 	var api http.Handler = apiHandler
@@ -125,7 +147,13 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 		api = obs.Handler(api)
 	}
 	mux.Handle(httpapi.Prefix+"/", api)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: min(10*time.Second, c.readTimeout),
+		ReadTimeout:       c.readTimeout,
+		WriteTimeout:      c.writeTimeout,
+		IdleTimeout:       c.idleTimeout,
+	}
 	srv.RegisterOnShutdown(apiHandler.CloseStreams) // progress streams end; clients reconnect
 
 	ln, err := net.Listen("tcp", c.addr)
@@ -133,7 +161,7 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 		engine.Close(context.Background())
 		return err
 	}
-	log.Info("serving the Batch API", "addr", ln.Addr().String(), "db", c.db, "auth", len(c.apiKeys) > 0)
+	log.Info("serving the Batch API", "addr", ln.Addr().String(), "db", c.db, "auth", len(c.apiKeys)+len(c.adminKeys) > 0)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
@@ -142,13 +170,8 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 	case <-ctx.Done():
 		log.Info("shutting down")
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if serr := srv.Shutdown(shutdownCtx); serr != nil {
-		log.Warn("http shutdown", "err", serr)
-	}
-	if cerr := engine.Close(shutdownCtx); cerr != nil {
-		return cerr
+	if serr := shutdown(srv, engine, c.shutdownTimeout, log); serr != nil {
+		return serr
 	}
 	if obs != nil {
 		obs.Close()
@@ -157,6 +180,33 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 		err = nil
 	}
 	return err
+}
+
+// shutdown stops serving and closes the engine within timeout: requests
+// get half of it to finish, then their connections are closed; running jobs
+// checkpoint. Whatever is still going when the time is up is abandoned:
+// the store is crash-safe, and unfinished jobs resume on the next start.
+func shutdown(srv *http.Server, engine *batch.Engine, timeout time.Duration, log *slog.Logger) error {
+	deadline := time.Now().Add(timeout)
+	done := make(chan error, 1)
+	go func() {
+		httpCtx, cancel := context.WithDeadline(context.Background(), time.Now().Add(timeout/2))
+		defer cancel()
+		if err := srv.Shutdown(httpCtx); err != nil {
+			log.Warn("requests still running at shutdown; closing their connections", "err", err)
+			srv.Close()
+		}
+		// Jobs get what is left, less a margin to close the store.
+		engineCtx, cancel := context.WithDeadline(context.Background(), deadline.Add(-timeout/10))
+		defer cancel()
+		done <- engine.Close(engineCtx)
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(time.Until(deadline)):
+		return fmt.Errorf("shutdown took longer than %v; exiting anyway, unfinished jobs resume on the next start", timeout)
+	}
 }
 
 // seedDemo puts 1,000 demo fields into an empty "fields" collection.

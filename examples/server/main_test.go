@@ -50,6 +50,7 @@ func startServer(t *testing.T, bin, db, addr string, args ...string) *server {
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill() }) // a failed test leaves no server behind
 	s := &server{cmd: cmd, base: "http://" + addr + "/api/v1/batch", done: make(chan error, 1)}
 	go func() {
 		sc := bufio.NewScanner(stderr)

@@ -1,0 +1,254 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/batchworks/batch"
+	"github.com/batchworks/batch/httpapi"
+)
+
+// testKey is the API key the test servers accept.
+const testKey = "test-key"
+
+// docRequest is the API document's "Create Batch Job" request body.
+const docRequest = `{
+    "batch": {
+        "type": "field_update",
+        "description": "Update irrigation schedules for all active fields",
+        "operations": [
+            {
+                "type": "update",
+                "resource": "fields",
+                "filter": {
+                    "status": "active",
+                    "irrigation_enabled": true
+                },
+                "update": {
+                    "irrigation_schedule": {
+                        "frequency": "daily",
+                        "start_time": "06:00",
+                        "duration_minutes": 30
+                    }
+                }
+            }
+        ],
+        "options": {
+            "parallel": true,
+            "max_concurrent": 5,
+            "retry": {
+                "attempts": 3,
+                "backoff": "exponential"
+            },
+            "validation": {
+                "mode": "strict",
+                "on_error": "skip"
+            }
+        }
+    }
+}`
+
+// testBundle is a real Batch API server on loopback: a bbolt engine with
+// demo fields, httpapi on an httptest server.
+type testBundle struct {
+	engine *batch.Engine
+	fields *batch.Collection
+	srv    *httptest.Server
+	// gate holds each item of the "gated" operation until it receives a
+	// token from gate, or until release closes it.
+	gate     chan struct{}
+	gateOnce sync.Once
+
+	mu       sync.Mutex
+	requests []string // "METHOD /path" of each request
+}
+
+// serverOptions tunes a test server.
+type serverOptions struct {
+	rateLimits httpapi.RateLimits
+	// wrap, if set, wraps the API handler (to inject faults).
+	wrap func(http.Handler) http.Handler
+}
+
+// setup starts a test server with 60 demo fields.
+func setup(t *testing.T, so *serverOptions) *testBundle {
+	t.Helper()
+	if so == nil {
+		so = &serverOptions{}
+	}
+	engine, err := batch.Open(filepath.Join(t.TempDir(), "batch.db"), &batch.Options{AllowPrivateWebhooks: true})
+	require.NoError(t, err)
+	tb := &testBundle{engine: engine, gate: make(chan struct{})}
+	t.Cleanup(func() {
+		tb.release()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		require.NoError(t, engine.Close(ctx))
+	})
+	tb.fields, err = engine.Collection("fields")
+	require.NoError(t, err)
+	recs := make([]batch.Record, 60)
+	for i := range recs {
+		status := "active"
+		if i%3 == 2 {
+			status = "inactive"
+		}
+		recs[i] = batch.Record{
+			"id": fmt.Sprintf("field%04d", i+1), "status": status, "irrigation_enabled": i%2 == 0,
+			"crop_type": []string{"rice", "corn", "wheat"}[i%3], "area": float64(5 + i%40),
+		}
+	}
+	require.NoError(t, tb.fields.PutMany(t.Context(), recs))
+	require.NoError(t, engine.RegisterOperation("gated", batch.OperationFunc(func(ctx context.Context, spec *batch.OperationSpec, env *batch.Env) (*batch.Plan, error) {
+		n, _ := spec.Params["count"].(float64)
+		return &batch.Plan{
+			Count: int64(n),
+			Item: func(i int64) (batch.Item, error) {
+				return batch.Item{ResourceID: "step" + strconv.FormatInt(i, 10)}, nil
+			},
+			Run: func(ctx context.Context, _ *batch.Item) error {
+				select {
+				case <-tb.gate:
+					return nil
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			},
+		}, nil
+	})))
+
+	var h http.Handler = httpapi.New(engine, &httpapi.Options{
+		Authenticator: httpapi.APIKeys(testKey),
+		RateLimits:    so.rateLimits,
+	})
+	if so.wrap != nil {
+		h = so.wrap(h)
+	}
+	mux := http.NewServeMux()
+	mux.Handle(httpapi.Prefix+"/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tb.mu.Lock()
+		tb.requests = append(tb.requests, r.Method+" "+r.URL.Path)
+		tb.mu.Unlock()
+		h.ServeHTTP(w, r)
+	}))
+	tb.srv = httptest.NewServer(mux)
+	t.Cleanup(tb.srv.Close)
+	return tb
+}
+
+// release lets every "gated" item finish.
+func (tb *testBundle) release() { tb.gateOnce.Do(func() { close(tb.gate) }) }
+
+// letItemsThrough lets gated items finish one by one, 20ms apart, while fn
+// runs: for calls (pause) that wait for the items in flight.
+func (tb *testBundle) letItemsThrough(fn func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case tb.gate <- struct{}{}:
+			case <-done:
+				return
+			}
+			select {
+			case <-time.After(20 * time.Millisecond):
+			case <-done:
+				return
+			}
+		}
+	})
+	fn()
+	close(done)
+	wg.Wait()
+}
+
+// waitRunning waits until the job is running.
+func (tb *testBundle) waitRunning(t *testing.T, id string) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		j, err := tb.engine.Job(t.Context(), id)
+		return err == nil && j.Status == batch.StateRunning
+	}, 10*time.Second, 5*time.Millisecond)
+}
+
+// requested counts the requests whose "METHOD /path" has prefix p, or is
+// exactly p without its "$".
+func (tb *testBundle) requested(p string) int {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	exact, isExact := strings.CutSuffix(p, "$")
+	n := 0
+	for _, r := range tb.requests {
+		if (isExact && r == exact) || (!isExact && strings.HasPrefix(r, p)) {
+			n++
+		}
+	}
+	return n
+}
+
+// result is what one batchctl run printed and returned.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// runOptions tunes one in-process run.
+type runOptions struct {
+	stdin string
+	env   map[string]string
+	// terminal marks stdout and/or stderr as terminals.
+	ttyOut, ttyErr bool
+}
+
+// cli runs batchctl in-process against tb with the test key in the
+// environment.
+func (tb *testBundle) cli(t *testing.T, args ...string) result {
+	t.Helper()
+	return tb.cliWith(t, runOptions{}, args...)
+}
+
+func (tb *testBundle) cliWith(t *testing.T, ro runOptions, args ...string) result {
+	t.Helper()
+	env := map[string]string{envServer: tb.srv.URL, envAPIKey: testKey}
+	for k, v := range ro.env {
+		env[k] = v
+	}
+	return runCLI(t, ro, env, args...)
+}
+
+// runCLI runs batchctl in-process with env as its whole environment.
+func runCLI(t *testing.T, ro runOptions, env map[string]string, args ...string) result {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	a := &app{
+		stdin:  strings.NewReader(ro.stdin),
+		stdout: &stdout,
+		stderr: &stderr,
+		getenv: func(k string) string { return env[k] },
+		isTerminal: func(w io.Writer) bool {
+			return (w == io.Writer(&stdout) && ro.ttyOut) || (w == io.Writer(&stderr) && ro.ttyErr)
+		},
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	code := run(ctx, args, a)
+	return result{stdout: stdout.String(), stderr: stderr.String(), code: code}
+}
+
+// rateLimitsStatus allows n status reads an hour.
+func rateLimitsStatus(n int) httpapi.RateLimits {
+	return httpapi.RateLimits{StatusChecks: httpapi.Limit{Requests: n, Per: time.Hour}}
+}

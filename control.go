@@ -553,13 +553,13 @@ func (e *Engine) Wait(ctx context.Context, id string) (*Job, error) {
 
 // answering returns the live run that answers status reads of job id
 // from memory, or nil to read the store. On a store several processes
-// share, that is a run holding the job's lease: a job queued here may be
-// run by another process meanwhile.
+// share, that is a run that stored itself as the job's holder: a job
+// queued or claimed here may have run elsewhere meanwhile.
 func (e *Engine) answering(id string) *jobRun {
 	e.mu.Lock()
 	r := e.runs[id]
 	e.mu.Unlock()
-	if r != nil && e.claimer != nil && (!r.claimed.Load() || r.fenced.Load()) {
+	if r != nil && e.claimer != nil && (!r.holding.Load() || r.fenced.Load()) {
 		return nil
 	}
 	return r

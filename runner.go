@@ -62,6 +62,10 @@ type jobRun struct {
 	// claimed is set while this process holds the job's lease (engines on
 	// a Claimer only).
 	claimed atomic.Bool
+	// holding is set once this engine stored itself as the job's holder
+	// (engines on a Claimer only): from then on its memory is the job's
+	// latest state.
+	holding atomic.Bool
 	// helper marks a run that only helps with another process's shared
 	// pass: it never changes the job's state.
 	helper bool
@@ -431,7 +435,7 @@ func (r *jobRun) start() error {
 		if err := takeJob(w.Tx, r.seq, rec); err != nil {
 			return err
 		}
-		w.after = append(w.after, func() { r.setRec(rec) })
+		w.after = append(w.after, func() { r.setRec(rec); r.holding.Store(true) })
 		if from == StateRunning && ev == "" {
 			return nil // taken over: no transition
 		}

@@ -267,7 +267,9 @@ func TestScaleOut_ControlAcrossProcesses(t *testing.T) {
 	start := time.Now()
 	paused, err := b.Pause(t.Context(), job.ID)
 	require.NoError(t, err)
-	require.Less(t, time.Since(start), time.Second, "the pause reached A")
+	t.Logf("pause from another process took %v", time.Since(start))
+	// Within a second; the bound leaves room for a loaded CI machine.
+	require.Less(t, time.Since(start), 3*time.Second, "the pause reached A")
 	require.Equal(t, batch.StatePaused, paused.Status)
 	at := paused.Progress.Completed
 	time.Sleep(100 * time.Millisecond)
@@ -283,7 +285,8 @@ func TestScaleOut_ControlAcrossProcesses(t *testing.T) {
 	start = time.Now()
 	cancelled, err := c.Cancel(t.Context(), job.ID)
 	require.NoError(t, err)
-	require.Less(t, time.Since(start), time.Second, "the cancel reached the running process")
+	t.Logf("cancel from another process took %v", time.Since(start))
+	require.Less(t, time.Since(start), 3*time.Second, "the cancel reached the running process")
 	require.Equal(t, batch.StateCancelled, cancelled.Status)
 	j, err = a.Job(t.Context(), job.ID)
 	require.NoError(t, err)
@@ -316,7 +319,7 @@ func TestScaleOut_ScheduleFiresOnce(t *testing.T) {
 				}
 			}
 			return len(jobs) >= i
-		}, 10*time.Second, time.Millisecond, "job %d ends", i)
+		}, 30*time.Second, 5*time.Millisecond, "job %d ends", i)
 		time.Sleep(10 * time.Millisecond)
 	}
 	for _, e := range es {

@@ -175,6 +175,16 @@ func (e *Engine) Submit(ctx context.Context, b *Batch, opts *SubmitOptions) (*Jo
 		e.mu.Unlock()
 		return job, nil // stored; it starts (or resumes) when the store is opened again
 	}
+	if e.runs[r.id] != nil {
+		// On a shared store the claim loop found the job first and runs
+		// it: one run per job and process.
+		if startNow {
+			e.running--
+		}
+		e.notifyLocked()
+		e.mu.Unlock()
+		return job, nil
+	}
 	e.runs[r.id] = r
 	if startNow {
 		r.started = true
@@ -279,6 +289,9 @@ func (e *Engine) recover() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, r := range append(resume, queued...) {
+		if e.runs[r.id] != nil {
+			continue // the claim loop found it first
+		}
 		e.runs[r.id] = r
 		e.queue = append(e.queue, r)
 		if r.rec.Status == StateRunning {

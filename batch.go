@@ -152,6 +152,10 @@ type Engine struct {
 	// schedulerWake wakes the scheduler when schedules change.
 	schedulerWake chan struct{}
 
+	// idxMu guards idx, the field indexes of each collection name.
+	idxMu sync.Mutex
+	idx   map[string]*collIndexes
+
 	// subMu guards the event subscribers.
 	subMu  sync.Mutex
 	subs   map[uint64]func(Event)
@@ -389,9 +393,27 @@ func (e *Engine) DefineCollection(name string, opts *CollectionOptions) error {
 	if !collectionName.MatchString(name) {
 		return NewError(CodeValidation, "invalid collection name %q: use 1 to 64 letters, digits, '_', '-' or '.'", name)
 	}
-	c := &Collection{name: name, bucket: "coll/" + name, store: e.store}
+	var indexes []string
+	if opts != nil {
+		indexes = opts.Indexes
+	}
+	for _, f := range indexes {
+		if err := checkIndexField(f); err != nil {
+			return err
+		}
+	}
+	ix, err := e.indexes(name)
+	if err != nil {
+		return fmt.Errorf("batch: collection %s: reading its indexes: %w", name, err)
+	}
+	c := &Collection{name: name, bucket: collectionsRoot + "/" + name, store: e.store, e: e, idx: ix}
 	if opts != nil {
 		c.validate = opts.Validate
+	}
+	for _, f := range indexes {
+		if err := c.AddIndex(context.Background(), f); err != nil {
+			return err
+		}
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()

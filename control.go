@@ -245,17 +245,21 @@ func (e *Engine) check(ctx context.Context, b *Batch) (*Batch, []opRange, error)
 	if err := invalidBatch(d.list); err != nil {
 		return nil, nil, err
 	}
-	ctx, cancel := countingContext(ctx)
-	defer cancel()
 	ops := make([]opRange, len(plans))
 	for i, p := range plans {
 		if p.Resource == nil {
 			ops[i].Count = p.Count
 			continue
 		}
-		n, err := countRecords(ctx, i, p)
-		if err != nil {
+		if err := probeWhere(ctx, i, p); err != nil {
 			return nil, nil, err
+		}
+		// Counted here only when an index tells it without reading the
+		// records; otherwise the operation's own selection makes the
+		// total exact when it starts.
+		n, _, err := countSelected(ctx, p.Resource, p.Query)
+		if err != nil {
+			return nil, nil, fmt.Errorf("batch: counting records: %w", err)
 		}
 		ops[i].Count = n
 	}

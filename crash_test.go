@@ -110,7 +110,11 @@ func crashRecovery(t *testing.T, num, den int64) {
 	require.NoError(t, cmd.Start())
 
 	var jobID string
-	var total, atKill int64
+	var atKill int64
+	// The total the job ends with. At submission it counts only the
+	// creates: the update's where expression is not counted without
+	// reading the records; its selection makes the total exact.
+	total := int64(crashCreates + crashSeeded/2)
 	sc := bufio.NewScanner(stdout)
 	deadline := time.Now().Add(60 * time.Second)
 	for sc.Scan() && time.Now().Before(deadline) {
@@ -119,7 +123,6 @@ func crashRecovery(t *testing.T, num, den int64) {
 		switch f[0] {
 		case "job":
 			jobID = f[1]
-			total, _ = strconv.ParseInt(f[2], 10, 64)
 		case "progress":
 			done, _ := strconv.ParseInt(f[1], 10, 64)
 			if done >= total*num/den {
@@ -133,7 +136,6 @@ func crashRecovery(t *testing.T, num, den int64) {
 	}
 	_ = cmd.Wait()
 	require.NotEmpty(t, jobID, "the child reported its job")
-	require.Equal(t, int64(crashCreates+crashSeeded/2), total)
 	require.Positive(t, atKill, "the child was killed")
 	require.Less(t, atKill, total, "the child was killed in the middle of the job")
 	t.Logf("killed job %s at %d of %d items", jobID, atKill, total)

@@ -35,9 +35,9 @@
 // Items of one operation run in parallel up to max_concurrent.
 //
 // progress.total_operations counts items. At submission it counts what is
-// known then (for an operation that selects records, the records its query
-// matches at that moment); as each operation starts and selects, the total
-// becomes exact for it. percentage never exceeds 100, and a completed job
+// known then without reading records (list items, and the records an index
+// of a built-in collection counts; see Indexes); as each operation starts
+// and selects, the total becomes exact for it. percentage never exceeds 100, and a completed job
 // reads 100. Record selections are listed into the store in chunks, so a
 // job over millions of records never holds them all in memory.
 //
@@ -123,6 +123,22 @@
 // [Engine.RegisterResource]. The built-in document collections ("fields" by
 // default; more with [Engine.DefineCollection] or [Options].Collections)
 // store JSON records in the engine's own store.
+//
+// # Indexes
+//
+// A built-in collection can index top-level fields ([CollectionOptions]
+// Indexes, or [Collection.AddIndex], which builds the index in the
+// background). An equality filter on indexed fields then reads only the
+// matching ids, and so does a where expression for its terms of the form
+// record.field == literal joined by and (the expression still decides each
+// record it reads). The rest of a filter is compared on the stored bytes;
+// only a where expression decodes whole records. Index entries change in
+// the same transaction as their record, on every write path (Put, Delete,
+// the built-in operations, restore), so an index never disagrees with the
+// data. Declared indexes are stored and kept up to date by every later
+// process until [Collection.DropIndex].
+// A job's selection reads each record at most once to select, count and
+// list it.
 //
 // # Durability
 //

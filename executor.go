@@ -301,8 +301,8 @@ func (r *jobRun) selectItems(ctx context.Context, i int, p *Plan) error {
 		chunk = chunk[:0]
 		return err
 	}
-	err := p.Resource.Scan(ctx, p.Query, func(rec Record) error {
-		chunk = append(chunk, appendItem(nil, &itemRecord{State: itemPending, Op: i, ResourceID: rec.ID()}))
+	err := selectIDs(ctx, p.Resource, p.Query, func(id string) error {
+		chunk = append(chunk, appendItem(nil, &itemRecord{State: itemPending, Op: i, ResourceID: id}))
 		count++
 		if len(chunk) == selectChunk {
 			return flush(false)

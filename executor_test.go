@@ -20,6 +20,9 @@ func TestExecutor_DocumentUpdate(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			t.Parallel()
 			tb := setup(t, kind, nil)
+			// With the filter's fields indexed the submission counts its
+			// items from the index, without reading a record.
+			tb.indexFields(t, "status", "irrigation_enabled")
 			tb.seedFields(t, 2000)
 			job := tb.submit(t, docBatch(t))
 			require.Equal(t, batch.StateQueued, job.Status)

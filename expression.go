@@ -450,20 +450,18 @@ func countingContext(ctx context.Context) (context.Context, context.CancelFunc) 
 	return context.WithTimeoutCause(ctx, submitCountTimeout, errCountTimeout)
 }
 
-// countRecords counts the records plan p (operation i) selects, within
-// ctx (see countingContext). A where expression that goes over its budgets,
-// or counting that takes too long, is the batch's fault: INVALID_BATCH.
-func countRecords(ctx context.Context, i int, p *Plan) (int64, error) {
-	var n int64
-	err := p.Resource.Scan(ctx, p.Query, func(Record) error { n++; return nil })
-	switch {
-	case err == nil:
-		return n, nil
-	case errors.Is(err, ErrExpressionLimit):
-		return 0, invalidBatch([]Detail{{Field: fmt.Sprintf("operations[%d].where", i), Code: DetailInvalidExpr, Message: err.Error()}})
-	case errors.Is(context.Cause(ctx), errCountTimeout):
-		return 0, invalidBatch([]Detail{{Field: fmt.Sprintf("operations[%d].where", i), Code: DetailInvalidExpr,
-			Message: fmt.Sprintf("selecting the records takes longer than %v; narrow the filter or simplify the where expression", submitCountTimeout)}})
+// probeWhere evaluates operation i's where expression once, on an empty
+// record, so that an expression that goes over its budgets whatever the
+// record is refused at submission (INVALID_BATCH) without reading the
+// collection: a submission no longer scans it to count. One that goes over
+// them only on some records fails the job when its selection meets them.
+func probeWhere(ctx context.Context, i int, p *Plan) error {
+	if p.Query == nil || p.Query.where == nil {
+		return nil
 	}
-	return 0, fmt.Errorf("batch: counting records: %w", err)
+	_, err := p.Query.match(ctx, Record{})
+	if errors.Is(err, ErrExpressionLimit) {
+		return invalidBatch([]Detail{{Field: fmt.Sprintf("operations[%d].where", i), Code: DetailInvalidExpr, Message: err.Error()}})
+	}
+	return nil
 }

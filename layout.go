@@ -23,6 +23,8 @@ import (
 //	errors/<job_id>   item index -> itemRecord of each failed item
 //	artifacts/<job_id> name NUL chunk (4 bytes) -> bytes; name NUL "" -> meta
 //	coll/<name>       record id -> record JSON
+//	cidx/<name>       field NUL canonical value JSON NUL record id -> 1 (index.go)
+//	cidxmeta          collection NUL field -> 'b' (building) or 'r' (ready)
 const (
 	bucketJobs    = "jobs"
 	bucketBatches = "batches"

@@ -27,6 +27,10 @@ func TestMain(m *testing.M) {
 		runCrashChild()
 		return
 	}
+	if os.Getenv(indexChildEnv) != "" {
+		runIndexChild()
+		return
+	}
 	goleak.VerifyTestMain(m, goleak.Cleanup(func(int) { pgtest.Stop() }))
 }
 
@@ -83,6 +87,19 @@ func (tb *testBundle) seedFields(t *testing.T, n int) {
 		}
 	}
 	require.NoError(t, tb.fields.PutMany(t.Context(), recs))
+}
+
+// indexFields redefines the "fields" collection with indexes on fields and
+// waits until they are ready.
+func (tb *testBundle) indexFields(t *testing.T, fields ...string) {
+	t.Helper()
+	require.NoError(t, tb.e.DefineCollection("fields", &batch.CollectionOptions{Indexes: fields}))
+	var err error
+	tb.fields, err = tb.e.Collection("fields")
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, tb.fields.WaitIndexes(ctx))
 }
 
 // wait waits for a job to finish, failing the test after 30s.

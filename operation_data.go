@@ -255,6 +255,13 @@ func planUpdate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, erro
 		compute := func(rec Record) (Record, error) { return mergePatch(rec, patch), nil }
 		p.prepare = prepareChange(coll, compute)
 		p.apply = applyChange(coll, compute)
+		if p.prepare == nil {
+			// Nothing to validate: the commit applies the patch to the
+			// stored bytes, without decoding the record.
+			if rp, err := newRawPatch(patch); err == nil {
+				p.apply = func(tx Tx, it *Item) error { return coll.patch(tx, it.ResourceID, patch, rp) }
+			}
+		}
 		return p, nil
 	}
 	p.Run = func(ctx context.Context, it *Item) error {
@@ -465,11 +472,7 @@ func writeExport(ctx context.Context, w io.Writer, res Resource, q *Query, forma
 		if format == "json" {
 			bw.WriteByte('[')
 		}
-		err = res.Scan(ctx, q, func(rec Record) error {
-			b, err := json.Marshal(rec)
-			if err != nil {
-				return err
-			}
+		write := func(b []byte) error {
 			if format == "json" && n > 0 {
 				bw.WriteByte(',')
 			}
@@ -479,7 +482,19 @@ func writeExport(ctx context.Context, w io.Writer, res Resource, q *Query, forma
 			}
 			n++
 			return nil
-		})
+		}
+		if c, ok := res.(*Collection); ok {
+			// Stored records are compact JSON already: written as they are.
+			err = c.scanRaw(ctx, q, write)
+		} else {
+			err = res.Scan(ctx, q, func(rec Record) error {
+				b, err := json.Marshal(rec)
+				if err != nil {
+					return err
+				}
+				return write(b)
+			})
+		}
 		if format == "json" {
 			bw.WriteByte(']')
 		}

@@ -319,7 +319,7 @@ func (e *Engine) restore(ctx context.Context, id string) (*restoreSummary, error
 		// open, which spans the whole write below.
 		return e.store.Update(func(tx Tx) error {
 			sum.Collections, sum.Records = 0, 0
-			if err := tx.DeleteBucket(collectionsRoot); err != nil {
+			if err := firstErr(tx.DeleteBucket(collectionsRoot), tx.DeleteBucket(bucketIndexes)); err != nil {
 				return err
 			}
 			root := src.Bucket([]byte(collectionsRoot))
@@ -332,13 +332,19 @@ func (e *Engine) restore(ctx context.Context, id string) (*restoreSummary, error
 				}
 				bucket := collectionsRoot + "/" + string(name)
 				sum.Collections++
-				return root.Bucket(name).ForEach(func(k, v []byte) error {
+				err := root.Bucket(name).ForEach(func(k, v []byte) error {
 					if v == nil {
 						return nil
 					}
 					sum.Records++
 					return tx.Put(bucket, k, v)
 				})
+				if err != nil {
+					return err
+				}
+				// The indexes this store keeps are rebuilt from the
+				// restored records in the same transaction.
+				return reindex(tx, string(name))
 			})
 		})
 	})

@@ -337,7 +337,13 @@ func (a *aggregation) run(ctx context.Context) (map[string]any, error) {
 	if a.groupBy == nil {
 		get(nil)
 	}
-	err := a.res.Scan(ctx, a.q, func(rec Record) error {
+	var fields []string
+	for _, p := range append(slices.Clone(a.paths), a.groupBy) {
+		if len(p) > 0 && !slices.Contains(fields, p[0]) {
+			fields = append(fields, p[0])
+		}
+	}
+	err := scanFields(ctx, a.res, a.q, fields, func(rec Record) error {
 		var key any
 		if a.groupBy != nil {
 			key, _ = lookup(rec, a.groupBy)

@@ -1,7 +1,6 @@
 package batch
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -175,21 +174,29 @@ func mergePatch(rec Record, patch map[string]any) Record {
 }
 
 // CollectionOptions configures a built-in collection. The zero value
-// accepts every record.
+// accepts every record and indexes nothing.
 type CollectionOptions struct {
 	// Validate, if set, checks each record before a batch writes it; an
 	// error fails that item with VALIDATION_ERROR.
 	Validate func(ctx context.Context, rec Record) error
+	// Indexes names top-level fields to index. An equality filter on
+	// indexed fields reads the matching ids from the index instead of
+	// scanning the collection. A field not indexed yet is indexed in the
+	// background (see [Collection.AddIndex]).
+	Indexes []string
 }
 
 // Collection is a built-in document collection: JSON records keyed by id
 // in the engine's own store. Built-in operations on it are exactly-once:
-// each record change commits in the same transaction as the item's outcome.
+// each record change commits in the same transaction as the item's outcome,
+// and so do the changes of its field indexes.
 // It implements [Resource] and is safe for concurrent use.
 type Collection struct {
 	name     string
 	bucket   string
 	store    Store
+	e        *Engine
+	idx      *collIndexes
 	validate func(ctx context.Context, rec Record) error
 }
 
@@ -198,65 +205,20 @@ var (
 	_ RecordValidator = (*Collection)(nil)
 )
 
-// collectionScanPage is how many records one read transaction of a scan
-// decodes, so that a long scan never holds a transaction open.
-const collectionScanPage = 512
-
 // Name returns the collection's name.
 func (c *Collection) Name() string { return c.name }
 
-// Scan calls fn for each record q matches, in id order. It reads in short
-// transactions of a few hundred records, so fn may write to the store, and
-// evaluates q outside them, so a slow Where never holds the store.
+// Scan calls fn for each record q matches, in id order. An equality filter
+// on indexed fields reads only the matching records; other filter fields
+// are compared on the stored bytes before a record is decoded. It reads in
+// short transactions of a few hundred records, so fn may write to the
+// store.
 func (c *Collection) Scan(ctx context.Context, q *Query, fn func(Record) error) error {
-	var from []byte
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		var page []Record
-		var last []byte
-		scanned, exhausted := 0, true
-		err := c.store.View(func(tx Tx) error {
-			var derr error
-			return firstErr(tx.Scan(c.bucket, from, func(k, v []byte) bool {
-				if from != nil && bytes.Equal(k, from) {
-					return true
-				}
-				if scanned == collectionScanPage {
-					exhausted = false
-					return false
-				}
-				scanned++
-				last = append(last[:0], k...)
-				var rec Record
-				if derr = json.Unmarshal(v, &rec); derr != nil {
-					derr = fmt.Errorf("collection %s: record %q: %w", c.name, k, derr)
-					return false
-				}
-				page = append(page, rec)
-				return true
-			}), derr)
-		})
-		if err != nil {
-			return err
-		}
-		for _, rec := range page {
-			switch ok, err := q.match(ctx, rec); {
-			case err != nil:
-				return err
-			case !ok:
-				continue
-			}
-			if err := fn(rec); err != nil {
-				return err
-			}
-		}
-		if exhausted {
-			return nil
-		}
-		from = last
+	s, err := c.prepare(q)
+	if err != nil {
+		return err
 	}
+	return s.each(ctx, true, func(_ string, rec Record) error { return fn(rec) })
 }
 
 func firstErr(errs ...error) error {
@@ -268,10 +230,15 @@ func firstErr(errs ...error) error {
 	return nil
 }
 
-// Count returns how many records q matches.
+// Count returns how many records q matches. When indexes decide q it
+// reads no record.
 func (c *Collection) Count(ctx context.Context, q *Query) (int64, error) {
+	s, err := c.prepare(q)
+	if err != nil {
+		return 0, err
+	}
 	var n int64
-	err := c.Scan(ctx, q, func(Record) error { n++; return nil })
+	err = s.each(ctx, false, func(string, Record) error { n++; return nil })
 	return n, err
 }
 
@@ -291,11 +258,7 @@ func (c *Collection) get(tx Tx, id string) (Record, error) {
 	if v == nil {
 		return nil, &Error{Code: CodeNotFound, Message: "Resource not found: " + id}
 	}
-	var rec Record
-	if err := json.Unmarshal(v, &rec); err != nil {
-		return nil, fmt.Errorf("collection %s: record %q: %w", c.name, id, err)
-	}
-	return rec, nil
+	return decodeRecord(c.name, []byte(id), v)
 }
 
 // Put creates or replaces rec. It must have a non-empty string "id". Put
@@ -339,7 +302,32 @@ func (c *Collection) put(tx Tx, rec Record) error {
 	if err != nil {
 		return ValidationError("record %s is not valid JSON: %v", id, err)
 	}
-	return tx.Put(c.bucket, []byte(id), b)
+	key := []byte(id)
+	var prev []byte
+	if len(c.idx.load().fields) > 0 {
+		prev = tx.Get(c.bucket, key)
+	}
+	return c.writeRecord(tx, key, prev, b, nil)
+}
+
+// patch applies a merge patch to the stored record id, for a collection
+// without a Validate function: to the stored bytes, changing only the index
+// entries of the fields the patch names (through a decoded record only if
+// the stored bytes cannot be patched).
+func (c *Collection) patch(tx Tx, id string, patch map[string]any, rp *rawPatch) error {
+	key := []byte(id)
+	prev := tx.Get(c.bucket, key)
+	if prev == nil {
+		return &Error{Code: CodeNotFound, Message: "Resource not found: " + id}
+	}
+	if next, err := rp.apply(make([]byte, 0, len(prev)+64), prev); err == nil {
+		return c.writeRecord(tx, key, prev, next, rp.touches)
+	}
+	cur, err := decodeRecord(c.name, key, prev)
+	if err != nil {
+		return err
+	}
+	return c.put(tx, mergePatch(cur, patch))
 }
 
 // Delete removes the record with id, or returns an error matching
@@ -349,10 +337,12 @@ func (c *Collection) Delete(ctx context.Context, id string) error {
 }
 
 func (c *Collection) delete(tx Tx, id string) error {
-	if tx.Get(c.bucket, []byte(id)) == nil {
+	key := []byte(id)
+	prev := tx.Get(c.bucket, key)
+	if prev == nil {
 		return &Error{Code: CodeNotFound, Message: "Resource not found: " + id}
 	}
-	return tx.Delete(c.bucket, []byte(id))
+	return c.writeRecord(tx, key, prev, nil, nil)
 }
 
 // ValidateRecord runs the collection's Validate function, if any.

@@ -723,7 +723,22 @@ func (e *Engine) Delete(ctx context.Context, id string) error {
 	r := e.runs[id]
 	if r != nil && r.exited != nil {
 		e.mu.Unlock()
-		return &Error{Code: CodeInvalidState, Message: fmt.Sprintf("job %s is running: cancel or pause it before deleting it", id)}
+		// A job whose final state is already stored is only reporting
+		// its last event: wait for its runner to leave, then delete.
+		if !r.snapshot().Status.Final() {
+			return &Error{Code: CodeInvalidState, Message: fmt.Sprintf("job %s is running: cancel or pause it before deleting it", id)}
+		}
+		select {
+		case <-r.exited:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		e.mu.Lock()
+		r = e.runs[id]
+		if r != nil && r.exited != nil {
+			e.mu.Unlock()
+			return &Error{Code: CodeInvalidState, Message: fmt.Sprintf("job %s is running: cancel or pause it before deleting it", id)}
+		}
 	}
 	if r != nil {
 		e.dequeueLocked(id)

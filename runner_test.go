@@ -518,3 +518,32 @@ func TestRunner_SlotHandoff(t *testing.T) {
 	require.Equal(t, batch.StatePaused, paused.Status)
 	require.LessOrEqual(t, cs.count()-before, 4, "each job's last commit starts the next")
 }
+
+// A job whose final state is stored but whose last event is still being
+// reported is not "running": Delete waits for it instead of answering 409.
+func TestRunner_DeleteRightAfterCompletion(t *testing.T) {
+	t.Parallel()
+	e, err := batch.New(batch.NewMemoryStore(), &batch.Options{Operations: map[string]batch.Operation{"noop": noopOp()}})
+	require.NoError(t, err)
+	defer e.Close(context.Background())
+	release := make(chan struct{})
+	completed := make(chan struct{})
+	defer e.Subscribe(func(ev batch.Event) {
+		if ev.Type == batch.EventJobCompleted {
+			close(completed)
+			<-release // hold the job in the live set while it reports
+		}
+	})()
+	job, err := e.Submit(t.Context(), opBatch("noop", 1, batch.BatchOptions{}), nil)
+	require.NoError(t, err)
+	<-completed
+	got, err := e.Job(t.Context(), job.ID)
+	require.NoError(t, err)
+	require.Equal(t, batch.StateCompleted, got.Status)
+	// Release the report a little later: Delete must wait for it, not
+	// refuse the job as running.
+	time.AfterFunc(50*time.Millisecond, func() { close(release) })
+	require.NoError(t, e.Delete(t.Context(), job.ID))
+	_, err = e.Job(t.Context(), job.ID)
+	require.ErrorIs(t, err, batch.ErrNotFound)
+}

@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -173,4 +174,124 @@ func BenchmarkSubmit(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "jobs/s")
+}
+
+// BenchmarkSubmitOverMillion stores 1,000,000 records (100,000 with -short)
+// with status and crop_type indexed, then submits the API document's
+// update over HTTP and reports how long the request took (the issue asks
+// for under 50 ms). Meanwhile 4 clients read another running job's status
+// every 5 ms; the p99 of those reads while the update is submitted and
+// selects its records (until its first item is done) is reported beside
+// the p99 measured just before, in the same run, with nothing submitted.
+func BenchmarkSubmitOverMillion(b *testing.B) {
+	n := 1_000_000
+	if testing.Short() {
+		n = 100_000
+	}
+	for b.Loop() {
+		tb := setup(b, &httpapi.Options{DisableRateLimits: true}, &batch.Options{Operations: map[string]batch.Operation{"wait": wait}})
+		if err := tb.e.DefineCollection("fields", &batch.CollectionOptions{Indexes: []string{"status", "crop_type"}}); err != nil {
+			b.Fatal(err)
+		}
+		fields, _ := tb.e.Collection("fields")
+		if err := fields.DropIndex(context.Background(), "irrigation_enabled"); err != nil { // declared by setup
+			b.Fatal(err)
+		}
+		for base := 0; base < n; base += 50_000 {
+			recs := make([]batch.Record, min(50_000, n-base))
+			for i := range recs {
+				j := base + i
+				recs[i] = batch.Record{"id": fmt.Sprintf("field%07d", j), "name": "Field " + strconv.Itoa(j),
+					"status": []string{"active", "inactive"}[j%2], "irrigation_enabled": j%4 < 2,
+					"crop_type": []string{"rice", "corn", "wheat"}[j%3], "area": float64(j%50 + 1)}
+			}
+			if err := fields.PutMany(context.Background(), recs); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := fields.WaitIndexes(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		other := tb.do(b, "POST", "/jobs", `{"batch": {"operations": [{"type": "wait", "params": {"count": 10000000}}], "options": {"max_concurrent": 1}}}`)
+		url := tb.srv.URL + httpapi.Prefix + "/jobs/" + other.data["job_id"].(string)
+		idle := pacedReads(b, url, 4, 5*time.Millisecond, func() { time.Sleep(time.Second) })
+		var took, selected time.Duration
+		var id string
+		busy := pacedReads(b, url, 4, 5*time.Millisecond, func() {
+			start := time.Now()
+			res := tb.do(b, "POST", "/jobs", docUpdateRequest)
+			took = time.Since(start)
+			if res.status != http.StatusCreated {
+				b.Fatalf("submit: %d %s", res.status, res.body)
+			}
+			id = res.data["job_id"].(string)
+			// Read on while the job selects its records and starts.
+			deadline := time.Now().Add(30 * time.Second)
+			for time.Now().Before(deadline) {
+				j, err := tb.e.Job(context.Background(), id)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if j.Progress.Completed > 0 {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			selected = time.Since(start)
+		})
+		b.ReportMetric(float64(took.Microseconds())/1000, "submit_ms")
+		b.ReportMetric(float64(idle[len(idle)*99/100].Microseconds())/1000, "idle_read_p99_ms")
+		b.ReportMetric(float64(busy[len(busy)*99/100].Microseconds())/1000, "busy_read_p99_ms")
+		b.ReportMetric(float64(len(busy)), "busy_reads")
+		b.ReportMetric(selected.Seconds(), "until_first_item_s")
+		tb.e.Cancel(context.Background(), id)
+		tb.e.Cancel(context.Background(), other.data["job_id"].(string))
+	}
+}
+
+// docUpdateRequest is the API document's Create Batch Job request.
+const docUpdateRequest = `{"batch": {"type": "field_update", "operations": [{"type": "update", "resource": "fields",
+	"filter": {"status": "active", "irrigation_enabled": true},
+	"update": {"irrigation_schedule": {"frequency": "daily", "start_time": "06:00", "duration_minutes": 30}}}],
+	"options": {"max_concurrent": 5, "retry": {"attempts": 3, "backoff": "exponential"}, "validation": {"mode": "strict", "on_error": "skip"}}}}`
+
+// pacedReads has clients GET url every pace each while during runs, and
+// returns the latencies, sorted.
+func pacedReads(b *testing.B, url string, clients int, pace time.Duration, during func()) []time.Duration {
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
+	defer client.CloseIdleConnections()
+	var mu sync.Mutex
+	var lat []time.Duration
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Go(func() {
+			t := time.NewTicker(pace)
+			defer t.Stop()
+			time.Sleep(pace * time.Duration(c) / time.Duration(clients))
+			for {
+				select {
+				case <-done:
+					return
+				case <-t.C:
+				}
+				t0 := time.Now()
+				resp, err := client.Get(url)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				mu.Lock()
+				lat = append(lat, time.Since(t0))
+				mu.Unlock()
+			}
+		})
+	}
+	during()
+	close(done)
+	wg.Wait()
+	slices.Sort(lat)
+	return lat
 }

@@ -34,6 +34,9 @@ func setup(t testing.TB, opts *httpapi.Options, eopts *batch.Options) *testBundl
 	t.Helper()
 	e, err := batch.Open(t.TempDir()+"/api.db", eopts)
 	require.NoError(t, err)
+	// The document's filter fields are indexed, so a submission knows its
+	// total at once.
+	require.NoError(t, e.DefineCollection("fields", &batch.CollectionOptions{Indexes: []string{"status", "irrigation_enabled"}}))
 	fields, err := e.Collection("fields")
 	require.NoError(t, err)
 	recs := make([]batch.Record, 200)
@@ -41,6 +44,7 @@ func setup(t testing.TB, opts *httpapi.Options, eopts *batch.Options) *testBundl
 		recs[i] = batch.Record{"id": fmt.Sprintf("field%03d", i), "status": []string{"active", "inactive"}[i%2], "irrigation_enabled": i%4 < 2}
 	}
 	require.NoError(t, fields.PutMany(context.Background(), recs))
+	require.NoError(t, fields.WaitIndexes(context.Background()))
 	if opts == nil {
 		opts = &httpapi.Options{DisableRateLimits: true}
 	}

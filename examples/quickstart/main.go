@@ -83,11 +83,19 @@ func run(ctx context.Context, dbPath string) error {
 		}
 	}()
 
+	// Index the fields the request filters on: the job then reads only
+	// the matching records, and its total is known when it is submitted.
+	if err := engine.DefineCollection("fields", &batch.CollectionOptions{Indexes: []string{"status", "irrigation_enabled"}}); err != nil {
+		return err
+	}
 	fields, err := engine.Collection("fields")
 	if err != nil {
 		return err
 	}
 	if err := seed(ctx, fields); err != nil {
+		return err
+	}
+	if err := fields.WaitIndexes(ctx); err != nil {
 		return err
 	}
 

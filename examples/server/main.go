@@ -126,6 +126,11 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// Index the fields the API document's request filters on.
+	if err := engine.DefineCollection("fields", &batch.CollectionOptions{Indexes: []string{"status", "irrigation_enabled"}}); err != nil {
+		engine.Close(context.Background())
+		return err
+	}
 	if c.demo {
 		if err := seedDemo(ctx, engine); err != nil {
 			engine.Close(context.Background())

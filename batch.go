@@ -74,8 +74,11 @@ type Options struct {
 	// over jobs nobody runs, and picks up pause and cancel requests made
 	// elsewhere. 0 means [DefaultClaimPoll]. Unused on other stores.
 	ClaimPoll time.Duration
-	// Mailer sends schedule notification e-mails. nil means notifications
-	// by e-mail are logged and dropped.
+	// Middleware wraps every try of every item's Run (logging, tracing,
+	// panics); the first is the outermost. See [Middleware].
+	Middleware []Middleware
+	// Mailer sends schedule notification e-mails. With nil, a schedule
+	// asking for e-mail is refused (INVALID_BATCH).
 	Mailer Mailer
 
 	// Operations, Resources and Backoffs are registered before the engine
@@ -137,6 +140,7 @@ type Engine struct {
 	resources   map[string]Resource
 	collections map[string]*Collection
 	backoffs    map[string]BackoffFunc
+	formulas    sync.Map           // compiled retry formulas by source
 	runs        map[string]*jobRun // queued and running jobs
 	queue       []*jobRun          // queued jobs, in order
 	running     int
@@ -349,9 +353,14 @@ func (e *Engine) Close(ctx context.Context) error {
 }
 
 // RegisterOperation adds an operation type, or replaces the one of that
-// name (built-ins included). Names are what batches put in "type". Jobs
-// resumed when the engine opened start at once: give the operations they
-// need in [Options].Operations instead.
+// name (built-ins included). Names are what batches put in "type".
+//
+// An operation type must be registered again each time the store is
+// opened, before a stored job that uses it can go on: a queued or
+// interrupted job (and a paused one that is resumed) whose types are not
+// all registered stays queued and waits, and registering the last one
+// starts it. Give them in [Options].Operations to have such jobs resume at
+// once when the engine opens.
 func (e *Engine) RegisterOperation(name string, op Operation) error {
 	if name == "" || op == nil {
 		return NewError(CodeValidation, "operation needs a name and an implementation")
@@ -359,6 +368,7 @@ func (e *Engine) RegisterOperation(name string, op Operation) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.ops[name] = op
+	e.dispatchLocked()
 	return nil
 }
 

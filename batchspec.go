@@ -112,15 +112,20 @@ type RetryOptions struct {
 	Attempts int `json:"attempts,omitempty"`
 	// Backoff is immediate, linear (Delay every time), exponential (Delay
 	// doubling per try, with full jitter, capped at MaxDelay) or custom (the
-	// function registered under Function). Default exponential.
+	// function registered under Function, or Formula). Default exponential.
 	Backoff string `json:"backoff,omitempty"`
 	// Delay is the base delay. 0 means [DefaultRetryDelay].
 	Delay Duration `json:"delay,omitempty"`
 	// MaxDelay caps a single delay. 0 means [DefaultRetryMaxDelay].
 	MaxDelay Duration `json:"max_delay,omitempty"`
-	// Function names a [BackoffFunc] registered with [Engine.RegisterBackoff];
-	// required with custom.
+	// Function names a [BackoffFunc] registered with [Engine.RegisterBackoff].
+	// Custom needs Function or Formula.
 	Function string `json:"function,omitempty"`
+	// Formula is a custom strategy given in the batch: an expr expression
+	// over attempt, error_type, error_code, delay and max_delay whose number
+	// is the delay in seconds, bounded by MaxDelay ("2 ^ attempt",
+	// "error_type == 'timeout' ? 30 : delay * attempt").
+	Formula string `json:"formula,omitempty"`
 }
 
 // ValidationOptions configures item validation.
@@ -207,10 +212,19 @@ func (o BatchOptions) check(d *details, backoffs func(string) bool) {
 		if r.Function != "" {
 			d.add("options.retry.function", DetailInvalidValue, "function applies only to backoff \"custom\"")
 		}
+		if r.Formula != "" {
+			d.add("options.retry.formula", DetailInvalidValue, "formula applies only to backoff \"custom\"")
+		}
 	case BackoffCustom:
 		switch {
+		case r.Function != "" && r.Formula != "":
+			d.add("options.retry.formula", DetailInvalidValue, "backoff \"custom\" takes a function or a formula, not both")
+		case r.Formula != "":
+			if _, err := compileBackoffFormula(r.Formula); err != nil {
+				d.add("options.retry.formula", DetailInvalidExpr, "invalid retry formula (a number of seconds over attempt, error_type, error_code, delay, max_delay): %v", exprMessage(err))
+			}
 		case r.Function == "":
-			d.add("options.retry.function", DetailRequired, "backoff \"custom\" needs the name of a registered backoff function")
+			d.add("options.retry.function", DetailRequired, "backoff \"custom\" needs a formula (\"formula\": \"2 ^ attempt\") or the name of a registered backoff function")
 		case !backoffs(r.Function):
 			d.add("options.retry.function", DetailInvalidValue, "unknown backoff function: %s", r.Function)
 		}

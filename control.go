@@ -277,13 +277,19 @@ func (e *Engine) recover() error {
 			if derr = json.Unmarshal(v, &rec); derr != nil {
 				return false
 			}
+			var r *jobRun
 			switch rec.Status {
 			case StateRunning:
-				resume = append(resume, newRun(e, beUint64(k), &rec))
+				r = newRun(e, beUint64(k), &rec)
+				resume = append(resume, r)
 			case StateQueued:
-				queued = append(queued, newRun(e, beUint64(k), &rec))
+				r = newRun(e, beUint64(k), &rec)
+				queued = append(queued, r)
+			default:
+				return true
 			}
-			return true
+			r.needs, derr = operationTypes(tx, r.seq)
+			return derr == nil
 		})
 		return firstErr(err, derr)
 	})
@@ -337,6 +343,9 @@ func (e *Engine) Job(ctx context.Context, id string) (*Job, error) {
 func (e *Engine) view(rec *jobRecord, r *jobRun) *Job {
 	j := rec.Job
 	j.Errors = rec.FirstErrors
+	if j.Errors == nil {
+		j.Errors = []ItemError{} // the document always shows the list
+	}
 	j.EstimatedCompletion = nil
 	p := &j.Progress
 	done := p.Completed + p.Failed

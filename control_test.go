@@ -216,9 +216,9 @@ func TestEngine_JobErrorsPaged(t *testing.T) {
 		page, err := tb.e.JobErrors(t.Context(), job.ID, opts)
 		require.NoError(t, err)
 		for _, e := range page.Errors {
-			indexes = append(indexes, e.OperationIndex)
-			require.Equal(t, fmt.Sprintf("item %d is odd", e.OperationIndex), e.Error.Message)
-			require.Equal(t, fmt.Sprintf("item%d", e.OperationIndex), e.ResourceID)
+			indexes = append(indexes, e.ItemIndex)
+			require.Equal(t, fmt.Sprintf("item %d is odd", e.ItemIndex), e.Error.Message)
+			require.Equal(t, fmt.Sprintf("item%d", e.ItemIndex), e.ResourceID)
 		}
 		if page.NextCursor == "" {
 			break

@@ -54,9 +54,12 @@
 // [BatchOptions] follows the API document: parallel and max_concurrent bound
 // the items in flight; retry.attempts is the total number of tries and
 // retry.backoff picks immediate, linear, exponential (doubling from
-// retry.delay with jitter, capped at retry.max_delay) or custom (a
-// [BackoffFunc] registered with [Engine.RegisterBackoff] and named by
-// retry.function). Validation errors and missing records are never retried;
+// retry.delay with jitter, capped at retry.max_delay) or custom: a formula
+// in the batch (retry.formula, an expr expression over attempt,
+// error_type, error_code, delay and max_delay giving seconds, such as
+// "error_type == 'timeout' ? 30 : delay * attempt"; see [RetryOptions]) or
+// a [BackoffFunc] registered with [Engine.RegisterBackoff] and named by
+// retry.function. Validation errors and missing records are never retried;
 // wrap an error with [Permanent] to stop retries of your own errors.
 // validation.mode "strict" validates every item of an operation before any
 // of its items runs (each operation when it starts, since its records are
@@ -95,13 +98,16 @@
 // to a backup), cleanup (finished jobs older than older_than) and optimize
 // (compacts the store file); the payload fields are on [OperationSpec].
 //
-// Filters are equality maps on top-level fields. A where string is an expr
-// expression (github.com/expr-lang/expr) over `record`, compiled once per
-// job (the engine compiles the [Query] of every plan, custom operations'
-// too, and a bad where rejects the batch) and sandboxed: it sees the record
-// and expr's builtins, nothing else.
-// A where expression that fails on a record (comparing a missing field with
-// a number, say) does not select it; write `(record.area ?? 0) > 10`.
+// Filters are equality maps on top-level fields. A where string (and a
+// calculate set or validate rule) is an expr expression
+// (github.com/expr-lang/expr) over the record, compiled once per job (the
+// engine compiles the [Query] of every plan, custom operations' too, and a
+// bad where rejects the batch) and sandboxed: it sees the record and expr's
+// builtins, nothing else. A bare name is the record's field ("status ==
+// 'active' && area_ha > 2"); a field the record lacks is nil ("crop_type !=
+// nil"); `record` is the whole record, so `record.area_ha` works too. A
+// where expression that fails on a record (comparing a missing field with
+// a number, say) does not select it; write `(area ?? 0) > 10`.
 //
 // Every expression (where, calculate's set, validate's rules, template
 // placeholders) is bounded: at most [MaxExpressionLength] bytes and
@@ -119,10 +125,29 @@
 // a number beyond float64, is INVALID_BATCH naming its path.
 //
 // Programs add their own operation types with [Engine.RegisterOperation]
-// (or replace built-in ones) and their own data with
-// [Engine.RegisterResource]. The built-in document collections ("fields" by
-// default; more with [Engine.DefineCollection] or [Options].Collections)
-// store JSON records in the engine's own store.
+// (or replace built-in ones; [TypedOperation] decodes params into a struct)
+// and their own data with [Engine.RegisterResource] (a [Resource] is read
+// with Scan and Get; a [WritableResource] also takes Put and Delete).
+// [Options].Middleware wraps every item's Run. The built-in document
+// collections ("fields" by default; more with [Engine.DefineCollection] or
+// [Options].Collections) store JSON records in the engine's own store.
+//
+// Registrations live in the process, not in the store: register a
+// program's operation types each time it opens the store ([Options].Operations
+// does it before stored jobs resume). A stored job whose operation types
+// are not all registered waits, queued, until they are.
+//
+// # Schedules
+//
+// [Engine.CreateSchedule] submits a batch at each due time of its timing
+// (daily at a wall-clock time in a time zone, weekly, monthly, once, or a
+// cron expression), DST included. A run the scheduler reaches more than a
+// minute after its due time (the process was down) is a missed run, and
+// when several runs are due at once all of them are; the schedule's
+// catch_up policy decides: skip (default) drops them, run_once submits one
+// job for the latest. A run whose previous job is still unfinished is skipped
+// unless overlap is allow. Two active schedules conflict (SCHEDULE_CONFLICT)
+// when they would submit the same work at the same time.
 //
 // # Indexes
 //

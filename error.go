@@ -58,8 +58,12 @@ const (
 // JSON path such as "operations[0].type") and what is wrong with it; for a
 // failed job, the item that failed it.
 type Detail struct {
-	Field          string `json:"field,omitempty"`
-	OperationIndex *int64 `json:"operation_index,omitempty"`
+	Field string `json:"field,omitempty"`
+	// ItemIndex is the failed item's number in its job, from 0 (the
+	// document's operation_index, as in [ItemError]); BatchOperation is its
+	// operation's place in the batch.
+	ItemIndex      *int64 `json:"operation_index,omitempty"`
+	BatchOperation *int   `json:"batch_operation,omitempty"`
 	ResourceID     string `json:"resource_id,omitempty"`
 	// Time and ConflictWith describe a SCHEDULE_CONFLICT: the clashing due
 	// time and the other schedule's id.
@@ -106,7 +110,14 @@ func (e *Error) Error() string {
 			b.WriteString(d.Field)
 			b.WriteString(": ")
 		}
-		b.WriteString(d.Message)
+		switch {
+		case d.Message != "":
+			b.WriteString(d.Message)
+		case d.ConflictWith != "":
+			fmt.Fprintf(&b, "conflicts with %s at %s", d.ConflictWith, d.Time)
+		default:
+			b.WriteString(d.Code)
+		}
 	}
 	if e.Err != nil {
 		b.WriteString(": ")

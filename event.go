@@ -57,8 +57,9 @@ func PrincipalFrom(ctx context.Context) string {
 // transaction that stored the change and its event has committed. fn is
 // called on the engine's committer goroutine, before the caller that made
 // the change returns: it must be quick and must not call back into the
-// engine's job control. It returns a function that removes the
-// subscription.
+// engine's job control. Reads from fn see the state the event reports (in
+// a job_completed callback, [Engine.Job] says completed). It returns a
+// function that removes the subscription.
 func (e *Engine) Subscribe(fn func(Event)) (unsubscribe func()) {
 	e.subMu.Lock()
 	defer e.subMu.Unlock()

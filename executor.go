@@ -526,7 +526,7 @@ func (w *worker) attempt(ctx context.Context, it *Item) error {
 	if w.tp != nil {
 		ctx = w.tp.Extract(ctx, w.trace)
 	}
-	return p.Run(ctx, it)
+	return w.r.e.runItemWith(ctx, it, p.Run)
 }
 
 // validate checks one item before any runs (strict validation); a failure
@@ -711,6 +711,9 @@ func (r *jobRun) backoff(ro RetryOptions, attempt int, err error) time.Duration 
 	case BackoffLinear:
 		d = base
 	case BackoffCustom:
+		if ro.Formula != "" {
+			return r.e.formulaBackoff(ro, attempt, err)
+		}
 		if fn, ok := r.e.backoff(ro.Function); ok {
 			d = fn(attempt, err)
 		}

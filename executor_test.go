@@ -149,7 +149,7 @@ func TestExecutor_PanickingHandlerFailsOnlyItsItem(t *testing.T) {
 	require.Equal(t, batch.StateCompleted, job.Status)
 	require.Equal(t, int64(7), job.Progress.Completed)
 	require.Equal(t, int64(1), job.Progress.Failed)
-	require.Equal(t, int64(3), job.Errors[0].OperationIndex)
+	require.Equal(t, int64(3), job.Errors[0].ItemIndex)
 	require.Equal(t, batch.CodeSystem, job.Errors[0].Error.Code)
 	require.Contains(t, job.Errors[0].Error.Message, "panic: handler bug")
 	require.Equal(t, 2, job.Errors[0].Attempts)

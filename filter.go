@@ -8,19 +8,22 @@ import (
 	"github.com/expr-lang/expr"
 )
 
-// recordEnv is the environment expressions over a record compile against:
-// the only name they can reach is `record`.
+// recordEnvShape is the environment expressions over a record compile
+// against: `record` is the whole record, and any other name is the
+// record's field of that name (nil when the record lacks it).
 var recordEnvShape = map[string]any{"record": map[string]any{}}
 
-// predicate is a compiled boolean expression over `record`.
+// predicate is a compiled boolean expression over a record.
 type predicate struct {
 	prog *exprProgram
 }
 
-// compileRecordExpr compiles src over `record` (see compileExpr). asBool
-// demands a boolean result.
+// compileRecordExpr compiles src over a record (see compileExpr): a bare
+// name is the record's field of that name (nil when the record lacks it),
+// and `record` is the whole record, so "area_ha > 2" and
+// "record.area_ha > 2" mean the same. asBool demands a boolean result.
 func compileRecordExpr(src string, asBool bool) (*exprProgram, error) {
-	var opts []expr.Option
+	opts := []expr.Option{expr.AllowUndefinedVariables()}
 	if asBool {
 		opts = append(opts, expr.AsBool())
 	}
@@ -35,7 +38,12 @@ func evalRecordExpr(ctx context.Context, prog *exprProgram, rec Record) (any, er
 
 // evalRecordExprWithin is evalRecordExpr with its own time budget.
 func evalRecordExprWithin(ctx context.Context, prog *exprProgram, rec Record, limit time.Duration) (any, error) {
-	return prog.runOwned(ctx, map[string]any{"record": map[string]any(rec)}, limit)
+	env := make(map[string]any, len(rec)+2)
+	for k, v := range rec {
+		env[k] = v
+	}
+	env["record"] = map[string]any(rec)
+	return prog.runOwned(ctx, env, limit)
 }
 
 func (p *predicate) eval(ctx context.Context, rec Record) (bool, error) {

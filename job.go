@@ -61,8 +61,9 @@ type Job struct {
 	Progress   Progress    `json:"progress"`
 	Statistics *Statistics `json:"statistics,omitempty"`
 	// Errors holds the first failed items (up to [JobErrorsInline]); page
-	// through all of them with [Engine.JobErrors].
-	Errors []ItemError `json:"errors,omitempty"`
+	// through all of them with [Engine.JobErrors]. It is an empty list, never
+	// absent, when no item failed, as the API document shows it.
+	Errors []ItemError `json:"errors"`
 	// Results has one entry per operation that produced a summary or an
 	// artifact (export, analyze, ...), once it ran.
 	Results []Result `json:"results,omitempty"`
@@ -103,7 +104,13 @@ type Statistics struct {
 
 // ItemError is a failed (or retried) item of a job.
 type ItemError struct {
-	OperationIndex int64     `json:"operation_index"`
+	// ItemIndex is the item's number in the job, from 0 ([Item].Index): the
+	// API document's errors[].operation_index.
+	ItemIndex int64 `json:"operation_index"`
+	// BatchOperation is the place in the batch's operations list of the
+	// operation the item belongs to ([Item].Operation,
+	// [Result].OperationIndex).
+	BatchOperation int       `json:"batch_operation"`
 	ResourceID     string    `json:"resource_id,omitempty"`
 	Error          ErrorBody `json:"error"`
 	Attempts       int       `json:"attempts"`

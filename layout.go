@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -141,6 +142,21 @@ func takeJob(tx Tx, seq uint64, r *jobRecord) error {
 	return tx.Put(bucketJobs, u64key(seq), b)
 }
 
+// operationTypes lists the distinct operation types of a stored job's batch.
+func operationTypes(tx Tx, seq uint64) ([]string, error) {
+	b, err := getBatch(tx, seq)
+	if err != nil {
+		return nil, err
+	}
+	var types []string
+	for _, op := range b.Operations {
+		if !slices.Contains(types, op.Type) {
+			types = append(types, op.Type)
+		}
+	}
+	return types, nil
+}
+
 func getBatch(tx Tx, seq uint64) (*Batch, error) {
 	v := tx.Get(bucketBatches, u64key(seq))
 	if v == nil {
@@ -233,7 +249,8 @@ func decodeItem(b []byte) (itemRecord, error) {
 // itemError is the API view of a failed item.
 func (r *itemRecord) itemError(index int64) ItemError {
 	return ItemError{
-		OperationIndex: index,
+		ItemIndex:      index,
+		BatchOperation: r.Op,
 		ResourceID:     r.ResourceID,
 		Error:          ErrorBody{Code: r.Code, Message: r.Message},
 		Attempts:       r.Attempts,

@@ -55,6 +55,20 @@ func resolveResource(spec *OperationSpec, env *Env, d *details) (Resource, *Coll
 	return r, c
 }
 
+// resolveWritable is resolveResource for operations that change records:
+// a read-only resource is reported.
+func resolveWritable(spec *OperationSpec, env *Env, d *details) (WritableResource, *Collection) {
+	r, c := resolveResource(spec, env, d)
+	if r == nil {
+		return nil, nil
+	}
+	w, ok := r.(WritableResource)
+	if !ok {
+		d.add("resource", DetailInvalidValue, "%s changes records, and resource %s is read-only (it has no Put and Delete)", spec.Type, spec.Resource)
+	}
+	return w, c
+}
+
 // Record validation never runs inside a commit: a collection's Validate
 // hook runs in the item's attempt (prepare), and the commit writes the
 // record that was validated.
@@ -177,7 +191,7 @@ func listItems(p *Plan, recs []Record, env *Env) {
 func planCreate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, error) {
 	var d details
 	checkFields(spec, &d, "resource", "records")
-	res, coll := resolveResource(spec, env, &d)
+	res, coll := resolveWritable(spec, env, &d)
 	if len(spec.Records) == 0 {
 		d.add("records", DetailRequired, "create needs a non-empty records array")
 	}
@@ -230,7 +244,7 @@ func toRecords(in []map[string]any) []Record {
 func planUpdate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, error) {
 	var d details
 	checkFields(spec, &d, "resource", "filter", "where", "update")
-	res, coll := resolveResource(spec, env, &d)
+	res, coll := resolveWritable(spec, env, &d)
 	q := compileQuery(spec, true, &d)
 	if len(spec.Update) == 0 {
 		d.add("update", DetailRequired, "update needs a non-empty update object")
@@ -277,7 +291,7 @@ func planUpdate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, erro
 func planDelete(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, error) {
 	var d details
 	checkFields(spec, &d, "resource", "filter", "where")
-	res, coll := resolveResource(spec, env, &d)
+	res, coll := resolveWritable(spec, env, &d)
 	q := compileQuery(spec, true, &d)
 	if err := invalidBatch(d.list); err != nil {
 		return nil, err
@@ -294,7 +308,7 @@ func planDelete(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, erro
 func planImport(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, error) {
 	var d details
 	checkFields(spec, &d, "resource", "source")
-	res, coll := resolveResource(spec, env, &d)
+	res, coll := resolveWritable(spec, env, &d)
 	var recs []Record
 	switch src := spec.Source; {
 	case src == nil:

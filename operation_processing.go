@@ -55,7 +55,7 @@ type setExpr struct {
 func planCalculate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, error) {
 	var d details
 	checkFields(spec, &d, "resource", "filter", "where", "set")
-	res, coll := resolveResource(spec, env, &d)
+	res, coll := resolveWritable(spec, env, &d)
 	q := compileQuery(spec, true, &d)
 	if len(spec.Set) == 0 {
 		d.add("set", DetailRequired, "calculate needs set: {\"field\": \"expression over record\"}")

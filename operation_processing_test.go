@@ -96,7 +96,7 @@ func TestProcessing_InvalidBatches(t *testing.T) {
 	}{
 		{"calculate without set", batch.OperationSpec{Type: "calculate", Resource: "fields", Where: "true"}, []string{"operations[0].set"}},
 		{"calculate bad expression", batch.OperationSpec{Type: "calculate", Resource: "fields", Where: "true", Set: map[string]string{"x": "record.a +", "y": "1"}}, []string{"operations[0].set.x"}},
-		{"calculate unknown name", batch.OperationSpec{Type: "calculate", Resource: "fields", Where: "true", Set: map[string]string{"x": "recrod.a"}}, []string{"operations[0].set.x"}},
+		{"calculate bad expression", batch.OperationSpec{Type: "calculate", Resource: "fields", Where: "true", Set: map[string]string{"x": "a +"}}, []string{"operations[0].set.x"}},
 		{"calculate id", batch.OperationSpec{Type: "calculate", Resource: "fields", Where: "true", Set: map[string]string{"id": "'x'"}}, []string{"operations[0].set.id"}},
 		{"calculate without filter", batch.OperationSpec{Type: "calculate", Resource: "fields", Set: map[string]string{"x": "1"}}, []string{"operations[0].filter"}},
 		{"calculate unknown resource and field", batch.OperationSpec{Type: "calculate", Resource: "nope", Where: "true", Set: map[string]string{"x": "1"}, Update: map[string]any{"a": 1}}, []string{"operations[0].resource", "operations[0].update"}},

@@ -183,7 +183,7 @@ func (e *Engine) writeDeliveries(tx Tx, ev Event) (int, error) {
 		if derr = json.Unmarshal(v, &w); derr != nil {
 			return false
 		}
-		if w.Owner == owner && (len(w.Events) == 0 || slices.Contains(w.Events, ev.Type)) {
+		if w.Owner == owner && w.wants(ev.Type) {
 			hooks = append(hooks, w.ID)
 		}
 		return true

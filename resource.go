@@ -18,11 +18,14 @@ func (r Record) ID() string {
 	return id
 }
 
-// Resource is a program's own data that batches can work on, registered with
-// [Engine.RegisterResource]. Built-in operations reach it only through these
-// methods, so their effects on it are at-least-once: a record may be written
-// again after a crash (see the package documentation, "Durability").
-// Implementations must be safe for concurrent use.
+// Resource is a program's own data that batches can read, registered with
+// [Engine.RegisterResource]: enough for export, analyze, generate, validate
+// and custom operations. A resource that batches may also change (create,
+// update, delete, import, calculate) is a [WritableResource]. Built-in
+// operations reach it only through these methods, so their effects on it
+// are at-least-once: a record may be written again after a crash (see the
+// package documentation, "Durability"). Implementations must be safe for
+// concurrent use.
 type Resource interface {
 	// Scan calls fn for every record that q matches, stopping at the first
 	// error fn returns and returning it. It may use q.Filter to narrow what
@@ -30,6 +33,12 @@ type Resource interface {
 	Scan(ctx context.Context, q *Query, fn func(Record) error) error
 	// Get returns the record with id, or an error matching [ErrNotFound].
 	Get(ctx context.Context, id string) (Record, error)
+}
+
+// WritableResource is a [Resource] that batches may change. A batch that
+// would write to a resource that is not one is refused at submission.
+type WritableResource interface {
+	Resource
 	// Put creates or replaces the record with rec.ID().
 	Put(ctx context.Context, rec Record) error
 	// Delete removes the record with id, or returns an error matching

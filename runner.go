@@ -72,6 +72,11 @@ type jobRun struct {
 	// fenced is set when another process took the job over: this run
 	// stores nothing more.
 	fenced atomic.Bool
+	// needs are the operation types of a stored job that was reopened or
+	// resumed: it is not dispatched before they are all registered.
+	// waitLogged says the wait was logged. Both are guarded by e.mu.
+	needs      []string
+	waitLogged bool
 	// started is set when the job was stored as running already (by
 	// Submit, or by the last commit of the job whose slot it took).
 	started bool
@@ -217,8 +222,8 @@ func failurePolicy(opts BatchOptions, failed, total int64, failures []ItemError)
 func executionError(why string, failures []ItemError) *Error {
 	e := &Error{Code: CodeExecutionError, Message: "Batch job execution failed: " + why}
 	for _, f := range failures {
-		idx := f.OperationIndex
-		e.Details = append(e.Details, Detail{OperationIndex: &idx, ResourceID: f.ResourceID, Code: string(f.Error.Code), Message: f.Error.Message})
+		idx, op := f.ItemIndex, f.BatchOperation
+		e.Details = append(e.Details, Detail{ItemIndex: &idx, BatchOperation: &op, ResourceID: f.ResourceID, Code: string(f.Error.Code), Message: f.Error.Message})
 	}
 	return e
 }
@@ -314,12 +319,13 @@ func (r *jobRun) finishInCommit(w *wtx, d *jobDelta, c *committer) error {
 func (e *Engine) popQueued() *jobRun {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.closed || len(e.queue) == 0 {
+	if e.closed {
 		return nil
 	}
-	next := e.queue[0]
-	e.queue = e.queue[1:]
-	next.exited = make(chan struct{})
+	next := e.takeReadyLocked()
+	if next != nil {
+		next.exited = make(chan struct{})
+	}
 	return next
 }
 
@@ -358,12 +364,44 @@ func seqOf(rec *jobRecord) uint64 {
 
 // dispatchLocked starts queued jobs while there are free slots. e.mu is held.
 func (e *Engine) dispatchLocked() {
-	for !e.closed && e.running < e.opts.MaxRunningJobs && len(e.queue) > 0 {
-		r := e.queue[0]
-		e.queue = e.queue[1:]
+	for !e.closed && e.running < e.opts.MaxRunningJobs {
+		r := e.takeReadyLocked()
+		if r == nil {
+			return
+		}
 		e.running++
 		e.launchLocked(r)
 	}
+}
+
+// takeReadyLocked removes and returns the first queued job that can run,
+// or nil. A stored job whose operation types are not all registered (the
+// program reopened the store without registering them yet) stays queued
+// and waits: RegisterOperation dispatches it. e.mu is held.
+func (e *Engine) takeReadyLocked() *jobRun {
+	for i, r := range e.queue {
+		if missing := e.missingOpLocked(r.needs); missing != "" {
+			if !r.waitLogged {
+				r.waitLogged = true
+				e.log.Warn("job waits for its operation type to be registered", "job_id", r.id, "type", missing)
+			}
+			continue
+		}
+		e.queue = append(e.queue[:i], e.queue[i+1:]...)
+		return r
+	}
+	return nil
+}
+
+// missingOpLocked returns the first of types that is not registered, or
+// "". e.mu is held.
+func (e *Engine) missingOpLocked(types []string) string {
+	for _, t := range types {
+		if _, ok := e.ops[t]; !ok {
+			return t
+		}
+	}
+	return ""
 }
 
 // launchLocked starts the runner of a job that holds a slot. e.mu is held.
@@ -680,6 +718,7 @@ func (e *Engine) Resume(ctx context.Context, id string) (*Job, error) {
 		return nil, ErrClosed
 	}
 	var rec *jobRecord
+	var needs []string
 	err := e.committer.do(func(w *wtx) error {
 		cur, err := getJob(w.Tx, seq)
 		if err != nil {
@@ -687,6 +726,9 @@ func (e *Engine) Resume(ctx context.Context, id string) (*Job, error) {
 		}
 		if (cur.Status != StatePaused && !failedBySystem(cur)) || live {
 			return invalidState(id, cur.Status, StateRunning)
+		}
+		if needs, err = operationTypes(w.Tx, seq); err != nil {
+			return err
 		}
 		from := cur.Status
 		rec = cur
@@ -699,6 +741,7 @@ func (e *Engine) Resume(ctx context.Context, id string) (*Job, error) {
 		return nil, err
 	}
 	r := newRun(e, seq, rec.clone())
+	r.needs = needs
 	job := e.view(rec, nil)
 	e.mu.Lock()
 	if !e.closed && e.runs[id] == nil {

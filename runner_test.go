@@ -217,7 +217,7 @@ func TestRunner_AbandonedAttemptOwnsItsItem(t *testing.T) {
 	t.Parallel()
 	var finished atomic.Int64
 	slow := countingOp(func(ctx context.Context, it *batch.Item) error {
-		time.Sleep(60 * time.Millisecond) // ignores ctx
+		time.Sleep(250 * time.Millisecond) // ignores ctx, far past the timeout even on a loaded machine
 		it.Record = batch.Record{"id": it.ResourceID, "late": true}
 		it.Result = &batch.Result{Summary: "late"}
 		finished.Add(1)

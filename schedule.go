@@ -26,9 +26,13 @@ type Schedule struct {
 	Batch        Batch         `json:"batch"`
 	Timing       Timing        `json:"timing"`
 	Notification *Notification `json:"notification,omitempty"`
-	// CatchUp says what happens to runs that fell due while the engine was
-	// not running: skip (the default) drops them, run_once runs the latest
-	// of them once.
+	// CatchUp says what happens to missed runs. A run is missed when the
+	// scheduler gets to it more than a minute after its due time (the
+	// engine was closed or the process down), or when a later run of the
+	// same schedule is also already due. skip (the default) drops every
+	// missed run and logs how many; run_once submits one job, for the
+	// latest missed due time. Either way next_run_at moves past now. A run
+	// that is at most a minute late is not missed: it runs.
 	CatchUp string `json:"catch_up,omitempty"`
 	// Overlap says what happens when a run falls due while the previous
 	// run's job is still unfinished: skip (the default) or allow.
@@ -334,6 +338,9 @@ func (e *Engine) checkSchedule(ctx context.Context, s *Schedule) (*timingPlan, e
 			if tgt == nil {
 				continue
 			}
+			if len(tgt.Email) > 0 && e.opts.Mailer == nil {
+				d.add("notification."+name+".email", DetailInvalidValue, "e-mail notifications need a mail server, and none is configured (Options.Mailer; the example server's -smtp-addr)")
+			}
 			for i, addr := range tgt.Email {
 				if !strings.Contains(addr, "@") || strings.ContainsAny(addr, " \r\n<>") {
 					d.add(fmt.Sprintf("notification.%s.email[%d]", name, i), DetailInvalidValue, "invalid e-mail address %q", addr)
@@ -369,18 +376,21 @@ func sortDetails(list []Detail) {
 	slices.SortStableFunc(list, func(a, b Detail) int { return strings.Compare(a.Field, b.Field) })
 }
 
-// conflictKey is what two schedules clash on: the same template, or the
-// same resources and operation types.
+// conflictKey is what two schedules clash on: the same work, that is the
+// same template with the same parameters, or the same operations with the
+// same payloads (type, resource, filter, where, update, ...). Description
+// and options do not make work different. Map keys marshal sorted, so the
+// key is canonical.
 func conflictKey(b *Batch) string {
-	if b.TemplateID != "" {
-		return "template:" + b.TemplateID
+	key, err := json.Marshal(struct {
+		TemplateID string          `json:"t,omitempty"`
+		Parameters map[string]any  `json:"p,omitempty"`
+		Operations []OperationSpec `json:"o,omitempty"`
+	}{b.TemplateID, b.Parameters, b.Operations})
+	if err != nil {
+		return "unmarshalable:" + b.TemplateID // stored schedules are valid JSON
 	}
-	var parts []string
-	for _, op := range b.Operations {
-		parts = append(parts, op.Type+"/"+op.Resource)
-	}
-	slices.Sort(parts)
-	return "ops:" + strings.Join(parts, ",")
+	return string(key)
 }
 
 // conflict returns the active schedule of the same owner (other than s)

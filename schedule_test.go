@@ -1,12 +1,8 @@
 package batch_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"fmt"
-	"net"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/batchworks/batch"
+	"github.com/batchworks/batch/internal/smtptest"
 )
 
 func utc(s string) time.Time {
@@ -256,85 +253,12 @@ func TestSchedule_Conflict(t *testing.T) {
 	require.Equal(t, batch.SchedulePaused, got.Status)
 }
 
-// smtpServer is a minimal SMTP listener on loopback that records messages.
-type smtpServer struct {
-	ln   net.Listener
-	mu   sync.Mutex
-	msgs []string
-}
-
-func newSMTPServer(t *testing.T) *smtpServer {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	s := &smtpServer{ln: ln}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go s.serve(c)
-		}
-	}()
-	t.Cleanup(func() { ln.Close() })
-	return s
-}
-
-func (s *smtpServer) serve(c net.Conn) {
-	defer c.Close()
-	r := bufio.NewReader(c)
-	fmt.Fprint(c, "220 test ESMTP\r\n")
-	var data strings.Builder
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			return
-		}
-		cmd := strings.ToUpper(strings.TrimSpace(line))
-		switch {
-		case strings.HasPrefix(cmd, "EHLO"), strings.HasPrefix(cmd, "HELO"):
-			fmt.Fprint(c, "250 test\r\n")
-		case strings.HasPrefix(cmd, "MAIL"), strings.HasPrefix(cmd, "RCPT"), strings.HasPrefix(cmd, "RSET"), strings.HasPrefix(cmd, "NOOP"):
-			data.WriteString(strings.TrimSpace(line) + "\n")
-			fmt.Fprint(c, "250 ok\r\n")
-		case cmd == "DATA":
-			fmt.Fprint(c, "354 go on\r\n")
-			for {
-				l, err := r.ReadString('\n')
-				if err != nil {
-					return
-				}
-				if l == ".\r\n" {
-					break
-				}
-				data.WriteString(l)
-			}
-			s.mu.Lock()
-			s.msgs = append(s.msgs, data.String())
-			s.mu.Unlock()
-			data.Reset()
-			fmt.Fprint(c, "250 queued\r\n")
-		case cmd == "QUIT":
-			fmt.Fprint(c, "221 bye\r\n")
-			return
-		default:
-			fmt.Fprint(c, "502 no\r\n")
-		}
-	}
-}
-
-func (s *smtpServer) messages() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.msgs...)
-}
-
 func TestSMTPMailer(t *testing.T) {
 	t.Parallel()
-	srv := newSMTPServer(t)
-	m := &batch.SMTPMailer{Addr: srv.ln.Addr().String(), From: "batch@example.com"}
+	srv := smtptest.New(t)
+	m := &batch.SMTPMailer{Addr: srv.Addr(), From: "batch@example.com"}
 	require.NoError(t, m.Send(t.Context(), &batch.Message{To: []string{"manager@example.com", "admin@example.com"}, Subject: "done", Body: "all good\nreally", Severity: "high"}))
-	msgs := srv.messages()
+	msgs := srv.Messages()
 	require.Len(t, msgs, 1)
 	require.Contains(t, msgs[0], "MAIL FROM:<batch@example.com>")
 	require.Contains(t, msgs[0], "RCPT TO:<manager@example.com>")
@@ -347,12 +271,12 @@ func TestSMTPMailer(t *testing.T) {
 
 func TestSchedule_Notifications(t *testing.T) {
 	t.Parallel()
-	srv := newSMTPServer(t)
+	srv := smtptest.New(t)
 	rc := newReceiver(t)
 	clock := &fakeClock{now: utc("2026-01-01T00:00:30Z")}
 	fail := countingOp(func(ctx context.Context, it *batch.Item) error { return batch.ValidationError("bad") })
 	e, err := batch.New(batch.NewMemoryStore(), &batch.Options{Now: clock.Now, SchedulerPoll: 2 * time.Millisecond, AllowPrivateWebhooks: true,
-		Mailer: &batch.SMTPMailer{Addr: srv.ln.Addr().String(), From: "batch@example.com"}, Operations: map[string]batch.Operation{"fail": fail}})
+		Mailer: &batch.SMTPMailer{Addr: srv.Addr(), From: "batch@example.com"}, Operations: map[string]batch.Operation{"fail": fail}})
 	require.NoError(t, err)
 	defer func() { require.NoError(t, e.Close(context.Background())) }()
 	_, err = e.CreateSchedule(t.Context(), &batch.Schedule{Name: "Daily Field Updates",
@@ -364,8 +288,8 @@ func TestSchedule_Notifications(t *testing.T) {
 		}})
 	require.NoError(t, err)
 	clock.set(utc("2026-01-01T00:01:01Z"))
-	require.Eventually(t, func() bool { return len(srv.messages()) == 1 }, 10*time.Second, time.Millisecond)
-	msg := srv.messages()[0]
+	require.Eventually(t, func() bool { return len(srv.Messages()) == 1 }, 10*time.Second, time.Millisecond)
+	msg := srv.Messages()[0]
 	require.Contains(t, msg, "RCPT TO:<admin@example.com>")
 	require.Contains(t, msg, "Subject: [high] [batch] Daily Field Updates")
 	require.Contains(t, msg, "failed")

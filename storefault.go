@@ -62,7 +62,7 @@ func failedBySystem(rec *jobRecord) bool {
 		return false
 	}
 	d := rec.Error.Details[0]
-	return d.OperationIndex == nil && d.ResourceID == "" && (d.Code == string(CodeSystem) || d.Code == string(CodeStorageFull))
+	return d.ItemIndex == nil && d.ResourceID == "" && (d.Code == string(CodeSystem) || d.Code == string(CodeStorageFull))
 }
 
 // bbolt's file layout, as far as checkFile needs it: two meta pages at the

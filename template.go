@@ -51,7 +51,7 @@ type Parameter struct {
 	// Type is string, integer, number, boolean, array, object, date
 	// ("2006-01-02") or datetime (RFC 3339).
 	Type        string `json:"type"`
-	Required    bool   `json:"required,omitempty"`
+	Required    bool   `json:"required"`
 	Enum        []any  `json:"enum,omitempty"`
 	Default     any    `json:"default,omitempty"`
 	Description string `json:"description,omitempty"`

@@ -33,8 +33,9 @@ import (
 type Webhook struct {
 	ID  string `json:"id"`
 	URL string `json:"url"`
-	// Events are the event types delivered; empty means every job event
-	// and schedule_fired.
+	// Events are the event types delivered: job_created, job_started, ...,
+	// schedule_fired, or batch_event (every job event, as the API document
+	// names the payload). Empty means every job event and schedule_fired.
 	Events      []EventType `json:"events,omitempty"`
 	Description string      `json:"description,omitempty"`
 	// Secret ("whsec_" + base64) signs deliveries; generated on create.
@@ -46,8 +47,23 @@ type Webhook struct {
 
 // WebhookEvents are the event types a webhook can subscribe to.
 func WebhookEvents() []EventType {
+	return append(jobWebhookEvents(), EventScheduleFired, EventBatchEvent)
+}
+
+// jobWebhookEvents are the job events [EventBatchEvent] stands for.
+func jobWebhookEvents() []EventType {
 	return []EventType{EventJobCreated, EventJobStarted, EventJobPaused, EventJobResumed, EventJobCompleted,
-		EventJobFailed, EventJobCancelled, EventScheduleFired}
+		EventJobFailed, EventJobCancelled}
+}
+
+// EventBatchEvent, in a webhook's Events, subscribes it to every job event
+// (the API document's "batch_event").
+const EventBatchEvent EventType = "batch_event"
+
+// wants reports whether the webhook subscribes to events of type t.
+func (w *Webhook) wants(t EventType) bool {
+	return len(w.Events) == 0 || slices.Contains(w.Events, t) ||
+		(slices.Contains(w.Events, EventBatchEvent) && slices.Contains(jobWebhookEvents(), t))
 }
 
 // EventScheduleFired is reported when a schedule starts a job.

@@ -12,7 +12,8 @@ import (
 )
 
 // FuzzHandler feeds mutated request bodies and paths to the handler: no
-// answer is a 5xx and nothing panics.
+// answer is a 5xx, nothing panics, and every answer matches the OpenAPI
+// document.
 func FuzzHandler(f *testing.F) {
 	f.Add("POST", "/jobs", docRequest)
 	f.Add("POST", "/jobs", `{"batch": {"operations": [{"type": "create", "resource": "fields", "records": [{"id": "a"}, 1]}]}}`)
@@ -44,7 +45,7 @@ func FuzzHandler(f *testing.F) {
 		req := httptest.NewRequestWithContext(t.Context(), method, "http://api.test"+httpapi.Prefix+path, strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
+		checkOpenAPI(t, h).ServeHTTP(rec, req) // every answer as the OpenAPI document says
 		if rec.Code >= http.StatusInternalServerError && rec.Code != http.StatusServiceUnavailable {
 			t.Fatalf("%s %s %q: %d %s", method, path, body, rec.Code, rec.Body.String())
 		}

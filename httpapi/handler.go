@@ -13,6 +13,11 @@
 //		Authenticator: httpapi.APIKeys("secret-key"),
 //	}))
 //
+// It works at any mount: at another subtree of a ServeMux
+// (mux.Handle("/admin/batch/", h), wildcards included), behind
+// http.StripPrefix, or at [Options].BasePath. The URLs it writes (Location
+// headers, artifact downloads) follow the mount; [URL] builds them.
+//
 // # Requests and responses
 //
 // Request bodies wrap the object the way the document does ({"batch": ...})
@@ -33,6 +38,76 @@
 // connection's deadlines: job creation with ?wait= for the wait, artifact
 // downloads and progress streams for as long as the client keeps reading. Failed
 // authentications are limited per client address (RateLimits.FailedAuth).
+//
+// # Routes
+//
+// Paths are under the mount ([Prefix] by default). Bodies are JSON; "{...}"
+// stands for the object as the batch package writes it (its JSON tags).
+// Lists take ?cursor= and ?limit= (1 to 1000) and answer a next_cursor
+// while there is more. The rate-limit class of each group is in
+// parentheses.
+//
+// Jobs (rate-limit classes: job creation for POST /jobs, status checks for
+// the rest):
+//
+//	POST   /jobs                        {"batch": {...}} or {"batch": {"template_id", "parameters"}};
+//	                                    ?wait=30s waits for the end; Idempotency-Key header
+//	                                    -> 201 {"data": job} (200 for a replayed key), Location;
+//	                                    400 INVALID_BATCH; 500 EXECUTION_ERROR when it failed while waited on
+//	GET    /jobs                        ?state=&cursor=&limit= -> 200 {"data": {"jobs": [job], "next_cursor"}}
+//	GET    /jobs/{job_id}               -> 200 {"data": job}; 404 NOT_FOUND
+//	DELETE /jobs/{job_id}               -> 204; 409 INVALID_STATE while it runs
+//	POST   /jobs/{job_id}/pause         -> 200 {"data": job}; 409 INVALID_STATE
+//	POST   /jobs/{job_id}/resume        -> 200 {"data": job}; 409 INVALID_STATE
+//	POST   /jobs/{job_id}/cancel        -> 200 {"data": job}; 409 INVALID_STATE
+//	GET    /jobs/{job_id}/errors        ?cursor=&limit= -> 200 {"data": {"errors": [item error], "next_cursor"}}
+//	GET    /jobs/{job_id}/events        ?cursor=&limit= -> 200 {"data": {"events": [{"type", "at", "principal", ...}]}}
+//	GET    /jobs/{job_id}/artifacts/{name}  -> 200 the file (an export's data, a report, a backup)
+//	GET    /jobs/{job_id}/stream        -> 200 text/event-stream: progress messages, lifecycle events, end
+//
+// A job is {"job_id", "status", "progress", "statistics", "errors",
+// "results", ...} ([batch.Job]); each item error has the document's
+// operation_index (the item's number) and batch_operation (its
+// operation's place in the batch).
+//
+// Templates (template management):
+//
+//	POST   /templates                   {"template": {...}} -> 201 {"data": template}, Location
+//	GET    /templates                   -> 200 {"data": {"templates": [template], "next_cursor"}}
+//	GET    /templates/{template_id}     -> 200 {"data": template}
+//	PUT    /templates/{template_id}     {"template": {...}} -> 200 {"data": template}
+//	DELETE /templates/{template_id}     -> 204
+//
+// Schedules (schedule management):
+//
+//	POST   /schedules                   {"schedule": {...}} -> 201 {"data": schedule} with id and next_run_at,
+//	                                    Location; 409 SCHEDULE_CONFLICT for the same work at the same time
+//	GET    /schedules                   -> 200 {"data": {"schedules": [schedule], "next_cursor"}}
+//	GET    /schedules/{schedule_id}     -> 200 {"data": schedule}
+//	PUT    /schedules/{schedule_id}     {"schedule": {...}} -> 200 {"data": schedule}; 409 SCHEDULE_CONFLICT
+//	DELETE /schedules/{schedule_id}     -> 204
+//	POST   /schedules/{schedule_id}/pause   -> 200 {"data": schedule}
+//	POST   /schedules/{schedule_id}/resume  -> 200 {"data": schedule}; 409 SCHEDULE_CONFLICT
+//	GET    /schedules/{schedule_id}/preview ?n=5 (1 to 100) -> 200 {"data": {"schedule_id", "runs": [time]}}
+//
+// Webhooks (webhook management):
+//
+//	POST   /webhooks                    {"webhook": {"url", "events", "description"}} -> 201 {"data": webhook}
+//	                                    with its secret, Location
+//	GET    /webhooks                    -> 200 {"data": {"webhooks": [webhook], "next_cursor"}}
+//	GET    /webhooks/{webhook_id}       -> 200 {"data": webhook}
+//	PUT    /webhooks/{webhook_id}       {"webhook": {...}} -> 200 {"data": webhook}
+//	DELETE /webhooks/{webhook_id}       -> 204
+//	GET    /webhooks/{webhook_id}/deliveries  ?cursor=&limit= -> 200 {"data": {"deliveries": [delivery], "next_cursor"}}
+//
+// Webhook events are job_created, job_started, job_paused, job_resumed,
+// job_completed, job_failed, job_cancelled and schedule_fired, or
+// batch_event for every job event; each delivery is the document's
+// {"type": "batch_event", "timestamp", "event": {...}}.
+//
+// Every limited route answers X-RateLimit-Limit, X-RateLimit-Remaining and
+// X-RateLimit-Reset, and 429 RATE_LIMITED with Retry-After past the limit
+// (see [RateLimits] for the classes and their defaults).
 //
 // # Progress stream
 //
@@ -71,6 +146,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -97,8 +173,9 @@ type Options struct {
 	Admin func(principal string) bool
 	// MaxBodyBytes bounds request bodies. 0 means [DefaultMaxBodyBytes].
 	MaxBodyBytes int64
-	// RateLimits sets the limits per client. The zero value means the
-	// document's defaults ([DefaultRateLimits]).
+	// RateLimits sets the limits per client. A zero Limit means that
+	// class's default ([DefaultJobCreationPerHour] and the constants beside
+	// it).
 	RateLimits RateLimits
 	// DisableRateLimits turns rate limiting off.
 	DisableRateLimits bool
@@ -112,6 +189,14 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives server-side errors. nil discards them.
 	Logger *slog.Logger
+	// BasePath is the path at which requests reach the handler
+	// ("/admin/batch"). "" derives it from the request: the ServeMux
+	// pattern the handler is mounted at, else [Prefix] when the path starts
+	// with it, else the root. An outer http.StripPrefix needs nothing:
+	// written URLs put the stripped part back.
+	BasePath string
+	// DisableUI turns the dashboard at ui/ under the mount path off.
+	DisableUI bool
 }
 
 // Handler serves the Batch API over one engine. It is safe for concurrent
@@ -139,6 +224,7 @@ func New(engine *batch.Engine, opts *Options) *Handler {
 	}
 	o.MaxBodyBytes = cmp.Or(o.MaxBodyBytes, DefaultMaxBodyBytes)
 	o.MaxWait = cmp.Or(o.MaxWait, 5*time.Minute)
+	o.BasePath = strings.TrimSuffix(o.BasePath, "/")
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -154,11 +240,10 @@ func New(engine *batch.Engine, opts *Options) *Handler {
 	return h
 }
 
-// route registers a pattern ("GET /jobs/{job_id}") under [Prefix], limited
-// by the rate-limit class (nil for none).
+// route registers a pattern ("GET /jobs/{job_id}") under the mount,
+// limited by the rate-limit class (nil for none).
 func (h *Handler) route(pattern string, class *limitClass, fn func(w http.ResponseWriter, r *http.Request) error) {
-	method, path, _ := cutPattern(pattern)
-	h.mux.HandleFunc(method+" "+Prefix+path, func(w http.ResponseWriter, r *http.Request) {
+	h.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		if class != nil && !h.opts.DisableRateLimits {
 			if err := h.limiter.allow(r.Context(), w, class, clientKey(r)); err != nil {
 				writeError(w, r, err, h.log)
@@ -169,15 +254,6 @@ func (h *Handler) route(pattern string, class *limitClass, fn func(w http.Respon
 			writeError(w, r, err, h.log)
 		}
 	})
-}
-
-func cutPattern(p string) (method, path string, ok bool) {
-	for i := range len(p) {
-		if p[i] == ' ' {
-			return p[:i], p[i+1:], true
-		}
-	}
-	return "", p, false
 }
 
 // routes lists every endpoint; each resource kind has its own file.
@@ -195,10 +271,10 @@ func (h *Handler) routes() {
 	h.route("GET /jobs/{job_id}/artifacts/{name}", status, h.artifact)
 	h.route("GET /jobs/{job_id}/events", status, h.jobEvents)
 	h.route("GET /jobs/{job_id}/stream", &limitClass{name: "stream", limit: h.opts.RateLimits.Streams}, h.streamJob)
-	management := &limitClass{name: "templates", limit: h.opts.RateLimits.TemplateManagement}
-	h.templateRoutes(management)
-	h.webhookRoutes(management)
-	h.scheduleRoutes(management)
+	h.templateRoutes(&limitClass{name: "templates", limit: h.opts.RateLimits.TemplateManagement})
+	h.webhookRoutes(&limitClass{name: "webhooks", limit: h.opts.RateLimits.WebhookManagement})
+	h.scheduleRoutes(&limitClass{name: "schedules", limit: h.opts.RateLimits.ScheduleManagement})
+	h.uiRoutes()
 }
 
 // principalKey is the request context key of the authenticated principal.
@@ -207,6 +283,14 @@ type principalKey struct{}
 // ServeHTTP authenticates the request and routes it. Unknown paths and
 // methods get JSON 404 and 405 answers.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	asked := r.URL.Path
+	public, rest, ok := h.mount(r)
+	if ok {
+		if pr := withMount(r.Context(), r, public, rest); h.isPublic(pr) {
+			h.mux.ServeHTTP(w, pr)
+			return
+		}
+	}
 	principal := ""
 	if h.opts.Authenticator != nil {
 		limitFailures := h.authFailures.limit.Requests > 0
@@ -232,19 +316,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if principal != "" && h.opts.Admin != nil && h.opts.Admin(principal) {
 		ctx = batch.WithAdmin(ctx)
 	}
-	r = r.WithContext(ctx)
-	if _, pattern := h.mux.Handler(r); pattern == "" {
+	r = withMount(ctx, r, public, rest)
+	if _, pattern := h.mux.Handler(r); !ok || pattern == "" {
 		// Let the mux decide between 404 and 405, then answer in JSON.
 		rec := httptest.NewRecorder()
 		h.mux.ServeHTTP(rec, r)
 		if allow := rec.Header().Get("Allow"); allow != "" {
 			w.Header().Set("Allow", allow)
 		}
-		if rec.Code == http.StatusMethodNotAllowed {
+		if ok && rec.Code == http.StatusMethodNotAllowed {
 			writeError(w, r, &apiError{status: http.StatusMethodNotAllowed, code: "METHOD_NOT_ALLOWED", message: r.Method + " is not allowed here"}, h.log)
 			return
 		}
-		writeError(w, r, &apiError{status: http.StatusNotFound, code: string(batch.CodeNotFound), message: "no such endpoint: " + r.URL.Path}, h.log)
+		writeError(w, r, &apiError{status: http.StatusNotFound, code: string(batch.CodeNotFound), message: "no such endpoint: " + asked}, h.log)
 		return
 	}
 	h.mux.ServeHTTP(w, r)

@@ -49,7 +49,7 @@ func setup(t testing.TB, opts *httpapi.Options, eopts *batch.Options) *testBundl
 		opts = &httpapi.Options{DisableRateLimits: true}
 	}
 	mux := http.NewServeMux()
-	mux.Handle(httpapi.Prefix+"/", httpapi.New(e, opts))
+	mux.Handle(httpapi.Prefix+"/", checkOpenAPI(t, httpapi.New(e, opts)))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(func() {
 		srv.Close()

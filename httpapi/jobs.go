@@ -86,7 +86,7 @@ func invalid(field, message string) error {
 	if strings.HasPrefix(message, "unknown field") {
 		code = batch.DetailUnknownField
 	}
-	return &batch.Error{Code: batch.CodeInvalidBatch, Message: "Invalid request", Details: []batch.Detail{{Field: field, Code: code, Message: message}}}
+	return &batch.Error{Code: batch.CodeInvalidBatch, Message: batch.ErrInvalidBatch.Message, Details: []batch.Detail{{Field: field, Code: code, Message: message}}}
 }
 
 // idempotencyKey reads and checks the Idempotency-Key header.
@@ -137,7 +137,7 @@ func (h *Handler) createJob(w http.ResponseWriter, r *http.Request) error {
 		status = http.StatusOK
 		w.Header().Set("Idempotent-Replayed", "true")
 	}
-	w.Header().Set("Location", Prefix+"/jobs/"+url.PathEscape(job.ID))
+	w.Header().Set("Location", URL(r, "/jobs/"+url.PathEscape(job.ID)))
 	if wait > 0 {
 		holdOpen(w, wait+progressIdle)
 		ctx, cancel := context.WithTimeout(r.Context(), wait)
@@ -151,16 +151,16 @@ func (h *Handler) createJob(w http.ResponseWriter, r *http.Request) error {
 			return job.Error
 		}
 	}
-	writeData(w, status, withURLs(job))
+	writeData(w, status, withURLs(r, job))
 	return nil
 }
 
 // withURLs fills in the download URLs of a job's artifacts.
-func withURLs(job *batch.Job) *batch.Job {
+func withURLs(r *http.Request, job *batch.Job) *batch.Job {
 	for i := range job.Results {
 		if a := job.Results[i].Artifact; a != nil {
 			c := *a
-			c.URL = Prefix + "/jobs/" + url.PathEscape(job.ID) + "/artifacts/" + url.PathEscape(a.Name)
+			c.URL = URL(r, "/jobs/"+url.PathEscape(job.ID)+"/artifacts/"+url.PathEscape(a.Name))
 			job.Results[i].Artifact = &c
 		}
 	}
@@ -186,7 +186,7 @@ func (h *Handler) getJob(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeData(w, http.StatusOK, withURLs(job))
+	writeData(w, http.StatusOK, withURLs(r, job))
 	return nil
 }
 
@@ -220,7 +220,7 @@ func (h *Handler) listJobs(w http.ResponseWriter, r *http.Request) error {
 		if j.Owner != principal(r) {
 			return fmt.Errorf("httpapi: list returned job %s of another owner", j.ID)
 		}
-		withURLs(j)
+		withURLs(r, j)
 	}
 	writeData(w, http.StatusOK, page)
 	return nil
@@ -248,7 +248,7 @@ func (h *Handler) control(w http.ResponseWriter, r *http.Request, fn func(contex
 	if err != nil {
 		return err
 	}
-	writeData(w, http.StatusOK, withURLs(job))
+	writeData(w, http.StatusOK, withURLs(r, job))
 	return nil
 }
 

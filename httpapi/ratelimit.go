@@ -25,9 +25,12 @@ type RateLimits struct {
 	// StatusChecks limits reading jobs, their errors and artifacts, and job
 	// control. Default 600 per hour.
 	StatusChecks Limit
-	// TemplateManagement limits the template (and schedule and webhook)
-	// routes. Default 100 per hour.
+	// TemplateManagement limits the template routes. Default 100 per hour.
 	TemplateManagement Limit
+	// ScheduleManagement limits the schedule routes. Default 100 per hour.
+	ScheduleManagement Limit
+	// WebhookManagement limits the webhook routes. Default 100 per hour.
+	WebhookManagement Limit
 	// Streams limits opening progress streams (GET /jobs/{job_id}/stream);
 	// a stream counts once however long it runs. Default 120 per hour.
 	Streams Limit
@@ -40,11 +43,15 @@ type RateLimits struct {
 	FailedAuth Limit
 }
 
-// The document's default limits.
+// The default limits: the document's for job creation, status checks and
+// template management; schedules and webhooks get a budget of their own,
+// as large as the templates', and so do progress streams.
 const (
 	DefaultJobCreationPerHour        = 10
 	DefaultStatusChecksPerHour       = 600
 	DefaultTemplateManagementPerHour = 100
+	DefaultScheduleManagementPerHour = 100
+	DefaultWebhookManagementPerHour  = 100
 	DefaultStreamsPerHour            = 120
 	// DefaultFailedAuthPerMinute is the default limit of failed
 	// authentications per client address.
@@ -63,6 +70,8 @@ func (l RateLimits) withDefaults() RateLimits {
 	fill(&l.JobCreation, DefaultJobCreationPerHour)
 	fill(&l.StatusChecks, DefaultStatusChecksPerHour)
 	fill(&l.TemplateManagement, DefaultTemplateManagementPerHour)
+	fill(&l.ScheduleManagement, DefaultScheduleManagementPerHour)
+	fill(&l.WebhookManagement, DefaultWebhookManagementPerHour)
 	fill(&l.Streams, DefaultStreamsPerHour)
 	if l.FailedAuth.Requests == 0 {
 		l.FailedAuth.Requests = DefaultFailedAuthPerMinute

@@ -44,7 +44,7 @@ func (h *Handler) createSchedule(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Location", Prefix+"/schedules/"+url.PathEscape(s.ID))
+	w.Header().Set("Location", URL(r, "/schedules/"+url.PathEscape(s.ID)))
 	writeData(w, http.StatusCreated, s)
 	return nil
 }

@@ -1,17 +1,24 @@
 package httpapi_test
 
 import (
+	"context"
 	"net/http"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/batchworks/batch"
 	"github.com/batchworks/batch/httpapi"
 )
 
+// discardMailer accepts e-mail and sends none.
+type discardMailer struct{}
+
+func (discardMailer) Send(context.Context, *batch.Message) error { return nil }
+
 func TestSchedules(t *testing.T) {
 	t.Parallel()
-	tb := setup(t, &httpapi.Options{Authenticator: httpapi.APIKeys("a", "b")}, nil)
+	tb := setup(t, &httpapi.Options{Authenticator: httpapi.APIKeys("a", "b")}, &batch.Options{Mailer: discardMailer{}})
 	alice := []string{"Authorization", "Bearer a"}
 	bob := []string{"Authorization", "Bearer b"}
 	tpl := tb.do(t, "POST", "/templates", docTemplateRequest, alice...)

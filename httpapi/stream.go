@@ -92,7 +92,7 @@ func (h *Handler) streamJob(w http.ResponseWriter, r *http.Request) error {
 		case u, ok := <-updates:
 			if !ok {
 				if last.Status.Final() || r.Context().Err() == nil && h.deleted(r, job.ID) {
-					_ = write("end", streamView(last))
+					_ = write("end", streamView(r, last))
 				}
 				return nil
 			}
@@ -100,10 +100,10 @@ func (h *Handler) streamJob(w http.ResponseWriter, r *http.Request) error {
 				if u.Event.Type == batch.EventJobDeleted {
 					continue // the stream ends with the job as it was last seen
 				}
-				err = write(string(u.Event.Type), streamEvent{Type: u.Event.Type, At: u.Event.At, Principal: u.Event.Principal, JobID: u.Event.JobID, Job: streamView(u.Event.Job)})
+				err = write(string(u.Event.Type), streamEvent{Type: u.Event.Type, At: u.Event.At, Principal: u.Event.Principal, JobID: u.Event.JobID, Job: streamView(r, u.Event.Job)})
 			} else {
 				last = u.Job
-				err = write("progress", streamView(u.Job))
+				err = write("progress", streamView(r, u.Job))
 			}
 		case <-h.streamsDone:
 			return nil
@@ -136,11 +136,11 @@ func (h *Handler) deleted(r *http.Request, id string) bool {
 
 // streamView is the job as GET shows it, copied first: snapshots and
 // event jobs may be shared with other readers.
-func streamView(j *batch.Job) *batch.Job {
+func streamView(r *http.Request, j *batch.Job) *batch.Job {
 	if j == nil {
 		return nil
 	}
 	c := *j
 	c.Results = slices.Clone(j.Results)
-	return withURLs(&c)
+	return withURLs(r, &c)
 }

@@ -39,7 +39,7 @@ func (h *Handler) createTemplate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Location", Prefix+"/templates/"+url.PathEscape(t.ID))
+	w.Header().Set("Location", URL(r, "/templates/"+url.PathEscape(t.ID)))
 	writeData(w, http.StatusCreated, t)
 	return nil
 }

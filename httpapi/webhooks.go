@@ -40,7 +40,7 @@ func (h *Handler) createWebhook(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Location", Prefix+"/webhooks/"+url.PathEscape(hook.ID))
+	w.Header().Set("Location", URL(r, "/webhooks/"+url.PathEscape(hook.ID)))
 	writeData(w, http.StatusCreated, hook)
 	return nil
 }

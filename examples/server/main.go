@@ -2,11 +2,18 @@
 //
 //	go run ./examples/server -addr 127.0.0.1:8080 -db batch.db -api-key secret
 //
+// The dashboard is at http://127.0.0.1:8080/api/v1/batch/ui/ (sign in with
+// the API key, or open .../ui/#key=secret); -ui=false turns it off. The
+// OpenAPI document is at /api/v1/batch/openapi.json.
+//
 // With -demo (the default) an empty database gets 1,000 demo "fields". With
 // -metrics the engine is observed by otelbatch and GET /metrics serves its
 // metrics in the Prometheus text format (through the OpenTelemetry
 // Prometheus exporter), and a request's traceparent header becomes the
-// parent of the jobs it submits. SIGTERM
+// parent of the jobs it submits. Schedule e-mails go through -smtp-addr
+// (with -smtp-from, -smtp-user, the password in $BATCH_SMTP_PASSWORD, and
+// -smtp-starttls); without it a schedule asking for e-mail is refused with
+// a 400 that says so. SIGTERM
 // or Ctrl-C stops it gracefully: requests finish, running jobs checkpoint
 // and resume on the next start, and the exit status is 0. Whatever has not
 // stopped after -shutdown-timeout (default 30s) is abandoned and the
@@ -21,12 +28,14 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/smtp"
 	"os"
 	"os/signal"
 	"strings"
@@ -59,11 +68,44 @@ type config struct {
 	adminKeys            keyList
 	rateLimit            bool
 	allowPrivateWebhooks bool
+	ui                   bool
 	readTimeout          time.Duration
 	writeTimeout         time.Duration
 	idleTimeout          time.Duration
 	shutdownTimeout      time.Duration
 	metrics              bool
+	smtp                 smtpConfig
+}
+
+// smtpConfig is the mail server schedule notifications go through.
+type smtpConfig struct {
+	addr, from, user string
+	startTLS         bool
+}
+
+// smtpPasswordEnv holds the SMTP password, kept off the command line.
+const smtpPasswordEnv = "BATCH_SMTP_PASSWORD"
+
+// mailer returns the configured SMTP mailer, or nil without -smtp-addr.
+func (c smtpConfig) mailer() (batch.Mailer, error) {
+	if c.addr == "" {
+		return nil, nil
+	}
+	host, _, err := net.SplitHostPort(c.addr)
+	if err != nil {
+		return nil, fmt.Errorf("-smtp-addr %q: %w", c.addr, err)
+	}
+	if c.from == "" {
+		return nil, errors.New("-smtp-addr needs -smtp-from")
+	}
+	m := &batch.SMTPMailer{Addr: c.addr, From: c.from}
+	if c.user != "" {
+		m.Auth = smtp.PlainAuth("", c.user, os.Getenv(smtpPasswordEnv), host)
+	}
+	if c.startTLS {
+		m.TLS = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	}
+	return m, nil
 }
 
 func main() {
@@ -76,11 +118,16 @@ func main() {
 	flag.Var(&c.adminKeys, "admin-key", "accepted administrator API key (repeatable): may run backup, restore, optimize and cleanup of everyone's jobs")
 	flag.BoolVar(&c.rateLimit, "rate-limit", true, "apply the API's rate limits")
 	flag.BoolVar(&c.allowPrivateWebhooks, "allow-private-webhooks", false, "allow webhook URLs on loopback and private networks")
+	flag.BoolVar(&c.ui, "ui", true, "serve the dashboard at /api/v1/batch/ui/ (-ui=false turns it off)")
 	flag.DurationVar(&c.readTimeout, "read-timeout", 60*time.Second, "longest time to read a request, body included")
 	flag.DurationVar(&c.writeTimeout, "write-timeout", 60*time.Second, "longest time to write a response; ?wait=, artifact downloads and progress streams extend it as they go")
 	flag.DurationVar(&c.idleTimeout, "idle-timeout", 60*time.Second, "how long an idle keep-alive connection stays open")
 	flag.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long to let requests and jobs wind down before exiting anyway (jobs resume on the next start)")
 	flag.BoolVar(&c.metrics, "metrics", false, "serve Prometheus metrics at /metrics")
+	flag.StringVar(&c.smtp.addr, "smtp-addr", "", "SMTP server host:port for schedule e-mails; without it, schedules asking for e-mail are refused")
+	flag.StringVar(&c.smtp.from, "smtp-from", "", "sender address of schedule e-mails")
+	flag.StringVar(&c.smtp.user, "smtp-user", "", "SMTP user (PLAIN auth); the password comes from $"+smtpPasswordEnv)
+	flag.BoolVar(&c.smtp.startTLS, "smtp-starttls", false, "use STARTTLS when the SMTP server offers it")
 	flag.Parse()
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -109,12 +156,15 @@ func openEngine(ctx context.Context, c config, eopts *batch.Options) (*batch.Eng
 }
 
 func run(ctx context.Context, c config, log *slog.Logger) error {
+	mailer, err := c.smtp.mailer()
+	if err != nil {
+		return err
+	}
 	mux := http.NewServeMux()
-	eopts := &batch.Options{Logger: log, AllowPrivateWebhooks: c.allowPrivateWebhooks}
+	eopts := &batch.Options{Logger: log, AllowPrivateWebhooks: c.allowPrivateWebhooks, Mailer: mailer}
 	var obs *otelbatch.Observer
 	if c.metrics {
 		var shutdown func(context.Context) error
-		var err error
 		obs, shutdown, err = metrics(mux)
 		if err != nil {
 			return err
@@ -137,7 +187,7 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 			return err
 		}
 	}
-	opts := &httpapi.Options{DisableRateLimits: !c.rateLimit, RateStore: rates, Logger: log}
+	opts := &httpapi.Options{DisableRateLimits: !c.rateLimit, Logger: log, DisableUI: !c.ui, RateStore: rates}
 	if keys := append(append([]string(nil), c.apiKeys...), c.adminKeys...); len(keys) > 0 {
 		opts.Authenticator = httpapi.APIKeys(keys...)
 		admins := map[string]bool{}
@@ -167,6 +217,9 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 		return err
 	}
 	log.Info("serving the Batch API", "addr", ln.Addr().String(), "db", c.db, "auth", len(c.apiKeys)+len(c.adminKeys) > 0)
+	if c.ui {
+		log.Info("dashboard", "url", "http://"+ln.Addr().String()+httpapi.Prefix+"/ui/")
+	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 

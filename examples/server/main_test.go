@@ -376,7 +376,13 @@ func TestServer_TwoOnPostgres(t *testing.T) {
 	status, res = call(t, "POST", b.base+"/jobs/"+big+"/pause", "")
 	require.Equal(t, http.StatusOK, status, res)
 	require.Equal(t, "paused", data(res)["status"])
-	status, res = call(t, "POST", a.base+"/jobs/"+big+"/cancel", "")
+	status, res = call(t, "POST", a.base+"/jobs/"+big+"/resume", "")
+	require.Equal(t, http.StatusOK, status, res)
+	require.Eventually(t, func() bool {
+		_, res := call(t, "GET", b.base+"/jobs/"+big, "")
+		return data(res)["status"] == "running"
+	}, 30*time.Second, 5*time.Millisecond, "the job runs again")
+	status, res = call(t, "POST", b.base+"/jobs/"+big+"/cancel", "")
 	require.Equal(t, http.StatusOK, status, res)
 	require.Equal(t, "cancelled", data(res)["status"])
 	_, res = call(t, "GET", b.base+"/jobs/"+big, "")

@@ -19,7 +19,8 @@ import (
 // Deleting a job keeps its trail, ending with job_deleted, so that who
 // deleted it stays on record; [Engine.Cleanup] drops the trail once the
 // deletion is older than its cutoff, and drops audit_log entries older than
-// the cutoff as well.
+// the cutoff as well. The finished jobs Cleanup itself removes go with
+// their trails (all older than the cutoff) and add no job_deleted entry.
 const (
 	bucketAuditLog     = "audit_log"
 	bucketAuditDeleted = "audit_deleted"
@@ -137,7 +138,7 @@ func (e *Engine) auditPage(bucket string, opts *PageOptions) (*EventPage, error)
 
 // auditPruneChunk is how many audit entries one pruning transaction
 // deletes.
-const auditPruneChunk = 1000
+const auditPruneChunk = 5000
 
 // pruneAudit drops the trails of jobs deleted before cutoff and the audit
 // log entries older than cutoff, and returns how many entries went.

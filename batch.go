@@ -49,6 +49,11 @@ type Options struct {
 	// after it opens and then every hour. 0 means [DefaultRetention] (30
 	// days); a negative value disables it.
 	Retention time.Duration
+	// UndoRetention is how long after a job finishes the before-images of
+	// the built-in records it changed are kept, so that [Engine.Revert]
+	// can put them back; a batch's options.undo_retention overrides it.
+	// 0 means [DefaultUndoRetention] (7 days); a negative value keeps none.
+	UndoRetention time.Duration
 
 	// AllowPrivateWebhooks lets webhook URLs point at loopback, private and
 	// link-local addresses. Default false: such URLs are refused when a
@@ -96,6 +101,7 @@ const (
 	DefaultMaxRunningJobs  = 4
 	DefaultCommitBatchSize = 1000
 	DefaultCommitDelay     = time.Millisecond
+	DefaultUndoRetention   = 7 * 24 * time.Hour
 )
 
 // defaultItemEstimate seeds the per-item time used for estimated_completion
@@ -146,8 +152,19 @@ type Engine struct {
 	running     int
 	closed      bool
 	changed     chan struct{} // closed and replaced on every job state change
+
+	// waitMu guards waiters: per job, a channel closed on its next change,
+	// so each Wait wakes for its own job only.
+	waitMu  sync.Mutex
+	waiters map[string]*jobWaiters
+
+	// listCache holds decoded finished jobs for list pages.
+	listCache recCache
 	// itemEst is the smoothed wall time per item (ns), for estimates.
 	itemEst atomic.Int64
+	// rates are the smoothed wall times per item (ns) by operation type,
+	// for dry-run estimates; guarded by mu.
+	rates map[string]int64
 
 	// outboxWake wakes the webhook outbox when deliveries are stored.
 	outboxWake chan struct{}
@@ -239,7 +256,9 @@ func New(store Store, opts *Options) (*Engine, error) {
 		collections:   make(map[string]*Collection),
 		backoffs:      make(map[string]BackoffFunc),
 		runs:          make(map[string]*jobRun),
+		rates:         make(map[string]int64),
 		changed:       make(chan struct{}),
+		waiters:       make(map[string]*jobWaiters),
 		subs:          make(map[uint64]func(Event)),
 		outboxWake:    make(chan struct{}, 1),
 		mailWake:      make(chan struct{}, 1),
@@ -275,6 +294,10 @@ func New(store Store, opts *Options) (*Engine, error) {
 			cancel()
 			return nil, err
 		}
+	}
+	if err := ensureJobIndex(store); err != nil {
+		cancel()
+		return nil, err
 	}
 	e.removeStaleTemp()
 	e.committer = newCommitter(e)

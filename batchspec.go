@@ -68,6 +68,11 @@ type Source struct {
 	Format string `json:"format,omitempty"`
 	Data   any    `json:"data,omitempty"`
 	JobID  string `json:"job_id,omitempty"`
+	// Upload names an upload stored with [Engine.Upload] to import instead
+	// of Data: it is read as a stream, a record at a time, so its size is
+	// not bounded by memory. Ids given twice are not refused: the later
+	// record wins.
+	Upload string `json:"upload,omitempty"`
 }
 
 // Destination is an output format: "json", "ndjson" or "csv".
@@ -102,6 +107,11 @@ type BatchOptions struct {
 	// MaxFailureRate, in percent of all items, fails the job once more
 	// items than that have failed. nil means no limit.
 	MaxFailureRate *float64 `json:"max_failure_rate,omitempty"`
+	// UndoRetention is how long after the job finishes the before-images
+	// of the built-in records it changes are kept, so that it can be
+	// reverted ([Engine.Revert]). "0s" keeps none. nil means the engine's
+	// [Options].UndoRetention.
+	UndoRetention *Duration `json:"undo_retention,omitempty"`
 }
 
 // RetryOptions configures retries of failed items. Validation errors and
@@ -200,6 +210,9 @@ func (o BatchOptions) withDefaults() BatchOptions {
 
 // check reports every bad option value under "options".
 func (o BatchOptions) check(d *details, backoffs func(string) bool) {
+	if o.UndoRetention != nil && *o.UndoRetention < 0 {
+		d.add("options.undo_retention", DetailInvalidValue, "undo_retention must not be negative; \"0s\" keeps no before-images")
+	}
 	if o.MaxConcurrent < 0 || o.MaxConcurrent > MaxMaxConcurrent {
 		d.add("options.max_concurrent", DetailInvalidValue, "max_concurrent must be between 1 and %d, got %d", MaxMaxConcurrent, o.MaxConcurrent)
 	}

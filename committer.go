@@ -21,8 +21,9 @@ type outcome struct {
 	// last marks the job's last item: when nothing stops the job, the
 	// transaction that stores it also finishes the job.
 	last bool
-	// bit stores a success as one bit of the job's done bitmap instead of
-	// a record of its own (items of list operations).
+	// bit marks an item of a list operation, which has no pending entry.
+	// Every success is stored as one bit of the job's done bitmap instead
+	// of a record of its own.
 	bit bool
 	// observed is the observation of the item's last attempt when the
 	// commit decides its outcome (a built-in change, which may still
@@ -51,6 +52,8 @@ type write struct {
 type jobDelta struct {
 	completed, failed int64
 	nanos             int64
+	// forced and conflicts count a revert job's records.
+	forced, conflicts int64
 	failures          []ItemError
 	results           []Result
 	last              bool
@@ -358,8 +361,15 @@ func (c *committer) writeOutcomes(w *wtx, outs []outcome) error {
 			w.items = append(w.items, io)
 		}
 		var key, v []byte
-		if o.bit && o.rec.State == itemSucceeded {
+		if o.rec.State == itemSucceeded {
+			// A success is one bit; a record-driven item's pending entry
+			// goes with it, so successes leave no record behind.
 			c.setDone(o.run, o.index)
+			if !o.bit {
+				if err := w.Delete(o.run.itemsBucket, u64key(uint64(o.index))); err != nil {
+					return err
+				}
+			}
 		} else {
 			key, v = c.alloc(uint64(o.index), &o.rec)
 			if err := w.Put(o.run.itemsBucket, key, v); err != nil {
@@ -372,6 +382,9 @@ func (c *committer) writeOutcomes(w *wtx, outs []outcome) error {
 			c.deltas[o.run] = d
 		}
 		d.last = d.last || o.last
+		if o.item.forced && o.rec.State == itemSucceeded {
+			d.forced++
+		}
 		switch o.rec.State {
 		case itemPending: // an attempt to be retried: no count changes
 		case itemFailed:
@@ -380,6 +393,9 @@ func (c *committer) writeOutcomes(w *wtx, outs []outcome) error {
 			}
 			d.nanos += int64(o.rec.Duration) + c.share
 			d.failed++
+			if o.rec.Code == CodeConflict {
+				d.conflicts++
+			}
 			if len(d.failures) < JobErrorsInline {
 				d.failures = append(d.failures, o.rec.itemError(o.index))
 			}

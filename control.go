@@ -35,6 +35,12 @@ const bucketIdempotency = "idempotency"
 // *Error with one detail per problem, and nothing is stored. After
 // [Engine.Close] it returns an error matching [ErrClosed].
 func (e *Engine) Submit(ctx context.Context, b *Batch, opts *SubmitOptions) (*Job, error) {
+	return e.submit(ctx, b, opts, "")
+}
+
+// submit is Submit; reverts names the job a revert job reverts ("" for
+// any other job), linked both ways in the transaction that stores it.
+func (e *Engine) submit(ctx context.Context, b *Batch, opts *SubmitOptions, reverts string) (*Job, error) {
 	if b == nil {
 		return nil, invalidBatch([]Detail{{Field: "batch", Code: DetailRequired, Message: "a batch is required"}})
 	}
@@ -55,6 +61,17 @@ func (e *Engine) Submit(ctx context.Context, b *Batch, opts *SubmitOptions) (*Jo
 	nb, estimates, err := e.check(ctx, b)
 	if err != nil {
 		return nil, err
+	}
+	if reverts == "" {
+		var d details
+		for i, op := range nb.Operations {
+			if op.Type == OpRevert {
+				d.add(fmt.Sprintf("operations[%d].type", i), DetailInvalidOperation, "revert operations are made by reverting a job (Engine.Revert, POST /jobs/{job_id}/revert)")
+			}
+		}
+		if err := invalidBatch(d.list); err != nil {
+			return nil, err
+		}
 	}
 	var total int64
 	for _, o := range estimates {
@@ -81,6 +98,7 @@ func (e *Engine) Submit(ctx context.Context, b *Batch, opts *SubmitOptions) (*Jo
 		Options:        nb.Options.withDefaults(),
 		Admin:          admin && so.Owner != "",
 		IdempotencyKey: so.IdempotencyKey,
+		UndoRetention:  e.undoRetention(nb.Options),
 	}
 	if tp, ok := e.obs.(TracePropagator); ok {
 		rec.Trace = tp.Inject(ctx)
@@ -126,7 +144,12 @@ func (e *Engine) Submit(ctx context.Context, b *Batch, opts *SubmitOptions) (*Jo
 			return err
 		}
 		rec.ID = formatJobID(seq)
-		if err := w.Put(bucketBatches, u64key(seq), batchJSON); err != nil {
+		if reverts != "" {
+			if err := e.linkRevert(w.Tx, reverts, rec); err != nil {
+				return err
+			}
+		}
+		if err := putBatch(w.Tx, seq, batchJSON); err != nil {
 			return err
 		}
 		if so.IdempotencyKey != "" {
@@ -151,7 +174,7 @@ func (e *Engine) Submit(ctx context.Context, b *Batch, opts *SubmitOptions) (*Jo
 		release()
 	}
 	if err != nil {
-		if errors.Is(err, ErrClosed) {
+		if errors.Is(err, ErrClosed) || CodeOf(err) == CodeInvalidState || errors.Is(err, ErrNotFound) {
 			return nil, err
 		}
 		return nil, fmt.Errorf("batch: store job: %w", err)
@@ -219,6 +242,34 @@ func (e *Engine) Validate(ctx context.Context, b *Batch) error {
 // batch in its canonical JSON form (numbers as float64), as it will be
 // stored.
 func (e *Engine) check(ctx context.Context, b *Batch) (*Batch, []opRange, error) {
+	nb, plans, err := e.checkPlans(ctx, b)
+	if err != nil {
+		return nil, nil, err
+	}
+	ops := make([]opRange, len(plans))
+	for i, p := range plans {
+		if p.Resource == nil {
+			ops[i].Count = p.Count
+			continue
+		}
+		if err := probeWhere(ctx, i, p); err != nil {
+			return nil, nil, err
+		}
+		// Counted here only when an index tells it without reading the
+		// records; otherwise the operation's own selection makes the
+		// total exact when it starts.
+		n, _, err := countSelected(ctx, p.Resource, p.Query)
+		if err != nil {
+			return nil, nil, fmt.Errorf("batch: counting records: %w", err)
+		}
+		ops[i].Count = n
+	}
+	return nb, ops, nil
+}
+
+// checkPlans validates b and plans its operations, returning the batch in
+// its canonical JSON form.
+func (e *Engine) checkPlans(ctx context.Context, b *Batch) (*Batch, []*Plan, error) {
 	if b.TemplateID != "" || b.Parameters != nil {
 		rendered, err := e.fromTemplate(ctx, b)
 		if err != nil {
@@ -245,25 +296,7 @@ func (e *Engine) check(ctx context.Context, b *Batch) (*Batch, []opRange, error)
 	if err := invalidBatch(d.list); err != nil {
 		return nil, nil, err
 	}
-	ops := make([]opRange, len(plans))
-	for i, p := range plans {
-		if p.Resource == nil {
-			ops[i].Count = p.Count
-			continue
-		}
-		if err := probeWhere(ctx, i, p); err != nil {
-			return nil, nil, err
-		}
-		// Counted here only when an index tells it without reading the
-		// records; otherwise the operation's own selection makes the
-		// total exact when it starts.
-		n, _, err := countSelected(ctx, p.Resource, p.Query)
-		if err != nil {
-			return nil, nil, fmt.Errorf("batch: counting records: %w", err)
-		}
-		ops[i].Count = n
-	}
-	return &nb, ops, nil
+	return &nb, plans, nil
 }
 
 // recover queues the jobs that were queued or running when the store was
@@ -271,27 +304,31 @@ func (e *Engine) check(ctx context.Context, b *Batch) (*Batch, []opRange, error)
 func (e *Engine) recover() error {
 	var resume, queued []*jobRun
 	err := e.store.View(func(tx Tx) error {
-		var derr error
-		err := tx.Scan(bucketJobs, nil, func(k, v []byte) bool {
-			var rec jobRecord
-			if derr = json.Unmarshal(v, &rec); derr != nil {
-				return false
-			}
-			var r *jobRun
-			switch rec.Status {
-			case StateRunning:
-				r = newRun(e, beUint64(k), &rec)
-				resume = append(resume, r)
-			case StateQueued:
-				r = newRun(e, beUint64(k), &rec)
-				queued = append(queued, r)
-			default:
+		for _, st := range []State{StateRunning, StateQueued} {
+			var seqs []uint64
+			if err := scanIndex(tx, bucketJobsByState, appendStr(nil, string(st)), func(seq uint64) bool {
+				seqs = append(seqs, seq)
 				return true
+			}); err != nil {
+				return err
 			}
-			r.needs, derr = operationTypes(tx, r.seq)
-			return derr == nil
-		})
-		return firstErr(err, derr)
+			for _, seq := range seqs {
+				rec, err := getJob(tx, seq)
+				if err != nil {
+					return err
+				}
+				r := newRun(e, seq, rec)
+				if st == StateRunning {
+					resume = append(resume, r)
+				} else {
+					queued = append(queued, r)
+				}
+				if r.needs, err = operationTypes(tx, seq); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("batch: reading jobs: %w", err)
@@ -345,6 +382,9 @@ func (e *Engine) view(rec *jobRecord, r *jobRun) *Job {
 	j.Errors = rec.FirstErrors
 	if j.Errors == nil {
 		j.Errors = []ItemError{} // the document always shows the list
+	}
+	if j.Reverts != "" {
+		j.Revert = &RevertStats{Restored: rec.Progress.Completed, Skipped: rec.RevertSkipped, Forced: rec.RevertForced}
 	}
 	j.EstimatedCompletion = nil
 	p := &j.Progress
@@ -419,39 +459,57 @@ func (e *Engine) Jobs(ctx context.Context, opts *ListOptions) (*JobPage, error) 
 	if o.State != "" && !o.State.valid() {
 		return nil, invalidBatch([]Detail{{Field: "state", Code: DetailInvalidValue, Message: fmt.Sprintf("unknown state %q", o.State)}})
 	}
-	var from []byte
+	var fromKey []byte
 	if o.Cursor != "" {
 		seq, ok := parseJobID(o.Cursor)
 		if !ok || seq < 2 {
 			return nil, invalidBatch([]Detail{{Field: "cursor", Code: DetailInvalidValue, Message: "invalid cursor"}})
 		}
-		from = u64key(seq - 1)
+		fromKey = u64key(seq - 1)
 	}
 	page := &JobPage{Jobs: []*Job{}}
 	var recs []*jobRecord
 	err = e.store.View(func(tx Tx) error {
 		var derr error
-		scanned, lastID := 0, ""
-		err := tx.ScanReverse(bucketJobs, from, func(k, v []byte) bool {
-			var rec jobRecord
-			if derr = json.Unmarshal(v, &rec); derr != nil {
-				return false
-			}
-			if scanned++; scanned > maxListScan && len(recs) < limit {
-				// A short page, so that one request never reads the whole
-				// store: the cursor goes on after the last job read.
-				page.NextCursor = lastID
-				return false
-			}
-			lastID = rec.ID
-			if (o.State != "" && rec.Status != o.State) || (o.Owner != "" && rec.Owner != o.Owner) {
-				return true
-			}
+		full := func() bool {
 			if len(recs) == limit {
 				page.NextCursor = recs[len(recs)-1].ID
+				return true
+			}
+			return false
+		}
+		if bucket, prefix := jobListIndex(o.State, o.Owner); bucket != "" {
+			var from uint64
+			if o.Cursor != "" {
+				from = beUint64(fromKey)
+			}
+			err := scanIndexReverse(tx, bucket, prefix, from, func(seq uint64) bool {
+				if full() {
+					return false
+				}
+				v := tx.Get(bucketJobs, u64key(seq))
+				if v == nil {
+					derr = fmt.Errorf("batch: job %d is indexed but not stored", seq)
+					return false
+				}
+				var rec *jobRecord
+				if rec, derr = e.listCache.get(seq, v); derr != nil {
+					return false
+				}
+				recs = append(recs, rec)
+				return true
+			})
+			return firstErr(err, derr)
+		}
+		err := tx.ScanReverse(bucketJobs, fromKey, func(k, v []byte) bool {
+			if full() {
 				return false
 			}
-			recs = append(recs, &rec)
+			var rec *jobRecord
+			if rec, derr = e.listCache.get(beUint64(k), v); derr != nil {
+				return false
+			}
+			recs = append(recs, rec)
 			return true
 		})
 		return firstErr(err, derr)
@@ -468,11 +526,6 @@ func (e *Engine) Jobs(ctx context.Context, opts *ListOptions) (*JobPage, error) 
 	}
 	return page, nil
 }
-
-// maxListScan bounds the jobs one list request reads (a variable for
-// tests): a page may come back shorter than its limit, with a next_cursor,
-// when the caller's jobs are few among many.
-var maxListScan = 10_000
 
 func pageLimit(n int) (int, error) {
 	switch {
@@ -559,19 +612,21 @@ func (e *Engine) JobErrors(ctx context.Context, id string, opts *PageOptions) (*
 // first).
 func (e *Engine) Wait(ctx context.Context, id string) (*Job, error) {
 	for {
-		e.mu.Lock()
-		changed := e.changed
-		e.mu.Unlock()
+		w := e.watchJob(id)
 		job, err := e.Job(ctx, id)
 		if err != nil {
+			e.unwatchJob(id, w)
 			return nil, err
 		}
 		if job.Status.Final() && !e.live(id) {
+			e.unwatchJob(id, w)
 			return job, nil // and every subscriber heard its final event
 		}
 		select {
-		case <-changed:
+		case <-w.ch:
+			e.unwatchJob(id, w)
 		case <-ctx.Done():
+			e.unwatchJob(id, w)
 			return job, ctx.Err()
 		}
 	}
@@ -589,6 +644,57 @@ func (e *Engine) answering(id string) *jobRun {
 		return nil
 	}
 	return r
+}
+
+// jobWaiters is the channel the waiters of one job share: closed on the
+// job's next change.
+type jobWaiters struct {
+	ch chan struct{}
+	n  int
+}
+
+// watchJob returns the channel closed on job id's next change; the caller
+// gives it back with unwatchJob.
+func (e *Engine) watchJob(id string) *jobWaiters {
+	e.waitMu.Lock()
+	defer e.waitMu.Unlock()
+	w := e.waiters[id]
+	if w == nil {
+		w = &jobWaiters{ch: make(chan struct{})}
+		e.waiters[id] = w
+	}
+	w.n++
+	return w
+}
+
+func (e *Engine) unwatchJob(id string, w *jobWaiters) {
+	e.waitMu.Lock()
+	defer e.waitMu.Unlock()
+	w.n--
+	if w.n == 0 && e.waiters[id] == w {
+		delete(e.waiters, id)
+	}
+}
+
+// wakeJob wakes the waiters of job id, and nobody else.
+func (e *Engine) wakeJob(id string) {
+	e.waitMu.Lock()
+	defer e.waitMu.Unlock()
+	if w := e.waiters[id]; w != nil {
+		close(w.ch)
+		delete(e.waiters, id)
+	}
+}
+
+// wakeAllJobs wakes every job's waiters: on a shared store, jobs change in
+// other processes too.
+func (e *Engine) wakeAllJobs() {
+	e.waitMu.Lock()
+	defer e.waitMu.Unlock()
+	for id, w := range e.waiters {
+		close(w.ch)
+		delete(e.waiters, id)
+	}
 }
 
 // live reports whether the job is still queued or running here (its run

@@ -88,7 +88,9 @@
 // record as an RFC 7396 merge patch: a null removes a key), delete (filter
 // or where; one of them is required, use "where": "true" for everything),
 // import (source {"format": "json"|"ndjson"|"csv", "data": ...},
-// upserting by id) and export (optional filter, destination {"format"},
+// upserting by id; a source too big to hold is stored first with
+// [Engine.Upload] and named as {"format": ..., "upload": "upload1"}, then
+// read as a stream, a record at a time) and export (optional filter, destination {"format"},
 // producing an artifact; read it with [Engine.OpenArtifact]). Processing:
 // calculate (set fields from expressions), validate (rules; each failing
 // record is a failed item), analyze (count/sum/avg/min/max, optionally
@@ -240,6 +242,25 @@
 // [Options].Observer sees transitions, item attempts, commits, webhook
 // deliveries and schedule fires; the subpackage otelbatch records them as
 // OpenTelemetry metrics and spans.
+//
+// # Dry runs and reverts
+//
+// [Engine.DryRun] (POST /jobs?dry_run=true) answers what a batch would do
+// now without storing or changing anything: per operation, how many
+// records it selects, up to ten of them as they are and as they would
+// become, the failures strict validation would report, and an estimate of
+// its run time from the engine's recent rate for that operation type.
+//
+// Every change a job makes to a built-in collection record (create, update,
+// delete, import, calculate, restore) writes the record's before-image in
+// the same transaction, so the images are exact after a crash. For
+// options.undo_retention after the job finishes (default
+// [Options].UndoRetention, 7 days; "0s" keeps none) [Engine.Revert]
+// (POST /jobs/{job_id}/revert) can put every record back: a new job, linked
+// both ways (reverts, reverted_by), that undoes the operations in reverse
+// order. A record changed since by anyone else is not overwritten: its item
+// fails with CONFLICT naming the later change, unless the revert is forced.
+// [Engine.Cleanup] removes before-images past their retention.
 //
 // # Concurrency
 //

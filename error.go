@@ -41,6 +41,9 @@ const (
 	// CodeTimeout: an item or the whole job ran past its time. Retried for
 	// items.
 	CodeTimeout Code = "TIMEOUT_ERROR"
+	// CodeConflict: a revert found the record changed since the job it
+	// reverts changed it. Never retried; revert with force to overwrite.
+	CodeConflict Code = "CONFLICT"
 )
 
 // Detail codes name what is wrong with one field of a rejected request.

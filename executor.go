@@ -79,6 +79,7 @@ func (r *jobRun) execute(ctx, feedCtx, itemCtx context.Context) error {
 	if len(rec.Ops) != len(plans) {
 		return fmt.Errorf("job has %d operation ranges for %d operations", len(rec.Ops), len(plans))
 	}
+	r.keepBeforeImages(plans)
 	prog, err := r.loadProgress(rec)
 	if err != nil {
 		return err
@@ -110,10 +111,14 @@ func (r *jobRun) execute(ctx, feedCtx, itemCtx context.Context) error {
 				return err
 			}
 		}
+		start, before := time.Now(), r.snapshot().Progress
 		if err := r.pass(feedCtx, itemCtx, i, p, types[i], opts, prog, false, last); err != nil {
 			return err
 		}
 		r.pending.Wait()
+		if after := r.snapshot().Progress; feedCtx.Err() == nil {
+			e.observeRate(types[i], time.Since(start), after.Completed+after.Failed-before.Completed-before.Failed)
+		}
 	}
 	return nil
 }
@@ -841,6 +846,8 @@ func classify(err error) (Code, string, bool) {
 			return CodeResource, e.Message, false
 		case CodeResource, CodeTimeout, CodeSystem:
 			return e.Code, e.Message, retry
+		case CodeConflict:
+			return CodeConflict, e.Message, false
 		}
 		return CodeSystem, e.Message, retry
 	}

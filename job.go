@@ -52,6 +52,12 @@ type Job struct {
 	Owner      string `json:"owner,omitempty"`
 	TemplateID string `json:"template_id,omitempty"`
 	ScheduleID string `json:"schedule_id,omitempty"`
+	// Reverts is the job this job reverts (see [Engine.Revert]), and
+	// RevertedBy the job that reverts this one.
+	Reverts    string `json:"reverts,omitempty"`
+	RevertedBy string `json:"reverted_by,omitempty"`
+	// Revert counts what a revert job did to the records it puts back.
+	Revert *RevertStats `json:"revert,omitempty"`
 
 	CreatedAt           time.Time  `json:"created_at"`
 	StartedAt           *time.Time `json:"started_at,omitempty"`
@@ -70,6 +76,17 @@ type Job struct {
 	// Error says why a failed job failed: an EXECUTION_ERROR whose details
 	// are the item errors that failed it.
 	Error *Error `json:"error,omitempty"`
+}
+
+// RevertStats counts the records of a revert job.
+type RevertStats struct {
+	// Restored records are back as they were before the reverted job,
+	// Forced of them over a later change ("force": true).
+	Restored int64 `json:"restored"`
+	// Skipped records were changed since and left alone: their items
+	// failed with CONFLICT.
+	Skipped int64 `json:"skipped"`
+	Forced  int64 `json:"forced"`
 }
 
 // JobErrorsInline is how many item errors a [Job] carries inline.

@@ -1,6 +1,7 @@
 package batch
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -14,16 +15,20 @@ import (
 // How the engine lays its data out in a Store:
 //
 //	jobs              seq (8 bytes, big-endian) -> jobRecord JSON (state, counters)
-//	batches           seq -> the submitted Batch JSON (never rewritten)
+//	batches           seq -> the submitted Batch JSON (never rewritten), or a
+//	                  marker for one stored in chunks in batch_chunks
 //	items/<job_id>    item index (8 bytes) -> itemRecord (binary): pending
 //	                  entries of record-driven operations (with the attempts
-//	                  of items waiting for a retry), then their outcomes, and
-//	                  the failures and pending retries of list operations
+//	                  of items waiting for a retry), deleted when the item
+//	                  succeeds, and the failures and pending retries of all
+//	                  operations
 //	done/<job_id>     block (8 bytes) -> bitmap of 4,096 items: the
-//	                  succeeded items of list operations, one bit each
+//	                  succeeded items, one bit each
 //	errors/<job_id>   item index -> itemRecord of each failed item
 //	artifacts/<job_id> name NUL chunk (4 bytes) -> bytes; name NUL "" -> meta
 //	coll/<name>       record id -> record JSON
+//	undo/<job_id>     collection NUL record id NUL operation (4 bytes) ->
+//	                  before-image of a record the job changed (undo.go)
 //	cidx/<name>       field NUL canonical value JSON NUL record id -> 1 (index.go)
 //	cidxmeta          collection NUL field -> 'b' (building) or 'r' (ready)
 const (
@@ -86,6 +91,14 @@ type jobRecord struct {
 	// record by another engine is refused: a process that lost the job's
 	// lease cannot overwrite the progress of the one that took it over.
 	Holder string `json:"holder,omitempty"`
+	// UndoRetention is how long after the job finishes the before-images
+	// of the records it changes are kept; 0: none are kept.
+	UndoRetention Duration `json:"undo_retention,omitempty"`
+	// UndoPurged is set once the before-images were removed.
+	UndoPurged bool `json:"undo_purged,omitempty"`
+	// RevertSkipped and RevertForced count a revert job's conflicts.
+	RevertSkipped int64 `json:"revert_skipped,omitempty"`
+	RevertForced  int64 `json:"revert_forced,omitempty"`
 }
 
 // opRange is the slice of item indexes one operation owns. Until the
@@ -139,7 +152,10 @@ func takeJob(tx Tx, seq uint64, r *jobRecord) error {
 	if err != nil {
 		return fmt.Errorf("batch: encode job %s: %w", r.ID, err)
 	}
-	return tx.Put(bucketJobs, u64key(seq), b)
+	if err := tx.Put(bucketJobs, u64key(seq), b); err != nil {
+		return err
+	}
+	return indexJob(tx, seq, &r.Job)
 }
 
 // operationTypes lists the distinct operation types of a stored job's batch.
@@ -162,11 +178,74 @@ func getBatch(tx Tx, seq uint64) (*Batch, error) {
 	if v == nil {
 		return nil, notFound("batch of job", formatJobID(seq))
 	}
+	if len(v) > 0 && v[0] == batchChunked {
+		var buf bytes.Buffer
+		prefix := u64key(seq)
+		if err := tx.Scan(bucketBatchChunks, prefix, func(k, c []byte) bool {
+			if !bytes.HasPrefix(k, prefix) {
+				return false
+			}
+			buf.Write(c)
+			return true
+		}); err != nil {
+			return nil, err
+		}
+		v = buf.Bytes()
+	}
 	var b Batch
 	if err := json.Unmarshal(v, &b); err != nil {
 		return nil, fmt.Errorf("batch: decode batch %d: %w", seq, err)
 	}
 	return &b, nil
+}
+
+// A batch bigger than batchChunk is stored in chunks of that size under
+// batch_chunks (seq + chunk number -> bytes), with a one-byte marker in
+// batches: a big value would otherwise sit in the leaf that every later
+// submission rewrites.
+const (
+	bucketBatchChunks = "batch_chunks"
+	batchChunk        = 64 << 10
+	batchChunked      = 0
+)
+
+// putBatch stores the submitted batch of job seq.
+func putBatch(tx Tx, seq uint64, batchJSON []byte) error {
+	if len(batchJSON) <= batchChunk {
+		return tx.Put(bucketBatches, u64key(seq), batchJSON)
+	}
+	for i := 0; len(batchJSON) > 0; i++ {
+		n := min(len(batchJSON), batchChunk)
+		key := binary.BigEndian.AppendUint32(u64key(seq), uint32(i))
+		if err := tx.Put(bucketBatchChunks, key, batchJSON[:n]); err != nil {
+			return err
+		}
+		batchJSON = batchJSON[n:]
+	}
+	return tx.Put(bucketBatches, u64key(seq), []byte{batchChunked})
+}
+
+// deleteBatch removes the submitted batch of job seq.
+func deleteBatch(tx Tx, seq uint64) error {
+	if v := tx.Get(bucketBatches, u64key(seq)); len(v) > 0 && v[0] == batchChunked {
+		prefix := u64key(seq)
+		var keys [][]byte
+		if err := tx.Scan(bucketBatchChunks, prefix, func(k, _ []byte) bool {
+			if !bytes.HasPrefix(k, prefix) {
+				return false
+			}
+			keys = append(keys, bytes.Clone(k))
+			return true
+		}); err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if err := tx.Delete(bucketBatchChunks, k); err != nil {
+				return err
+			}
+		}
+	}
+	return tx.Delete(bucketBatches, u64key(seq))
 }
 
 // itemState is where an item stands.

@@ -62,6 +62,7 @@ func (e *Engine) claimLoop() {
 		e.discover()
 		e.help()
 		e.notify() // Wait and Progress see jobs other processes change
+		e.wakeAllJobs()
 		// Deliveries and schedules stored by other processes.
 		signal(e.outboxWake)
 		signal(e.schedulerWake)

@@ -27,6 +27,10 @@ func TestMain(m *testing.M) {
 		runCrashChild()
 		return
 	}
+	if os.Getenv(undoChildEnv) != "" {
+		runUndoChild()
+		return
+	}
 	if os.Getenv(indexChildEnv) != "" {
 		runIndexChild()
 		return

@@ -57,6 +57,14 @@ type Plan struct {
 	// computes and validates the record apply will write, outside the
 	// commit.
 	prepare func(ctx context.Context, item *Item) error
+	// coll is the built-in collection apply changes: the runner keeps the
+	// before-image of each record apply changes (see undo.go).
+	coll *Collection
+	// preview computes the record a dry run shows as it would become
+	// (nil, nil: it would be deleted), for record-driven built-ins.
+	preview func(Record) (Record, error)
+	// sample, when set, gives a dry run's sample of an item instead.
+	sample func(ctx context.Context, it *Item) (before, after Record, err error)
 }
 
 // Item is one unit of work of a job.
@@ -76,6 +84,8 @@ type Item struct {
 
 	// prev is the stored record a prepared change was computed from.
 	prev Record
+	// forced is set by a revert that overwrote a later change.
+	forced bool
 }
 
 // Key returns a key unique to this item of this job, stable across retries
@@ -128,6 +138,9 @@ const (
 	OpAnalyze   = "analyze"
 	OpGenerate  = "generate"
 	OpValidate  = "validate"
+	// OpRevert is the operation of the jobs [Engine.Revert] makes; it
+	// cannot be submitted directly.
+	OpRevert = "revert"
 )
 
 // registerBuiltins fills the registry with the built-in operations.
@@ -145,4 +158,5 @@ func (e *Engine) registerBuiltins() {
 	e.ops[OpAnalyze] = OperationFunc(planAnalyze)
 	e.ops[OpGenerate] = OperationFunc(planGenerate)
 	e.ops[OpValidate] = OperationFunc(planValidate)
+	e.ops[OpRevert] = OperationFunc(planRevert)
 }

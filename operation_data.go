@@ -177,15 +177,18 @@ func checkRecordIDs(recs []Record, path string, d *details) {
 // that are stable across restarts for records without one.
 func listItems(p *Plan, recs []Record, env *Env) {
 	p.Count = int64(len(recs))
-	p.Item = func(i int64) (Item, error) {
-		rec := recs[i]
-		id := rec.ID()
-		if id == "" {
-			id = fmt.Sprintf("%s-%d-%d", env.JobID, env.Operation, i)
-			rec = mergePatch(rec, map[string]any{"id": id})
-		}
-		return Item{ResourceID: id, Record: rec}, nil
+	p.Item = func(i int64) (Item, error) { return listItem(recs[i], env, i), nil }
+}
+
+// listItem is the item of record i of a list, with an id stable across
+// restarts when the record has none.
+func listItem(rec Record, env *Env, i int64) Item {
+	id := rec.ID()
+	if id == "" {
+		id = fmt.Sprintf("%s-%d-%d", env.JobID, env.Operation, i)
+		rec = mergePatch(rec, map[string]any{"id": id})
 	}
+	return Item{ResourceID: id, Record: rec}
 }
 
 func planCreate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, error) {
@@ -209,7 +212,7 @@ func planCreate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, erro
 	}
 	listItems(p, recs, env)
 	if coll != nil {
-		p.prepare = validatePrepared(coll)
+		p.prepare, p.coll = validatePrepared(coll), coll
 		p.apply = func(tx Tx, it *Item) error {
 			if tx.Get(coll.bucket, []byte(it.ResourceID)) != nil {
 				return Permanent(&Error{Code: CodeResource, Message: "Resource already exists: " + it.ResourceID})
@@ -259,14 +262,15 @@ func planUpdate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, erro
 	if err := invalidBatch(d.list); err != nil {
 		return nil, err
 	}
-	p := &Plan{Resource: res, Query: q}
+	compute := func(rec Record) (Record, error) { return mergePatch(rec, patch), nil }
+	p := &Plan{Resource: res, Query: q, preview: compute}
 	if validates(res) {
 		p.Validate = func(ctx context.Context, it *Item) error {
 			return validateRecord(ctx, res, mergePatch(it.Record, patch))
 		}
 	}
 	if coll != nil {
-		compute := func(rec Record) (Record, error) { return mergePatch(rec, patch), nil }
+		p.coll = coll
 		p.prepare = prepareChange(coll, compute)
 		p.apply = applyChange(coll, compute)
 		if p.prepare == nil {
@@ -296,8 +300,9 @@ func planDelete(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, erro
 	if err := invalidBatch(d.list); err != nil {
 		return nil, err
 	}
-	p := &Plan{Resource: res, Query: q}
+	p := &Plan{Resource: res, Query: q, preview: func(Record) (Record, error) { return nil, nil }}
 	if coll != nil {
+		p.coll = coll
 		p.apply = func(tx Tx, it *Item) error { return coll.delete(tx, it.ResourceID) }
 		return p, nil
 	}
@@ -315,6 +320,37 @@ func planImport(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, erro
 		d.add("source", DetailRequired, "import needs a source: {\"format\": \"json\"|\"ndjson\"|\"csv\", \"data\": ...}")
 	case src.JobID != "":
 		d.add("source.job_id", DetailUnknownField, "import reads data, not a job")
+	case src.Upload != "":
+		if src.Data != nil {
+			d.add("source.data", DetailInvalidValue, "give either data or upload, not both")
+		}
+		n, err := env.e.countUpload(ctx, src)
+		if err != nil {
+			d.merge("source", err)
+		}
+		if err := invalidBatch(d.list); err != nil {
+			return nil, err
+		}
+		return finishImport(streamPlan(n, env, func() (recordStream, error) {
+			r, err := env.e.openUpload(env.e.ctx, src.Upload)
+			if err != nil {
+				return nil, err
+			}
+			return newRecordStream(src.Format, r)
+		}), res, coll), nil
+	case streamable(src):
+		// Text given inline is read as a stream too: only the ids are
+		// held (to refuse one given twice), never the decoded records.
+		text := src.Data.(string)
+		open := func() (recordStream, error) { return newRecordStream(src.Format, strings.NewReader(text)) }
+		n, err := countInline(open)
+		if err != nil {
+			d.merge("source", err)
+		}
+		if err := invalidBatch(d.list); err != nil {
+			return nil, err
+		}
+		return finishImport(streamPlan(n, env, open), res, coll), nil
 	default:
 		var err error
 		if recs, err = parseImport(src); err != nil {
@@ -326,14 +362,20 @@ func planImport(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, erro
 		return nil, err
 	}
 	p := &Plan{}
+	listItems(p, recs, env)
+	return finishImport(p, res, coll), nil
+}
+
+// finishImport adds to p, which lists the records to import, how each is
+// validated and written.
+func finishImport(p *Plan, res WritableResource, coll *Collection) *Plan {
 	if validates(res) {
 		p.Validate = func(ctx context.Context, it *Item) error { return validateRecord(ctx, res, it.Record) }
 	}
-	listItems(p, recs, env)
 	if coll != nil {
-		p.prepare = validatePrepared(coll)
+		p.prepare, p.coll = validatePrepared(coll), coll
 		p.apply = func(tx Tx, it *Item) error { return coll.put(tx, it.Record) }
-		return p, nil
+		return p
 	}
 	p.Run = func(ctx context.Context, it *Item) error {
 		if err := validateRecord(ctx, res, it.Record); err != nil {
@@ -341,26 +383,19 @@ func planImport(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, erro
 		}
 		return res.Put(ctx, it.Record)
 	}
-	return p, nil
+	return p
 }
 
-// parseImport reads an import source into records. Problems are
+// parseImport reads an import source given other than as text (text is
+// read as a stream, see streamable) into records. Problems are
 // INVALID_BATCH details under "format" and "data".
 func parseImport(src *Source) ([]Record, error) {
 	var d details
 	var recs []Record
-	text, isText := src.Data.(string)
 	switch src.Format {
 	case "json":
-		var items []any
-		switch data := src.Data.(type) {
-		case []any:
-			items = data
-		case string:
-			if err := json.Unmarshal([]byte(data), &items); err != nil {
-				d.add("data", DetailInvalidValue, "data is not a JSON array: %v", err)
-			}
-		default:
+		items, ok := src.Data.([]any)
+		if !ok {
 			d.add("data", DetailInvalidValue, "json data must be an array of objects, or a string holding one")
 		}
 		for i, it := range items {
@@ -371,50 +406,8 @@ func parseImport(src *Source) ([]Record, error) {
 			}
 			recs = append(recs, m)
 		}
-	case "ndjson":
-		if !isText {
-			d.add("data", DetailInvalidValue, "ndjson data must be a string")
-			break
-		}
-		sc := bufio.NewScanner(strings.NewReader(text))
-		sc.Buffer(nil, 16<<20)
-		for line := 1; sc.Scan(); line++ {
-			if strings.TrimSpace(sc.Text()) == "" {
-				continue
-			}
-			var m map[string]any
-			if err := json.Unmarshal(sc.Bytes(), &m); err != nil || m == nil {
-				d.add("data", DetailInvalidValue, "line %d is not a JSON object", line)
-				continue
-			}
-			recs = append(recs, m)
-		}
-		if err := sc.Err(); err != nil {
-			d.add("data", DetailInvalidValue, "reading ndjson: %v", err)
-		}
-	case "csv":
-		if !isText {
-			d.add("data", DetailInvalidValue, "csv data must be a string")
-			break
-		}
-		rows, err := csv.NewReader(strings.NewReader(text)).ReadAll()
-		if err != nil {
-			d.add("data", DetailInvalidValue, "invalid CSV: %v", err)
-			break
-		}
-		if len(rows) == 0 {
-			break
-		}
-		header := rows[0]
-		for _, row := range rows[1:] {
-			rec := make(Record, len(header))
-			for j, col := range header {
-				if row[j] != "" || col != "id" {
-					rec[col] = row[j]
-				}
-			}
-			recs = append(recs, rec)
-		}
+	case "ndjson", "csv":
+		d.add("data", DetailInvalidValue, "%s data must be a string", src.Format)
 	case "":
 		d.add("format", DetailRequired, "source needs a format: json, ndjson or csv")
 	default:

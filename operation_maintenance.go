@@ -238,7 +238,7 @@ func planRestore(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, err
 	}
 	from := src.JobID
 	return singleItem(&Plan{Run: func(ctx context.Context, it *Item) error {
-		sum, err := env.e.restore(ctx, from)
+		sum, err := env.e.restore(ctx, from, env.JobID, env.Operation)
 		if err != nil {
 			return err
 		}
@@ -271,8 +271,11 @@ type restoreSummary struct {
 	Records     int64  `json:"records"`
 }
 
-// restore replaces the built-in collections with those of backup job id.
-func (e *Engine) restore(ctx context.Context, id string) (*restoreSummary, error) {
+// restore replaces the built-in collections with those of backup job id,
+// for operation op of job jobID: when that job keeps before-images, the
+// same transaction stores one for every record of the engine's collections
+// and of the backup's.
+func (e *Engine) restore(ctx context.Context, id, jobID string, op int) (*restoreSummary, error) {
 	art, want, err := e.backupOf(ctx, id)
 	if err != nil {
 		return nil, err
@@ -317,12 +320,22 @@ func (e *Engine) restore(ctx context.Context, id string) (*restoreSummary, error
 	err = db.View(func(src *bolt.Tx) error {
 		// The snapshot's values stay valid while this read transaction is
 		// open, which spans the whole write below.
+		root := src.Bucket([]byte(collectionsRoot))
+		var images *restoreImages
+		if e.keepsBeforeImages(jobID) {
+			images = &restoreImages{bucket: undoBucket(jobID), op: op}
+		}
 		return e.store.Update(func(tx Tx) error {
 			sum.Collections, sum.Records = 0, 0
+			if images != nil {
+				images.tx = tx
+				if err := images.beforeAll(tx, e.collectionNames(), root); err != nil {
+					return err
+				}
+			}
 			if err := firstErr(tx.DeleteBucket(collectionsRoot), tx.DeleteBucket(bucketIndexes)); err != nil {
 				return err
 			}
-			root := src.Bucket([]byte(collectionsRoot))
 			if root == nil {
 				return nil
 			}
@@ -337,6 +350,11 @@ func (e *Engine) restore(ctx context.Context, id string) (*restoreSummary, error
 						return nil
 					}
 					sum.Records++
+					if images != nil {
+						if err := images.after(string(name), k, v); err != nil {
+							return err
+						}
+					}
 					return tx.Put(bucket, k, v)
 				})
 				if err != nil {

@@ -406,7 +406,10 @@ func TestOptimize_ShrinksFileKeepsRecordsAndJobs(t *testing.T) {
 	b := openOps(t, nil)
 	pad := string(bytes.Repeat([]byte("x"), 2000))
 	putFields(t, b.e, 10000, func(i int) batch.Record { return batch.Record{"v": float64(i), "pad": pad} })
-	del := runJob(t, b.e, ops(batch.OperationSpec{Type: "delete", Resource: "fields", Where: "record.v >= 100"}))
+	// Kept before-images would keep the deleted records' bytes: none here.
+	delBatch := ops(batch.OperationSpec{Type: "delete", Resource: "fields", Where: "record.v >= 100"})
+	delBatch.Options.UndoRetention = ptr(batch.Duration(0))
+	del := runJob(t, b.e, delBatch)
 	require.Equal(t, int64(9900), del.Progress.Completed)
 	want := allFields(t, b.e)
 	require.Len(t, want, 100)
@@ -416,8 +419,10 @@ func TestOptimize_ShrinksFileKeepsRecordsAndJobs(t *testing.T) {
 	jobs := make(chan string, 8)
 	for i := range 8 {
 		wg.Go(func() {
-			j, err := b.e.Submit(context.Background(), ops(batch.OperationSpec{Type: "create", Resource: "fields",
-				Records: []map[string]any{{"id": fmt.Sprintf("during-%d", i), "pad": pad}}}), nil)
+			during := ops(batch.OperationSpec{Type: "create", Resource: "fields",
+				Records: []map[string]any{{"id": fmt.Sprintf("during-%d", i), "pad": pad}}})
+			during.Options.UndoRetention = ptr(batch.Duration(0))
+			j, err := b.e.Submit(context.Background(), during, nil)
 			if err == nil {
 				jobs <- j.ID
 			}
@@ -432,7 +437,9 @@ func TestOptimize_ShrinksFileKeepsRecordsAndJobs(t *testing.T) {
 	require.Less(t, after, before/4, "summary: %v", s)
 	fi, err := os.Stat(b.path)
 	require.NoError(t, err)
-	require.LessOrEqual(t, float64(fi.Size()), after*2)
+	// Writes after the swap may grow the file by one bbolt allocation step
+	// (16 MiB once the file is mapped beyond it).
+	require.LessOrEqual(t, float64(fi.Size()), after*2+16<<20)
 
 	n := 0
 	for id := range jobs {

@@ -102,6 +102,7 @@ func planCalculate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, e
 	p := &Plan{
 		Resource: res,
 		Query:    q,
+		preview:  func(rec Record) (Record, error) { return compute(context.Background(), rec, exprTimeLimit) },
 		Validate: func(ctx context.Context, it *Item) error {
 			next, err := compute(ctx, it.Record, exprTimeLimit)
 			if err != nil {
@@ -111,6 +112,7 @@ func planCalculate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, e
 		},
 	}
 	if coll != nil {
+		p.coll = coll
 		// The change is computed outside the commit when it must be
 		// validated first; inside it, the expressions get a far smaller time
 		// budget, so that none holds the store's writer for long.

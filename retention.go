@@ -2,7 +2,6 @@ package batch
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"time"
 )
@@ -23,34 +22,50 @@ type CleanupStats struct {
 	Deliveries int64 `json:"deliveries"`
 	// AuditEvents is the number of audit log entries deleted.
 	AuditEvents int64 `json:"audit_events"`
+	// BeforeImages is the number of jobs whose before-images were removed
+	// because their undo_retention ended (whatever the cutoff).
+	BeforeImages int64 `json:"before_images"`
+	// Uploads is the number of uploads deleted: those created before the
+	// cutoff that no unfinished job imports.
+	Uploads int64 `json:"uploads"`
 }
 
 // Cleanup deletes what finished before cutoff: completed, failed and
-// cancelled jobs whose finished_at is earlier (with their items, errors and
-// artifacts, as [Engine.Delete] does), webhook deliveries, the audit trails
-// of jobs deleted before cutoff and audit log entries older than it.
-// Queued, running and paused jobs are never touched. The cleanup operation
-// and the retention loop (see [Options].Retention) both call it. It stops
-// early, with ctx's error, when ctx ends.
+// cancelled jobs whose finished_at is earlier (with their items, errors,
+// artifacts and audit trails, in transactions of a few hundred jobs that
+// read only those jobs), webhook deliveries, the audit trails of jobs
+// deleted before cutoff, audit log entries older than it and uploads made
+// before it that no unfinished job imports. Jobs it deletes get no
+// job_deleted entry. Queued, running and paused jobs are never touched.
+// The cleanup operation and the retention loop (see [Options].Retention)
+// both call it. It stops early, with ctx's error, when ctx ends.
 func (e *Engine) Cleanup(ctx context.Context, cutoff time.Time) (*CleanupStats, error) {
 	st := &CleanupStats{}
-	ids, err := e.finishedBefore(cutoff, "")
-	if err != nil {
-		return st, err
-	}
-	for _, id := range ids {
+	for {
 		if err := ctx.Err(); err != nil {
 			return st, err
 		}
-		switch err := e.Delete(ctx, id); {
-		case err == nil:
-			st.Jobs++
-		case errors.Is(err, ErrNotFound): // deleted meanwhile
-		default:
-			return st, err
+		jobs, audit, more, err := e.cleanupJobs(cutoff)
+		st.Jobs += jobs
+		st.AuditEvents += audit
+		if err != nil || !more {
+			if err != nil {
+				return st, err
+			}
+			break
 		}
 	}
-	n, err := e.cleanupDeliveries(ctx, cutoff)
+	n, err := e.pruneUndo(ctx, e.now())
+	st.BeforeImages += n
+	if err != nil {
+		return st, err
+	}
+	n, err = e.cleanupUploads(ctx, cutoff)
+	st.Uploads += n
+	if err != nil {
+		return st, err
+	}
+	n, err = e.cleanupDeliveries(ctx, cutoff)
 	st.Deliveries += n
 	if err != nil {
 		return st, err
@@ -60,28 +75,94 @@ func (e *Engine) Cleanup(ctx context.Context, cutoff time.Time) (*CleanupStats, 
 	return st, err
 }
 
+// cleanupChunk is how many finished jobs one cleanup transaction deletes:
+// enough to amortize the commit, few enough that the writer is never held
+// for long (a few tens of milliseconds for one-item jobs).
+const cleanupChunk = 500
+
+// cleanupBudget bounds the records one cleanup transaction deletes: jobs
+// with many failed items take a transaction with fewer jobs.
+const cleanupBudget = 50_000
+
+// cleanupJobs deletes up to cleanupChunk jobs that finished before cutoff,
+// with their audit trails, in one transaction, and reports how many jobs
+// and audit entries went and whether more may be left. Cleaned jobs leave
+// no job_deleted entry: retention is not a principal's deletion, and a
+// trail entry per job would grow the file while it is being cleaned.
+func (e *Engine) cleanupJobs(cutoff time.Time) (jobs, audit int64, more bool, err error) {
+	var seqs []uint64
+	err = e.store.View(func(tx Tx) error {
+		return finishedJobsBefore(tx, cutoff, func(seq uint64) bool {
+			if len(seqs) == cleanupChunk {
+				more = true
+				return false
+			}
+			seqs = append(seqs, seq)
+			return true
+		})
+	})
+	if err != nil || len(seqs) == 0 {
+		return 0, 0, false, err
+	}
+	err = e.update(func(w *wtx) error {
+		jobs, audit = 0, 0
+		var cost int64
+		for _, seq := range seqs {
+			if cost >= cleanupBudget {
+				more = true // the rest in the next transaction
+				break
+			}
+			id := formatJobID(seq)
+			if e.live(id) {
+				continue
+			}
+			rec, err := getJob(w.Tx, seq)
+			if errors.Is(err, ErrNotFound) {
+				continue // deleted meanwhile
+			}
+			if err != nil {
+				return err
+			}
+			if !rec.Status.Final() || rec.FinishedAt == nil || !rec.FinishedAt.Before(cutoff) {
+				continue
+			}
+			cost += 1 + rec.Progress.Failed // failed items are what a job keeps records of
+			if err := dropJob(w.Tx, seq, rec); err != nil {
+				return err
+			}
+			trail := auditBucket(id)
+			if err := w.Scan(trail, nil, func(_, _ []byte) bool { audit++; return true }); err != nil {
+				return err
+			}
+			if err := w.DeleteBucket(trail); err != nil {
+				return err
+			}
+			jobs++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, 0, false, err
+	}
+	return jobs, audit, more, nil
+}
+
 // finishedBefore lists the jobs in a final state that finished before
-// cutoff: those of owner, or everyone's when owner is "".
+// cutoff: those of owner, or everyone's when owner is "". It reads the
+// finish-time index, not the jobs.
 func (e *Engine) finishedBefore(cutoff time.Time, owner string) ([]string, error) {
 	var ids []string
 	err := e.store.View(func(tx Tx) error {
-		var derr error
-		err := tx.Scan(bucketJobs, nil, func(_, v []byte) bool {
-			var rec struct {
-				ID         string     `json:"job_id"`
-				Owner      string     `json:"owner"`
-				Status     State      `json:"status"`
-				FinishedAt *time.Time `json:"finished_at"`
+		return finishedJobsBefore(tx, cutoff, func(seq uint64) bool {
+			if owner != "" {
+				ie, ok := decodeIndexEntry(tx.Get(bucketJobIndex, u64key(seq)))
+				if !ok || ie.owner != owner {
+					return true
+				}
 			}
-			if derr = json.Unmarshal(v, &rec); derr != nil {
-				return false
-			}
-			if rec.Status.Final() && rec.FinishedAt != nil && rec.FinishedAt.Before(cutoff) && (owner == "" || rec.Owner == owner) {
-				ids = append(ids, rec.ID)
-			}
+			ids = append(ids, formatJobID(seq))
 			return true
 		})
-		return firstErr(err, derr)
 	})
 	return ids, err
 }
@@ -120,7 +201,7 @@ func (e *Engine) sweep(keep time.Duration) {
 	switch {
 	case err != nil && e.ctx.Err() == nil:
 		e.log.Error("retention sweep failed", "error", err)
-	case st.Jobs+st.Deliveries+st.AuditEvents > 0:
-		e.log.Info("retention sweep", "jobs", st.Jobs, "deliveries", st.Deliveries, "audit_events", st.AuditEvents)
+	case st.Jobs+st.Deliveries+st.AuditEvents+st.BeforeImages+st.Uploads > 0:
+		e.log.Info("retention sweep", "jobs", st.Jobs, "deliveries", st.Deliveries, "audit_events", st.AuditEvents, "before_images", st.BeforeImages, "uploads", st.Uploads)
 	}
 }

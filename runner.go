@@ -183,6 +183,8 @@ func (d *jobDelta) addTo(rec *jobRecord) {
 	rec.Progress.Completed += d.completed
 	rec.Progress.Failed += d.failed
 	rec.ItemNanos += d.nanos
+	rec.RevertForced += d.forced
+	rec.RevertSkipped += d.conflicts
 	rec.Results = append(rec.Results, d.results...)
 	for _, f := range d.failures {
 		if len(rec.FirstErrors) < JobErrorsInline {
@@ -350,6 +352,7 @@ func (w *wtx) transition(r *jobRun, from State, rec *jobRecord, ev EventType, pr
 	if r != nil {
 		w.after = append(w.after, func() { r.setRec(rec) })
 	}
+	w.after = append(w.after, func() { w.e.wakeJob(rec.ID) })
 	w.observe(r, from, rec, principal)
 	if ev != "" {
 		return w.eventFor(ev, principal, rec)
@@ -508,6 +511,7 @@ func (r *jobRun) finish(execErr error) {
 	delete(e.runs, r.id)
 	e.dispatchLocked()
 	e.notifyLocked()
+	e.wakeJob(r.id)
 }
 
 // settle stores the job's final (or paused) state with its event. A job
@@ -792,20 +796,7 @@ func (e *Engine) Delete(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
-		if rec.IdempotencyKey != "" {
-			if err := w.Delete(bucketIdempotency, []byte(rec.Owner+"\x00"+rec.IdempotencyKey)); err != nil {
-				return err
-			}
-		}
-		for _, b := range []string{itemsBucket(id), doneBucket(id), errorsBucket(id), artifactsBucket(id)} {
-			if err := w.DeleteBucket(b); err != nil {
-				return err
-			}
-		}
-		if err := w.Delete(bucketBatches, u64key(seq)); err != nil {
-			return err
-		}
-		if err := w.Delete(bucketJobs, u64key(seq)); err != nil {
+		if err := dropJob(w.Tx, seq, rec); err != nil {
 			return err
 		}
 		return w.event(Event{Type: EventJobDeleted, Principal: PrincipalFrom(ctx), JobID: id, Job: e.view(rec, nil)})
@@ -817,5 +808,25 @@ func (e *Engine) Delete(ctx context.Context, id string) error {
 		return err
 	}
 	e.notify()
+	e.wakeJob(id)
 	return nil
+}
+
+// dropJob removes job seq (stored as rec) with everything kept for it but
+// its audit trail.
+func dropJob(tx Tx, seq uint64, rec *jobRecord) error {
+	if rec.IdempotencyKey != "" {
+		if err := tx.Delete(bucketIdempotency, []byte(rec.Owner+"\x00"+rec.IdempotencyKey)); err != nil {
+			return err
+		}
+	}
+	for _, b := range []string{itemsBucket(rec.ID), doneBucket(rec.ID), errorsBucket(rec.ID), artifactsBucket(rec.ID), undoBucket(rec.ID)} {
+		if err := tx.DeleteBucket(b); err != nil {
+			return err
+		}
+	}
+	if err := deleteBatch(tx, seq); err != nil {
+		return err
+	}
+	return deleteJobRecord(tx, seq)
 }

@@ -252,10 +252,16 @@ func (t *boltTx) bucket(name string, create bool) (*bolt.Bucket, error) {
 		if next == nil {
 			return nil, nil
 		}
+		if i == 0 && appendOnly(part) {
+			next.FillPercent = appendFill
+		}
 		b = next
 	}
 	if t.buckets == nil {
 		t.buckets = make(map[string]*bolt.Bucket)
+	}
+	if appendOnly(name) {
+		b.FillPercent = appendFill
 	}
 	t.buckets[name] = b
 	return b, nil
@@ -364,4 +370,30 @@ func (t *boltTx) NextSequence(bucket string) (uint64, error) {
 		return 0, err
 	}
 	return b.NextSequence()
+}
+
+// appendFill is the fill percent of buckets whose keys only grow: bbolt
+// splits a page at its fill percent, so the default (half) leaves every
+// page of an appended bucket half empty.
+const appendFill = 0.95
+
+// appendOnly says whether new keys of bucket name always come after the
+// ones it holds, and only its last few values are rewritten, little larger:
+// jobs by sequence, audit entries, item entries and errors, done bitmaps
+// (and the buckets holding each job's), stored batches and upload chunks.
+func appendOnly(name string) bool {
+	switch name {
+	case bucketJobs, bucketJobIndex, bucketAuditLog, bucketBatches, bucketBatchChunks, bucketJobsFinished, bucketUploads:
+		return true
+	case "audit", "items", "errors", "done":
+		// The parents of the per-job buckets: new jobs' come after the
+		// last ones of their id length.
+		return true
+	}
+	for _, p := range []string{"audit/", "items/", "errors/", "done/"} {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
 }

@@ -77,11 +77,13 @@ func TestStorageFull(t *testing.T) {
 	require.Less(t, done, int64(n))
 
 	filler := fill(t, dir)
-	_, err = e.Submit(t.Context(), &batch.Batch{Operations: []batch.OperationSpec{{Type: "create", Resource: "fields", Records: recs[:200]}}}, nil)
+	// The whole batch again: bigger than the free pages left inside the
+	// file (a big batch is stored in chunks, which free pages can hold).
+	_, err = e.Submit(t.Context(), &batch.Batch{Operations: []batch.OperationSpec{{Type: "create", Resource: "fields", Records: recs}}}, nil)
 	require.ErrorIs(t, err, batch.ErrStorageFull, "a submission on a full disk says so")
 	srv := httptest.NewServer(httpapi.New(e, &httpapi.Options{DisableRateLimits: true}))
 	defer srv.Close()
-	res, err := http.Post(srv.URL+httpapi.Prefix+"/jobs", "application/json", strings.NewReader(`{"batch": {"operations": [{"type": "create", "resource": "fields", "records": [{"id": "x", "pad": "`+strings.Repeat("z", 200000)+`"}]}]}}`))
+	res, err := http.Post(srv.URL+httpapi.Prefix+"/jobs", "application/json", strings.NewReader(`{"batch": {"operations": [{"type": "create", "resource": "fields", "records": [{"id": "x", "pad": "`+strings.Repeat("z", 8<<20)+`"}]}]}}`))
 	require.NoError(t, err)
 	body, _ := io.ReadAll(res.Body)
 	res.Body.Close()
@@ -94,7 +96,9 @@ func TestStorageFull(t *testing.T) {
 	require.NoError(t, err, string(out))
 	_, err = e.Resume(t.Context(), job.ID)
 	require.NoError(t, err)
-	job, err = e.Wait(ctx, job.ID)
+	ctx2, cancel2 := context.WithTimeout(t.Context(), 3*time.Minute) // a fresh budget for the resumed run
+	defer cancel2()
+	job, err = e.Wait(ctx2, job.ID)
 	require.NoError(t, err)
 	require.Equal(t, batch.StateCompleted, job.Status, "%v", job.Error)
 	require.Equal(t, int64(n), job.Progress.Completed+job.Progress.Failed)

@@ -123,6 +123,27 @@
 // Register [Handler.CloseStreams] with http.Server.RegisterOnShutdown so a
 // graceful shutdown does not wait for open streams.
 //
+// # Dry runs and reverts
+//
+// POST /jobs?dry_run=true takes the body of POST /jobs and answers 200 with
+// what the batch would do now ([batch.DryRun]), storing nothing; it counts
+// against the status-check limit, not job creation. POST
+// /jobs/{job_id}/revert, with an optional body {"force": true}, answers 201
+// with the job that puts back every built-in record the finished job
+// changed ([batch.Engine.Revert]); 409 INVALID_STATE says why a job cannot
+// be reverted. With ?dry_run=true it answers 200 with what the revert would
+// do, on the status-check limit.
+//
+// # Uploads
+//
+// An import source too big for a request body is sent as it is: PUT (or
+// POST) /uploads with the file as the body (any Content-Type, at most
+// Options.MaxUploadBytes) streams it into the store and answers 201 with
+// {"data": {"upload_id", "size", "owner", "created_at"}}; an import then
+// names it ({"source": {"format": "ndjson", "upload": "upload1"}}) and reads
+// it as a stream. GET and DELETE /uploads/{upload_id} read and remove one;
+// uploads belong to their principal like jobs do.
+//
 // # Principals
 //
 // With an [Authenticator], every request names a principal; each job,
@@ -173,6 +194,9 @@ type Options struct {
 	Admin func(principal string) bool
 	// MaxBodyBytes bounds request bodies. 0 means [DefaultMaxBodyBytes].
 	MaxBodyBytes int64
+	// MaxUploadBytes bounds one upload (PUT /uploads), which is streamed
+	// into the store, not held. 0 means [DefaultMaxUploadBytes].
+	MaxUploadBytes int64
 	// RateLimits sets the limits per client. A zero Limit means that
 	// class's default ([DefaultJobCreationPerHour] and the constants beside
 	// it).
@@ -223,6 +247,7 @@ func New(engine *batch.Engine, opts *Options) *Handler {
 		o = *opts
 	}
 	o.MaxBodyBytes = cmp.Or(o.MaxBodyBytes, DefaultMaxBodyBytes)
+	o.MaxUploadBytes = cmp.Or(o.MaxUploadBytes, DefaultMaxUploadBytes)
 	o.MaxWait = cmp.Or(o.MaxWait, 5*time.Minute)
 	o.BasePath = strings.TrimSuffix(o.BasePath, "/")
 	if o.Now == nil {
@@ -256,11 +281,38 @@ func (h *Handler) route(pattern string, class *limitClass, fn func(w http.Respon
 	})
 }
 
+// limited applies the rate-limit class classOf picks for each request.
+func (h *Handler) limited(fn func(w http.ResponseWriter, r *http.Request) error, classOf func(*http.Request) *limitClass) func(w http.ResponseWriter, r *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if !h.opts.DisableRateLimits {
+			if err := h.limiter.allow(r.Context(), w, classOf(r), clientKey(r)); err != nil {
+				return err
+			}
+		}
+		return fn(w, r)
+	}
+}
+
+func cutPattern(p string) (method, path string, ok bool) {
+	for i := range len(p) {
+		if p[i] == ' ' {
+			return p[:i], p[i+1:], true
+		}
+	}
+	return "", p, false
+}
+
 // routes lists every endpoint; each resource kind has its own file.
 func (h *Handler) routes() {
 	create := &limitClass{name: "create", limit: h.opts.RateLimits.JobCreation}
 	status := &limitClass{name: "status", limit: h.opts.RateLimits.StatusChecks}
-	h.route("POST /jobs", create, h.createJob)
+	// A dry run spends the status budget, not the job-creation one.
+	h.route("POST /jobs", nil, h.limited(h.createJob, func(r *http.Request) *limitClass {
+		if dryRun(r) {
+			return status
+		}
+		return create
+	}))
 	h.route("GET /jobs", status, h.listJobs)
 	h.route("GET /jobs/{job_id}", status, h.getJob)
 	h.route("DELETE /jobs/{job_id}", status, h.deleteJob)
@@ -270,7 +322,14 @@ func (h *Handler) routes() {
 	h.route("GET /jobs/{job_id}/errors", status, h.jobErrors)
 	h.route("GET /jobs/{job_id}/artifacts/{name}", status, h.artifact)
 	h.route("GET /jobs/{job_id}/events", status, h.jobEvents)
+	h.route("POST /jobs/{job_id}/revert", nil, h.limited(h.revertJob, func(r *http.Request) *limitClass {
+		if dryRun(r) {
+			return status
+		}
+		return create
+	}))
 	h.route("GET /jobs/{job_id}/stream", &limitClass{name: "stream", limit: h.opts.RateLimits.Streams}, h.streamJob)
+	h.uploadRoutes(create)
 	h.templateRoutes(&limitClass{name: "templates", limit: h.opts.RateLimits.TemplateManagement})
 	h.webhookRoutes(&limitClass{name: "webhooks", limit: h.opts.RateLimits.WebhookManagement})
 	h.scheduleRoutes(&limitClass{name: "schedules", limit: h.opts.RateLimits.ScheduleManagement})

@@ -101,8 +101,31 @@ func idempotencyKey(r *http.Request) (string, error) {
 	return key, nil
 }
 
-// createJob handles POST /jobs: {"batch": {...}}, optionally ?wait=30s.
+// dryRun reports whether the request asks for a dry run (?dry_run=true).
+func dryRun(r *http.Request) bool {
+	v, _ := strconv.ParseBool(r.URL.Query().Get("dry_run"))
+	return v
+}
+
+// checkDryRun refuses a dry_run value that is not a boolean.
+func checkDryRun(r *http.Request) error {
+	if v := r.URL.Query().Get("dry_run"); v != "" {
+		if _, err := strconv.ParseBool(v); err != nil {
+			return invalid("dry_run", fmt.Sprintf("dry_run must be true or false, got %q", v))
+		}
+	}
+	return nil
+}
+
+// createJob handles POST /jobs: {"batch": {...}}, optionally ?wait=30s;
+// with ?dry_run=true it answers what the batch would do, storing nothing.
 func (h *Handler) createJob(w http.ResponseWriter, r *http.Request) error {
+	if err := checkDryRun(r); err != nil {
+		return err
+	}
+	if dryRun(r) {
+		return h.dryRunJob(w, r)
+	}
 	var wait time.Duration
 	if v := r.URL.Query().Get("wait"); v != "" {
 		d, err := time.ParseDuration(v)
@@ -339,5 +362,73 @@ func (h *Handler) jobEvents(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeData(w, http.StatusOK, page)
+	return nil
+}
+
+// dryRunJob answers POST /jobs?dry_run=true: {"batch": {...}} -> 200 with
+// what each operation would do now. It runs no longer than the request.
+func (h *Handler) dryRunJob(w http.ResponseWriter, r *http.Request) error {
+	body, err := h.readJSON(w, r)
+	if err != nil {
+		return err
+	}
+	raw, err := unwrap(body, "batch")
+	if err != nil {
+		return err
+	}
+	b, err := batch.DecodeBatch(raw)
+	if err != nil {
+		return err
+	}
+	dr, err := h.engine.DryRun(r.Context(), b)
+	if err != nil {
+		return err
+	}
+	writeData(w, http.StatusOK, dr)
+	return nil
+}
+
+// revertJob handles POST /jobs/{job_id}/revert, with an optional body
+// {"force": true}: 201 with the new revert job; with ?dry_run=true, 200
+// with what the revert would do.
+func (h *Handler) revertJob(w http.ResponseWriter, r *http.Request) error {
+	if err := checkDryRun(r); err != nil {
+		return err
+	}
+	var opts batch.RevertOptions
+	if r.ContentLength != 0 || r.Header.Get("Content-Type") != "" {
+		body, err := h.readJSON(w, r)
+		if err != nil {
+			return err
+		}
+		if len(bytes.TrimSpace(body)) > 0 {
+			dec := json.NewDecoder(bytes.NewReader(body))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&opts); err != nil {
+				return invalid("", "the body is {\"force\": true|false}: "+err.Error())
+			}
+			if dec.More() {
+				return invalid("", "unexpected data after the JSON object")
+			}
+		}
+	}
+	job, err := h.ownedJob(r)
+	if err != nil {
+		return err
+	}
+	if dryRun(r) {
+		dr, err := h.engine.DryRunRevert(r.Context(), job.ID, &opts)
+		if err != nil {
+			return err
+		}
+		writeData(w, http.StatusOK, dr)
+		return nil
+	}
+	rv, err := h.engine.Revert(r.Context(), job.ID, &opts)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", URL(r, "/jobs/"+url.PathEscape(rv.ID)))
+	writeData(w, http.StatusCreated, withURLs(r, rv))
 	return nil
 }

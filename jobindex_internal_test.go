@@ -1,0 +1,269 @@
+package batch
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// countingStore counts the job records read and the write transactions.
+type countingStore struct {
+	Store
+	jobReads atomic.Int64
+	updates  atomic.Int64
+}
+
+func (s *countingStore) View(fn func(Tx) error) error {
+	return s.Store.View(func(tx Tx) error { return fn(&countingTx{Tx: tx, s: s}) })
+}
+
+func (s *countingStore) Update(fn func(Tx) error) error {
+	s.updates.Add(1)
+	return s.Store.Update(func(tx Tx) error { return fn(&countingTx{Tx: tx, s: s}) })
+}
+
+type countingTx struct {
+	Tx
+	s *countingStore
+}
+
+func (t *countingTx) Get(bucket string, key []byte) []byte {
+	if bucket == bucketJobs {
+		t.s.jobReads.Add(1)
+	}
+	return t.Tx.Get(bucket, key)
+}
+
+func (t *countingTx) count(bucket string, fn func(k, v []byte) bool) func(k, v []byte) bool {
+	if bucket != bucketJobs {
+		return fn
+	}
+	return func(k, v []byte) bool { t.s.jobReads.Add(1); return fn(k, v) }
+}
+
+func (t *countingTx) Scan(bucket string, from []byte, fn func(k, v []byte) bool) error {
+	return t.Tx.Scan(bucket, from, t.count(bucket, fn))
+}
+
+func (t *countingTx) ScanReverse(bucket string, from []byte, fn func(k, v []byte) bool) error {
+	return t.Tx.ScanReverse(bucket, from, t.count(bucket, fn))
+}
+
+// openCounting seeds n finished jobs (see seedJobs) at path and opens an
+// engine over them through a countingStore.
+func openCounting(t *testing.T, n int, finished time.Time, opts *Options) (*Engine, *countingStore) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "batch.db")
+	seedJobs(t, path, n, finished)
+	bs, err := OpenBoltStore(path, nil)
+	require.NoError(t, err)
+	cs := &countingStore{Store: bs}
+	if opts == nil {
+		opts = &Options{Retention: -1}
+	}
+	e, err := New(cs, opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { e.Close(context.Background()) })
+	return e, cs
+}
+
+// Issue 18, observation 1: a list filtered by owner or state reads only
+// the jobs of its page, and pages through exactly the matching jobs.
+func TestJobs_FilteredPageReadsOnlyItsJobs(t *testing.T) {
+	t.Parallel()
+	const n = 1000 // job i: owner i%10, failed when i%20 == 0
+	e, cs := openCounting(t, n, time.Now(), nil)
+	tests := []struct {
+		opts ListOptions
+		want func(i int) bool
+	}{
+		{ListOptions{Owner: "owner3", Limit: 7}, func(i int) bool { return i%10 == 3 }},
+		{ListOptions{State: StateFailed, Limit: 7}, func(i int) bool { return i%20 == 0 }},
+		{ListOptions{State: StateCompleted, Owner: "owner0", Limit: 7}, func(i int) bool { return i%10 == 0 && i%20 != 0 }},
+		{ListOptions{State: StateRunning}, func(int) bool { return false }},
+		{ListOptions{Owner: "nobody"}, func(int) bool { return false }},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%s/%s", tt.opts.Owner, tt.opts.State), func(t *testing.T) {
+			var want []string
+			for i := n - 1; i >= 0; i-- {
+				if tt.want(i) {
+					want = append(want, formatJobID(uint64(i+1)))
+				}
+			}
+			var got []string
+			o := tt.opts
+			for {
+				before := cs.jobReads.Load()
+				page, err := e.Jobs(t.Context(), &o)
+				require.NoError(t, err)
+				require.LessOrEqual(t, cs.jobReads.Load()-before, int64(len(page.Jobs)), "job records read for one page")
+				for _, j := range page.Jobs {
+					got = append(got, j.ID)
+				}
+				if page.NextCursor == "" {
+					break
+				}
+				o.Cursor = page.NextCursor
+			}
+			require.Equal(t, want, got)
+		})
+	}
+}
+
+// Issue 18, observation 7: Open reads only unfinished jobs.
+func TestOpen_ReadsOnlyUnfinishedJobs(t *testing.T) {
+	t.Parallel()
+	e, cs := openCounting(t, 2000, time.Now(), &Options{})
+	require.Zero(t, cs.jobReads.Load(), "job records read at Open, retention sweep included")
+	page, err := e.Jobs(t.Context(), &ListOptions{Owner: "owner1", Limit: 3})
+	require.NoError(t, err)
+	require.Len(t, page.Jobs, 3)
+}
+
+// A store written before the indexes existed gets them at Open.
+func TestJobIndex_BuiltForAnOlderStore(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "batch.db")
+	seedJobs(t, path, 120, time.Now())
+	s, err := OpenBoltStore(path, nil)
+	require.NoError(t, err)
+	require.NoError(t, s.Update(func(tx Tx) error {
+		for _, b := range []string{bucketJobIndex, bucketJobsByState, bucketJobsByOwner, bucketJobsByOwnerSt, bucketJobsFinished, bucketStoreMeta} {
+			if err := tx.DeleteBucket(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	e, err := New(s, &Options{Retention: -1})
+	require.NoError(t, err)
+	defer e.Close(context.Background())
+	page, err := e.Jobs(t.Context(), &ListOptions{State: StateFailed})
+	require.NoError(t, err)
+	require.Len(t, page.Jobs, 6) // jobs 0, 20, ... 100
+	st, err := e.Cleanup(t.Context(), time.Now().Add(time.Hour))
+	require.NoError(t, err)
+	require.Equal(t, int64(120), st.Jobs)
+}
+
+// Issue 18, observation 4: cleanup deletes jobs in transactions of many
+// jobs, leaves jobs that finished after the cutoff, and adds no
+// job_deleted entries.
+func TestCleanup_InBulk(t *testing.T) {
+	t.Parallel()
+	old := time.Now().Add(-48 * time.Hour)
+	e, cs := openCounting(t, 1200, old, nil)
+	recent, err := e.Submit(t.Context(), &Batch{Operations: []OperationSpec{{Type: "export", Resource: "fields"}}}, nil)
+	require.NoError(t, err)
+	_, err = e.Wait(t.Context(), recent.ID)
+	require.NoError(t, err)
+	before := cs.updates.Load()
+	st, err := e.Cleanup(t.Context(), time.Now().Add(-24*time.Hour))
+	require.NoError(t, err)
+	require.Equal(t, int64(1200), st.Jobs)
+	require.Equal(t, int64(1200*3*2), st.AuditEvents, "each job's trail of three, and the same three in the log")
+	require.LessOrEqual(t, cs.updates.Load()-before, int64(5), "write transactions for 1,200 jobs and their 3,600 log entries")
+	page, err := e.Jobs(t.Context(), nil)
+	require.NoError(t, err)
+	require.Len(t, page.Jobs, 1)
+	require.Equal(t, recent.ID, page.Jobs[0].ID)
+	ev, err := e.AuditEvents(t.Context(), &PageOptions{Limit: 1000})
+	require.NoError(t, err)
+	for _, a := range ev.Events {
+		require.NotEqual(t, EventJobDeleted, a.Type)
+	}
+}
+
+// Issue 18, observation 6: a Wait is woken by its own job only.
+func TestWait_WokenOnlyByItsJob(t *testing.T) {
+	t.Parallel()
+	e, err := Open(filepath.Join(t.TempDir(), "batch.db"), &Options{Retention: -1})
+	require.NoError(t, err)
+	defer e.Close(context.Background())
+	require.NoError(t, e.RegisterOperation("noop", noopOperation))
+	release := make(chan struct{})
+	require.NoError(t, e.RegisterOperation("hold", OperationFunc(func(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, error) {
+		return &Plan{Count: 1, Item: func(int64) (Item, error) { return Item{}, nil },
+			Run: func(context.Context, *Item) error { <-release; return nil }}, nil
+	})))
+	held, err := e.Submit(t.Context(), &Batch{Operations: []OperationSpec{{Type: "hold"}}}, nil)
+	require.NoError(t, err)
+	done := make(chan *Job)
+	go func() {
+		j, _ := e.Wait(context.Background(), held.ID)
+		done <- j
+	}()
+	var w *jobWaiters
+	require.Eventually(t, func() bool {
+		e.waitMu.Lock()
+		defer e.waitMu.Unlock()
+		w = e.waiters[held.ID]
+		return w != nil
+	}, 5*time.Second, time.Millisecond)
+	for range 20 {
+		j, err := e.Submit(t.Context(), &Batch{Operations: []OperationSpec{{Type: "noop", Params: map[string]any{"count": 1}}}}, nil)
+		require.NoError(t, err)
+		_, err = e.Wait(t.Context(), j.ID)
+		require.NoError(t, err)
+	}
+	select {
+	case <-w.ch:
+		t.Fatal("the wait was woken by other jobs")
+	default:
+	}
+	close(release)
+	select {
+	case j := <-done:
+		require.Equal(t, StateCompleted, j.Status)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the wait did not end with its job")
+	}
+	e.waitMu.Lock()
+	defer e.waitMu.Unlock()
+	require.Empty(t, e.waiters, "waiters left behind")
+}
+
+// A stream cursor hands out records out of order within its ring, and
+// starts the stream again for an index it left behind.
+func TestStreamCursor_OutOfOrder(t *testing.T) {
+	t.Parallel()
+	var src strings.Builder
+	for i := range 3 * streamRing {
+		fmt.Fprintf(&src, "{\"i\":%d}\n", i)
+	}
+	opens := 0
+	c := &streamCursor{open: func() (recordStream, error) {
+		opens++
+		return newRecordStream("ndjson", strings.NewReader(src.String()))
+	}}
+	for _, i := range []int64{0, 5, 3, 2 * streamRing, streamRing + 1, 3*streamRing - 1, 1, 7} {
+		rec, err := c.at(i)
+		require.NoError(t, err)
+		require.Equal(t, float64(i), rec["i"])
+	}
+	require.Equal(t, 2, opens, "started again once, for index 1")
+	_, err := c.at(3 * streamRing)
+	require.ErrorContains(t, err, "ends before")
+}
+
+func TestFinishedBefore_ByOwner(t *testing.T) {
+	t.Parallel()
+	e, _ := openCounting(t, 100, time.Now().Add(-time.Hour), nil)
+	ids, err := e.finishedBefore(time.Now(), "owner4")
+	require.NoError(t, err)
+	require.Len(t, ids, 10)
+	require.Equal(t, "batch5", ids[0]) // job i=4
+	all, err := e.finishedBefore(time.Now(), "")
+	require.NoError(t, err)
+	require.Len(t, all, 100)
+	none, err := e.finishedBefore(time.Now().Add(-2*time.Hour), "")
+	require.NoError(t, err)
+	require.Empty(t, none)
+}

@@ -74,6 +74,11 @@ type Options struct {
 	// the clock again. 0 means [DefaultSchedulerPoll]. Tests that drive Now
 	// set it short.
 	SchedulerPoll time.Duration
+	// ClaimPoll is how often an engine on a store shared by several
+	// processes (a [Claimer], such as pgstore) renews its job leases, takes
+	// over jobs nobody runs, and picks up pause and cancel requests made
+	// elsewhere. 0 means [DefaultClaimPoll]. Unused on other stores.
+	ClaimPoll time.Duration
 	// Middleware wraps every try of every item's Run (logging, tracing,
 	// panics); the first is the outermost. See [Middleware].
 	Middleware []Middleware
@@ -108,9 +113,21 @@ const defaultItemEstimate = 10 * time.Millisecond
 // backoff functions, submit batches, and [Engine.Close] it when done.
 type Engine struct {
 	store Store
-	log   *slog.Logger
-	now   func() time.Time
-	opts  Options
+	// claimer is the store when several processes share it, else nil;
+	// token then names this engine in the records of the jobs it runs.
+	claimer Claimer
+	token   string
+	// helping is set while this engine helps with another's shared pass;
+	// helpCtx ends the help at Close, and helpWG waits for it.
+	helping atomic.Bool
+	// rangesHeld are the range leases runs of this engine hold (under mu).
+	rangesHeld map[string]bool
+	helpCtx    context.Context
+	helpStop   context.CancelFunc
+	helpWG     sync.WaitGroup
+	log        *slog.Logger
+	now        func() time.Time
+	opts       Options
 
 	// ctx is cancelled by Close once running items have had their time.
 	ctx    context.Context
@@ -225,6 +242,7 @@ func New(store Store, opts *Options) (*Engine, error) {
 	o.WebhookAttempts = cmp.Or(o.WebhookAttempts, DefaultWebhookAttempts)
 	o.WebhookTimeout = cmp.Or(o.WebhookTimeout, DefaultWebhookTimeout)
 	o.SchedulerPoll = cmp.Or(o.SchedulerPoll, DefaultSchedulerPoll)
+	o.ClaimPoll = cmp.Or(o.ClaimPoll, DefaultClaimPoll)
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &Engine{
 		store:         store,
@@ -248,6 +266,10 @@ func New(store Store, opts *Options) (*Engine, error) {
 		obs:           o.Observer,
 	}
 	e.itemEst.Store(int64(defaultItemEstimate))
+	if e.claimer, _ = store.(Claimer); e.claimer != nil {
+		e.token = newToken()
+		e.helpCtx, e.helpStop = context.WithCancel(ctx)
+	}
 	for _, name := range o.Collections {
 		if err := e.DefineCollection(name, nil); err != nil {
 			cancel()
@@ -284,6 +306,9 @@ func New(store Store, opts *Options) (*Engine, error) {
 	e.wg.Go(e.outboxLoop)
 	e.wg.Go(e.mailLoop)
 	e.wg.Go(e.schedulerLoop)
+	if e.claimer != nil {
+		e.wg.Go(e.claimLoop)
+	}
 	if err := e.recover(); err != nil {
 		e.Close(context.Background())
 		return nil, err
@@ -313,6 +338,10 @@ func (e *Engine) Close(ctx context.Context) error {
 	e.queue = nil
 	e.mu.Unlock()
 
+	if e.helpStop != nil {
+		e.helpStop()
+		e.helpWG.Wait()
+	}
 	for _, r := range runs {
 		r.stop(stopClose, nil)
 	}
@@ -342,6 +371,7 @@ func (e *Engine) Close(ctx context.Context) error {
 	e.committer.close()
 	e.cancel()
 	e.wg.Wait()
+	e.releaseLeads()
 	return e.store.Close()
 }
 

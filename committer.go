@@ -339,8 +339,12 @@ func (c *committer) failAll(outs []outcome, writes []*write, err error) {
 // counters; a job whose last item is among them and that nothing stops is
 // finished in the same transaction.
 func (c *committer) writeOutcomes(w *wtx, outs []outcome) error {
+	fenced := c.fenced(w.Tx, outs)
 	for i := range outs {
 		o := &outs[i]
+		if fenced != nil && fenced[o.run] {
+			continue // another process took the job over
+		}
 		if o.apply != nil && o.rec.State == itemSucceeded {
 			if err := o.apply(w.Tx, &o.item); err != nil {
 				o.rec.State = itemFailed
@@ -407,7 +411,15 @@ func (c *committer) writeOutcomes(w *wtx, outs []outcome) error {
 		return err
 	}
 	for r, d := range c.deltas {
-		d.rec = r.withDelta(d)
+		if c.e.claimer != nil {
+			rec, err := r.sharedDelta(w.Tx, d)
+			if err != nil {
+				return err
+			}
+			d.rec = rec
+		} else {
+			d.rec = r.withDelta(d)
+		}
 		if d.last {
 			if err := r.finishInCommit(w, d, c); err != nil {
 				return err
@@ -418,6 +430,45 @@ func (c *committer) writeOutcomes(w *wtx, outs []outcome) error {
 		}
 	}
 	return nil
+}
+
+// fenced, on a store several processes share, reports the runs among outs
+// whose job another engine took over, and fences them, and the helpers of
+// jobs that stopped running or sharing, and stops them; nil otherwise.
+func (c *committer) fenced(tx Tx, outs []outcome) map[*jobRun]bool {
+	if c.e.claimer == nil {
+		return nil
+	}
+	var fenced map[*jobRun]bool
+	seen := map[*jobRun]bool{}
+	for i := range outs {
+		r := outs[i].run
+		if seen[r] {
+			continue
+		}
+		seen[r] = true
+		cur, err := getJob(tx, r.seq)
+		if r.helper {
+			// A helper stores outcomes only while the job runs and its
+			// holder still shares the pass.
+			if err != nil || cur.Status != StateRunning || tx.Get(bucketShare, []byte(r.id)) == nil {
+				if fenced == nil {
+					fenced = map[*jobRun]bool{}
+				}
+				fenced[r] = true
+				r.stop(stopCancel, nil)
+			}
+			continue
+		}
+		if err == nil && cur.Holder != "" && cur.Holder != c.e.token {
+			if fenced == nil {
+				fenced = map[*jobRun]bool{}
+			}
+			fenced[r] = true
+			r.fence()
+		}
+	}
+	return fenced
 }
 
 // alloc encodes an item record and its key into the transaction's arena:

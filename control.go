@@ -198,6 +198,16 @@ func (e *Engine) submit(ctx context.Context, b *Batch, opts *SubmitOptions, reve
 		e.mu.Unlock()
 		return job, nil // stored; it starts (or resumes) when the store is opened again
 	}
+	if e.runs[r.id] != nil {
+		// On a shared store the claim loop found the job first and runs
+		// it: one run per job and process.
+		if startNow {
+			e.running--
+		}
+		e.notifyLocked()
+		e.mu.Unlock()
+		return job, nil
+	}
 	e.runs[r.id] = r
 	if startNow {
 		r.started = true
@@ -326,6 +336,9 @@ func (e *Engine) recover() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, r := range append(resume, queued...) {
+		if e.runs[r.id] != nil {
+			continue // the claim loop found it first
+		}
 		e.runs[r.id] = r
 		e.queue = append(e.queue, r)
 		if r.rec.Status == StateRunning {
@@ -344,10 +357,7 @@ func (e *Engine) Job(ctx context.Context, id string) (*Job, error) {
 	if !ok {
 		return nil, notFound("job", id)
 	}
-	e.mu.Lock()
-	r := e.runs[id]
-	e.mu.Unlock()
-	if r != nil {
+	if r := e.answering(id); r != nil {
 		return e.view(r.snapshot(), r), nil
 	}
 	var rec *jobRecord
@@ -508,9 +518,7 @@ func (e *Engine) Jobs(ctx context.Context, opts *ListOptions) (*JobPage, error) 
 		return nil, err
 	}
 	for _, rec := range recs {
-		e.mu.Lock()
-		r := e.runs[rec.ID]
-		e.mu.Unlock()
+		r := e.answering(rec.ID)
 		if r != nil {
 			rec = r.snapshot()
 		}
@@ -624,6 +632,20 @@ func (e *Engine) Wait(ctx context.Context, id string) (*Job, error) {
 	}
 }
 
+// answering returns the live run that answers status reads of job id
+// from memory, or nil to read the store. On a store several processes
+// share, that is a run that stored itself as the job's holder: a job
+// queued or claimed here may have run elsewhere meanwhile.
+func (e *Engine) answering(id string) *jobRun {
+	e.mu.Lock()
+	r := e.runs[id]
+	e.mu.Unlock()
+	if r != nil && e.claimer != nil && (!r.holding.Load() || r.fenced.Load()) {
+		return nil
+	}
+	return r
+}
+
 // jobWaiters is the channel the waiters of one job share: closed on the
 // job's next change.
 type jobWaiters struct {
@@ -659,6 +681,17 @@ func (e *Engine) wakeJob(id string) {
 	e.waitMu.Lock()
 	defer e.waitMu.Unlock()
 	if w := e.waiters[id]; w != nil {
+		close(w.ch)
+		delete(e.waiters, id)
+	}
+}
+
+// wakeAllJobs wakes every job's waiters: on a shared store, jobs change in
+// other processes too.
+func (e *Engine) wakeAllJobs() {
+	e.waitMu.Lock()
+	defer e.waitMu.Unlock()
+	for id, w := range e.waiters {
 		close(w.ch)
 		delete(e.waiters, id)
 	}

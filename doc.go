@@ -270,4 +270,15 @@
 // never held across a store call. A job keeps nothing of the context it was
 // submitted with but, when the [Observer] is a [TracePropagator], its trace
 // carrier.
+//
+// # Several processes
+//
+// A [Store] that is also a [Claimer] (package pgstore, on PostgreSQL) is
+// shared by several engine processes. Each job runs in the process holding
+// its lease; a big operation's items are split into leased ranges that the
+// processes with a free slot help with; pause and cancel reach the running
+// process through the store; one process at a time sends webhook
+// deliveries and fires schedules. A dead process's leases expire and the
+// others resume its work where its committed outcomes stop. Package
+// batchtest holds the Store conformance suite for new backends.
 package batch

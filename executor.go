@@ -222,9 +222,8 @@ func (p *progress) isDone(i int64) bool {
 // loadProgress reads the job's stored outcomes and attempts. A job that
 // never ran an item has none.
 func (r *jobRun) loadProgress(rec *jobRecord) (*progress, error) {
-	p := &progress{}
 	if rec.Progress.Completed+rec.Progress.Failed == 0 && rec.Options.Retry.Attempts <= 1 {
-		return p, nil
+		return &progress{}, nil
 	}
 	var end int64
 	for _, o := range rec.Ops {
@@ -232,53 +231,7 @@ func (r *jobRun) loadProgress(rec *jobRecord) (*progress, error) {
 			end = max(end, o.Base+o.Count)
 		}
 	}
-	p.done = make([]uint64, (end+63)/64)
-	err := r.e.store.View(func(tx Tx) error {
-		if err := tx.Scan(r.doneBucket, nil, func(k, v []byte) bool {
-			if len(k) != 8 || len(v) != doneBlockItems/8 {
-				return true
-			}
-			base := int64(beUint64(k)) * doneBlockItems
-			for i, b := range v {
-				for bit := 0; b != 0 && bit < 8; bit++ {
-					if b&(1<<bit) != 0 {
-						if idx := base + int64(i*8+bit); idx/64 < int64(len(p.done)) {
-							p.done[idx/64] |= 1 << (idx % 64)
-						}
-					}
-				}
-			}
-			return true
-		}); err != nil {
-			return err
-		}
-		var derr error
-		err := tx.Scan(r.itemsBucket, nil, func(k, v []byte) bool {
-			if len(k) != 8 || len(v) < 2 {
-				return true
-			}
-			i := int64(beUint64(k))
-			if itemState(v[1]) != itemPending {
-				if i/64 < int64(len(p.done)) {
-					p.done[i/64] |= 1 << (i % 64)
-				}
-				return true
-			}
-			ir, err := decodeItem(v)
-			if err != nil {
-				derr = fmt.Errorf("item %d: %w", i, err)
-				return false
-			}
-			if ir.Attempts > 0 {
-				if p.attempts == nil {
-					p.attempts = make(map[int64]int)
-				}
-				p.attempts[i] = ir.Attempts
-			}
-			return true
-		})
-		return firstErr(err, derr)
-	})
+	p, _, err := r.rangeProgress(0, end)
 	return p, err
 }
 
@@ -403,6 +356,9 @@ func (r *jobRun) pass(feedCtx, itemCtx context.Context, i int, p *Plan, typ stri
 		r.stop(stopFail, &Error{Code: CodeExecutionError, Message: "Batch job execution failed", Err: err,
 			Details: []Detail{{Code: string(faultCode(err)), Message: err.Error()}}})
 	}
+	if r.shares(rg, validating) {
+		return r.sharedPass(w, rg, workers)
+	}
 	if p.Resource == nil {
 		// Items by index: workers pull the next index.
 		left := rg.Count
@@ -448,7 +404,14 @@ func (r *jobRun) pass(feedCtx, itemCtx context.Context, i int, p *Plan, typ stri
 	}
 	// Items by record: the feeder reads the stored selection a page at a
 	// time and hands pending items to the workers.
+	return firstErr(r.runStoredRange(w, rg.Base, rg.Base+rg.Count, workers), failErr)
+}
+
+// runStoredRange runs the pending stored items of [lo, hi) of a
+// record-driven operation.
+func (r *jobRun) runStoredRange(w *worker, lo, hi int64, workers int) error {
 	ch := make(chan pendingItem, 2*workers)
+	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
 			var it Item
@@ -458,18 +421,18 @@ func (r *jobRun) pass(feedCtx, itemCtx context.Context, i int, p *Plan, typ stri
 				if n++; n%yieldEvery == 0 {
 					runtime.Gosched()
 				}
-				it = Item{JobID: r.id, Index: pi.index, Operation: i, Type: typ, ResourceID: pi.id}
+				it = Item{JobID: r.id, Index: pi.index, Operation: w.op, Type: w.typ, ResourceID: pi.id}
 				w.run(slot, &it, pi.attempts)
 			}
 		})
 	}
-	err := r.eachPending(feedCtx, rg, func(pi pendingItem) { ch <- pi })
+	err := r.eachPending(w.feedCtx, opRange{Base: lo, Count: hi - lo}, func(pi pendingItem) { ch <- pi })
 	close(ch)
 	wg.Wait()
-	if err != nil && feedCtx.Err() != nil {
-		return nil // stopped while listing; the stop reason decides
+	if err != nil && w.feedCtx.Err() != nil {
+		return nil
 	}
-	return firstErr(err, failErr)
+	return err
 }
 
 // eachPending calls fn for each pending stored item in rg, reading a page

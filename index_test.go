@@ -34,6 +34,15 @@ var indexValues = map[string][]any{
 }
 
 // canon is a decoded JSON value's encoding, for comparing values.
+// exprLit writes v as a literal of the where language, where JSON's null
+// is nil.
+func exprLit(v any) string {
+	if v == nil {
+		return "nil"
+	}
+	return canon(v)
+}
+
 func canon(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
@@ -146,11 +155,11 @@ func randomIndexOps(rng *rand.Rand, n int) *batch.Batch {
 			specs = append(specs, batch.OperationSpec{Type: "import", Resource: "fields", Source: &batch.Source{Format: "json", Data: recs}})
 		case 6: // a where expression whose equalities an index can narrow
 			specs = append(specs, batch.OperationSpec{Type: "update", Resource: "fields",
-				Where:  fmt.Sprintf(`record.status == %s && record.area >= 2`, canon(pick(rng, "status"))),
+				Where:  fmt.Sprintf(`record.status == %s && record.area >= 2`, exprLit(pick(rng, "status"))),
 				Update: map[string]any{"crop_type": pick(rng, "crop_type")}})
 		case 7: // one it cannot: a disjunction
 			specs = append(specs, batch.OperationSpec{Type: "delete", Resource: "fields",
-				Where: fmt.Sprintf(`record.crop_type == %s || record.area == 3`, canon(pick(rng, "crop_type")))})
+				Where: fmt.Sprintf(`record.crop_type == %s || record.area == 3`, exprLit(pick(rng, "crop_type")))})
 		case 5:
 			specs = append(specs, batch.OperationSpec{Type: "calculate", Resource: "fields",
 				Filter: map[string]any{"crop_type": pick(rng, "crop_type")},

@@ -86,6 +86,11 @@ type jobRecord struct {
 	QueuedAt *time.Time `json:"queued_at,omitempty"`
 	// Errors holds the first failed items, kept for status reads.
 	FirstErrors []ItemError `json:"first_errors,omitempty"`
+	// Holder names the engine that runs the job, on a store several
+	// processes share (a [Claimer]); empty otherwise. A write of the
+	// record by another engine is refused: a process that lost the job's
+	// lease cannot overwrite the progress of the one that took it over.
+	Holder string `json:"holder,omitempty"`
 	// UndoRetention is how long after the job finishes the before-images
 	// of the records it changes are kept; 0: none are kept.
 	UndoRetention Duration `json:"undo_retention,omitempty"`
@@ -126,7 +131,23 @@ func getJob(tx Tx, seq uint64) (*jobRecord, error) {
 	return &r, nil
 }
 
+// errLeaseLost refuses a write of a job that another engine took over.
+var errLeaseLost = errors.New("batch: the job was taken over by another process")
+
+// putJob stores a job record. A record written by the engine that holds
+// the job is refused once another engine holds it (see jobRecord.Holder).
 func putJob(tx Tx, seq uint64, r *jobRecord) error {
+	if r.Holder != "" {
+		if cur, err := getJob(tx, seq); err == nil && cur.Holder != r.Holder {
+			return errLeaseLost
+		}
+	}
+	return takeJob(tx, seq, r)
+}
+
+// takeJob stores a job record unchecked: the start of a run, which makes
+// r.Holder the job's holder.
+func takeJob(tx Tx, seq uint64, r *jobRecord) error {
 	b, err := json.Marshal(r)
 	if err != nil {
 		return fmt.Errorf("batch: encode job %s: %w", r.ID, err)

@@ -14,9 +14,15 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/batchworks/batch"
+	"github.com/batchworks/batch/internal/pgtest"
+	"github.com/batchworks/batch/pgstore"
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(pgChildEnv) != "" {
+		runPGChild()
+		return
+	}
 	if os.Getenv(crashChildEnv) != "" {
 		runCrashChild()
 		return
@@ -29,7 +35,7 @@ func TestMain(m *testing.M) {
 		runIndexChild()
 		return
 	}
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(int) { pgtest.Stop() }))
 }
 
 // testBundle is one engine with its built-in "fields" collection.
@@ -39,8 +45,9 @@ type testBundle struct {
 	path   string
 }
 
-// storeKinds runs a test against both stores.
-var storeKinds = []string{"memory", "bolt"}
+// storeKinds runs a test against every store; "postgres" skips outside CI
+// when no PostgreSQL server can be started.
+var storeKinds = []string{"memory", "bolt", "postgres"}
 
 // setup opens an engine on the named store kind and closes it at cleanup.
 func setup(t *testing.T, kind string, opts *batch.Options) *testBundle {
@@ -50,6 +57,11 @@ func setup(t *testing.T, kind string, opts *batch.Options) *testBundle {
 	switch kind {
 	case "memory":
 		tb.e, err = batch.New(batch.NewMemoryStore(), opts)
+	case "postgres":
+		var s *pgstore.Store
+		s, err = pgstore.Open(t.Context(), pgtest.URL(t), &pgstore.Options{Schema: pgtest.Schema(t), MaxConns: 8})
+		require.NoError(t, err)
+		tb.e, err = batch.New(s, opts)
 	default:
 		tb.path = filepath.Join(t.TempDir(), "batch.db")
 		tb.e, err = batch.Open(tb.path, opts)

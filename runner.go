@@ -2,6 +2,7 @@ package batch
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -58,6 +59,19 @@ type jobRun struct {
 	failedSeen atomic.Int64
 	// opTypes are the operation types of the batch, once it started.
 	opTypes []string
+	// claimed is set while this process holds the job's lease (engines on
+	// a Claimer only).
+	claimed atomic.Bool
+	// holding is set once this engine stored itself as the job's holder
+	// (engines on a Claimer only): from then on its memory is the job's
+	// latest state.
+	holding atomic.Bool
+	// helper marks a run that only helps with another process's shared
+	// pass: it never changes the job's state.
+	helper bool
+	// fenced is set when another process took the job over: this run
+	// stores nothing more.
+	fenced atomic.Bool
 	// needs are the operation types of a stored job that was reopened or
 	// resumed: it is not dispatched before they are all registered.
 	// waitLogged says the wait was logged. Both are guarded by e.mu.
@@ -160,6 +174,12 @@ func (r *jobRun) withDelta(d *jobDelta) *jobRecord {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	rec := r.rec.clone()
+	d.addTo(rec)
+	return rec
+}
+
+// addTo adds the delta's counts to rec.
+func (d *jobDelta) addTo(rec *jobRecord) {
 	rec.Progress.Completed += d.completed
 	rec.Progress.Failed += d.failed
 	rec.ItemNanos += d.nanos
@@ -171,7 +191,6 @@ func (r *jobRun) withDelta(d *jobDelta) *jobRecord {
 			rec.FirstErrors = append(rec.FirstErrors, f)
 		}
 	}
-	return rec
 }
 
 // committed takes in a stored commit and applies the failure policy.
@@ -209,6 +228,16 @@ func executionError(why string, failures []ItemError) *Error {
 		e.Details = append(e.Details, Detail{ItemIndex: &idx, BatchOperation: &op, ResourceID: f.ResourceID, Code: string(f.Error.Code), Message: f.Error.Message})
 	}
 	return e
+}
+
+// fence stops a run whose job another process took over: it finishes
+// nothing more and stores nothing more.
+func (r *jobRun) fence() {
+	if r.fenced.Swap(true) {
+		return
+	}
+	r.e.log.Warn("job taken over by another process", "job_id", r.id)
+	r.stop(stopFail, nil) // cancels its items at once
 }
 
 // stop asks the runner to stop for reason. A stronger reason overrides a
@@ -387,6 +416,10 @@ func (e *Engine) launchLocked(r *jobRun) {
 // runJob runs a job until it finishes, pauses, fails or the engine closes.
 func (e *Engine) runJob(r *jobRun) {
 	defer close(r.exited)
+	if !e.claimRun(r) {
+		r.finish(errNotRunnable) // another process runs it
+		return
+	}
 	ctx := e.traceContext(e.ctx, r.snapshot())
 	feedCtx, feedCancel := context.WithCancel(ctx)
 	itemCtx, itemCancel := context.WithCancel(ctx)
@@ -411,7 +444,7 @@ func (e *Engine) runJob(r *jobRun) {
 // deleted since it was queued is not started.
 func (r *jobRun) start() error {
 	e := r.e
-	if r.started {
+	if r.started && e.claimer == nil {
 		return nil
 	}
 	return e.committer.do(func(w *wtx) error {
@@ -423,6 +456,11 @@ func (r *jobRun) start() error {
 			return errNotRunnable
 		}
 		rec := r.snapshot()
+		if e.claimer != nil {
+			// The stored record: another process may have counted more
+			// outcomes since this one read the job.
+			rec = cur
+		}
 		from := cur.Status
 		now := e.now().UTC()
 		rec.Status = StateRunning
@@ -430,7 +468,23 @@ func (r *jobRun) start() error {
 		if rec.StartedAt == nil {
 			rec.StartedAt, ev = &now, EventJobStarted
 		}
-		return w.transition(r, from, rec, ev, "")
+		if e.claimer == nil {
+			return w.transition(r, from, rec, ev, "")
+		}
+		// This engine holds the job from now on.
+		rec.Holder = e.token
+		if err := takeJob(w.Tx, r.seq, rec); err != nil {
+			return err
+		}
+		w.after = append(w.after, func() { r.setRec(rec); r.holding.Store(true) })
+		if from == StateRunning && ev == "" {
+			return nil // taken over: no transition
+		}
+		w.observe(r, from, rec, "")
+		if ev != "" {
+			return w.eventFor(ev, "", rec)
+		}
+		return nil
 	})
 }
 
@@ -443,6 +497,7 @@ func (r *jobRun) finish(execErr error) {
 	if !errors.Is(execErr, errNotRunnable) {
 		r.settle(execErr)
 	}
+	e.releaseRun(r)
 	rec := r.snapshot()
 	if n := rec.Progress.Completed + rec.Progress.Failed; rec.Status == StateCompleted && n > 0 && rec.StartedAt != nil && rec.FinishedAt != nil {
 		per := rec.FinishedAt.Sub(*rec.StartedAt) / time.Duration(n)
@@ -468,7 +523,7 @@ func (r *jobRun) settle(execErr error) {
 	reason, failErr, by := r.reason, r.failErr, r.stopBy
 	rec := r.rec.clone()
 	r.mu.Unlock()
-	if rec.Status.Final() || reason == stopClose {
+	if rec.Status.Final() || reason == stopClose || r.fenced.Load() {
 		return
 	}
 	if execErr != nil && reason != stopNone && (errors.Is(execErr, context.Canceled) || errors.Is(execErr, context.DeadlineExceeded)) {
@@ -570,6 +625,7 @@ func (e *Engine) control(ctx context.Context, id string, reason stopReason, to S
 	}
 	e.mu.Unlock()
 	var rec *jobRecord
+	remote := false
 	err := e.committer.do(func(w *wtx) error {
 		cur, err := getJob(w.Tx, seq)
 		if err != nil {
@@ -577,6 +633,15 @@ func (e *Engine) control(ctx context.Context, id string, reason stopReason, to S
 		}
 		if !allowed(cur.Status, from) {
 			return invalidState(id, cur.Status, to)
+		}
+		if e.claimer != nil && cur.Status == StateRunning {
+			// Another process runs it: ask that one, in the store.
+			remote = true
+			v, err := json.Marshal(controlRequest{Reason: reason, Principal: principal})
+			if err != nil {
+				return err
+			}
+			return w.Put(bucketControl, []byte(id), v)
 		}
 		rec = cur
 		prev := rec.Status
@@ -596,6 +661,9 @@ func (e *Engine) control(ctx context.Context, id string, reason stopReason, to S
 			e.requeue(r)
 		}
 		return nil, err
+	}
+	if remote {
+		return e.remoteControl(ctx, id, to)
 	}
 	e.notify()
 	return e.view(rec, nil), nil

@@ -35,6 +35,9 @@ func (e *Engine) schedulerLoop() {
 
 // runDueSchedules fires every due schedule and returns how long to sleep.
 func (e *Engine) runDueSchedules(ctx context.Context) time.Duration {
+	if !e.leads(leaseScheduler) {
+		return e.opts.SchedulerPoll // the claim loop wakes us to try again
+	}
 	now := e.now()
 	var due []*Schedule
 	var soonest time.Time

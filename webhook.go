@@ -496,6 +496,9 @@ func (e *Engine) outboxLoop() {
 // dispatchDue starts sends for due deliveries and returns when the next
 // one falls due (zero when none waits).
 func (e *Engine) dispatchDue(client *http.Client, inFlight map[string]int, sending map[string]struct{}, done chan<- string) time.Time {
+	if !e.leads(leaseOutbox) {
+		return time.Time{} // the claim loop wakes us to try again
+	}
 	now := e.now()
 	var next time.Time
 	type due struct {

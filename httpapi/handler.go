@@ -203,6 +203,10 @@ type Options struct {
 	RateLimits RateLimits
 	// DisableRateLimits turns rate limiting off.
 	DisableRateLimits bool
+	// RateStore, when set, keeps the rate-limit counts, so that servers
+	// sharing it share the limits (pgstore's Store is one). nil counts in
+	// this process's memory.
+	RateStore RateStore
 	// MaxWait bounds the ?wait= parameter of job creation. 0 means 5 minutes.
 	MaxWait time.Duration
 	// Now is the clock for rate limits, a seam for tests. nil means time.Now.
@@ -255,7 +259,8 @@ func New(engine *batch.Engine, opts *Options) *Handler {
 	}
 	h := &Handler{engine: engine, opts: o, mux: http.NewServeMux(), log: o.Logger, streamsDone: make(chan struct{})}
 	h.limiter = newLimiter(o.Now)
-	h.authFailures = &limitClass{name: "auth_failures", limit: o.RateLimits.FailedAuth}
+	h.limiter.store, h.limiter.log = o.RateStore, o.Logger
+	h.authFailures = &limitClass{name: "auth_failures", limit: o.RateLimits.FailedAuth, local: true}
 	h.routes()
 	return h
 }
@@ -265,7 +270,7 @@ func New(engine *batch.Engine, opts *Options) *Handler {
 func (h *Handler) route(pattern string, class *limitClass, fn func(w http.ResponseWriter, r *http.Request) error) {
 	h.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		if class != nil && !h.opts.DisableRateLimits {
-			if err := h.limiter.allow(w, class, clientKey(r)); err != nil {
+			if err := h.limiter.allow(r.Context(), w, class, clientKey(r)); err != nil {
 				writeError(w, r, err, h.log)
 				return
 			}
@@ -280,7 +285,7 @@ func (h *Handler) route(pattern string, class *limitClass, fn func(w http.Respon
 func (h *Handler) limited(fn func(w http.ResponseWriter, r *http.Request) error, classOf func(*http.Request) *limitClass) func(w http.ResponseWriter, r *http.Request) error {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		if !h.opts.DisableRateLimits {
-			if err := h.limiter.allow(w, classOf(r), clientKey(r)); err != nil {
+			if err := h.limiter.allow(r.Context(), w, classOf(r), clientKey(r)); err != nil {
 				return err
 			}
 		}
@@ -358,7 +363,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p, err := h.opts.Authenticator.Authenticate(r)
 		if err != nil {
 			if limitFailures && !errors.Is(err, ErrNoCredentials) {
-				_ = h.limiter.allow(httptest.NewRecorder(), h.authFailures, addr)
+				_ = h.limiter.allow(r.Context(), httptest.NewRecorder(), h.authFailures, addr)
 			}
 			w.Header().Set("WWW-Authenticate", `Bearer realm="batch"`)
 			writeError(w, r, errUnauthorized(err), h.log)

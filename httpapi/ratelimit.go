@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"math"
 	"net/http"
 	"strconv"
@@ -84,13 +86,28 @@ func (l RateLimits) withDefaults() RateLimits {
 type limitClass struct {
 	name  string
 	limit Limit
+	// local keeps the class's counts in this process even with a
+	// RateStore.
+	local bool
+}
+
+// RateStore counts rate-limited requests where several servers see the
+// same counts.
+type RateStore interface {
+	// Hit counts a request under key at now unless n requests under key
+	// already fall in the window (now-per, now]. It reports whether the
+	// request was counted, how many requests the window then holds, and
+	// the time of the oldest of them.
+	Hit(ctx context.Context, key string, now time.Time, per time.Duration, n int) (allowed bool, count int, oldest time.Time, err error)
 }
 
 // limiter counts requests per client and class in a sliding window: it
 // keeps the time of each request still inside the window, so "10 per hour"
 // means at most 10 in any hour, and it is exact under concurrency.
 type limiter struct {
-	now func() time.Time
+	now   func() time.Time
+	store RateStore // nil: counted in memory
+	log   *slog.Logger
 
 	// mu guards windows and swept.
 	mu      sync.Mutex
@@ -111,10 +128,23 @@ func newLimiter(now func() time.Time) *limiter {
 // allow counts a request of client in class, sets the X-RateLimit headers
 // and returns a RATE_LIMITED error (with Retry-After set) when the client
 // is over its limit.
-func (l *limiter) allow(w http.ResponseWriter, class *limitClass, client string) error {
+func (l *limiter) allow(ctx context.Context, w http.ResponseWriter, class *limitClass, client string) error {
 	now := l.now()
 	per, n := class.limit.Per, class.limit.Requests
 	key := class.name + "|" + client
+	if l.store != nil && !class.local {
+		allowed, count, oldest, err := l.store.Hit(ctx, key, now, per, n)
+		if err != nil {
+			// Fail open: a store fault must not take the API down.
+			l.log.Error("rate limit store", "err", err)
+			return nil
+		}
+		reset := now.Add(per)
+		if count > 0 {
+			reset = oldest.Add(per)
+		}
+		return l.answer(w, now, reset, n, n-count, allowed, per)
+	}
 
 	l.mu.Lock()
 	win := l.windows[key]
@@ -143,7 +173,12 @@ func (l *limiter) allow(w http.ResponseWriter, class *limitClass, client string)
 		l.sweep(now)
 	}
 	l.mu.Unlock()
+	return l.answer(w, now, reset, n, remaining, allowed, per)
+}
 
+// answer sets the rate-limit headers and returns the RATE_LIMITED error of
+// a request that was not allowed.
+func (l *limiter) answer(w http.ResponseWriter, now, reset time.Time, n, remaining int, allowed bool, per time.Duration) error {
 	h := w.Header()
 	h.Set("X-RateLimit-Limit", strconv.Itoa(n))
 	h.Set("X-RateLimit-Remaining", strconv.Itoa(max(remaining, 0)))

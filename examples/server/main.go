@@ -50,6 +50,7 @@ import (
 	"github.com/batchworks/batch"
 	"github.com/batchworks/batch/httpapi"
 	"github.com/batchworks/batch/otelbatch"
+	"github.com/batchworks/batch/pgstore"
 )
 
 // keyList is a repeatable string flag.
@@ -61,6 +62,7 @@ func (k *keyList) Set(v string) error { *k = append(*k, v); return nil }
 type config struct {
 	addr                 string
 	db                   string
+	postgres             string
 	demo                 bool
 	apiKeys              keyList
 	adminKeys            keyList
@@ -110,6 +112,7 @@ func main() {
 	var c config
 	flag.StringVar(&c.addr, "addr", "127.0.0.1:8080", "address to listen on")
 	flag.StringVar(&c.db, "db", "./batch.db", "bbolt database file (created if missing)")
+	flag.StringVar(&c.postgres, "postgres", "", "PostgreSQL connection string: run on that database instead of -db; several servers may share it")
 	flag.BoolVar(&c.demo, "demo", true, "put 1,000 demo fields into an empty database")
 	flag.Var(&c.apiKeys, "api-key", "accepted API key (repeatable); none leaves the API open")
 	flag.Var(&c.adminKeys, "admin-key", "accepted administrator API key (repeatable): may run backup, restore, optimize and cleanup of everyone's jobs")
@@ -136,6 +139,22 @@ func main() {
 	}
 }
 
+// openEngine opens the engine on PostgreSQL when -postgres is given, with
+// the database as the servers' shared rate-limit store, else on the bbolt
+// file.
+func openEngine(ctx context.Context, c config, eopts *batch.Options) (*batch.Engine, httpapi.RateStore, error) {
+	if c.postgres == "" {
+		e, err := batch.Open(c.db, eopts)
+		return e, nil, err
+	}
+	store, err := pgstore.Open(ctx, c.postgres, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	e, err := batch.New(store, eopts)
+	return e, store, err
+}
+
 func run(ctx context.Context, c config, log *slog.Logger) error {
 	mailer, err := c.smtp.mailer()
 	if err != nil {
@@ -153,7 +172,7 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 		defer shutdown(context.Background())
 		eopts.Observer = obs
 	}
-	engine, err := batch.Open(c.db, eopts)
+	engine, rates, err := openEngine(ctx, c, eopts)
 	if err != nil {
 		return err
 	}
@@ -168,7 +187,7 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 			return err
 		}
 	}
-	opts := &httpapi.Options{DisableRateLimits: !c.rateLimit, Logger: log, DisableUI: !c.ui}
+	opts := &httpapi.Options{DisableRateLimits: !c.rateLimit, Logger: log, DisableUI: !c.ui, RateStore: rates}
 	if keys := append(append([]string(nil), c.apiKeys...), c.adminKeys...); len(keys) > 0 {
 		opts.Authenticator = httpapi.APIKeys(keys...)
 		admins := map[string]bool{}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/batchworks/batch/internal/pgtest"
 	"github.com/batchworks/batch/internal/smtptest"
 )
 
@@ -44,6 +45,7 @@ func TestMain(m *testing.M) {
 	}
 	binDir = dir
 	code := m.Run()
+	pgtest.Stop()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -332,4 +334,57 @@ func TestServer_Metrics(t *testing.T) {
 	require.NoError(t, err)
 	r.Body.Close()
 	require.Equal(t, http.StatusNotFound, r.StatusCode)
+}
+
+// TestServer_TwoOnPostgres runs two servers on one PostgreSQL database: a
+// job created through one is visible, pausable and cancellable through the
+// other.
+func TestServer_TwoOnPostgres(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the server binary")
+	}
+	t.Parallel()
+	url := pgtest.URL(t)
+	dir := t.TempDir()
+	bin := buildServer(t, dir)
+	a := startServer(t, bin, filepath.Join(dir, "unused-a.db"), freeAddr(t), "-postgres", url, "-rate-limit=false")
+	b := startServer(t, bin, filepath.Join(dir, "unused-b.db"), freeAddr(t), "-postgres", url, "-rate-limit=false")
+	for _, s := range []*server{a, b} {
+		t.Cleanup(func() { _ = s.cmd.Process.Signal(syscall.SIGTERM); <-s.done })
+	}
+
+	status, res := call(t, "POST", a.base+"/jobs?wait=20s", `{"batch": {"operations": [{"type": "update", "resource": "fields",
+		"filter": {"status": "active"}, "update": {"seen": true}}]}}`)
+	require.Equal(t, http.StatusCreated, status, res)
+	id := data(res)["job_id"].(string)
+	status, res = call(t, "GET", b.base+"/jobs/"+id, "")
+	require.Equal(t, http.StatusOK, status, "a job created on A is found on B")
+	require.Equal(t, "completed", data(res)["status"])
+
+	var recs []string
+	for i := range 20000 {
+		recs = append(recs, fmt.Sprintf(`{"id": "pg%05d"}`, i))
+	}
+	status, res = call(t, "POST", a.base+"/jobs", `{"batch": {"operations": [{"type": "create", "resource": "fields", "records": [`+strings.Join(recs, ",")+`]}], "options": {"max_concurrent": 2}}}`)
+	require.Equal(t, http.StatusCreated, status, res)
+	big := data(res)["job_id"].(string)
+	require.Eventually(t, func() bool {
+		_, res := call(t, "GET", b.base+"/jobs/"+big, "")
+		done, total := progress(res)
+		return data(res)["status"] == "running" && done > 0 && done < total
+	}, 30*time.Second, 5*time.Millisecond, "B sees the job under way")
+	status, res = call(t, "POST", b.base+"/jobs/"+big+"/pause", "")
+	require.Equal(t, http.StatusOK, status, res)
+	require.Equal(t, "paused", data(res)["status"])
+	status, res = call(t, "POST", a.base+"/jobs/"+big+"/resume", "")
+	require.Equal(t, http.StatusOK, status, res)
+	require.Eventually(t, func() bool {
+		_, res := call(t, "GET", b.base+"/jobs/"+big, "")
+		return data(res)["status"] == "running"
+	}, 30*time.Second, 5*time.Millisecond, "the job runs again")
+	status, res = call(t, "POST", b.base+"/jobs/"+big+"/cancel", "")
+	require.Equal(t, http.StatusOK, status, res)
+	require.Equal(t, "cancelled", data(res)["status"])
+	_, res = call(t, "GET", b.base+"/jobs/"+big, "")
+	require.Equal(t, "cancelled", data(res)["status"])
 }

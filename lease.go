@@ -1,0 +1,281 @@
+package batch
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"time"
+)
+
+// Claimer is a [Store] that several engine processes share. The engine
+// finds it by a type assertion on the store it was given: a store that is
+// not a Claimer (bbolt, memory) belongs to one process, and nothing below
+// runs for it.
+//
+// With a Claimer a job runs only in the process that holds its lease. Each
+// process renews its leases while it runs the jobs; the leases of a process
+// that dies expire, and the others take its running and queued jobs over,
+// resuming each where its committed outcomes stop. Pause and cancel from a
+// process that does not run the job are stored as control requests, which
+// the running process picks up within [Options.ClaimPoll].
+type Claimer interface {
+	// Claim takes the lease named name for this process, or renews it when
+	// this process holds it already. It reports false when another
+	// process holds a lease that has not expired.
+	Claim(ctx context.Context, name string) (bool, error)
+	// Renew extends every lease this process holds and reports the names
+	// it still holds.
+	Renew(ctx context.Context) (map[string]bool, error)
+	// Release gives up the lease named name, if this process holds it.
+	Release(ctx context.Context, name string) error
+}
+
+// DefaultClaimPoll is how often an engine on a [Claimer] renews its leases,
+// looks for jobs nobody runs, and reads control requests.
+const DefaultClaimPoll = 250 * time.Millisecond
+
+// bucketControl holds the pause and cancel requests for jobs that run in
+// another process: job id -> controlRequest JSON.
+const bucketControl = "control"
+
+// controlRequest asks the process running a job to stop it.
+type controlRequest struct {
+	Reason    stopReason `json:"reason"`
+	Principal string     `json:"principal,omitempty"`
+}
+
+// claimLoop renews this process's leases, stops the jobs whose lease was
+// lost, applies control requests, and takes over jobs nobody runs.
+func (e *Engine) claimLoop() {
+	poll := e.opts.ClaimPoll
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-t.C:
+		}
+		e.renewClaims()
+		e.applyControl()
+		e.discover()
+		e.help()
+		e.notify() // Wait and Progress see jobs other processes change
+		e.wakeAllJobs()
+		// Deliveries and schedules stored by other processes.
+		signal(e.outboxWake)
+		signal(e.schedulerWake)
+	}
+}
+
+// liveClaimed returns the runs that hold their lease.
+func (e *Engine) liveClaimed() []*jobRun {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var runs []*jobRun
+	for _, r := range e.runs {
+		if r.exited != nil && r.claimed.Load() {
+			runs = append(runs, r)
+		}
+	}
+	return runs
+}
+
+func (e *Engine) renewClaims() {
+	runs := e.liveClaimed() // before Renew: a lease taken later is not judged
+	held, err := e.claimer.Renew(e.ctx)
+	if err != nil {
+		e.log.Warn("renewing job leases", "error", err)
+		return
+	}
+	for _, r := range runs {
+		if !held[r.id] {
+			e.log.Warn("job lease lost; another process takes the job over", "job_id", r.id)
+			r.fence()
+		}
+	}
+}
+
+// applyControl stops the local jobs that another process asked to pause or
+// cancel, and drops requests for jobs that no longer run.
+func (e *Engine) applyControl() {
+	type req struct {
+		id  string
+		req controlRequest
+	}
+	var reqs []req
+	_ = e.store.View(func(tx Tx) error {
+		return tx.Scan(bucketControl, nil, func(k, v []byte) bool {
+			var cr controlRequest
+			if json.Unmarshal(v, &cr) == nil {
+				reqs = append(reqs, req{string(k), cr})
+			}
+			return true
+		})
+	})
+	for _, q := range reqs {
+		e.mu.Lock()
+		r := e.runs[q.id]
+		e.mu.Unlock()
+		if r != nil && r.exited != nil && r.claimed.Load() {
+			r.mu.Lock()
+			r.stopBy = q.req.Principal
+			r.mu.Unlock()
+			r.stop(q.req.Reason, nil)
+		} else {
+			// Not ours: drop it once the job no longer runs anywhere.
+			seq, ok := parseJobID(q.id)
+			if !ok {
+				continue
+			}
+			_ = e.committer.do(func(w *wtx) error {
+				cur, err := getJob(w.Tx, seq)
+				if err == nil && cur.Status == StateRunning {
+					return nil
+				}
+				return w.Delete(bucketControl, []byte(q.id))
+			})
+		}
+	}
+}
+
+// discover claims queued and running jobs that no process runs, while
+// this process has free slots.
+func (e *Engine) discover() {
+	e.mu.Lock()
+	free := e.opts.MaxRunningJobs - e.running - len(e.queue)
+	closed := e.closed
+	e.mu.Unlock()
+	if free <= 0 || closed {
+		return
+	}
+	var cands []*jobRun
+	_ = e.store.View(func(tx Tx) error {
+		return tx.Scan(bucketJobs, nil, func(k, v []byte) bool {
+			var head struct {
+				ID     string `json:"id"`
+				Status State  `json:"status"`
+			}
+			if json.Unmarshal(v, &head) != nil || (head.Status != StateRunning && head.Status != StateQueued) || e.live(head.ID) {
+				return true
+			}
+			var rec jobRecord
+			if json.Unmarshal(v, &rec) == nil {
+				cands = append(cands, newRun(e, beUint64(k), &rec))
+			}
+			return true
+		})
+	})
+	for _, r := range cands {
+		if free == 0 {
+			return
+		}
+		ok, err := e.claimer.Claim(e.ctx, r.id)
+		if err != nil || !ok {
+			continue
+		}
+		e.mu.Lock()
+		if e.closed || e.runs[r.id] != nil {
+			e.mu.Unlock()
+			continue
+		}
+		free--
+		if r.rec.Status == StateRunning {
+			e.log.Info("taking over job", "job_id", r.id)
+		}
+		e.runs[r.id] = r
+		e.queue = append(e.queue, r)
+		e.dispatchLocked()
+		e.mu.Unlock()
+	}
+}
+
+// claimRun takes the lease of a job about to run; false means another
+// process runs it.
+func (e *Engine) claimRun(r *jobRun) bool {
+	if e.claimer == nil {
+		return true
+	}
+	ok, err := e.claimer.Claim(e.ctx, r.id)
+	if err != nil {
+		e.log.Warn("claiming job", "job_id", r.id, "error", err)
+		return false
+	}
+	r.claimed.Store(ok)
+	return ok
+}
+
+// releaseRun gives up the lease of a job whose run ended here.
+func (e *Engine) releaseRun(r *jobRun) {
+	if e.claimer == nil || !r.claimed.Load() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := e.claimer.Release(ctx, r.id); err != nil {
+		e.log.Warn("releasing job lease", "job_id", r.id, "error", err)
+	}
+}
+
+// remoteControl waits until a job running in another process left the
+// running state after a control request, and returns it.
+func (e *Engine) remoteControl(ctx context.Context, id string, to State) (*Job, error) {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		job, err := e.Job(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if job.Status != StateRunning {
+			if job.Status != to {
+				return nil, invalidState(id, job.Status, to)
+			}
+			return job, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// The leases of the work one process does for all: the leader of each
+// sends the webhook deliveries and fires the schedules.
+const (
+	leaseOutbox    = "leader:outbox"
+	leaseScheduler = "leader:scheduler"
+)
+
+// leads reports whether this process does the shared work named name: it
+// always does on a store of its own; on a [Claimer] when it holds (or
+// takes) the lease, which the claim loop renews.
+func (e *Engine) leads(name string) bool {
+	if e.claimer == nil {
+		return true
+	}
+	ok, err := e.claimer.Claim(e.ctx, name)
+	return err == nil && ok
+}
+
+// releaseLeads gives up the leader leases at Close, so another process
+// takes the shared work over at once.
+func (e *Engine) releaseLeads() {
+	if e.claimer == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, name := range []string{leaseOutbox, leaseScheduler} {
+		_ = e.claimer.Release(ctx, name)
+	}
+}
+
+// newToken returns a random name for an engine.
+func newToken() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,78 @@
+package pgstore_test
+
+import (
+	"context"
+	"os"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/batchworks/batch"
+	"github.com/batchworks/batch/batchtest"
+	"github.com/batchworks/batch/internal/pgtest"
+	"github.com/batchworks/batch/pgstore"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	pgtest.Stop()
+	os.Exit(code)
+}
+
+// open opens a store on a fresh schema of the test cluster.
+func open(t *testing.T) *pgstore.Store {
+	t.Helper()
+	s, err := pgstore.Open(t.Context(), pgtest.URL(t), &pgstore.Options{Schema: pgtest.Schema(t), MaxConns: 4})
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestStoreConformance(t *testing.T) {
+	t.Parallel()
+	batchtest.TestStore(t, func(t *testing.T) batch.Store { return open(t) })
+}
+
+func TestMigrateConcurrently(t *testing.T) {
+	t.Parallel()
+	url, schema := pgtest.URL(t), pgtest.Schema(t)
+	var wg sync.WaitGroup
+	errs := make([]error, 6)
+	stores := make([]*pgstore.Store, 6)
+	for i := range stores {
+		wg.Go(func() {
+			stores[i], errs[i] = pgstore.Open(context.Background(), url, &pgstore.Options{Schema: schema, MaxConns: 2})
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		require.NoError(t, err, "process %d", i)
+		defer stores[i].Close()
+	}
+	var n int
+	require.NoError(t, stores[0].Pool().QueryRow(t.Context(),
+		"SELECT count(*) FROM "+schema+".batch_migrations").Scan(&n))
+	require.Equal(t, pgstore.SchemaVersion, n, "every migration applied once")
+	// All of them see one store.
+	require.NoError(t, stores[1].Update(func(tx batch.Tx) error { return tx.Put("b", []byte("k"), []byte("v")) }))
+	require.NoError(t, stores[5].View(func(tx batch.Tx) error {
+		require.Equal(t, []byte("v"), tx.Get("b", []byte("k")))
+		return nil
+	}))
+}
+
+func TestOpenErrors(t *testing.T) {
+	t.Parallel()
+	_, err := pgstore.Open(t.Context(), "host=/nonexistent port=1 connect_timeout=1", nil)
+	require.Error(t, err, "no server")
+	_, err = pgstore.Open(t.Context(), "postgres://%zz", nil)
+	require.ErrorContains(t, err, "connection string")
+
+	// A schema migrated by a newer program is refused, not downgraded.
+	s := open(t)
+	_, err = s.Pool().Exec(t.Context(), "INSERT INTO "+s.Schema()+".batch_migrations (version) VALUES (999)")
+	require.NoError(t, err)
+	_, err = pgstore.Open(t.Context(), pgtest.URL(t), &pgstore.Options{Schema: s.Schema()})
+	require.ErrorContains(t, err, "newer")
+}

@@ -1,0 +1,489 @@
+package batch_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/batchworks/batch"
+	"github.com/batchworks/batch/internal/pgtest"
+	"github.com/batchworks/batch/pgstore"
+)
+
+// pgChildEnv, when set to "url<TAB>schema<TAB>index", makes the test binary
+// run as one engine process on PostgreSQL: child 0 submits the jobs, every
+// child reports the jobs' progress on stdout until it is killed.
+const pgChildEnv = "BATCH_PG_CHILD"
+
+const (
+	scaleJobs    = 1
+	scaleCreates = 12000 // per job
+)
+
+// ranObserver counts the items this process ran.
+type ranObserver struct {
+	batch.NopObserver
+	n atomic.Int64
+}
+
+func (o *ranObserver) ObserveItem(_ context.Context, it batch.ItemObservation) {
+	if it.Outcome == batch.ItemSucceeded {
+		o.n.Add(1)
+	}
+}
+
+// scaleBatch creates scaleCreates records named after job j.
+func scaleBatch(j int) *batch.Batch {
+	recs := make([]map[string]any, scaleCreates)
+	for i := range recs {
+		recs[i] = map[string]any{"id": fmt.Sprintf("j%d-%06d", j, i), "n": i}
+	}
+	return &batch.Batch{
+		Type:       "scale_out",
+		Operations: []batch.OperationSpec{{Type: "create", Resource: "fields", Records: recs}},
+		Options:    batch.BatchOptions{MaxConcurrent: 4},
+	}
+}
+
+// scaleOpts are the engine options of a scale-out process.
+func scaleStore(ctx context.Context, url, schema string) (*pgstore.Store, error) {
+	return pgstore.Open(ctx, url, &pgstore.Options{Schema: schema, LeaseTTL: time.Second, MaxConns: 6})
+}
+
+func runPGChild() {
+	ctx := context.Background()
+	f := strings.Split(os.Getenv(pgChildEnv), "\t")
+	fail := func(err error) {
+		fmt.Println("error", err)
+		os.Exit(2)
+	}
+	s, err := scaleStore(ctx, f[0], f[1])
+	if err != nil {
+		fail(err)
+	}
+	// Small commits: the job lasts long enough to be killed in the middle.
+	ran := &ranObserver{}
+	e, err := batch.New(s, &batch.Options{Observer: ran, CommitBatchSize: 16, CommitDelay: -1, ClaimPoll: 50 * time.Millisecond})
+	if err != nil {
+		fail(err)
+	}
+	if f[2] == "0" {
+		for j := range scaleJobs {
+			job, err := e.Submit(ctx, scaleBatch(j), nil)
+			if err != nil {
+				fail(err)
+			}
+			fmt.Println("job", job.ID)
+		}
+	}
+	for {
+		page, err := e.Jobs(ctx, &batch.ListOptions{Limit: 100})
+		if err != nil {
+			fail(err)
+		}
+		for _, j := range page.Jobs {
+			fmt.Println("progress", j.ID, j.Progress.Completed, j.Progress.Failed, j.Status)
+		}
+		fmt.Println("ran", ran.n.Load())
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestScaleOut_KillOneOfThree runs three engine processes on one database
+// that share one job's items; one of them is killed with SIGKILL in the
+// middle, the others finish its work, and every item ran exactly once: a
+// create run twice fails with "already exists", one never run leaves a
+// record missing.
+func TestScaleOut_KillOneOfThree(t *testing.T) {
+	t.Parallel()
+	url, schema := pgtest.URL(t), pgtest.Schema(t)
+	type state struct {
+		done, failed int64
+		status       string
+	}
+	var mu sync.Mutex
+	seen := map[string]state{} // by job, the latest report of any live child
+	ids := map[string]bool{}
+	ran := make([]int64, 3) // items each child ran
+	children := make([]*exec.Cmd, 3)
+	var readers sync.WaitGroup
+	for i := range children {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), pgChildEnv+"="+url+"\t"+schema+"\t"+strconv.Itoa(i))
+		out, err := cmd.StdoutPipe()
+		require.NoError(t, err)
+		cmd.Stderr = os.Stderr
+		require.NoError(t, cmd.Start())
+		children[i] = cmd
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		readers.Go(func() {
+			sc := bufio.NewScanner(out)
+			for sc.Scan() {
+				f := strings.Fields(sc.Text())
+				mu.Lock()
+				switch f[0] {
+				case "error":
+					t.Errorf("child %d: %s", i, sc.Text())
+				case "job":
+					ids[f[1]] = true
+				case "ran":
+					ran[i], _ = strconv.ParseInt(f[1], 10, 64)
+				case "progress":
+					d, _ := strconv.ParseInt(f[2], 10, 64)
+					fl, _ := strconv.ParseInt(f[3], 10, 64)
+					if d+fl >= seen[f[1]].done+seen[f[1]].failed {
+						seen[f[1]] = state{d, fl, f[4]}
+					}
+				}
+				mu.Unlock()
+			}
+		})
+		if i == 0 {
+			// The jobs exist before the others start: they take theirs
+			// over from the submitter's queue.
+			require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(ids) == scaleJobs }, 30*time.Second, 5*time.Millisecond)
+		}
+	}
+	total := int64(scaleJobs * scaleCreates)
+	progress := func() (done, failed int64, running, completed int) {
+		mu.Lock()
+		defer mu.Unlock()
+		for id := range ids {
+			s := seen[id]
+			done, failed = done+s.done, failed+s.failed
+			switch s.status {
+			case string(batch.StateRunning):
+				running++
+			case string(batch.StateCompleted):
+				completed++
+			}
+		}
+		return
+	}
+	require.Eventually(t, func() bool { d, _, _, _ := progress(); return d >= total/3 }, 60*time.Second, 5*time.Millisecond)
+	require.NoError(t, children[0].Process.Signal(syscall.SIGKILL))
+	d, _, _, _ := progress()
+	mu.Lock()
+	busy := 0
+	for _, n := range ran {
+		if n > 0 {
+			busy++
+		}
+	}
+	t.Logf("killed process 0 at %d of %d items; items run per process: %v", d, total, ran)
+	mu.Unlock()
+	require.Less(t, d, total, "killed in the middle")
+	require.Equal(t, 3, busy, "the job ran on every process")
+
+	require.Eventually(t, func() bool { _, _, _, c := progress(); return c == scaleJobs }, 60*time.Second, 10*time.Millisecond,
+		"the surviving processes finish every job")
+	for _, c := range children[1:] {
+		_ = c.Process.Signal(syscall.SIGKILL)
+	}
+	readers.Wait()
+	done, failed, _, _ := progress()
+	require.Zero(t, failed, "no item ran twice")
+	require.Equal(t, total, done)
+
+	// The records, counted in the database.
+	s, err := scaleStore(t.Context(), url, schema)
+	require.NoError(t, err)
+	defer s.Close()
+	var n int64
+	require.NoError(t, s.View(func(tx batch.Tx) error {
+		return tx.Scan("coll/fields", nil, func(k, v []byte) bool {
+			var r map[string]any
+			if json.Unmarshal(v, &r) != nil || !strings.HasPrefix(string(k), "j") || r["n"] == nil {
+				t.Errorf("unexpected record %s", k)
+			}
+			n++
+			return true
+		})
+	}))
+	require.Equal(t, total, n, "every record created once")
+}
+
+// scaleEngines opens n engines on one fresh schema, as separate processes
+// would: each with its own pool and lease owner.
+func scaleEngines(t *testing.T, n int, opts batch.Options) []*batch.Engine {
+	t.Helper()
+	url, schema := pgtest.URL(t), pgtest.Schema(t)
+	es := make([]*batch.Engine, n)
+	for i := range es {
+		s, err := scaleStore(t.Context(), url, schema)
+		require.NoError(t, err)
+		o := opts
+		o.ClaimPoll = 50 * time.Millisecond
+		es[i], err = batch.New(s, &o)
+		require.NoError(t, err)
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			require.NoError(t, es[i].Close(ctx))
+		})
+	}
+	return es
+}
+
+// TestScaleOut_ControlAcrossProcesses pauses a job on another process than
+// the one that runs it, resumes it on a second and cancels it from a third;
+// each reaches the running process within a second.
+func TestScaleOut_ControlAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	slow := countingOp(func(ctx context.Context, _ *batch.Item) error {
+		select {
+		case <-time.After(5 * time.Millisecond):
+		case <-ctx.Done():
+		}
+		return ctx.Err()
+	})
+	es := scaleEngines(t, 3, batch.Options{Operations: map[string]batch.Operation{"slow": slow}})
+	a, b, c := es[0], es[1], es[2]
+	job, err := a.Submit(t.Context(), opBatch("slow", 100000, batch.BatchOptions{MaxConcurrent: 2}), nil)
+	require.NoError(t, err)
+	progressed := func(e *batch.Engine, beyond int64) func() bool {
+		return func() bool {
+			j, err := e.Job(t.Context(), job.ID)
+			return err == nil && j.Status == batch.StateRunning && j.Progress.Completed > beyond
+		}
+	}
+	require.Eventually(t, progressed(b, 10), 20*time.Second, 5*time.Millisecond, "B sees the job A runs")
+
+	start := time.Now()
+	paused, err := b.Pause(t.Context(), job.ID)
+	require.NoError(t, err)
+	t.Logf("pause from another process took %v", time.Since(start))
+	// Within a second; the bound leaves room for a loaded CI machine.
+	require.Less(t, time.Since(start), 3*time.Second, "the pause reached A")
+	require.Equal(t, batch.StatePaused, paused.Status)
+	at := paused.Progress.Completed
+	time.Sleep(100 * time.Millisecond)
+	j, err := a.Job(t.Context(), job.ID)
+	require.NoError(t, err)
+	require.Equal(t, batch.StatePaused, j.Status)
+	require.Equal(t, at, j.Progress.Completed, "no item ran after the pause")
+
+	_, err = b.Resume(t.Context(), job.ID)
+	require.NoError(t, err)
+	require.Eventually(t, progressed(c, at+10), 20*time.Second, 5*time.Millisecond, "the job runs again")
+
+	start = time.Now()
+	cancelled, err := c.Cancel(t.Context(), job.ID)
+	require.NoError(t, err)
+	t.Logf("cancel from another process took %v", time.Since(start))
+	require.Less(t, time.Since(start), 3*time.Second, "the cancel reached the running process")
+	require.Equal(t, batch.StateCancelled, cancelled.Status)
+	j, err = a.Job(t.Context(), job.ID)
+	require.NoError(t, err)
+	require.Equal(t, batch.StateCancelled, j.Status)
+}
+
+// TestScaleOut_ScheduleFiresOnce runs two processes with one schedule
+// through 20 due times on a controlled clock: exactly 20 jobs.
+func TestScaleOut_ScheduleFiresOnce(t *testing.T) {
+	t.Parallel()
+	clock := &fakeClock{now: utc("2026-01-01T00:00:00Z")}
+	es := scaleEngines(t, 2, batch.Options{Now: clock.Now, SchedulerPoll: 2 * time.Millisecond})
+	s, err := es[0].CreateSchedule(t.Context(), &batch.Schedule{Name: "hourly", Batch: scheduledBatch(),
+		Timing: batch.Timing{Frequency: "hourly"}})
+	require.NoError(t, err)
+	for i := 1; i <= 20; i++ {
+		clock.set(utc("2026-01-01T00:00:10Z").Add(time.Duration(i) * time.Hour))
+		want := utc("2026-01-01T00:00:00Z").Add(time.Duration(i+1) * time.Hour)
+		require.Eventually(t, func() bool {
+			got, err := es[1].Schedule(t.Context(), s.ID)
+			return err == nil && got.NextRunAt != nil && got.NextRunAt.Equal(want)
+		}, 10*time.Second, time.Millisecond, "due time %d", i)
+		// The job ends before the next due time (a run never overlaps the
+		// previous one), and both schedulers look again at the same clock.
+		require.Eventually(t, func() bool {
+			jobs := jobsOf(t, es[0], s.ID)
+			for _, j := range jobs {
+				if !j.Status.Final() {
+					return false
+				}
+			}
+			return len(jobs) >= i
+		}, 30*time.Second, 5*time.Millisecond, "job %d ends", i)
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, e := range es {
+		require.Len(t, jobsOf(t, e, s.ID), 20, "one job per due time, whichever process fired it")
+	}
+}
+
+// TestScaleOut_LostLeaseIsFenced takes a running job's lease away from the
+// process that runs it (as if it had stalled past the lease): another
+// process takes the job over, the first stops and stores nothing more, and
+// the job's counts hold every item exactly once.
+func TestScaleOut_LostLeaseIsFenced(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	runs := map[string]int{}
+	op := countingOp(func(ctx context.Context, it *batch.Item) error {
+		mu.Lock()
+		runs[it.ResourceID]++
+		mu.Unlock()
+		time.Sleep(time.Millisecond)
+		return nil
+	})
+	url, schema := pgtest.URL(t), pgtest.Schema(t)
+	stores := make([]*pgstore.Store, 2)
+	es := make([]*batch.Engine, 2)
+	for i := range es {
+		var err error
+		stores[i], err = scaleStore(t.Context(), url, schema)
+		require.NoError(t, err)
+		es[i], err = batch.New(stores[i], &batch.Options{ClaimPoll: 50 * time.Millisecond, Operations: map[string]batch.Operation{"op": op}})
+		require.NoError(t, err)
+		t.Cleanup(func() { require.NoError(t, es[i].Close(context.Background())) })
+	}
+	const n = 3000
+	job, err := es[0].Submit(t.Context(), opBatch("op", n, batch.BatchOptions{MaxConcurrent: 4}), nil)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		j, err := es[1].Job(t.Context(), job.ID)
+		return err == nil && j.Progress.Completed > 200
+	}, 20*time.Second, 5*time.Millisecond)
+	_, err = stores[0].Pool().Exec(t.Context(), "DELETE FROM "+schema+".batch_leases WHERE name = $1", job.ID)
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	done, err := es[1].Wait(ctx, job.ID)
+	require.NoError(t, err)
+	require.Equal(t, batch.StateCompleted, done.Status)
+	require.Equal(t, int64(n), done.Progress.Completed, "every item counted once")
+	require.Zero(t, done.Progress.Failed)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, runs, n, "every item ran")
+	again := 0
+	for _, c := range runs {
+		again += c - 1
+	}
+	t.Logf("%d items ran twice (in flight at the takeover)", again)
+	// Only items whose outcomes were not yet stored at the takeover run
+	// again: at most the two commit batches the committer holds.
+	require.LessOrEqual(t, again, 2*batch.DefaultCommitBatchSize, "only items not stored at the takeover ran twice")
+}
+
+// TestScaleOut_SharedWork checks what the processes share: an idempotency
+// key returns one job whichever process is asked, and each webhook
+// delivery is sent by one process, once.
+func TestScaleOut_SharedWork(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	got := map[string]int{} // webhook-id -> deliveries
+	var bodies []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got[r.Header.Get("webhook-id")]++
+		bodies = append(bodies, string(body))
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	es := scaleEngines(t, 2, batch.Options{AllowPrivateWebhooks: true, Operations: map[string]batch.Operation{"noop": noopOp()}})
+	_, err := es[0].CreateWebhook(t.Context(), &batch.Webhook{URL: srv.URL, Events: []batch.EventType{batch.EventJobCreated, batch.EventJobCompleted}})
+	require.NoError(t, err)
+
+	// The same key from both processes at once: one job.
+	ids := make([]string, 8)
+	var wg sync.WaitGroup
+	for i := range ids {
+		wg.Go(func() {
+			job, err := es[i%2].Submit(t.Context(), opBatch("noop", 10, batch.BatchOptions{}), &batch.SubmitOptions{IdempotencyKey: "once"})
+			if err == nil {
+				ids[i] = job.ID
+			}
+		})
+	}
+	wg.Wait()
+	for _, id := range ids {
+		require.Equal(t, ids[0], id, "one job for one idempotency key")
+	}
+	// More jobs from both processes.
+	for i := range 6 {
+		job, err := es[i%2].Submit(t.Context(), opBatch("noop", 10, batch.BatchOptions{}), nil)
+		require.NoError(t, err)
+		ids = append(ids, job.ID)
+	}
+	for _, id := range ids {
+		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+		j, err := es[1].Wait(ctx, id)
+		cancel()
+		require.NoError(t, err)
+		require.Equal(t, batch.StateCompleted, j.Status)
+	}
+	const want = 7 * 2 // created and completed of 7 jobs
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(got) >= want }, 20*time.Second, 10*time.Millisecond)
+	time.Sleep(300 * time.Millisecond) // a second sender would have sent by now
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, got, want, "%s", strings.Join(bodies, "\n"))
+	for id, n := range got {
+		require.Equal(t, 1, n, "delivery %s sent once", id)
+	}
+}
+
+// TestScaleOut_RecordDrivenShared runs one update over selected records on
+// two processes at once: both run items, every record is updated once.
+func TestScaleOut_RecordDrivenShared(t *testing.T) {
+	t.Parallel()
+	url, schema := pgtest.URL(t), pgtest.Schema(t)
+	obs := []*ranObserver{{}, {}}
+	es := make([]*batch.Engine, 2)
+	for i := range es {
+		s, err := scaleStore(t.Context(), url, schema)
+		require.NoError(t, err)
+		es[i], err = batch.New(s, &batch.Options{Observer: obs[i], ClaimPoll: 20 * time.Millisecond, CommitBatchSize: 16, CommitDelay: -1})
+		require.NoError(t, err)
+		t.Cleanup(func() { require.NoError(t, es[i].Close(context.Background())) })
+	}
+	fields, err := es[0].Collection("fields")
+	require.NoError(t, err)
+	const n = 4000
+	recs := make([]batch.Record, n)
+	for i := range recs {
+		recs[i] = batch.Record{"id": fmt.Sprintf("f%05d", i), "status": []string{"active", "inactive"}[i%2], "hits": 0}
+	}
+	require.NoError(t, fields.PutMany(t.Context(), recs))
+	job, err := es[0].Submit(t.Context(), &batch.Batch{Operations: []batch.OperationSpec{{Type: "update", Resource: "fields",
+		Where: `record.status == "active"`, Update: map[string]any{"seen": true}}}, Options: batch.BatchOptions{MaxConcurrent: 2}}, nil)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	done, err := es[1].Wait(ctx, job.ID)
+	require.NoError(t, err)
+	require.Equal(t, batch.StateCompleted, done.Status)
+	require.Equal(t, int64(n/2), done.Progress.Completed)
+	require.Zero(t, done.Progress.Failed)
+	t.Logf("items per process: %d, %d", obs[0].n.Load(), obs[1].n.Load())
+	require.Positive(t, obs[0].n.Load())
+	require.Positive(t, obs[1].n.Load(), "the second process helped")
+	var seen int
+	require.NoError(t, fields.Scan(t.Context(), nil, func(r batch.Record) error {
+		if r["seen"] == true {
+			seen++
+			require.Equal(t, "active", r["status"])
+		}
+		return nil
+	}))
+	require.Equal(t, n/2, seen)
+}

@@ -27,7 +27,10 @@ type Options struct {
 	// Now is the engine's clock, a seam for tests. nil means time.Now.
 	Now func() time.Time
 	// MaxRunningJobs bounds jobs running at once; others wait queued.
-	// 0 means [DefaultMaxRunningJobs].
+	// 0 means [DefaultMaxRunningJobs]. Each running job has its own
+	// workers (its batch's max_concurrent), so CPU-bound work wants few
+	// slots; many small jobs want many, since a one-item job spends most of
+	// its life waiting for the group commit it shares with the others.
 	MaxRunningJobs int
 	// CommitBatchSize is the most item outcomes written in one transaction.
 	// 0 means [DefaultCommitBatchSize].
@@ -98,7 +101,7 @@ type Options struct {
 
 // Defaults for [Options].
 const (
-	DefaultMaxRunningJobs  = 4
+	DefaultMaxRunningJobs  = 16
 	DefaultCommitBatchSize = 1000
 	DefaultCommitDelay     = time.Millisecond
 	DefaultUndoRetention   = 7 * 24 * time.Hour

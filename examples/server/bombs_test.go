@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,16 +14,12 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// limitedServer builds the server without cgo (so that it runs under an
-// address-space limit) and returns a script that starts it with at most
-// about 2 GB of address space (the bombs ask for 10 GB).
+// limitedServer returns a script that starts the server (built without
+// cgo by buildServer, so that it runs under an address-space limit) with at
+// most about 2 GB of address space (the bombs ask for 10 GB).
 func limitedServer(t *testing.T, dir string) string {
 	t.Helper()
-	bin := filepath.Join(dir, "server")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	out, err := build.CombinedOutput()
-	require.NoError(t, err, string(out))
+	bin := buildServer(t, "")
 	script := filepath.Join(dir, "limited.sh")
 	require.NoError(t, os.WriteFile(script, []byte("#!/bin/sh\nulimit -v 2000000\nexec "+strconv.Quote(bin)+` "$@"`+"\n"), 0o755))
 	return script

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -164,14 +163,15 @@ func (r *jobRun) runRange(w *worker, base, lo, hi int64, prog *progress, workers
 	var wg sync.WaitGroup
 	var failMu sync.Mutex
 	var failErr error
+	gate := newPaceGate()
 	for range min(int64(workers), hi-lo) {
 		wg.Go(func() {
 			var it Item
 			slot := r.newSlot()
-			for n := 1; w.feedCtx.Err() == nil; n++ {
-				if n%yieldEvery == 0 {
-					runtime.Gosched()
-				}
+			pace := gate.pacer()
+			defer pace.release()
+			for w.feedCtx.Err() == nil {
+				pace.tick()
 				index := next.Add(1) - 1
 				if index >= hi {
 					return

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -23,42 +24,18 @@ import (
 // testKey is the API key the test servers accept.
 const testKey = "test-key"
 
-// docRequest is the API document's "Create Batch Job" request body.
-const docRequest = `{
-    "batch": {
-        "type": "field_update",
-        "description": "Update irrigation schedules for all active fields",
-        "operations": [
-            {
-                "type": "update",
-                "resource": "fields",
-                "filter": {
-                    "status": "active",
-                    "irrigation_enabled": true
-                },
-                "update": {
-                    "irrigation_schedule": {
-                        "frequency": "daily",
-                        "start_time": "06:00",
-                        "duration_minutes": 30
-                    }
-                }
-            }
-        ],
-        "options": {
-            "parallel": true,
-            "max_concurrent": 5,
-            "retry": {
-                "attempts": 3,
-                "backoff": "exponential"
-            },
-            "validation": {
-                "mode": "strict",
-                "on_error": "skip"
-            }
-        }
-    }
-}`
+// docRequest is the API document's "Create Batch Job" request body: the
+// one the quickstart runs.
+var docRequest = readFile("../../examples/quickstart/create-batch-job.json")
+
+// readFile returns a file of the repository, read once for every test.
+func readFile(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
 
 // testBundle is a real Batch API server on loopback: a bbolt engine with
 // demo fields, httpapi on an httptest server.

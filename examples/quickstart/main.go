@@ -1,8 +1,8 @@
 // Command quickstart runs the Batch API document's "Create Batch Job" request
-// on the embedded bbolt store: it puts 10,000 demo fields into a fresh
-// database, updates the irrigation schedule of every active field with
-// irrigation enabled (a quarter of them: 2,500 items), shows the progress,
-// and prints the final job status as JSON on stdout.
+// (create-batch-job.json) on the embedded bbolt store: it puts 10,000 demo
+// fields into a fresh database, updates the irrigation schedule of every
+// active field with irrigation enabled (a quarter of them: 2,500 items),
+// shows the progress, and prints the final job status as JSON on stdout.
 //
 //	go run ./examples/quickstart [-db quickstart.db]
 //
@@ -13,6 +13,7 @@ package main
 
 import (
 	"context"
+	_ "embed"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -27,42 +28,11 @@ import (
 	"github.com/batchworks/batch"
 )
 
-// createBatchJob is the request body of the document's "Create Batch Job".
-const createBatchJob = `{
-    "batch": {
-        "type": "field_update",
-        "description": "Update irrigation schedules for all active fields",
-        "operations": [
-            {
-                "type": "update",
-                "resource": "fields",
-                "filter": {
-                    "status": "active",
-                    "irrigation_enabled": true
-                },
-                "update": {
-                    "irrigation_schedule": {
-                        "frequency": "daily",
-                        "start_time": "06:00",
-                        "duration_minutes": 30
-                    }
-                }
-            }
-        ],
-        "options": {
-            "parallel": true,
-            "max_concurrent": 5,
-            "retry": {
-                "attempts": 3,
-                "backoff": "exponential"
-            },
-            "validation": {
-                "mode": "strict",
-                "on_error": "skip"
-            }
-        }
-    }
-}`
+// createBatchJob is the request body of the document's "Create Batch Job",
+// as the document writes it.
+//
+//go:embed create-batch-job.json
+var createBatchJob []byte
 
 // demoFields is how many demo fields the database gets; the document's
 // filter (active, irrigation enabled) selects a quarter of them.
@@ -136,7 +106,7 @@ func run(ctx context.Context, dbPath string, out *output) error {
 	var body struct {
 		Batch json.RawMessage `json:"batch"`
 	}
-	if err := json.Unmarshal([]byte(createBatchJob), &body); err != nil {
+	if err := json.Unmarshal(createBatchJob, &body); err != nil {
 		return err
 	}
 	b, err := batch.DecodeBatch(body.Batch)

@@ -190,13 +190,11 @@ func TestServer_EndToEnd(t *testing.T) {
 	addr := freeAddr(t)
 	srv := startServer(t, bin, db, addr, "-rate-limit=false")
 
-	// The document's Create Batch Job request over the 1,000 demo fields.
-	status, res := call(t, "POST", srv.base+"/jobs?wait=20s", `{"batch": {
-		"type": "field_update", "description": "Update irrigation schedules for all active fields",
-		"operations": [{"type": "update", "resource": "fields", "filter": {"status": "active", "irrigation_enabled": true},
-			"update": {"irrigation_schedule": {"frequency": "daily", "start_time": "06:00", "duration_minutes": 30}}}],
-		"options": {"parallel": true, "max_concurrent": 5, "retry": {"attempts": 3, "backoff": "exponential"},
-			"validation": {"mode": "strict", "on_error": "skip"}}}}`)
+	// The document's Create Batch Job request (the quickstart's) over the
+	// 1,000 demo fields.
+	doc, err := os.ReadFile("../quickstart/create-batch-job.json")
+	require.NoError(t, err)
+	status, res := call(t, "POST", srv.base+"/jobs?wait=20s", string(doc))
 	require.Equal(t, http.StatusCreated, status, res)
 	require.Equal(t, "completed", data(res)["status"])
 	done, total := progress(res)

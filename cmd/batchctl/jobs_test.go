@@ -3,10 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -56,33 +54,6 @@ func TestSubmit_WaitFollowsTheDocumentRequestToCompletion(t *testing.T) {
 	rec, err := tb.fields.Get(t.Context(), "field0001")
 	require.NoError(t, err)
 	require.Equal(t, map[string]any{"frequency": "daily", "start_time": "06:00", "duration_minutes": float64(30)}, rec["irrigation_schedule"])
-}
-
-func TestSubmit_YAMLFileAndBareBatch(t *testing.T) {
-	t.Parallel()
-	tb := setup(t, nil)
-	dir := t.TempDir()
-	yamlFile := filepath.Join(dir, "job.yaml")
-	require.NoError(t, os.WriteFile(yamlFile, []byte(`# the document's request as YAML, without the wrapper
-type: field_update
-operations:
-  - type: update
-    resource: fields
-    filter: {status: inactive}
-    update:
-      irrigation_schedule: {frequency: weekly, start_time: "06:00", since: 2025-01-19}
-`), 0o600))
-
-	r := tb.cli(t, "submit", yamlFile, "--wait", "--output", "json")
-	require.Equal(t, 0, r.code, r.stderr)
-	job := decode[batch.Job](t, r.stdout)
-	require.Equal(t, batch.StateCompleted, job.Status)
-	require.EqualValues(t, 20, job.Progress.Completed)
-
-	rec, err := tb.fields.Get(t.Context(), "field0003")
-	require.NoError(t, err)
-	require.Equal(t, map[string]any{"frequency": "weekly", "start_time": "06:00", "since": "2025-01-19"}, rec["irrigation_schedule"],
-		"an unquoted YAML date stays the text it was written as")
 }
 
 func TestSubmit_WithoutWaitPrintsTheQueuedJob(t *testing.T) {
@@ -176,20 +147,7 @@ func filterJobEvents(types []string) []string {
 	return out
 }
 
-func TestWait_ProgressBarOnATerminal(t *testing.T) {
-	t.Parallel()
-	tb := setup(t, nil)
-	id := submitJob(t, tb, `{"batch": {"operations": [{"type": "gated", "params": {"count": 2}}]}}`)
-	tb.release()
-	r := tb.cliWith(t, runOptions{ttyErr: true}, "wait", id, "--poll-interval", "20ms")
-	require.Equal(t, 0, r.code, r.stderr)
-	require.Contains(t, r.stderr, "100%", "the bar fills when the job completes")
-	require.Contains(t, r.stderr, "[==============================]")
-	require.Contains(t, r.stderr, id+" completed 2/2")
-	require.Contains(t, r.stderr, "\r", "the bar redraws in place")
-}
-
-func TestErrorsAndArtifacts(t *testing.T) {
+func TestErrors(t *testing.T) {
 	t.Parallel()
 	tb := setup(t, nil)
 	r := tb.cliWith(t, runOptions{stdin: `{"batch": {"type": "export_and_check", "operations": [
@@ -226,34 +184,6 @@ func TestErrorsAndArtifacts(t *testing.T) {
 	if job.Progress.Failed > batch.JobErrorsInline {
 		require.Contains(t, r.stdout, fmt.Sprintf("... %d more: batchctl errors %s", job.Progress.Failed-batch.JobErrorsInline, job.ID))
 	}
-
-	// artifacts: listed, then downloaded byte for byte.
-	r = tb.cli(t, "artifact", "list", job.ID)
-	require.Equal(t, 0, r.code, r.stderr)
-	arts := decode[struct{ Artifacts []batch.Artifact }](t, r.stdout).Artifacts
-	require.Len(t, arts, 1)
-	_, rc, err := tb.engine.OpenArtifact(t.Context(), job.ID, arts[0].Name)
-	require.NoError(t, err)
-	want, err := io.ReadAll(rc)
-	require.NoError(t, err)
-	require.NoError(t, rc.Close())
-
-	out := filepath.Join(t.TempDir(), "fields.json")
-	r = tb.cli(t, "artifact", "get", job.ID, arts[0].Name, "-o", out)
-	require.Equal(t, 0, r.code, r.stderr)
-	got, err := os.ReadFile(out)
-	require.NoError(t, err)
-	require.Equal(t, want, got)
-	require.Len(t, decode[[]map[string]any](t, string(got)), 20, "the export holds the rice fields")
-
-	r = tb.cli(t, "artifact", "get", job.ID, arts[0].Name)
-	require.Equal(t, 0, r.code, r.stderr)
-	require.Equal(t, string(want), r.stdout, "without -o the artifact goes to stdout")
-
-	missing := filepath.Join(t.TempDir(), "missing.json")
-	r = tb.cli(t, "artifact", "get", job.ID, "nope.json", "-o", missing)
-	require.Equal(t, exitNotFound, r.code)
-	require.NoFileExists(t, missing, "a failed download leaves no file")
 }
 
 func TestList_FiltersAndPages(t *testing.T) {
@@ -321,88 +251,6 @@ func TestValidate(t *testing.T) {
 	r = runCLI(t, runOptions{stdin: "{\"batch\": {\"operations\": [}"}, env, "validate", "-")
 	require.Equal(t, exitInvalid, r.code)
 	require.Contains(t, r.stderr, "not valid JSON")
-}
-
-func TestGlobalFlagsAndEnvironment(t *testing.T) {
-	t.Parallel()
-	tb := setup(t, nil)
-	id := submitJob(t, tb, docRequest)
-
-	// Flags win over the environment.
-	r := runCLI(t, runOptions{}, map[string]string{envServer: "http://127.0.0.1:1", envAPIKey: "wrong"},
-		"--server", tb.srv.URL, "--api-key", testKey, "status", id)
-	require.Equal(t, 0, r.code, r.stderr)
-
-	// The server URL may name the API prefix and omit the scheme.
-	host := strings.TrimPrefix(tb.srv.URL, "http://")
-	r = runCLI(t, runOptions{}, map[string]string{envServer: host + "/api/v1/batch/", envAPIKey: testKey}, "status", id)
-	require.Equal(t, 0, r.code, r.stderr)
-
-	// JSON when piped, a table on a terminal, either on request.
-	r = tb.cli(t, "status", id)
-	require.Equal(t, id, decode[batch.Job](t, r.stdout).ID)
-	r = tb.cliWith(t, runOptions{ttyOut: true}, "status", id)
-	require.Regexp(t, `(?m)^Job:\s+`+id+`$`, r.stdout)
-	r = tb.cliWith(t, runOptions{ttyOut: true}, "status", id, "--output", "json")
-	require.Equal(t, id, decode[batch.Job](t, r.stdout).ID)
-	r = tb.cli(t, "status", id, "--output", "table")
-	require.Regexp(t, `(?m)^Progress:\s+\d+/20 `, r.stdout)
-	r = tb.cli(t, "status", id, "--output", "yaml")
-	require.Equal(t, exitInvalid, r.code)
-}
-
-func TestExitCodes(t *testing.T) {
-	t.Parallel()
-	tb := setup(t, nil)
-	id := submitJob(t, tb, docRequest)
-
-	tests := []struct {
-		name   string
-		env    map[string]string
-		stdin  string
-		args   []string
-		code   int
-		stderr []string
-	}{
-		{name: "invalid batch is 2 with the details", stdin: `{"batch": {"operations": [{"type": "process"}]}}`, args: []string{"submit", "-"},
-			code: exitInvalid, stderr: []string{"Invalid batch job configuration (INVALID_BATCH, HTTP 400)", "operations[0].type: INVALID_OPERATION: Unknown operation type: process"}},
-		{name: "not JSON or YAML is 2", stdin: "operations: [", args: []string{"submit", "-"}, code: exitInvalid, stderr: []string{"not valid JSON or YAML"}},
-		{name: "unknown job is 3", args: []string{"status", "batch999"}, code: exitNotFound, stderr: []string{"NOT_FOUND, HTTP 404"}},
-		{name: "unknown template is 3", args: []string{"template", "run", "nothing"}, code: exitNotFound, stderr: []string{"no template with id or name \"nothing\""}},
-		{name: "wrong key is 5", env: map[string]string{envAPIKey: "wrong"}, args: []string{"status", id}, code: exitAuth, stderr: []string{"UNAUTHORIZED, HTTP 401"}},
-		{name: "no key is 5", env: map[string]string{envAPIKey: ""}, args: []string{"list"}, code: exitAuth, stderr: []string{"a valid API key is required"}},
-		{name: "conflict is 1", args: []string{"resume", id}, code: exitFailure, stderr: []string{"HTTP 409"}},
-		{name: "unreachable server is 1", env: map[string]string{envServer: "http://127.0.0.1:1"}, args: []string{"list"}, code: exitFailure, stderr: []string{"connection refused"}},
-		{name: "missing argument is 2", args: []string{"status"}, code: exitInvalid, stderr: []string{"needs 1 argument(s) (JOB_ID)"}},
-		{name: "unknown flag is 2", args: []string{"list", "--colour"}, code: exitInvalid, stderr: []string{"unknown flag: --colour"}},
-		{name: "unknown command is 2", args: []string{"sumbit"}, code: exitInvalid, stderr: []string{`unknown command "sumbit"`}},
-		{name: "bad param is 2", args: []string{"template", "run", "x", "--param", "novalue"}, code: exitInvalid},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			r := tb.cliWith(t, runOptions{stdin: tt.stdin, env: tt.env}, tt.args...)
-			require.Equal(t, tt.code, r.code, "stderr: %s", r.stderr)
-			for _, s := range tt.stderr {
-				require.Contains(t, r.stderr, s)
-			}
-			require.Empty(t, r.stdout, "errors go to stderr only")
-		})
-	}
-}
-
-func TestExitCodes_RateLimited(t *testing.T) {
-	t.Parallel()
-	tb := setup(t, &serverOptions{rateLimits: rateLimitsStatus(2)})
-	id := submitJob(t, tb, docRequest)
-	for range 2 {
-		r := tb.cli(t, "status", id)
-		require.Equal(t, 0, r.code, r.stderr)
-	}
-	r := tb.cli(t, "status", id)
-	require.Equal(t, exitRateLimit, r.code)
-	require.Contains(t, r.stderr, "RATE_LIMITED, HTTP 429")
-	require.Regexp(t, `retry after \d+`, r.stderr)
 }
 
 func TestWait_GivesUpAfterWaitTimeout(t *testing.T) {

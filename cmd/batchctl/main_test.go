@@ -50,6 +50,8 @@ type testBundle struct {
 
 	mu       sync.Mutex
 	requests []string // "METHOD /path" of each request
+	// arrived wakes the tests waiting for a request.
+	arrived notifier
 }
 
 // serverOptions tunes a test server.
@@ -118,6 +120,7 @@ func setup(t *testing.T, so *serverOptions) *testBundle {
 		tb.mu.Lock()
 		tb.requests = append(tb.requests, r.Method+" "+r.URL.Path)
 		tb.mu.Unlock()
+		tb.arrived.notify()
 		h.ServeHTTP(w, r)
 	}))
 	tb.srv = httptest.NewServer(mux)
@@ -174,6 +177,65 @@ func (tb *testBundle) requested(p string) int {
 		}
 	}
 	return n
+}
+
+// waitRequested waits until n requests match p (as in requested) have
+// arrived.
+func (tb *testBundle) waitRequested(t *testing.T, p string, n int) {
+	t.Helper()
+	tb.arrived.wait(t, func() bool { return tb.requested(p) >= n }, fmt.Sprintf("%d requests %s", n, p))
+}
+
+// notifier lets a test wait for a condition on state that other goroutines
+// change: each change calls notify, which wakes the waiters to check again.
+type notifier struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+// next is the channel the next notify closes.
+func (s *notifier) next() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch == nil {
+		s.ch = make(chan struct{})
+	}
+	return s.ch
+}
+
+func (s *notifier) notify() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch != nil {
+		close(s.ch)
+		s.ch = nil
+	}
+}
+
+// wait returns once cond holds, checking it after each notify; the test
+// fails if that takes more than 10 seconds.
+func (s *notifier) wait(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		changed := s.next()
+		if cond() {
+			return
+		}
+		select {
+		case <-changed:
+		case <-timeout:
+			t.Fatalf("waited 10s for %s", what)
+		}
+	}
+}
+
+// cliAsync runs batchctl as cli does, in the background; the channel
+// gives its result.
+func (tb *testBundle) cliAsync(t *testing.T, args ...string) <-chan result {
+	done := make(chan result, 1)
+	go func() { done <- tb.cli(t, args...) }()
+	return done
 }
 
 // result is what one batchctl run printed and returned.

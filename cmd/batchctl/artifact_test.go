@@ -16,14 +16,12 @@ import (
 func TestArtifact_ListGetAndComplete(t *testing.T) {
 	t.Parallel()
 	tb := setup(t, nil)
-	r := tb.cliWith(t, runOptions{stdin: `{"batch": {"operations": [
-		{"type": "export", "resource": "fields", "filter": {"crop_type": "rice"}, "destination": {"format": "json"}}]}}`},
+	job := runOK[batch.Job](t, tb, `{"batch": {"operations": [
+		{"type": "export", "resource": "fields", "filter": {"crop_type": "rice"}, "destination": {"format": "json"}}]}}`,
 		"submit", "-", "--wait")
-	require.Equal(t, 0, r.code, r.stderr)
-	job := decode[batch.Job](t, r.stdout)
 
 	// Listed, then downloaded byte for byte.
-	r = tb.cli(t, "artifact", "list", job.ID)
+	r := tb.cli(t, "artifact", "list", job.ID)
 	require.Equal(t, 0, r.code, r.stderr)
 	arts := decode[struct{ Artifacts []batch.Artifact }](t, r.stdout).Artifacts
 	require.Len(t, arts, 1)

@@ -36,8 +36,7 @@ func TestNewClient(t *testing.T) {
 // reached by naming that path.
 func TestClient_MountedServer(t *testing.T) {
 	t.Parallel()
-	tb := setup(t, nil)
-	id := submitJob(t, tb, docRequest)
+	tb, id := setupWithJob(t)
 	mux := http.NewServeMux()
 	mux.Handle("/admin/", http.StripPrefix("/admin", tb.srv.Config.Handler))
 	mounted := httptest.NewServer(mux)

@@ -11,8 +11,7 @@ import (
 
 func TestCompletion(t *testing.T) {
 	t.Parallel()
-	tb := setup(t, nil)
-	id := submitJob(t, tb, docRequest)
+	tb, id := setupWithJob(t)
 
 	r := tb.cli(t, "completion", "bash")
 	require.Equal(t, 0, r.code, r.stderr)
@@ -37,14 +36,10 @@ func TestCompletion(t *testing.T) {
 func TestCompletion_ObjectIDsWithTheirLabel(t *testing.T) {
 	t.Parallel()
 	tb := setup(t, nil)
-	r := tb.cliWith(t, runOptions{stdin: docTemplate}, "template", "create", "-")
-	require.Equal(t, 0, r.code, r.stderr)
-	tmpl := decode[batch.Template](t, r.stdout)
-	r = tb.cli(t, "webhook", "create", "--url", tb.srv.URL+"/hook")
-	require.Equal(t, 0, r.code, r.stderr)
-	hook := decode[batch.Webhook](t, r.stdout)
+	tmpl := runOK[batch.Template](t, tb, docTemplate, "template", "create", "-")
+	hook := runOK[batch.Webhook](t, tb, "", "webhook", "create", "--url", tb.srv.URL+"/hook")
 
-	r = tb.cli(t, "__complete", "template", "run", "")
+	r := tb.cli(t, "__complete", "template", "run", "")
 	require.Equal(t, tmpl.ID+"\tbulk_field_update\n:4\n", firstLines(r.stdout, 2))
 	r = tb.cli(t, "__complete", "webhook", "get", "")
 	require.Equal(t, hook.ID+"\t"+tb.srv.URL+"/hook\n:4\n", firstLines(r.stdout, 2))

@@ -14,8 +14,7 @@ import (
 
 func TestExitCodes(t *testing.T) {
 	t.Parallel()
-	tb := setup(t, nil)
-	id := submitJob(t, tb, docRequest)
+	tb, id := setupWithJob(t)
 
 	tests := []struct {
 		name   string

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,22 +11,6 @@ import (
 	"github.com/batchworks/batch"
 	"github.com/batchworks/batch/httpapi"
 )
-
-// decode reads a JSON result.
-func decode[T any](t *testing.T, s string) T {
-	t.Helper()
-	var v T
-	require.NoError(t, json.Unmarshal([]byte(s), &v), "output: %s", s)
-	return v
-}
-
-// submitJob submits a batch and returns its id.
-func submitJob(t *testing.T, tb *testBundle, body string) string {
-	t.Helper()
-	r := tb.cliWith(t, runOptions{stdin: body}, "submit", "-")
-	require.Equal(t, 0, r.code, r.stderr)
-	return decode[batch.Job](t, r.stdout).ID
-}
 
 func TestSubmit_WaitFollowsTheDocumentRequestToCompletion(t *testing.T) {
 	t.Parallel()
@@ -68,11 +51,9 @@ func TestSubmit_WithoutWaitPrintsTheQueuedJob(t *testing.T) {
 func TestSubmit_IdempotencyKeyReturnsTheFirstJob(t *testing.T) {
 	t.Parallel()
 	tb := setup(t, nil)
-	first := tb.cliWith(t, runOptions{stdin: docRequest}, "submit", "-", "--idempotency-key", "nightly-1")
-	second := tb.cliWith(t, runOptions{stdin: docRequest}, "submit", "-", "--idempotency-key", "nightly-1")
-	require.Equal(t, 0, first.code, first.stderr)
-	require.Equal(t, 0, second.code, second.stderr)
-	require.Equal(t, decode[batch.Job](t, first.stdout).ID, decode[batch.Job](t, second.stdout).ID)
+	first := runOK[batch.Job](t, tb, docRequest, "submit", "-", "--idempotency-key", "nightly-1")
+	second := runOK[batch.Job](t, tb, docRequest, "submit", "-", "--idempotency-key", "nightly-1")
+	require.Equal(t, first.ID, second.ID)
 }
 
 // failingBatch fails: a validation rule no inactive field passes, with no

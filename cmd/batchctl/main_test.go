@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -285,6 +286,36 @@ func runCLI(t *testing.T, ro runOptions, env map[string]string, args ...string) 
 	defer cancel()
 	code := run(ctx, args, a)
 	return result{stdout: stdout.String(), stderr: stderr.String(), code: code}
+}
+
+// decode reads a JSON result.
+func decode[T any](t *testing.T, s string) T {
+	t.Helper()
+	var v T
+	require.NoError(t, json.Unmarshal([]byte(s), &v), "output: %s", s)
+	return v
+}
+
+// runOK runs batchctl with stdin, checks that it succeeds and decodes what
+// it printed (JSON: stdout is not a terminal).
+func runOK[T any](t *testing.T, tb *testBundle, stdin string, args ...string) T {
+	t.Helper()
+	r := tb.cliWith(t, runOptions{stdin: stdin}, args...)
+	require.Equal(t, 0, r.code, r.stderr)
+	return decode[T](t, r.stdout)
+}
+
+// submitJob submits a batch and returns its id.
+func submitJob(t *testing.T, tb *testBundle, body string) string {
+	t.Helper()
+	return runOK[batch.Job](t, tb, body, "submit", "-").ID
+}
+
+// setupWithJob starts a test server and submits the document's request.
+func setupWithJob(t *testing.T) (*testBundle, string) {
+	t.Helper()
+	tb := setup(t, nil)
+	return tb, submitJob(t, tb, docRequest)
 }
 
 // rateLimitsStatus allows n status reads an hour.

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/batchworks/batch"
 )
 
 // docTemplate is the API document's template, as YAML.
@@ -97,10 +99,6 @@ func TestObjects_CreateListGetUpdateDelete(t *testing.T) {
 func TestObjects_DeletePrintsJSONWhenPiped(t *testing.T) {
 	t.Parallel()
 	tb := setup(t, nil)
-	r := tb.cliWith(t, runOptions{stdin: docSchedule}, "schedule", "create", "-")
-	require.Equal(t, 0, r.code, r.stderr)
-	id := decode[map[string]any](t, r.stdout)["id"].(string)
-	r = tb.cli(t, "schedule", "delete", id)
-	require.Equal(t, 0, r.code, r.stderr)
-	require.Equal(t, map[string]any{"deleted": id}, decode[map[string]any](t, r.stdout))
+	id := runOK[batch.Schedule](t, tb, docSchedule, "schedule", "create", "-").ID
+	require.Equal(t, map[string]any{"deleted": id}, runOK[map[string]any](t, tb, "", "schedule", "delete", id))
 }

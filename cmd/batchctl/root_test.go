@@ -12,8 +12,7 @@ import (
 
 func TestGlobalFlagsAndEnvironment(t *testing.T) {
 	t.Parallel()
-	tb := setup(t, nil)
-	id := submitJob(t, tb, docRequest)
+	tb, id := setupWithJob(t)
 
 	// Flags win over the environment.
 	r := runCLI(t, runOptions{}, map[string]string{envServer: "http://127.0.0.1:1", envAPIKey: "wrong"},

@@ -12,12 +12,10 @@ import (
 func TestSchedule_PreviewPauseResumeAndTiming(t *testing.T) {
 	t.Parallel()
 	tb := setup(t, nil)
-	r := tb.cliWith(t, runOptions{stdin: docSchedule}, "schedule", "create", "-")
-	require.Equal(t, 0, r.code, r.stderr)
-	s := decode[batch.Schedule](t, r.stdout)
+	s := runOK[batch.Schedule](t, tb, docSchedule, "schedule", "create", "-")
 	require.NotNil(t, s.NextRunAt)
 
-	r = tb.cliWith(t, runOptions{ttyOut: true}, "schedule", "list")
+	r := tb.cliWith(t, runOptions{ttyOut: true}, "schedule", "list")
 	require.Regexp(t, `(?m)^`+s.ID+`\s+Daily Field Updates\s+active\s+daily 00:00 Asia/Tokyo\s+`, r.stdout)
 
 	r = tb.cli(t, "schedule", "preview", s.ID, "-n", "3")

@@ -54,10 +54,9 @@ func TestTemplate_TablesAndRunByName(t *testing.T) {
 	require.Contains(t, r.stderr, `--param area_min: "many" is not an integer`)
 
 	// The same idempotency key submits once.
-	first := tb.cli(t, "template", "run", tmpl.ID, "-p", "status=active", "--idempotency-key", "t-1")
-	second := tb.cli(t, "template", "run", tmpl.ID, "-p", "status=active", "--idempotency-key", "t-1")
-	require.Equal(t, 0, first.code, first.stderr)
-	require.Equal(t, decode[batch.Job](t, first.stdout).ID, decode[batch.Job](t, second.stdout).ID)
+	first := runOK[batch.Job](t, tb, "", "template", "run", tmpl.ID, "-p", "status=active", "--idempotency-key", "t-1")
+	second := runOK[batch.Job](t, tb, "", "template", "run", tmpl.ID, "-p", "status=active", "--idempotency-key", "t-1")
+	require.Equal(t, first.ID, second.ID)
 }
 
 func TestTemplate_RunByAnAmbiguousNameAsksForTheID(t *testing.T) {
@@ -65,9 +64,7 @@ func TestTemplate_RunByAnAmbiguousNameAsksForTheID(t *testing.T) {
 	tb := setup(t, nil)
 	var ids []string
 	for range 2 {
-		r := tb.cliWith(t, runOptions{stdin: docTemplate}, "template", "create", "-")
-		require.Equal(t, 0, r.code, r.stderr)
-		ids = append(ids, decode[batch.Template](t, r.stdout).ID)
+		ids = append(ids, runOK[batch.Template](t, tb, docTemplate, "template", "create", "-").ID)
 	}
 	r := tb.cli(t, "template", "run", "bulk_field_update", "-p", "status=active")
 	require.Equal(t, exitInvalid, r.code)

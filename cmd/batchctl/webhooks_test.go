@@ -22,9 +22,7 @@ func TestWebhook_CreateFromFlagsAndDeliveries(t *testing.T) {
 	r = tb.cliWith(t, runOptions{ttyOut: true}, "webhook", "list")
 	require.Regexp(t, `(?m)^`+h.ID+`\s+`+tb.srv.URL+`/hook\s+job_completed,job_failed\s+ci$`, r.stdout)
 
-	done := tb.cliWith(t, runOptions{stdin: docRequest}, "submit", "-", "--wait")
-	require.Equal(t, 0, done.code, done.stderr)
-	job := decode[batch.Job](t, done.stdout)
+	job := runOK[batch.Job](t, tb, docRequest, "submit", "-", "--wait")
 	require.Eventually(t, func() bool {
 		r = tb.cli(t, "webhook", "deliveries", h.ID)
 		return r.code == 0 && len(decode[batch.DeliveryPage](t, r.stdout).Deliveries) == 1

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/stretchr/testify/require"
 
@@ -14,7 +15,6 @@ import (
 )
 
 func TestArtifact_ListGetAndComplete(t *testing.T) {
-	t.Parallel()
 	tb := setup(t, nil)
 	job := runOK[batch.Job](t, tb, `{"batch": {"operations": [
 		{"type": "export", "resource": "fields", "filter": {"crop_type": "rice"}, "destination": {"format": "json"}}]}}`,
@@ -69,7 +69,7 @@ func TestWriteFileAtomic(t *testing.T) {
 	require.Equal(t, "hello", string(got))
 
 	// A download that breaks off leaves the old file and no temporary one.
-	_, err = writeFileAtomic(path, io.MultiReader(strings.NewReader("partial"), errReader{}))
+	_, err = writeFileAtomic(path, io.MultiReader(strings.NewReader("partial"), iotest.ErrReader(errors.New("connection reset"))))
 	require.ErrorContains(t, err, "writing "+path)
 	got, err = os.ReadFile(path)
 	require.NoError(t, err)
@@ -81,8 +81,3 @@ func TestWriteFileAtomic(t *testing.T) {
 	_, err = writeFileAtomic(filepath.Join(dir, "no-such-dir", "x"), strings.NewReader("x"))
 	require.Error(t, err)
 }
-
-// errReader fails as a broken connection would.
-type errReader struct{}
-
-func (errReader) Read([]byte) (int, error) { return 0, errors.New("connection reset") }

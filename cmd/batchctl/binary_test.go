@@ -72,7 +72,6 @@ func runBinary(t *testing.T, tb *testBundle, stdin string, args ...string) resul
 }
 
 func TestBinary_SubmitWaitAndExitCodes(t *testing.T) {
-	t.Parallel()
 	tb := setup(t, nil)
 
 	r := runBinary(t, tb, docRequest, "submit", "-", "--wait")

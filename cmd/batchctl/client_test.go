@@ -14,17 +14,16 @@ import (
 )
 
 func TestNewClient(t *testing.T) {
-	for _, tc := range []struct {
-		server, want string
-	}{
-		{"http://127.0.0.1:8080", "http://127.0.0.1:8080/api/v1/batch/jobs/batch7?state=running"},
-		{"127.0.0.1:8080", "http://127.0.0.1:8080/api/v1/batch/jobs/batch7?state=running"},
-		{"https://batch.example.com/api/v1/batch/", "https://batch.example.com/api/v1/batch/jobs/batch7?state=running"},
-		{"http://host/admin/?x=1#top", "http://host/admin/api/v1/batch/jobs/batch7?state=running"},
+	// --server as given, and the URL of a job with a query.
+	for server, want := range map[string]string{
+		"http://127.0.0.1:8080":                   "http://127.0.0.1:8080/api/v1/batch/jobs/batch7?state=running",
+		"127.0.0.1:8080":                          "http://127.0.0.1:8080/api/v1/batch/jobs/batch7?state=running",
+		"https://batch.example.com/api/v1/batch/": "https://batch.example.com/api/v1/batch/jobs/batch7?state=running",
+		"http://host/admin/?x=1#top":              "http://host/admin/api/v1/batch/jobs/batch7?state=running",
 	} {
-		c, err := newClient(tc.server, "", time.Second)
-		require.NoError(t, err, tc.server)
-		require.Equal(t, tc.want, c.url(jobPath("batch7", ""), url.Values{"state": {"running"}}), tc.server)
+		c, err := newClient(server, "", time.Second)
+		require.NoError(t, err, server)
+		require.Equal(t, want, c.url(jobPath("batch7", ""), url.Values{"state": {"running"}}), server)
 	}
 	for _, bad := range []string{"", "ftp://host", "http://"} {
 		_, err := newClient(bad, "", time.Second)
@@ -35,7 +34,6 @@ func TestNewClient(t *testing.T) {
 // TestClient_MountedServer: a server whose API is mounted under a path is
 // reached by naming that path.
 func TestClient_MountedServer(t *testing.T) {
-	t.Parallel()
 	tb, id := setupWithJob(t)
 	mux := http.NewServeMux()
 	mux.Handle("/admin/", http.StripPrefix("/admin", tb.srv.Config.Handler))
@@ -49,7 +47,6 @@ func TestClient_MountedServer(t *testing.T) {
 // TestClient_Requests checks what the client sends: the key as a Bearer
 // token, JSON in and out, and its name.
 func TestClient_Requests(t *testing.T) {
-	t.Parallel()
 	var got http.Header
 	tb := setup(t, &serverOptions{wrap: func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -70,7 +67,6 @@ func TestClient_Requests(t *testing.T) {
 // its status and an excerpt, and a success body that is not {"data": ...}
 // is an error, not an empty result.
 func TestClient_AnswersThatAreNotTheAPIs(t *testing.T) {
-	t.Parallel()
 	tb := setup(t, &serverOptions{wrap: func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			switch {
@@ -96,7 +92,6 @@ func TestClient_AnswersThatAreNotTheAPIs(t *testing.T) {
 
 // TestClient_Timeout: --timeout bounds each request.
 func TestClient_Timeout(t *testing.T) {
-	t.Parallel()
 	release := make(chan struct{})
 	tb := setup(t, &serverOptions{wrap: func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -10,7 +10,6 @@ import (
 )
 
 func TestCompletion(t *testing.T) {
-	t.Parallel()
 	tb, id := setupWithJob(t)
 
 	r := tb.cli(t, "completion", "bash")
@@ -34,7 +33,6 @@ func TestCompletion(t *testing.T) {
 }
 
 func TestCompletion_ObjectIDsWithTheirLabel(t *testing.T) {
-	t.Parallel()
 	tb := setup(t, nil)
 	tmpl := runOK[batch.Template](t, tb, docTemplate, "template", "create", "-")
 	hook := runOK[batch.Webhook](t, tb, "", "webhook", "create", "--url", tb.srv.URL+"/hook")

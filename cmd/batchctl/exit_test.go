@@ -13,7 +13,6 @@ import (
 )
 
 func TestExitCodes(t *testing.T) {
-	t.Parallel()
 	tb, id := setupWithJob(t)
 
 	tests := []struct {
@@ -52,7 +51,6 @@ func TestExitCodes(t *testing.T) {
 }
 
 func TestExitCodes_RateLimited(t *testing.T) {
-	t.Parallel()
 	tb := setup(t, &serverOptions{rateLimits: rateLimitsStatus(2)})
 	id := submitJob(t, tb, docRequest)
 	for range 2 {

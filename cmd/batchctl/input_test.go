@@ -12,7 +12,6 @@ import (
 )
 
 func TestSubmit_YAMLFileAndBareBatch(t *testing.T) {
-	t.Parallel()
 	tb := setup(t, nil)
 	dir := t.TempDir()
 	yamlFile := filepath.Join(dir, "job.yaml")

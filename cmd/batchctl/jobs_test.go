@@ -13,7 +13,6 @@ import (
 )
 
 func TestSubmit_WaitFollowsTheDocumentRequestToCompletion(t *testing.T) {
-	t.Parallel()
 	tb := setup(t, nil)
 
 	r := tb.cliWith(t, runOptions{stdin: docRequest}, "submit", "-", "--wait")
@@ -40,7 +39,6 @@ func TestSubmit_WaitFollowsTheDocumentRequestToCompletion(t *testing.T) {
 }
 
 func TestSubmit_WithoutWaitPrintsTheQueuedJob(t *testing.T) {
-	t.Parallel()
 	tb := setup(t, nil)
 	r := tb.cliWith(t, runOptions{stdin: docRequest, ttyOut: true}, "submit", "-")
 	require.Equal(t, 0, r.code, r.stderr)
@@ -49,7 +47,6 @@ func TestSubmit_WithoutWaitPrintsTheQueuedJob(t *testing.T) {
 }
 
 func TestSubmit_IdempotencyKeyReturnsTheFirstJob(t *testing.T) {
-	t.Parallel()
 	tb := setup(t, nil)
 	first := runOK[batch.Job](t, tb, docRequest, "submit", "-", "--idempotency-key", "nightly-1")
 	second := runOK[batch.Job](t, tb, docRequest, "submit", "-", "--idempotency-key", "nightly-1")
@@ -62,7 +59,6 @@ const failingBatch = `{"batch": {"type": "check", "operations": [{"type": "valid
 	"filter": {"status": "inactive"}, "rules": {"huge": "record.area > 1000"}}], "options": {"max_failure_rate": 0}}}`
 
 func TestWait_FailedJobExitsOneWithTheJobsError(t *testing.T) {
-	t.Parallel()
 	tb := setup(t, nil)
 	r := tb.cliWith(t, runOptions{stdin: failingBatch}, "submit", "-", "--wait")
 	require.Equal(t, exitFailure, r.code, r.stderr)
@@ -77,7 +73,6 @@ func TestWait_FailedJobExitsOneWithTheJobsError(t *testing.T) {
 }
 
 func TestPauseResumeCancel(t *testing.T) {
-	t.Parallel()
 	tb := setup(t, nil)
 	// Ten items, one at a time: the pause takes hold long before the last.
 	id := submitJob(t, tb, `{"batch": {"operations": [{"type": "gated", "params": {"count": 10}}], "options": {"parallel": false}}}`)
@@ -129,7 +124,6 @@ func filterJobEvents(types []string) []string {
 }
 
 func TestErrors(t *testing.T) {
-	t.Parallel()
 	tb := setup(t, nil)
 	r := tb.cliWith(t, runOptions{stdin: `{"batch": {"type": "export_and_check", "operations": [
 		{"type": "export", "resource": "fields", "filter": {"crop_type": "rice"}, "destination": {"format": "json"}},
@@ -168,7 +162,6 @@ func TestErrors(t *testing.T) {
 }
 
 func TestList_FiltersAndPages(t *testing.T) {
-	t.Parallel()
 	tb := setup(t, nil)
 	var completed, failed []string
 	for _, body := range []string{docRequest, failingBatch, docRequest, failingBatch} {
@@ -235,7 +228,6 @@ func TestValidate(t *testing.T) {
 }
 
 func TestWait_GivesUpAfterWaitTimeout(t *testing.T) {
-	t.Parallel()
 	tb := setup(t, nil)
 	id := submitJob(t, tb, `{"batch": {"operations": [{"type": "gated", "params": {"count": 1}}]}}`)
 	r := tb.cli(t, "wait", id, "--wait-timeout", "300ms", "--poll-interval", "20ms")

@@ -62,9 +62,11 @@ type serverOptions struct {
 	wrap func(http.Handler) http.Handler
 }
 
-// setup starts a test server with 60 demo fields.
+// setup starts a test server with 60 demo fields for a test that runs
+// in parallel with the others (it calls t.Parallel).
 func setup(t *testing.T, so *serverOptions) *testBundle {
 	t.Helper()
+	t.Parallel()
 	if so == nil {
 		so = &serverOptions{}
 	}

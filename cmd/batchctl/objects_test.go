@@ -38,7 +38,6 @@ const docSchedule = `{"schedule": {"name": "Daily Field Updates", "description":
 // stored object shares on one object of each kind, created from a file that
 // holds the API's request body or the bare object, as JSON or YAML.
 func TestObjects_CreateListGetUpdateDelete(t *testing.T) {
-	t.Parallel()
 	tb := setup(t, nil)
 	for _, tc := range []struct {
 		kind            *objectKind
@@ -97,7 +96,6 @@ func TestObjects_CreateListGetUpdateDelete(t *testing.T) {
 }
 
 func TestObjects_DeletePrintsJSONWhenPiped(t *testing.T) {
-	t.Parallel()
 	tb := setup(t, nil)
 	id := runOK[batch.Schedule](t, tb, docSchedule, "schedule", "create", "-").ID
 	require.Equal(t, map[string]any{"deleted": id}, runOK[map[string]any](t, tb, "", "schedule", "delete", id))

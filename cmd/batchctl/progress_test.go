@@ -12,7 +12,6 @@ import (
 )
 
 func TestWait_ProgressBarOnATerminal(t *testing.T) {
-	t.Parallel()
 	tb := setup(t, nil)
 	id := submitJob(t, tb, `{"batch": {"operations": [{"type": "gated", "params": {"count": 2}}]}}`)
 	tb.release()
@@ -57,7 +56,6 @@ func TestBarView(t *testing.T) {
 }
 
 func TestQuietShowsNothing(t *testing.T) {
-	t.Parallel()
 	tb := setup(t, nil)
 	tb.release()
 	id := submitJob(t, tb, `{"batch": {"operations": [{"type": "gated", "params": {"count": 2}}]}}`)

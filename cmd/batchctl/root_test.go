@@ -11,7 +11,6 @@ import (
 )
 
 func TestGlobalFlagsAndEnvironment(t *testing.T) {
-	t.Parallel()
 	tb, id := setupWithJob(t)
 
 	// Flags win over the environment.

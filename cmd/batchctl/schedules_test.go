@@ -10,7 +10,6 @@ import (
 )
 
 func TestSchedule_PreviewPauseResumeAndTiming(t *testing.T) {
-	t.Parallel()
 	tb := setup(t, nil)
 	s := runOK[batch.Schedule](t, tb, docSchedule, "schedule", "create", "-")
 	require.NotNil(t, s.NextRunAt)

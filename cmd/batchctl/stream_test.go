@@ -102,7 +102,6 @@ func (w *oneMessageWriter) Write(p []byte) (int, error) {
 func (w *oneMessageWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func TestWait_StreamReconnectsWithLastEventID(t *testing.T) {
-	t.Parallel()
 	cut := &cutStream{}
 	tb := setup(t, &serverOptions{wrap: cut.wrap})
 	id := submitJob(t, tb, `{"batch": {"operations": [{"type": "gated", "params": {"count": 2}}]}}`)
@@ -136,7 +135,6 @@ func hideStream(next http.Handler) http.Handler {
 }
 
 func TestWait_PollsAServerWithoutAStream(t *testing.T) {
-	t.Parallel()
 	tb := setup(t, &serverOptions{wrap: hideStream})
 	id := submitJob(t, tb, `{"batch": {"operations": [{"type": "gated", "params": {"count": 4}}]}}`)
 	done := tb.cliAsync(t, "wait", id, "--poll-interval", "20ms")
@@ -200,7 +198,6 @@ func (w *tapWriter) Write(p []byte) (int, error) {
 func (w *tapWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func TestWait_ReadsTheProgressStream(t *testing.T) {
-	t.Parallel()
 	tap := &streamTap{}
 	tb := setup(t, &serverOptions{wrap: tap.wrap})
 	id := submitJob(t, tb, `{"batch": {"operations": [{"type": "gated", "params": {"count": 3}}], "options": {"parallel": false}}}`)

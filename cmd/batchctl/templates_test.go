@@ -11,7 +11,6 @@ import (
 )
 
 func TestTemplate_TablesAndRunByName(t *testing.T) {
-	t.Parallel()
 	tb := setup(t, nil)
 	file := filepath.Join(t.TempDir(), "template.yaml")
 	require.NoError(t, os.WriteFile(file, []byte(docTemplate), 0o600))
@@ -60,7 +59,6 @@ func TestTemplate_TablesAndRunByName(t *testing.T) {
 }
 
 func TestTemplate_RunByAnAmbiguousNameAsksForTheID(t *testing.T) {
-	t.Parallel()
 	tb := setup(t, nil)
 	var ids []string
 	for range 2 {

@@ -11,7 +11,6 @@ import (
 )
 
 func TestWebhook_CreateFromFlagsAndDeliveries(t *testing.T) {
-	t.Parallel()
 	tb := setup(t, nil)
 	r := tb.cli(t, "webhook", "create", "--url", tb.srv.URL+"/hook", "--event", "job_completed", "--event", "job_failed", "--description", "ci")
 	require.Equal(t, 0, r.code, r.stderr)

@@ -40,7 +40,7 @@ func TestArtifact_ListGetAndComplete(t *testing.T) {
 	got, err := os.ReadFile(out)
 	require.NoError(t, err)
 	require.Equal(t, want, got)
-	require.Len(t, decode[[]map[string]any](t, string(got)), 20, "the export holds the rice fields")
+	require.Len(t, decode[[]map[string]any](t, string(got)), 15, "the export holds the rice fields")
 
 	r = tb.cli(t, "artifact", "get", job.ID, arts[0].Name)
 	require.Equal(t, 0, r.code, r.stderr)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/batchworks/batch"
 	"github.com/batchworks/batch/httpapi"
+	"github.com/batchworks/batch/internal/demo"
 )
 
 // testKey is the API key the test servers accept.
@@ -81,18 +82,7 @@ func setup(t *testing.T, so *serverOptions) *testBundle {
 	})
 	tb.fields, err = engine.Collection("fields")
 	require.NoError(t, err)
-	recs := make([]batch.Record, 60)
-	for i := range recs {
-		status := "active"
-		if i%3 == 2 {
-			status = "inactive"
-		}
-		recs[i] = batch.Record{
-			"id": fmt.Sprintf("field%04d", i+1), "status": status, "irrigation_enabled": i%2 == 0,
-			"crop_type": []string{"rice", "corn", "wheat"}[i%3], "area": float64(5 + i%40),
-		}
-	}
-	require.NoError(t, tb.fields.PutMany(t.Context(), recs))
+	require.NoError(t, tb.fields.PutMany(t.Context(), demo.Fields(60)))
 	require.NoError(t, engine.RegisterOperation("gated", batch.OperationFunc(func(ctx context.Context, spec *batch.OperationSpec, env *batch.Env) (*batch.Plan, error) {
 		n, _ := spec.Params["count"].(float64)
 		return &batch.Plan{

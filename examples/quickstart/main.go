@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/batchworks/batch"
+	"github.com/batchworks/batch/internal/demo"
 )
 
 // createBatchJob is the request body of the document's "Create Batch Job",
@@ -150,30 +151,16 @@ func run(ctx context.Context, dbPath string, out *output) error {
 	return nil
 }
 
-// seed puts the demo fields into an empty collection.
+// seed puts the demo fields into an empty collection: two in three active,
+// three in eight with irrigation enabled, so that the document's filter
+// selects a quarter of them.
 func seed(ctx context.Context, fields *batch.Collection, w io.Writer) error {
 	n, err := fields.Count(ctx, nil)
 	if err != nil || n > 0 {
 		return err
 	}
-	crops := []string{"rice", "corn", "wheat", "soy"}
-	recs := make([]batch.Record, demoFields)
-	for i := range recs {
-		status := "active"
-		if i%3 == 2 {
-			status = "inactive"
-		}
-		recs[i] = batch.Record{
-			"id":                 fmt.Sprintf("field%05d", i+1),
-			"name":               fmt.Sprintf("Field %d", i+1),
-			"status":             status,
-			"irrigation_enabled": i%8 < 3,
-			"crop_type":          crops[i%len(crops)],
-			"area_hectares":      float64(5 + i%40),
-		}
-	}
 	fmt.Fprintf(w, "putting %d demo fields into the fields collection\n", demoFields)
-	return fields.PutMany(ctx, recs)
+	return fields.PutMany(ctx, demo.Fields(demoFields))
 }
 
 // progress shows the job's progress: on a terminal one line redrawn in

@@ -34,9 +34,9 @@ func (a *app) jobCommands() []*cobra.Command {
 		a.submitCommand(), a.validateCommand(),
 		a.requestCommand(jobKind, "status", "Show a job's status, progress, errors and results", http.MethodGet, ""),
 		a.listCommand(), a.waitCommand(),
-		a.requestCommand(jobKind, "pause", "Pause a running or queued job", http.MethodPost, "/pause"),
-		a.requestCommand(jobKind, "resume", "Resume a paused job", http.MethodPost, "/resume"),
-		a.requestCommand(jobKind, "cancel", "Cancel a job", http.MethodPost, "/cancel"),
+		a.objectAction(jobKind, "pause", "Pause a running or queued job"),
+		a.objectAction(jobKind, "resume", "Resume a paused job"),
+		a.objectAction(jobKind, "cancel", "Cancel a job"),
 		a.deleteCommand(jobKind, "Delete a finished job with its items and artifacts"),
 		a.errorsCommand(), a.eventsCommand(), a.artifactCommand(),
 	}

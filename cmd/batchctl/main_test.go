@@ -314,3 +314,11 @@ func setupWithJob(t *testing.T) (*testBundle, string) {
 func rateLimitsStatus(n int) httpapi.RateLimits {
 	return httpapi.RateLimits{StatusChecks: httpapi.Limit{Requests: n, Per: time.Hour}}
 }
+
+func TestIsTerminal(t *testing.T) {
+	r, w, err := os.Pipe()
+	require.NoError(t, err)
+	t.Cleanup(func() { r.Close(); w.Close() })
+	require.False(t, isTerminal(w), "a pipe")
+	require.False(t, isTerminal(&bytes.Buffer{}), "not a file")
+}

@@ -162,7 +162,8 @@ func (a *app) sendObject(cmd *cobra.Command, k *objectKind, method, id, file str
 	return a.show(k, raw, err)
 }
 
-// objectAction is a POST /<plural>/{id}/<verb> command (pause, resume).
+// objectAction is a POST /<plural>/{id}/<verb> command (pause, resume,
+// cancel) that prints the object the API answers.
 func (a *app) objectAction(k *objectKind, verb, short string) *cobra.Command {
 	return a.requestCommand(k, verb, short, http.MethodPost, "/"+verb)
 }

@@ -20,7 +20,7 @@ func TestCompletion(t *testing.T) {
 	// with their status and type.
 	r = tb.cli(t, "__complete", "status", "")
 	require.Equal(t, 0, r.code, r.stderr)
-	require.Regexp(t, `(?m)^`+id+`\t(queued|running|completed) field_update$`, r.stdout)
+	require.Regexp(t, `(?m)^`+id+`\tcompleted field_update$`, r.stdout)
 	require.Contains(t, r.stdout, "\n:36\n", "no files, in the server's order")
 	r = tb.cli(t, "__complete", "status", id, "")
 	require.Equal(t, ":4\n", firstLines(r.stdout, 1), "one job id only")

@@ -303,11 +303,12 @@ func submitJob(t *testing.T, tb *testBundle, body string) string {
 	return runOK[batch.Job](t, tb, body, "submit", "-").ID
 }
 
-// setupWithJob starts a test server and submits the document's request.
+// setupWithJob starts a test server and runs the document's request on it
+// to its end.
 func setupWithJob(t *testing.T) (*testBundle, string) {
 	t.Helper()
 	tb := setup(t, nil)
-	return tb, submitJob(t, tb, docRequest)
+	return tb, runOK[batch.Job](t, tb, docRequest, "submit", "-", "--wait", "--quiet").ID
 }
 
 // rateLimitsStatus allows n status reads an hour.

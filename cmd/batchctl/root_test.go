@@ -31,7 +31,7 @@ func TestGlobalFlagsAndEnvironment(t *testing.T) {
 	r = tb.cliWith(t, runOptions{ttyOut: true}, "status", id, "--output", "json")
 	require.Equal(t, id, decode[batch.Job](t, r.stdout).ID)
 	r = tb.cli(t, "status", id, "--output", "table")
-	require.Regexp(t, `(?m)^Progress:\s+\d+/16 `, r.stdout)
+	require.Regexp(t, `(?m)^Progress:\s+16/16 \(100%\), 0 failed$`, r.stdout)
 	r = tb.cli(t, "status", id, "--output", "yaml")
 	require.Equal(t, exitInvalid, r.code)
 }

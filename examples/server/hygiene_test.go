@@ -123,7 +123,11 @@ func TestServer_ShutdownIsBounded(t *testing.T) {
 		}()
 	}
 	for range bodies {
-		<-written
+		select {
+		case <-written:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the requests were not sent")
+		}
 	}
 	_, res = call(t, "GET", srv.base+"/jobs/"+id, "")
 	done, total := progress(res)

@@ -124,6 +124,16 @@ func setup(t *testing.T, so *serverOptions) *testBundle {
 // release lets every "gated" item finish.
 func (tb *testBundle) release() { tb.gateOnce.Do(func() { close(tb.gate) }) }
 
+// letOneThrough lets the gated item in flight finish.
+func (tb *testBundle) letOneThrough(t *testing.T) {
+	t.Helper()
+	select {
+	case tb.gate <- struct{}{}:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no gated item ran for 10s")
+	}
+}
+
 // letItemsThrough lets gated items finish one by one, 20ms apart, while fn
 // runs: for calls (pause) that wait for the items in flight.
 func (tb *testBundle) letItemsThrough(fn func()) {

@@ -208,7 +208,7 @@ func TestWait_ReadsTheProgressStream(t *testing.T) {
 	// second).
 	for n := range 3 {
 		tap.waitSent(t, fmt.Sprintf(`"completed":%d,`, n))
-		tb.gate <- struct{}{}
+		tb.letOneThrough(t)
 	}
 	r := <-done
 	require.Equal(t, 0, r.code, r.stderr)

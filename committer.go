@@ -96,7 +96,10 @@ type committer struct {
 	deltas      map[*jobRun]*jobDelta
 	blocks      map[doneBlock]*[doneBlockItems / 8]byte
 	// handoffs are the runs of this commit that handed their slot on.
-	handoffs   []*jobRun
+	handoffs []*jobRun
+	// spare are the runs this commit finishes whose slot no queued job
+	// took: a submission later in the same commit starts in it.
+	spare      []*jobRun
 	freeBlocks []*[doneBlockItems / 8]byte
 	share      int64 // the last commit's duration per write, in ns
 	// lastSize and lastTook are the last commit's outcomes and writes and
@@ -321,6 +324,7 @@ func (c *committer) commit(outs []outcome, writes []*write) {
 			outTx.Tx = tx
 			c.arena = c.arena[:0]
 			clear(c.deltas)
+			c.spare = c.spare[:0]
 			c.dropBlocks() // left by an attempt that failed
 			if err := c.writeOutcomes(outTx, outs); err != nil {
 				return err

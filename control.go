@@ -305,11 +305,8 @@ func (e *Engine) recover() error {
 	var resume, queued []*jobRun
 	err := e.store.View(func(tx Tx) error {
 		for _, st := range []State{StateRunning, StateQueued} {
-			var seqs []uint64
-			if err := scanIndex(tx, bucketJobsByState, appendStr(nil, string(st)), func(seq uint64) bool {
-				seqs = append(seqs, seq)
-				return true
-			}); err != nil {
+			seqs, err := jobsInState(tx, st)
+			if err != nil {
 				return err
 			}
 			for _, seq := range seqs {

@@ -53,11 +53,6 @@ func indexEntryOf(j *Job) indexEntry {
 	return ie
 }
 
-func appendStr(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
-}
-
 func (ie indexEntry) encode() []byte {
 	b := appendStr(nil, string(ie.state))
 	b = appendStr(b, ie.owner)
@@ -68,11 +63,10 @@ func decodeIndexEntry(b []byte) (indexEntry, bool) {
 	var ie indexEntry
 	var strs [2]string
 	for i := range strs {
-		l, n := binary.Uvarint(b)
-		if n <= 0 || uint64(len(b)-n) < l {
+		var ok bool
+		if strs[i], b, ok = cutStr(b); !ok {
 			return ie, false
 		}
-		strs[i], b = string(b[n:n+int(l)]), b[n+int(l):]
 	}
 	if len(b) != 8 {
 		return ie, false
@@ -206,6 +200,17 @@ func scanIndex(tx Tx, bucket string, prefix []byte, fn func(seq uint64) bool) er
 		}
 		return fn(beUint64(k[len(prefix):]))
 	})
+}
+
+// jobsInState returns the sequence numbers of the jobs in state st, oldest
+// first.
+func jobsInState(tx Tx, st State) ([]uint64, error) {
+	var seqs []uint64
+	err := scanIndex(tx, bucketJobsByState, appendStr(nil, string(st)), func(seq uint64) bool {
+		seqs = append(seqs, seq)
+		return true
+	})
+	return seqs, err
 }
 
 // jobListIndex picks the index a list filtered by state and owner reads,

@@ -196,19 +196,10 @@ func (l *undoLog) Scan(ctx context.Context, q *Query, fn func(Record) error) err
 			return err
 		}
 		var page []Record
-		exhausted := true
+		more := false
 		err := l.e.store.View(func(tx Tx) error {
-			scanned := 0
-			return tx.Scan(bucket, from, func(k, _ []byte) bool {
-				if from != nil && bytes.Equal(k, from) {
-					return true
-				}
-				if scanned == undoScanPage {
-					exhausted = false
-					return false
-				}
-				scanned++
-				from = append(from[:0], k...)
+			var err error
+			more, err = scanPage(tx, bucket, &from, undoScanPage, func(k, _ []byte) bool {
 				if coll, id, op, ok := parseUndoKey(k); ok && op == l.op {
 					if rec := (Record{"id": coll + "/" + id}); q.Match(rec) {
 						page = append(page, rec)
@@ -216,6 +207,7 @@ func (l *undoLog) Scan(ctx context.Context, q *Query, fn func(Record) error) err
 				}
 				return true
 			})
+			return err
 		})
 		if err != nil {
 			return err
@@ -225,7 +217,7 @@ func (l *undoLog) Scan(ctx context.Context, q *Query, fn func(Record) error) err
 				return err
 			}
 		}
-		if exhausted {
+		if !more {
 			return nil
 		}
 	}

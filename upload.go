@@ -101,12 +101,7 @@ func (e *Engine) dropUpload(id string) error {
 				return err
 			}
 			n = len(keys)
-			for _, k := range keys {
-				if err := tx.Delete(bucketUploads, k); err != nil {
-					return err
-				}
-			}
-			return nil
+			return deleteKeys(tx, bucketUploads, keys)
 		})
 		if err != nil || n == 0 {
 			return err
@@ -406,11 +401,8 @@ func (e *Engine) cleanupUploads(ctx context.Context, cutoff time.Time) (int64, e
 			return firstErr(err, derr)
 		}
 		for _, st := range []State{StateQueued, StateRunning, StatePaused} {
-			var seqs []uint64
-			if err := scanIndex(tx, bucketJobsByState, appendStr(nil, string(st)), func(seq uint64) bool {
-				seqs = append(seqs, seq)
-				return true
-			}); err != nil {
+			seqs, err := jobsInState(tx, st)
+			if err != nil {
 				return err
 			}
 			for _, seq := range seqs {

@@ -202,15 +202,25 @@ func scanIndex(tx Tx, bucket string, prefix []byte, fn func(seq uint64) bool) er
 	})
 }
 
-// jobsInState returns the sequence numbers of the jobs in state st, oldest
-// first.
-func jobsInState(tx Tx, st State) ([]uint64, error) {
-	var seqs []uint64
-	err := scanIndex(tx, bucketJobsByState, appendStr(nil, string(st)), func(seq uint64) bool {
-		seqs = append(seqs, seq)
-		return true
-	})
-	return seqs, err
+// forJobsIn calls fn with each job in states, state by state and oldest
+// first, until fn returns an error. The jobs of a state are listed before
+// fn sees the first of them.
+func forJobsIn(tx Tx, states []State, fn func(st State, seq uint64) error) error {
+	for _, st := range states {
+		var seqs []uint64
+		if err := scanIndex(tx, bucketJobsByState, appendStr(nil, string(st)), func(seq uint64) bool {
+			seqs = append(seqs, seq)
+			return true
+		}); err != nil {
+			return err
+		}
+		for _, seq := range seqs {
+			if err := fn(st, seq); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // jobListIndex picks the index a list filtered by state and owner reads,

@@ -383,12 +383,8 @@ func (e *Engine) cleanupUploads(ctx context.Context, cutoff time.Time) (int64, e
 	var old []string
 	inUse := map[string]bool{}
 	err := e.store.View(func(tx Tx) error {
-		meta := []byte("m\x00")
 		var derr error
-		if err := tx.Scan(bucketUploads, meta, func(k, v []byte) bool {
-			if len(k) < len(meta) || string(k[:len(meta)]) != string(meta) {
-				return false
-			}
+		if err := scanPrefix(tx, bucketUploads, []byte("m\x00"), func(_, v []byte) bool {
 			var up Upload
 			if derr = json.Unmarshal(v, &up); derr != nil {
 				return false
@@ -400,24 +396,18 @@ func (e *Engine) cleanupUploads(ctx context.Context, cutoff time.Time) (int64, e
 		}); err != nil || derr != nil || len(old) == 0 {
 			return firstErr(err, derr)
 		}
-		for _, st := range []State{StateQueued, StateRunning, StatePaused} {
-			seqs, err := jobsInState(tx, st)
+		return forJobsIn(tx, []State{StateQueued, StateRunning, StatePaused}, func(_ State, seq uint64) error {
+			b, err := getBatch(tx, seq)
 			if err != nil {
 				return err
 			}
-			for _, seq := range seqs {
-				b, err := getBatch(tx, seq)
-				if err != nil {
-					return err
-				}
-				for _, op := range b.Operations {
-					if op.Source != nil && op.Source.Upload != "" {
-						inUse[op.Source.Upload] = true
-					}
+			for _, op := range b.Operations {
+				if op.Source != nil && op.Source.Upload != "" {
+					inUse[op.Source.Upload] = true
 				}
 			}
-		}
-		return nil
+			return nil
+		})
 	})
 	if err != nil {
 		return 0, err

@@ -46,10 +46,52 @@ import (
 // writer for long.
 const applyExprTime = 20 * time.Millisecond
 
-// setExpr is one compiled field expression of a calculate operation.
-type setExpr struct {
-	field string
-	prog  *exprProgram
+// namedExpr is one compiled expression an operation gives by name: a field
+// calculate sets, or a rule validate checks.
+type namedExpr struct {
+	name string
+	prog *exprProgram
+}
+
+// namedExprs says how an operation gives expressions by name in one
+// payload field (calculate's set, validate's rules).
+type namedExprs struct {
+	field   string                   // the payload field
+	missing string                   // the message when it holds none
+	noun    string                   // what a name names, for an empty one
+	invalid string                   // how the message about an expression that does not compile starts
+	boolean bool                     // the expressions are rules, true or false
+	refuse  func(name string) string // why a name cannot be used, "" when it can; may be nil
+}
+
+// compile compiles exprs in name order, reporting in d no expressions at
+// all, a name that is empty or refused, and an expression that does not
+// compile.
+func (n namedExprs) compile(exprs map[string]string, d *details) []namedExpr {
+	if len(exprs) == 0 {
+		d.add(n.field, DetailRequired, "%s", n.missing)
+	}
+	out := make([]namedExpr, 0, len(exprs))
+	for _, name := range sortedKeys(exprs) {
+		path := n.field + "." + name
+		why := ""
+		if strings.TrimSpace(name) == "" {
+			why = "a " + n.noun + " name must not be empty"
+		} else if n.refuse != nil {
+			why = n.refuse(name)
+		}
+		if why != "" {
+			d.add(path, DetailInvalidValue, "%s", why)
+			continue
+		}
+		prog, err := compileRecordExpr(exprs[name], n.boolean)
+		if err != nil {
+			d.add(path, DetailInvalidExpr, "%s: %v", n.invalid, exprMessage(err))
+			continue
+		}
+		out = append(out, namedExpr{name: name, prog: prog})
+	}
+	return out
 }
 
 func planCalculate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, error) {
@@ -57,27 +99,18 @@ func planCalculate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, e
 	checkFields(spec, &d, "resource", "filter", "where", "set")
 	res, coll := resolveWritable(spec, env, &d)
 	q := compileQuery(spec, true, &d)
-	if len(spec.Set) == 0 {
-		d.add("set", DetailRequired, "calculate needs set: {\"field\": \"expression over record\"}")
-	}
-	sets := make([]setExpr, 0, len(spec.Set))
-	for _, field := range sortedKeys(spec.Set) {
-		path := "set." + field
-		switch {
-		case strings.TrimSpace(field) == "":
-			d.add(path, DetailInvalidValue, "a field name must not be empty")
-			continue
-		case field == "id":
-			d.add(path, DetailInvalidValue, "calculate cannot change a record's id")
-			continue
-		}
-		prog, err := compileRecordExpr(spec.Set[field], false)
-		if err != nil {
-			d.add(path, DetailInvalidExpr, "invalid expression: %v", exprMessage(err))
-			continue
-		}
-		sets = append(sets, setExpr{field: field, prog: prog})
-	}
+	sets := namedExprs{
+		field:   "set",
+		missing: "calculate needs set: {\"field\": \"expression over record\"}",
+		noun:    "field",
+		invalid: "invalid expression",
+		refuse: func(field string) string {
+			if field == "id" {
+				return "calculate cannot change a record's id"
+			}
+			return ""
+		},
+	}.compile(spec.Set, &d)
 	if err := invalidBatch(d.list); err != nil {
 		return nil, err
 	}
@@ -89,13 +122,13 @@ func planCalculate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, e
 		for _, s := range sets {
 			out, err := evalRecordExprWithin(ctx, s.prog, rec, limit)
 			if err != nil {
-				return nil, ValidationError("set.%s: %v", s.field, err)
+				return nil, ValidationError("set.%s: %v", s.name, err)
 			}
 			v, err := jsonValue(out)
 			if err != nil {
-				return nil, ValidationError("set.%s: %v", s.field, err)
+				return nil, ValidationError("set.%s: %v", s.name, err)
 			}
-			next[s.field] = v
+			next[s.name] = v
 		}
 		return next, nil
 	}
@@ -163,33 +196,18 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// rule is one compiled rule of a validate operation.
-type rule struct {
-	name string
-	prog *exprProgram
-}
-
 func planValidate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, error) {
 	var d details
 	checkFields(spec, &d, "resource", "filter", "where", "rules")
 	res, _ := resolveResource(spec, env, &d)
 	q := compileQuery(spec, true, &d)
-	if len(spec.Rules) == 0 {
-		d.add("rules", DetailRequired, "validate needs rules: {\"rule name\": \"boolean expression over record\"}")
-	}
-	rules := make([]rule, 0, len(spec.Rules))
-	for _, name := range sortedKeys(spec.Rules) {
-		if strings.TrimSpace(name) == "" {
-			d.add("rules."+name, DetailInvalidValue, "a rule name must not be empty")
-			continue
-		}
-		prog, err := compileRecordExpr(spec.Rules[name], true)
-		if err != nil {
-			d.add("rules."+name, DetailInvalidExpr, "invalid rule: %v", exprMessage(err))
-			continue
-		}
-		rules = append(rules, rule{name: name, prog: prog})
-	}
+	rules := namedExprs{
+		field:   "rules",
+		missing: "validate needs rules: {\"rule name\": \"boolean expression over record\"}",
+		noun:    "rule",
+		invalid: "invalid rule",
+		boolean: true,
+	}.compile(spec.Rules, &d)
 	if err := invalidBatch(d.list); err != nil {
 		return nil, err
 	}
@@ -492,14 +510,7 @@ func planGenerate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, er
 	var d details
 	checkFields(spec, &d, "resource", "filter", "where", "aggregates", "group_by", "report")
 	a := compileAggregation(spec, env, &d)
-	format := "json"
-	if spec.Report != nil {
-		format = spec.Report.Format
-	}
-	contentType, ok := reportFormats[format]
-	if !ok {
-		d.add("report.format", DetailInvalidValue, "unknown report format %q: use csv or json", format)
-	}
+	format, contentType := outputFormat(spec.Report, reportFormats, "report.format", "unknown report format %q: use csv or json", &d)
 	if err := invalidBatch(d.list); err != nil {
 		return nil, err
 	}

@@ -53,67 +53,85 @@ type namedExpr struct {
 	prog *exprProgram
 }
 
-// namedExprs says how an operation gives expressions by name in one
-// payload field (calculate's set, validate's rules).
-type namedExprs struct {
-	field   string                   // the payload field
-	missing string                   // the message when it holds none
-	noun    string                   // what a name names, for an empty one
-	invalid string                   // how the message about an expression that does not compile starts
-	boolean bool                     // the expressions are rules, true or false
-	refuse  func(name string) string // why a name cannot be used, "" when it can; may be nil
+// exprOperation describes an operation that evaluates expressions it gives
+// by name in one payload field, over the records it selects.
+type exprOperation struct {
+	field    string            // the payload field
+	writes   bool              // the operation changes the records
+	boolean  bool              // the expressions are rules, true or false
+	missing  string            // the message when the field holds none
+	noun     string            // what a name names, for an empty one
+	invalid  string            // how the message about an expression that does not compile starts
+	reserved map[string]string // names that cannot be used, with why
 }
 
-// compile compiles exprs in name order, reporting in d no expressions at
-// all, a name that is empty or refused, and an expression that does not
-// compile.
-func (n namedExprs) compile(exprs map[string]string, d *details) []namedExpr {
-	if len(exprs) == 0 {
-		d.add(n.field, DetailRequired, "%s", n.missing)
+var (
+	calculateOp = exprOperation{
+		field:    "set",
+		writes:   true,
+		missing:  "calculate needs set: {\"field\": \"expression over record\"}",
+		noun:     "field",
+		invalid:  "invalid expression",
+		reserved: map[string]string{"id": "calculate cannot change a record's id"},
 	}
-	out := make([]namedExpr, 0, len(exprs))
+	validateOp = exprOperation{
+		field:   "rules",
+		boolean: true,
+		missing: "validate needs rules: {\"rule name\": \"boolean expression over record\"}",
+		noun:    "rule",
+		invalid: "invalid rule",
+	}
+)
+
+// exprPayload is the checked payload of an [exprOperation].
+type exprPayload struct {
+	res   Resource
+	coll  *Collection // res, when the operation writes a built-in collection
+	q     *Query
+	exprs []namedExpr // in name order
+}
+
+// check checks spec, whose field o.field holds exprs, and compiles it.
+func (o *exprOperation) check(spec *OperationSpec, env *Env, exprs map[string]string) (*exprPayload, error) {
+	var d details
+	checkFields(spec, &d, "resource", "filter", "where", o.field)
+	x := &exprPayload{}
+	if o.writes {
+		x.res, x.coll = resolveWritable(spec, env, &d)
+	} else {
+		x.res, _ = resolveResource(spec, env, &d)
+	}
+	x.q = compileQuery(spec, true, &d)
+	if len(exprs) == 0 {
+		d.add(o.field, DetailRequired, "%s", o.missing)
+	}
+	x.exprs = make([]namedExpr, 0, len(exprs))
 	for _, name := range sortedKeys(exprs) {
-		path := n.field + "." + name
-		why := ""
+		path := o.field + "." + name
+		why := o.reserved[name]
 		if strings.TrimSpace(name) == "" {
-			why = "a " + n.noun + " name must not be empty"
-		} else if n.refuse != nil {
-			why = n.refuse(name)
+			why = "a " + o.noun + " name must not be empty"
 		}
 		if why != "" {
 			d.add(path, DetailInvalidValue, "%s", why)
 			continue
 		}
-		prog, err := compileRecordExpr(exprs[name], n.boolean)
+		prog, err := compileRecordExpr(exprs[name], o.boolean)
 		if err != nil {
-			d.add(path, DetailInvalidExpr, "%s: %v", n.invalid, exprMessage(err))
+			d.add(path, DetailInvalidExpr, "%s: %v", o.invalid, exprMessage(err))
 			continue
 		}
-		out = append(out, namedExpr{name: name, prog: prog})
+		x.exprs = append(x.exprs, namedExpr{name: name, prog: prog})
 	}
-	return out
+	return x, invalidBatch(d.list)
 }
 
 func planCalculate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, error) {
-	var d details
-	checkFields(spec, &d, "resource", "filter", "where", "set")
-	res, coll := resolveWritable(spec, env, &d)
-	q := compileQuery(spec, true, &d)
-	sets := namedExprs{
-		field:   "set",
-		missing: "calculate needs set: {\"field\": \"expression over record\"}",
-		noun:    "field",
-		invalid: "invalid expression",
-		refuse: func(field string) string {
-			if field == "id" {
-				return "calculate cannot change a record's id"
-			}
-			return ""
-		},
-	}.compile(spec.Set, &d)
-	if err := invalidBatch(d.list); err != nil {
+	x, err := calculateOp.check(spec, env, spec.Set)
+	if err != nil {
 		return nil, err
 	}
+	res, coll, q, sets := x.res.(WritableResource), x.coll, x.q, x.exprs
 	compute := func(ctx context.Context, rec Record, limit time.Duration) (Record, error) {
 		next := make(Record, len(rec)+len(sets))
 		for k, v := range rec {
@@ -197,26 +215,16 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 func planValidate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, error) {
-	var d details
-	checkFields(spec, &d, "resource", "filter", "where", "rules")
-	res, _ := resolveResource(spec, env, &d)
-	q := compileQuery(spec, true, &d)
-	rules := namedExprs{
-		field:   "rules",
-		missing: "validate needs rules: {\"rule name\": \"boolean expression over record\"}",
-		noun:    "rule",
-		invalid: "invalid rule",
-		boolean: true,
-	}.compile(spec.Rules, &d)
-	if err := invalidBatch(d.list); err != nil {
+	x, err := validateOp.check(spec, env, spec.Rules)
+	if err != nil {
 		return nil, err
 	}
 	return &Plan{
-		Resource: res,
-		Query:    q,
+		Resource: x.res,
+		Query:    x.q,
 		Run: func(ctx context.Context, it *Item) error {
 			var failed []string
-			for _, r := range rules {
+			for _, r := range x.exprs {
 				out, err := evalRecordExpr(ctx, r.prog, it.Record)
 				switch ok, _ := out.(bool); {
 				case err != nil:

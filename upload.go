@@ -412,20 +412,12 @@ func (e *Engine) cleanupUploads(ctx context.Context, cutoff time.Time) (int64, e
 	if err != nil {
 		return 0, err
 	}
-	var n int64
-	for _, id := range old {
-		if err := ctx.Err(); err != nil {
-			return n, err
-		}
+	return countEach(ctx, old, func(id string) (bool, error) {
 		if inUse[id] {
-			continue
+			return false, nil
 		}
-		if err := e.dropUpload(id); err != nil {
-			return n, err
-		}
-		n++
-	}
-	return n, nil
+		return true, e.dropUpload(id)
+	})
 }
 
 // streamPlan is the Count/Item part of a plan over the n records of the

@@ -184,22 +184,24 @@ func scanIndexReverse(tx Tx, bucket string, prefix []byte, from uint64, fn func(
 	if from == 0 {
 		start = append(append([]byte(nil), prefix...), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
 	}
-	return tx.ScanReverse(bucket, start, func(k, _ []byte) bool {
-		if len(k) != len(prefix)+8 || !bytes.HasPrefix(k, prefix) {
-			return false
-		}
-		return fn(beUint64(k[len(prefix):]))
-	})
+	return tx.ScanReverse(bucket, start, indexSeqs(prefix, fn))
 }
 
 // scanIndex is scanIndexReverse in ascending order, from the first entry.
 func scanIndex(tx Tx, bucket string, prefix []byte, fn func(seq uint64) bool) error {
-	return tx.Scan(bucket, prefix, func(k, _ []byte) bool {
+	return tx.Scan(bucket, prefix, indexSeqs(prefix, fn))
+}
+
+// indexSeqs is the Scan callback of scanIndex and scanIndexReverse: it
+// hands fn the job sequence number of each key under prefix, and stops at
+// the first key outside it.
+func indexSeqs(prefix []byte, fn func(seq uint64) bool) func(k, _ []byte) bool {
+	return func(k, _ []byte) bool {
 		if len(k) != len(prefix)+8 || !bytes.HasPrefix(k, prefix) {
 			return false
 		}
 		return fn(beUint64(k[len(prefix):]))
-	})
+	}
 }
 
 // forJobsIn calls fn with each job in states, state by state and oldest

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"hash/fnv"
 	"slices"
@@ -245,30 +244,15 @@ func (ri *restoreImages) after(coll string, id, v []byte) error {
 func (e *Engine) pruneUndo(ctx context.Context, now time.Time) (int64, error) {
 	var due []uint64
 	err := e.store.View(func(tx Tx) error {
-		var derr error
-		err := tx.Scan(bucketJobs, nil, func(k, v []byte) bool {
-			if !bytes.Contains(v, []byte(`"undo_retention"`)) || bytes.Contains(v, []byte(`"undo_purged":true`)) {
-				return true
-			}
-			var rec jobRecord
-			if derr = json.Unmarshal(v, &rec); derr != nil {
-				return false
-			}
-			if undoExpired(&rec, now) {
-				due = append(due, beUint64(k))
-			}
+		return undoDueBy(tx, now, func(seq uint64) bool {
+			due = append(due, seq)
 			return true
 		})
-		return firstErr(err, derr)
 	})
 	if err != nil {
 		return 0, err
 	}
-	var n int64
-	for _, seq := range due {
-		if err := ctx.Err(); err != nil {
-			return n, err
-		}
+	return countEach(ctx, due, func(seq uint64) (bool, error) {
 		held := false
 		err := e.update(func(w *wtx) error {
 			rec, err := getJob(w.Tx, seq)
@@ -288,15 +272,11 @@ func (e *Engine) pruneUndo(ctx context.Context, now time.Time) (int64, error) {
 			rec.UndoPurged = true
 			return putJob(w.Tx, seq, rec)
 		})
-		switch {
-		case err == nil && held:
-			n++
-		case err == nil, errors.Is(err, ErrNotFound): // none held, or deleted meanwhile
-		default:
-			return n, err
+		if errors.Is(err, ErrNotFound) {
+			return false, nil // deleted meanwhile
 		}
-	}
-	return n, nil
+		return held, err
+	})
 }
 
 // undoExpired reports whether a job's before-images are past their

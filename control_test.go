@@ -31,6 +31,28 @@ func gatedOp(t *testing.T, tb *testBundle) (open func(), started <-chan int64) {
 	return func() { once.Do(func() { close(gate) }) }, ch
 }
 
+// pauseThenOpen pauses running job id as ctx's principal and opens the
+// gate of its items in flight exactly once the pause has taken effect, so
+// that no item can start between; it returns what Pause returned, once it
+// waited for those items.
+func pauseThenOpen(t *testing.T, e *batch.Engine, ctx context.Context, id string, open func()) (*batch.Job, error) {
+	t.Helper()
+	type result struct {
+		job *batch.Job
+		err error
+	}
+	paused := make(chan result, 1)
+	go func() {
+		j, err := e.Pause(ctx, id)
+		paused <- result{j, err}
+	}()
+	require.Eventually(t, func() bool { return batch.StopRequested(e, id) || len(paused) > 0 },
+		10*time.Second, 100*time.Microsecond, "the pause takes effect")
+	open()
+	r := <-paused
+	return r.job, r.err
+}
+
 func TestEngine_PauseResume(t *testing.T) {
 	t.Parallel()
 	for _, kind := range storeKinds {
@@ -42,22 +64,13 @@ func TestEngine_PauseResume(t *testing.T) {
 			<-started
 			<-started
 
-			pauseDone := make(chan *batch.Job)
-			go func() {
-				j, err := tb.e.Pause(t.Context(), job.ID)
-				if err != nil {
-					t.Error(err)
-				}
-				pauseDone <- j
-			}()
-			time.Sleep(100 * time.Millisecond) // Pause waits for the two items in flight
-			open()
-			paused := <-pauseDone
+			// Pause waits for the two items in flight; none starts after it.
+			paused, err := pauseThenOpen(t, tb.e, t.Context(), job.ID, open)
+			require.NoError(t, err)
 			require.Equal(t, batch.StatePaused, paused.Status)
-			require.GreaterOrEqual(t, paused.Progress.Completed, int64(2), "in-flight items finish")
-			require.Less(t, paused.Progress.Completed, int64(20), "no new items start once paused")
+			require.Equal(t, int64(2), paused.Progress.Completed, "in-flight items finish, no new ones start")
 
-			_, err := tb.e.Pause(t.Context(), job.ID)
+			_, err = tb.e.Pause(t.Context(), job.ID)
 			require.ErrorIs(t, err, batch.ErrInvalidState)
 
 			resumed, err := tb.e.Resume(t.Context(), job.ID)
@@ -316,8 +329,7 @@ func TestEngine_Events(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "alice", job.Owner)
 	<-started
-	go func() { time.Sleep(100 * time.Millisecond); open() }()
-	_, err = tb.e.Pause(ctx, job.ID)
+	_, err = pauseThenOpen(t, tb.e, ctx, job.ID, open)
 	require.NoError(t, err)
 	_, err = tb.e.Resume(ctx, job.ID)
 	require.NoError(t, err)

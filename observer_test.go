@@ -258,14 +258,8 @@ func TestObserver_JobsItemsAndLogs(t *testing.T) {
 	job, err := tb.e.Submit(batch.WithPrincipal(t.Context(), "alice"), b, nil)
 	require.NoError(t, err)
 	<-started
-	paused := make(chan error)
-	go func() {
-		_, err := tb.e.Pause(batch.WithPrincipal(t.Context(), "bob"), job.ID)
-		paused <- err
-	}()
-	time.Sleep(100 * time.Millisecond) // Pause waits for the item in flight
-	open()
-	require.NoError(t, <-paused)
+	_, err = pauseThenOpen(t, tb.e, batch.WithPrincipal(t.Context(), "bob"), job.ID, open) // Pause waits for the item in flight
+	require.NoError(t, err)
 	_, err = tb.e.Resume(batch.WithPrincipal(t.Context(), "bob"), job.ID)
 	require.NoError(t, err)
 	done := tb.wait(t, job.ID)

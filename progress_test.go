@@ -198,14 +198,9 @@ func TestEngine_Watch(t *testing.T) {
 	gate <- struct{}{}
 	until(func(j *batch.Job) bool { return j.Progress.Completed == 1 })
 
-	paused := make(chan error)
-	go func() {
-		_, err := tb.e.Pause(batch.WithPrincipal(t.Context(), "alice"), job.ID)
-		paused <- err
-	}()
-	time.Sleep(100 * time.Millisecond) // Pause waits for the item in flight
-	close(gate)
-	require.NoError(t, <-paused)
+	// Pause waits for the item in flight.
+	_, err = pauseThenOpen(t, tb.e, batch.WithPrincipal(t.Context(), "alice"), job.ID, func() { close(gate) })
+	require.NoError(t, err)
 	until(func(j *batch.Job) bool { return j.Status == batch.StatePaused })
 	require.Contains(t, events, batch.EventJobPaused, "the event comes before the snapshot that shows it")
 

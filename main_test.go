@@ -23,16 +23,8 @@ func TestMain(m *testing.M) {
 		runPGChild()
 		return
 	}
-	if os.Getenv(crashChildEnv) != "" {
-		runCrashChild()
-		return
-	}
-	if os.Getenv(undoChildEnv) != "" {
-		runUndoChild()
-		return
-	}
-	if os.Getenv(indexChildEnv) != "" {
-		runIndexChild()
+	if name := os.Getenv(childEnv); name != "" {
+		runChild(name)
 		return
 	}
 	goleak.VerifyTestMain(m, goleak.Cleanup(func(int) { pgtest.Stop() }))

@@ -6,9 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -114,20 +111,19 @@ func killChild(t *testing.T, name, path, arg string, kill func(done, total int64
 	var failure string
 	sc := bufio.NewScanner(stdout)
 	for c.atKill == 0 && failure == "" && sc.Scan() {
-		f := strings.Fields(sc.Text())
-		switch f[0] {
+		var kind string
+		var done int64
+		switch fmt.Sscan(sc.Text(), &kind); kind {
 		case "error":
 			failure = sc.Text()
 			_ = cmd.Process.Kill()
 		case "job":
-			c.jobID = f[1]
-			c.total, _ = strconv.ParseInt(f[2], 10, 64)
+			fmt.Sscan(sc.Text(), &kind, &c.jobID, &c.total)
 		case "progress":
-			done, _ := strconv.ParseInt(f[1], 10, 64)
-			c.total, _ = strconv.ParseInt(f[2], 10, 64)
+			fmt.Sscan(sc.Text(), &kind, &done, &c.total)
 			if done > 0 && kill(done, c.total) {
 				c.atKill = done
-				require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
+				require.NoError(t, cmd.Process.Kill()) // SIGKILL
 			}
 		}
 	}

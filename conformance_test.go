@@ -161,16 +161,7 @@ func TestConformance_ReopenedJobWaitsForItsOperation(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "wait.db")
 	block := make(chan struct{})
-	op := countingOp(func(ctx context.Context, it *batch.Item) error {
-		if it.Index >= 3 {
-			select {
-			case <-block:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-		return nil
-	})
+	op := countingOp(heldFrom(3, block))
 	e, err := batch.Open(path, &batch.Options{Operations: map[string]batch.Operation{"stepped": op}})
 	require.NoError(t, err)
 	job, err := e.Submit(t.Context(), opBatch("stepped", 10, batch.BatchOptions{Parallel: ptr(false)}), nil)

@@ -18,17 +18,29 @@ import (
 func gatedOp(t *testing.T, tb *testBundle) (open func(), started <-chan int64) {
 	gate := make(chan struct{})
 	ch := make(chan int64, 10000)
+	held := heldFrom(0, gate)
 	require.NoError(t, tb.e.RegisterOperation("gated", countingOp(func(ctx context.Context, it *batch.Item) error {
 		ch <- it.Index
+		return held(ctx, it)
+	})))
+	var once sync.Once
+	return func() { once.Do(func() { close(gate) }) }, ch
+}
+
+// heldFrom is an item handler that holds the items from index n on until
+// release is closed (or gives each one a token), honouring their context.
+func heldFrom(n int64, release <-chan struct{}) func(ctx context.Context, it *batch.Item) error {
+	return func(ctx context.Context, it *batch.Item) error {
+		if it.Index < n {
+			return nil
+		}
 		select {
-		case <-gate:
+		case <-release:
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-	})))
-	var once sync.Once
-	return func() { once.Do(func() { close(gate) }) }, ch
+	}
 }
 
 // pauseThenOpen pauses running job id as ctx's principal and opens the
@@ -268,18 +280,12 @@ func TestEngine_RestartResumesRunningJobs(t *testing.T) {
 	var mu sync.Mutex
 	runs := map[int64]int{}
 	block := make(chan struct{})
+	held := heldFrom(10, block)
 	op := countingOp(func(ctx context.Context, it *batch.Item) error {
 		mu.Lock()
 		runs[it.Index]++
 		mu.Unlock()
-		if it.Index >= 10 {
-			select {
-			case <-block:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-		return nil
+		return held(ctx, it)
 	})
 	ops := map[string]batch.Operation{"stepped": op}
 	e, err := batch.Open(path, &batch.Options{Operations: ops})
@@ -409,15 +415,7 @@ func TestEngine_CloseKeepsQueuedJobs(t *testing.T) {
 	t.Parallel()
 	path := t.TempDir() + "/queued.db"
 	block := make(chan struct{})
-	op := countingOp(func(ctx context.Context, it *batch.Item) error {
-		select {
-		case <-block:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	})
-	ops := map[string]batch.Operation{"blocked": op}
+	ops := map[string]batch.Operation{"blocked": countingOp(heldFrom(0, block))}
 	e, err := batch.Open(path, &batch.Options{MaxRunningJobs: 1, Operations: ops})
 	require.NoError(t, err)
 	first, err := e.Submit(t.Context(), opBatch("blocked", 1, batch.BatchOptions{}), nil)

@@ -333,6 +333,21 @@ func ndjsonFields(w io.Writer, n int) error {
 	return bw.Flush()
 }
 
+// slowestSmallSubmit submits 20 one-item jobs to e and returns the
+// slowest submission.
+func slowestSmallSubmit(b *testing.B, e *Engine) time.Duration {
+	small := &Batch{Operations: []OperationSpec{{Type: "noop", Params: map[string]any{"count": 1}}}}
+	var worst time.Duration
+	for range 20 {
+		start := time.Now()
+		if _, err := e.Submit(context.Background(), small, nil); err != nil {
+			b.Fatal(err)
+		}
+		worst = max(worst, time.Since(start))
+	}
+	return worst
+}
+
 // BenchmarkImportUpload uploads an ndjson file of 1,000,000 field records
 // (about 100 MB; 20,000 with -short) from a stream, imports it and reports
 // the peak Go heap from the upload to the job's end, then times small
@@ -344,21 +359,9 @@ func BenchmarkImportUpload(b *testing.B) {
 	if testing.Short() {
 		n = 20_000
 	}
-	small := &Batch{Operations: []OperationSpec{{Type: "noop", Params: map[string]any{"count": 1}}}}
-	submits := func(e *Engine) time.Duration {
-		var worst time.Duration
-		for range 20 {
-			start := time.Now()
-			if _, err := e.Submit(context.Background(), small, nil); err != nil {
-				b.Fatal(err)
-			}
-			worst = max(worst, time.Since(start))
-		}
-		return worst
-	}
 	for b.Loop() {
 		e := openBench(b, &Options{Retention: -1})
-		before := submits(e)
+		before := slowestSmallSubmit(b, e)
 		runtime.GC()
 		h := startHeapSampler()
 		start := time.Now()
@@ -378,7 +381,7 @@ func BenchmarkImportUpload(b *testing.B) {
 		if job.Progress.Completed != int64(n) {
 			b.Fatalf("imported %d of %d", job.Progress.Completed, n)
 		}
-		after := submits(e)
+		after := slowestSmallSubmit(b, e)
 		b.ReportMetric(float64(peak)/(1<<20), "peak_heap_MiB")
 		b.ReportMetric(float64(up.Size)/(1<<20), "upload_MiB")
 		b.ReportMetric(uploaded.Seconds(), "upload_s")
@@ -463,21 +466,9 @@ func BenchmarkSubmitAfterBigBatch(b *testing.B) {
 		b.Fatal(err)
 	}
 	data := nd.String()
-	small := &Batch{Operations: []OperationSpec{{Type: "noop", Params: map[string]any{"count": 1}}}}
-	submits := func(e *Engine) time.Duration {
-		var worst time.Duration
-		for range 20 {
-			start := time.Now()
-			if _, err := e.Submit(context.Background(), small, nil); err != nil {
-				b.Fatal(err)
-			}
-			worst = max(worst, time.Since(start))
-		}
-		return worst
-	}
 	for b.Loop() {
 		e := openBench(b, &Options{Retention: -1})
-		before := submits(e)
+		before := slowestSmallSubmit(b, e)
 		big, err := e.Submit(context.Background(), &Batch{Operations: []OperationSpec{{Type: "import", Resource: "fields", Source: &Source{Format: "ndjson", Data: data}}}}, nil)
 		if err != nil {
 			b.Fatal(err)
@@ -485,7 +476,7 @@ func BenchmarkSubmitAfterBigBatch(b *testing.B) {
 		if _, err := e.Pause(context.Background(), big.ID); err != nil {
 			b.Fatal(err)
 		}
-		after := submits(e)
+		after := slowestSmallSubmit(b, e)
 		b.ReportMetric(float64(len(data))/(1<<20), "batch_MiB")
 		b.ReportMetric(float64(before.Microseconds()), "max_submit_before_µs")
 		b.ReportMetric(float64(after.Microseconds()), "max_submit_after_µs")

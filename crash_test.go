@@ -18,17 +18,22 @@ const (
 )
 
 // crashBatch creates crashCreates records and updates every active field.
-func crashBatch() *batch.Batch {
-	recs := make([]map[string]any, crashCreates)
+func crashBatch() *batch.Batch { return createThenCheck("crash_test", crashCreates) }
+
+// createThenCheck is a batch of type typ that creates n records new000000,
+// new000001 ... (with "n": their number), then sets checked on every active
+// field, then runs more.
+func createThenCheck(typ string, n int, more ...batch.OperationSpec) *batch.Batch {
+	recs := make([]map[string]any, n)
 	for i := range recs {
 		recs[i] = map[string]any{"id": fmt.Sprintf("new%06d", i), "n": i}
 	}
 	return &batch.Batch{
-		Type: "crash_test",
-		Operations: []batch.OperationSpec{
+		Type: typ,
+		Operations: append([]batch.OperationSpec{
 			{Type: "create", Resource: "fields", Records: recs},
 			{Type: "update", Resource: "fields", Where: `record.status == "active"`, Update: map[string]any{"checked": true}},
-		},
+		}, more...),
 		Options: batch.BatchOptions{MaxConcurrent: 4},
 	}
 }

@@ -322,16 +322,7 @@ func TestExecutor_StatusShowsProgressWhileRunning(t *testing.T) {
 	t.Parallel()
 	tb := setup(t, "bolt", nil)
 	release := make(chan struct{})
-	require.NoError(t, tb.e.RegisterOperation("gate", countingOp(func(ctx context.Context, it *batch.Item) error {
-		if it.Index >= 5 {
-			select {
-			case <-release:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-		return nil
-	})))
+	require.NoError(t, tb.e.RegisterOperation("gate", countingOp(heldFrom(5, release))))
 	job := tb.submit(t, opBatch("gate", 10, batch.BatchOptions{Parallel: ptr(false)}))
 	require.Eventually(t, func() bool {
 		j, err := tb.e.Job(t.Context(), job.ID)

@@ -15,14 +15,7 @@ import (
 // tokenOp registers "gated": list items that each wait for a token on gate.
 func tokenOp(t *testing.T, e *batch.Engine, gate chan struct{}) {
 	t.Helper()
-	require.NoError(t, e.RegisterOperation("gated", countingOp(func(ctx context.Context, it *batch.Item) error {
-		select {
-		case <-gate:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	})))
+	require.NoError(t, e.RegisterOperation("gated", countingOp(heldFrom(0, gate))))
 }
 
 func TestEngine_Progress(t *testing.T) {

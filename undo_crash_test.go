@@ -1,7 +1,6 @@
 package batch_test
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -17,19 +16,8 @@ const undoSeeded = 4000
 // undoCrashBatch creates 2,000 records, updates the 2,000 active ones and
 // deletes 400 inactive ones.
 func undoCrashBatch() *batch.Batch {
-	recs := make([]map[string]any, 2000)
-	for i := range recs {
-		recs[i] = map[string]any{"id": fmt.Sprintf("new%06d", i), "n": i}
-	}
-	return &batch.Batch{
-		Type: "undo_crash_test",
-		Operations: []batch.OperationSpec{
-			{Type: "create", Resource: "fields", Records: recs},
-			{Type: "update", Resource: "fields", Where: `record.status == "active"`, Update: map[string]any{"checked": true}},
-			{Type: "delete", Resource: "fields", Where: `record.status == "inactive" && record.id < "field000800"`},
-		},
-		Options: batch.BatchOptions{MaxConcurrent: 4},
-	}
+	return createThenCheck("undo_crash_test", 2000,
+		batch.OperationSpec{Type: "delete", Resource: "fields", Where: `record.status == "inactive" && record.id < "field000800"`})
 }
 
 // killedHalfWay says whether a child's job is half done, as far as it

@@ -67,35 +67,31 @@ func pauseThenOpen(t *testing.T, e *batch.Engine, ctx context.Context, id string
 
 func TestEngine_PauseResume(t *testing.T) {
 	t.Parallel()
-	for _, kind := range storeKinds {
-		t.Run(kind, func(t *testing.T) {
-			t.Parallel()
-			tb := setup(t, kind, nil)
-			open, started := gatedOp(t, tb)
-			job := tb.submit(t, opBatch("gated", 20, batch.BatchOptions{MaxConcurrent: 2}))
-			<-started
-			<-started
+	onEachStore(t, nil, func(t *testing.T, tb *testBundle) {
+		open, started := gatedOp(t, tb)
+		job := tb.submit(t, opBatch("gated", 20, batch.BatchOptions{MaxConcurrent: 2}))
+		<-started
+		<-started
 
-			// Pause waits for the two items in flight; none starts after it.
-			paused, err := pauseThenOpen(t, tb.e, t.Context(), job.ID, open)
-			require.NoError(t, err)
-			require.Equal(t, batch.StatePaused, paused.Status)
-			require.Equal(t, int64(2), paused.Progress.Completed, "in-flight items finish, no new ones start")
+		// Pause waits for the two items in flight; none starts after it.
+		paused, err := pauseThenOpen(t, tb.e, t.Context(), job.ID, open)
+		require.NoError(t, err)
+		require.Equal(t, batch.StatePaused, paused.Status)
+		require.Equal(t, int64(2), paused.Progress.Completed, "in-flight items finish, no new ones start")
 
-			_, err = tb.e.Pause(t.Context(), job.ID)
-			require.ErrorIs(t, err, batch.ErrInvalidState)
+		_, err = tb.e.Pause(t.Context(), job.ID)
+		require.ErrorIs(t, err, batch.ErrInvalidState)
 
-			resumed, err := tb.e.Resume(t.Context(), job.ID)
-			require.NoError(t, err)
-			require.Contains(t, []batch.State{batch.StateQueued, batch.StateRunning}, resumed.Status)
-			done := tb.wait(t, job.ID)
-			require.Equal(t, batch.StateCompleted, done.Status)
-			require.Equal(t, int64(20), done.Progress.Completed)
+		resumed, err := tb.e.Resume(t.Context(), job.ID)
+		require.NoError(t, err)
+		require.Contains(t, []batch.State{batch.StateQueued, batch.StateRunning}, resumed.Status)
+		done := tb.wait(t, job.ID)
+		require.Equal(t, batch.StateCompleted, done.Status)
+		require.Equal(t, int64(20), done.Progress.Completed)
 
-			_, err = tb.e.Resume(t.Context(), job.ID)
-			require.ErrorIs(t, err, batch.ErrInvalidState)
-		})
-	}
+		_, err = tb.e.Resume(t.Context(), job.ID)
+		require.ErrorIs(t, err, batch.ErrInvalidState)
+	})
 }
 
 func TestEngine_Cancel(t *testing.T) {

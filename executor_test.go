@@ -17,43 +17,39 @@ import (
 
 func TestExecutor_DocumentUpdate(t *testing.T) {
 	t.Parallel()
-	for _, kind := range storeKinds {
-		t.Run(kind, func(t *testing.T) {
-			t.Parallel()
-			tb := setup(t, kind, nil)
-			// With the filter's fields indexed the submission counts its
-			// items from the index, without reading a record.
-			tb.indexFields(t, "status", "irrigation_enabled")
-			tb.seedFields(t, 2000)
-			job := tb.submit(t, docBatch(t))
-			require.Equal(t, batch.StateQueued, job.Status)
-			require.Equal(t, int64(500), job.Progress.TotalOperations)
-			require.NotNil(t, job.EstimatedCompletion)
+	onEachStore(t, nil, func(t *testing.T, tb *testBundle) {
+		// With the filter's fields indexed the submission counts its
+		// items from the index, without reading a record.
+		tb.indexFields(t, "status", "irrigation_enabled")
+		tb.seedFields(t, 2000)
+		job := tb.submit(t, docBatch(t))
+		require.Equal(t, batch.StateQueued, job.Status)
+		require.Equal(t, int64(500), job.Progress.TotalOperations)
+		require.NotNil(t, job.EstimatedCompletion)
 
-			job = tb.wait(t, job.ID)
-			require.Equal(t, batch.StateCompleted, job.Status)
-			require.Equal(t, int64(500), job.Progress.Completed)
-			require.Zero(t, job.Progress.Failed)
-			require.Equal(t, 100, job.Progress.Percentage)
-			require.NotNil(t, job.StartedAt)
-			require.NotNil(t, job.FinishedAt)
-			require.Equal(t, 100.0, job.Statistics.SuccessRate)
+		job = tb.wait(t, job.ID)
+		require.Equal(t, batch.StateCompleted, job.Status)
+		require.Equal(t, int64(500), job.Progress.Completed)
+		require.Zero(t, job.Progress.Failed)
+		require.Equal(t, 100, job.Progress.Percentage)
+		require.NotNil(t, job.StartedAt)
+		require.NotNil(t, job.FinishedAt)
+		require.Equal(t, 100.0, job.Statistics.SuccessRate)
 
-			want := map[string]any{"frequency": "daily", "start_time": "06:00", "duration_minutes": float64(30)}
-			n := 0
-			require.NoError(t, tb.fields.Scan(t.Context(), nil, func(r batch.Record) error {
-				matches := r["status"] == "active" && r["irrigation_enabled"] == true
-				if matches {
-					n++
-					require.Equal(t, want, r["irrigation_schedule"], r.ID())
-				} else {
-					require.NotContains(t, r, "irrigation_schedule", r.ID())
-				}
-				return nil
-			}))
-			require.Equal(t, 500, n)
-		})
-	}
+		want := map[string]any{"frequency": "daily", "start_time": "06:00", "duration_minutes": float64(30)}
+		n := 0
+		require.NoError(t, tb.fields.Scan(t.Context(), nil, func(r batch.Record) error {
+			matches := r["status"] == "active" && r["irrigation_enabled"] == true
+			if matches {
+				n++
+				require.Equal(t, want, r["irrigation_schedule"], r.ID())
+			} else {
+				require.NotContains(t, r, "irrigation_schedule", r.ID())
+			}
+			return nil
+		}))
+		require.Equal(t, 500, n)
+	})
 }
 
 // flaky fails each item's first failures tries with err, then succeeds.

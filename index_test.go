@@ -169,46 +169,42 @@ func randomIndexOps(rng *rand.Rand, n int) *batch.Batch {
 // the indexes always select what a scan finds.
 func TestIndex_MatchesScanAfterRandomWrites(t *testing.T) {
 	t.Parallel()
-	for _, kind := range storeKinds {
-		t.Run(kind, func(t *testing.T) {
-			t.Parallel()
-			tb := setup(t, kind, nil)
-			tb.indexFields(t, indexedFields...)
-			rng := rand.New(rand.NewPCG(1, uint64(len(kind))))
-			for range 200 {
-				require.NoError(t, tb.fields.Put(t.Context(), randomRecord(rng)))
-			}
-			requireIndexMatchesScan(t, tb.fields)
-			var backup string
-			for round := range 8 {
-				job := runJob(t, tb.e, randomIndexOps(rng, 6))
-				require.Equal(t, batch.StateCompleted, job.Status, "%+v", job.Error)
-				for range 20 {
-					r := randomRecord(rng)
-					if rng.IntN(3) == 0 {
-						err := tb.fields.Delete(t.Context(), r.ID())
-						require.True(t, err == nil || batch.CodeOf(err) == batch.CodeNotFound, "%v", err)
-						continue
-					}
-					require.NoError(t, tb.fields.Put(t.Context(), r))
-				}
-				requireIndexMatchesScan(t, tb.fields)
-				if kind != "bolt" {
+	onEachStore(t, nil, func(t *testing.T, tb *testBundle) {
+		tb.indexFields(t, indexedFields...)
+		rng := rand.New(rand.NewPCG(1, uint64(len(tb.kind))))
+		for range 200 {
+			require.NoError(t, tb.fields.Put(t.Context(), randomRecord(rng)))
+		}
+		requireIndexMatchesScan(t, tb.fields)
+		var backup string
+		for round := range 8 {
+			job := runJob(t, tb.e, randomIndexOps(rng, 6))
+			require.Equal(t, batch.StateCompleted, job.Status, "%+v", job.Error)
+			for range 20 {
+				r := randomRecord(rng)
+				if rng.IntN(3) == 0 {
+					err := tb.fields.Delete(t.Context(), r.ID())
+					require.True(t, err == nil || batch.CodeOf(err) == batch.CodeNotFound, "%v", err)
 					continue
 				}
-				switch round {
-				case 2:
-					job := runJob(t, tb.e, ops(batch.OperationSpec{Type: "backup"}))
-					require.Equal(t, batch.StateCompleted, job.Status)
-					backup = job.ID
-				case 5:
-					job := runJob(t, tb.e, ops(batch.OperationSpec{Type: "restore", Source: &batch.Source{JobID: backup}}))
-					require.Equal(t, batch.StateCompleted, job.Status, "%+v", job.Error)
-					requireIndexMatchesScan(t, tb.fields)
-				}
+				require.NoError(t, tb.fields.Put(t.Context(), r))
 			}
-		})
-	}
+			requireIndexMatchesScan(t, tb.fields)
+			if tb.kind != "bolt" {
+				continue
+			}
+			switch round {
+			case 2:
+				job := runJob(t, tb.e, ops(batch.OperationSpec{Type: "backup"}))
+				require.Equal(t, batch.StateCompleted, job.Status)
+				backup = job.ID
+			case 5:
+				job := runJob(t, tb.e, ops(batch.OperationSpec{Type: "restore", Source: &batch.Source{JobID: backup}}))
+				require.Equal(t, batch.StateCompleted, job.Status, "%+v", job.Error)
+				requireIndexMatchesScan(t, tb.fields)
+			}
+		}
+	})
 }
 
 // TestIndex_AddWhileAJobWrites adds an index to a collection while a job

@@ -35,16 +35,29 @@ type testBundle struct {
 	e      *batch.Engine
 	fields *batch.Collection
 	path   string
+	kind   string // the store: "memory", "bolt" or "postgres"
 }
 
 // storeKinds runs a test against every store; "postgres" skips outside CI
 // when no PostgreSQL server can be started.
 var storeKinds = []string{"memory", "bolt", "postgres"}
 
+// onEachStore runs fn in a parallel subtest for each store kind, on an
+// engine set up with opts.
+func onEachStore(t *testing.T, opts *batch.Options, fn func(t *testing.T, tb *testBundle)) {
+	t.Helper()
+	for _, kind := range storeKinds {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			fn(t, setup(t, kind, opts))
+		})
+	}
+}
+
 // setup opens an engine on the named store kind and closes it at cleanup.
 func setup(t *testing.T, kind string, opts *batch.Options) *testBundle {
 	t.Helper()
-	tb := &testBundle{}
+	tb := &testBundle{kind: kind}
 	var err error
 	switch kind {
 	case "memory":

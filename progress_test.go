@@ -20,49 +20,45 @@ func tokenOp(t *testing.T, e *batch.Engine, gate chan struct{}) {
 
 func TestEngine_Progress(t *testing.T) {
 	t.Parallel()
-	for _, kind := range storeKinds {
-		t.Run(kind, func(t *testing.T) {
-			t.Parallel()
-			tb := setup(t, kind, nil)
-			gate := make(chan struct{})
-			tokenOp(t, tb.e, gate)
-			job := tb.submit(t, opBatch("gated", 6, batch.BatchOptions{MaxConcurrent: 1}))
-			ch, err := tb.e.Progress(t.Context(), job.ID)
-			require.NoError(t, err)
+	onEachStore(t, nil, func(t *testing.T, tb *testBundle) {
+		gate := make(chan struct{})
+		tokenOp(t, tb.e, gate)
+		job := tb.submit(t, opBatch("gated", 6, batch.BatchOptions{MaxConcurrent: 1}))
+		ch, err := tb.e.Progress(t.Context(), job.ID)
+		require.NoError(t, err)
 
-			first := <-ch
-			require.Equal(t, job.ID, first.ID)
-			require.Contains(t, []batch.State{batch.StateQueued, batch.StateRunning}, first.Status)
-			require.Zero(t, first.Progress.Completed)
+		first := <-ch
+		require.Equal(t, job.ID, first.ID)
+		require.Contains(t, []batch.State{batch.StateQueued, batch.StateRunning}, first.Status)
+		require.Zero(t, first.Progress.Completed)
 
-			// Let one item through at a time and see each count arrive.
-			var seen []*batch.Job
-			for i := range 6 {
-				gate <- struct{}{}
-				for {
-					j, ok := <-ch
-					require.True(t, ok, "closed before the final state")
-					seen = append(seen, j)
-					if j.Progress.Completed == int64(i+1) {
-						break
-					}
+		// Let one item through at a time and see each count arrive.
+		var seen []*batch.Job
+		for i := range 6 {
+			gate <- struct{}{}
+			for {
+				j, ok := <-ch
+				require.True(t, ok, "closed before the final state")
+				seen = append(seen, j)
+				if j.Progress.Completed == int64(i+1) {
+					break
 				}
 			}
-			// The final state comes, then the channel closes.
-			var last *batch.Job
-			for j := range ch {
-				last = j
-			}
-			if last == nil {
-				last = seen[len(seen)-1]
-			}
-			require.Equal(t, batch.StateCompleted, last.Status)
-			require.Equal(t, int64(6), last.Progress.Completed)
-			for i := 1; i < len(seen); i++ {
-				require.GreaterOrEqual(t, seen[i].Progress.Completed, seen[i-1].Progress.Completed, "counts never go back")
-			}
-		})
-	}
+		}
+		// The final state comes, then the channel closes.
+		var last *batch.Job
+		for j := range ch {
+			last = j
+		}
+		if last == nil {
+			last = seen[len(seen)-1]
+		}
+		require.Equal(t, batch.StateCompleted, last.Status)
+		require.Equal(t, int64(6), last.Progress.Completed)
+		for i := 1; i < len(seen); i++ {
+			require.GreaterOrEqual(t, seen[i].Progress.Completed, seen[i-1].Progress.Completed, "counts never go back")
+		}
+	})
 }
 
 // TestEngine_ProgressCoalesces: a reader that does not read gets only the

@@ -105,33 +105,29 @@ func noopOp() batch.Operation {
 // its records when it starts.
 func TestRunner_OperationsRunInOrder(t *testing.T) {
 	t.Parallel()
-	for _, kind := range storeKinds {
-		t.Run(kind, func(t *testing.T) {
-			t.Parallel()
-			tb := setup(t, kind, nil)
-			b, err := batch.DecodeBatch([]byte(`{"type":"t","operations":[
-				{"type":"create","resource":"fields","records":[{"id":"aa-0","kind":"zz"},{"id":"aa-1","kind":"zz"}]},
-				{"type":"update","resource":"fields","filter":{"kind":"zz"},"update":{"seen":true}},
-				{"type":"export","resource":"fields","filter":{"kind":"zz","seen":true}}],
-				"options":{"parallel":false}}`))
+	onEachStore(t, nil, func(t *testing.T, tb *testBundle) {
+		b, err := batch.DecodeBatch([]byte(`{"type":"t","operations":[
+			{"type":"create","resource":"fields","records":[{"id":"aa-0","kind":"zz"},{"id":"aa-1","kind":"zz"}]},
+			{"type":"update","resource":"fields","filter":{"kind":"zz"},"update":{"seen":true}},
+			{"type":"export","resource":"fields","filter":{"kind":"zz","seen":true}}],
+			"options":{"parallel":false}}`))
+		require.NoError(t, err)
+		job := tb.submit(t, b)
+		require.Equal(t, int64(3), job.Progress.TotalOperations, "at creation: the 2 records to create, no record to update yet, 1 export")
+		job = tb.wait(t, job.ID)
+		require.Equal(t, batch.StateCompleted, job.Status)
+		require.Equal(t, int64(5), job.Progress.TotalOperations, "exact once every operation selected")
+		require.Equal(t, int64(5), job.Progress.Completed)
+		require.Equal(t, 100, job.Progress.Percentage)
+		require.Len(t, job.Results, 1)
+		summary := job.Results[0].Summary.(map[string]any)
+		require.EqualValues(t, 2, summary["records"], "the export sees both records the create made and the update touched")
+		for _, id := range []string{"aa-0", "aa-1"} {
+			rec, err := tb.fields.Get(t.Context(), id)
 			require.NoError(t, err)
-			job := tb.submit(t, b)
-			require.Equal(t, int64(3), job.Progress.TotalOperations, "at creation: the 2 records to create, no record to update yet, 1 export")
-			job = tb.wait(t, job.ID)
-			require.Equal(t, batch.StateCompleted, job.Status)
-			require.Equal(t, int64(5), job.Progress.TotalOperations, "exact once every operation selected")
-			require.Equal(t, int64(5), job.Progress.Completed)
-			require.Equal(t, 100, job.Progress.Percentage)
-			require.Len(t, job.Results, 1)
-			summary := job.Results[0].Summary.(map[string]any)
-			require.EqualValues(t, 2, summary["records"], "the export sees both records the create made and the update touched")
-			for _, id := range []string{"aa-0", "aa-1"} {
-				rec, err := tb.fields.Get(t.Context(), id)
-				require.NoError(t, err)
-				require.Equal(t, true, rec["seen"], "[create X, update X] updates X")
-			}
-		})
-	}
+			require.Equal(t, true, rec["seen"], "[create X, update X] updates X")
+		}
+	})
 }
 
 // Observation 2: a where on a custom operation's Query selects; a bad one

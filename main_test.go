@@ -111,12 +111,19 @@ func (tb *testBundle) indexFields(t *testing.T, fields ...string) {
 	require.NoError(t, tb.fields.WaitIndexes(ctx))
 }
 
-// wait waits for a job to finish, failing the test after 30s.
+// wait waits for a job to finish, failing the test after a minute.
 func (tb *testBundle) wait(t *testing.T, id string) *batch.Job {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	return waitJob(t, tb.e, id)
+}
+
+// waitJob waits for job id of e to finish, failing the test after a
+// minute.
+func waitJob(t *testing.T, e *batch.Engine, id string) *batch.Job {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	job, err := tb.e.Wait(ctx, id)
+	job, err := e.Wait(ctx, id)
 	require.NoError(t, err)
 	return job
 }

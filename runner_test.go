@@ -222,10 +222,7 @@ func TestRunner_RetryBudgetSurvivesClose(t *testing.T) {
 	e, err = batch.Open(path, opts())
 	require.NoError(t, err)
 	defer e.Close(context.Background())
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	job, err = e.Wait(ctx, job.ID)
-	require.NoError(t, err)
+	job = waitJob(t, e, job.ID)
 	require.Equal(t, int64(2), job.Progress.Failed)
 	for _, id := range []string{"item0", "item1"} {
 		n, _ := calls.Load(id)
@@ -258,13 +255,10 @@ func abandonedAttemptOwnsItsItem(t *testing.T) {
 	job, err := e.Submit(t.Context(), opBatch("slow", 4, batch.BatchOptions{MaxConcurrent: 4, ItemTimeout: batch.Duration(5 * time.Millisecond),
 		Retry: batch.RetryOptions{Attempts: 2, Backoff: batch.BackoffImmediate}}), nil)
 	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	job, err = e.Wait(ctx, job.ID)
-	require.NoError(t, err)
+	job = waitJob(t, e, job.ID)
 	require.Equal(t, int64(4), job.Progress.Failed)
 	require.Equal(t, batch.CodeTimeout, job.Errors[0].Error.Code)
-	require.NoError(t, e.Close(ctx))
+	require.NoError(t, e.Close(t.Context()))
 	require.Equal(t, int64(8), finished.Load(), "Close waits for attempts left behind")
 }
 
@@ -334,10 +328,7 @@ func TestRunner_NoStoreWriteUnderTheEngineLock(t *testing.T) {
 	require.NoError(t, err)
 	job, err := e.Submit(t.Context(), b, nil)
 	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	job, err = e.Wait(ctx, job.ID)
-	require.NoError(t, err)
+	job = waitJob(t, e, job.ID)
 	require.Equal(t, int64(2), job.Progress.Completed)
 	require.False(t, inCommit.Load(), "validators run outside the commit")
 }
@@ -363,10 +354,7 @@ func TestRunner_OneItemJobWriteTransactions(t *testing.T) {
 			before := cs.count()
 			job, err := e.Submit(t.Context(), opBatch("noop", 1, batch.BatchOptions{}), nil)
 			require.NoError(t, err)
-			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-			defer cancel()
-			job, err = e.Wait(ctx, job.ID)
-			require.NoError(t, err)
+			job = waitJob(t, e, job.ID)
 			require.Equal(t, batch.StateCompleted, job.Status)
 			require.LessOrEqual(t, cs.count()-before, 3, "write transactions of a one-item job")
 

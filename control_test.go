@@ -43,6 +43,26 @@ func heldFrom(n int64, release <-chan struct{}) func(ctx context.Context, it *ba
 	}
 }
 
+// closeWhileHeld opens the store at path with ops, submits a job of n
+// "stepped" items run one at a time, and once done of them are done closes
+// the engine at once, cancelling the item in flight: "stepped" must hold
+// its items from index done on.
+func closeWhileHeld(t *testing.T, path string, ops map[string]batch.Operation, n, done int64) *batch.Job {
+	t.Helper()
+	e, err := batch.Open(path, &batch.Options{Operations: ops})
+	require.NoError(t, err)
+	job, err := e.Submit(t.Context(), opBatch("stepped", int(n), batch.BatchOptions{Parallel: ptr(false)}), nil)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		j, err := e.Job(t.Context(), job.ID)
+		return err == nil && j.Progress.Completed == done
+	}, 10*time.Second, time.Millisecond)
+	over, cancel := context.WithCancel(t.Context())
+	cancel()
+	require.NoError(t, e.Close(over))
+	return job
+}
+
 // pauseThenOpen pauses running job id as ctx's principal and opens the
 // gate of its items in flight exactly once the pause has taken effect, so
 // that no item can start between; it returns what Pause returned, once it
@@ -284,27 +304,14 @@ func TestEngine_RestartResumesRunningJobs(t *testing.T) {
 		return held(ctx, it)
 	})
 	ops := map[string]batch.Operation{"stepped": op}
-	e, err := batch.Open(path, &batch.Options{Operations: ops})
-	require.NoError(t, err)
-	job, err := e.Submit(t.Context(), opBatch("stepped", 30, batch.BatchOptions{Parallel: ptr(false)}), nil)
-	require.NoError(t, err)
-	require.Eventually(t, func() bool {
-		j, err := e.Job(t.Context(), job.ID)
-		return err == nil && j.Progress.Completed == 10
-	}, 10*time.Second, time.Millisecond)
-	// Close cancels the blocked item once its context ends: it stays pending.
-	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
-	require.NoError(t, e.Close(ctx))
-	cancel()
+	// Close cancels the blocked item: it stays pending.
+	job := closeWhileHeld(t, path, ops, 30, 10)
 
 	close(block)
-	e, err = batch.Open(path, &batch.Options{Operations: ops})
+	e, err := batch.Open(path, &batch.Options{Operations: ops})
 	require.NoError(t, err)
 	defer func() { require.NoError(t, e.Close(context.Background())) }()
-	wctx, wcancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer wcancel()
-	j, err := e.Wait(wctx, job.ID)
-	require.NoError(t, err)
+	j := waitJob(t, e, job.ID)
 	require.Equal(t, batch.StateCompleted, j.Status, "%+v", j.Error)
 	require.Equal(t, int64(30), j.Progress.Completed)
 	mu.Lock()

@@ -124,6 +124,13 @@ type recorder struct {
 	fires      []batch.ScheduleFireObservation
 }
 
+// appendLocked appends o to the list *to under r.mu.
+func appendLocked[T any](r *recorder, to *[]T, o T) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	*to = append(*to, o)
+}
+
 func (r *recorder) ObserveJob(ctx context.Context, o batch.JobObservation) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -133,28 +140,11 @@ func (r *recorder) ObserveJob(ctx context.Context, o batch.JobObservation) {
 }
 
 func (r *recorder) ObserveItem(_ context.Context, o batch.ItemObservation) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.items = append(r.items, o)
+	appendLocked(r, &r.items, o)
 }
-
-func (r *recorder) ObserveCommit(o batch.CommitObservation) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.commits = append(r.commits, o)
-}
-
-func (r *recorder) ObserveDelivery(o batch.DeliveryObservation) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.deliveries = append(r.deliveries, o)
-}
-
-func (r *recorder) ObserveScheduleFire(o batch.ScheduleFireObservation) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.fires = append(r.fires, o)
-}
+func (r *recorder) ObserveCommit(o batch.CommitObservation)             { appendLocked(r, &r.commits, o) }
+func (r *recorder) ObserveDelivery(o batch.DeliveryObservation)         { appendLocked(r, &r.deliveries, o) }
+func (r *recorder) ObserveScheduleFire(o batch.ScheduleFireObservation) { appendLocked(r, &r.fires, o) }
 
 func (r *recorder) snapshot() recorder {
 	r.mu.Lock()

@@ -340,14 +340,7 @@ func holdOp(release <-chan struct{}) batch.Operation {
 		return &batch.Plan{
 			Count: 1,
 			Item:  func(int64) (batch.Item, error) { return batch.Item{ResourceID: "hold"}, nil },
-			Run: func(ctx context.Context, it *batch.Item) error {
-				select {
-				case <-release:
-					return nil
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-			},
+			Run:   heldFrom(0, release),
 		}, nil
 	})
 }

@@ -20,45 +20,43 @@ func TestPrincipal(t *testing.T) {
 	require.Empty(t, batch.PrincipalFrom(ctx), "the parent is unchanged")
 }
 
-// Subscribers see a job's events in order, stamped and carrying the
-// principal, with the state they report already readable; after
-// unsubscribing they see nothing more.
+// Subscribers see a job's events in order, stamped, carrying the job and
+// the principal, with the state they report already readable; after
+// unsubscribing they see nothing more. (TestEngine_Events follows a job
+// through pause and resume.)
 func TestSubscribe_JobEventsInOrder(t *testing.T) {
 	t.Parallel()
 	tb := setup(t, "memory", &batch.Options{Operations: map[string]batch.Operation{
 		"noop": countingOp(func(context.Context, *batch.Item) error { return nil })}})
 	var mu sync.Mutex
-	var events []batch.Event
+	var types []batch.EventType
+	var ids, principals []string
+	whole := true
 	var statusAtCompleted batch.State
 	unsubscribe := tb.e.Subscribe(func(ev batch.Event) {
 		mu.Lock()
 		defer mu.Unlock()
-		events = append(events, ev)
+		types, ids, principals = append(types, ev.Type), append(ids, ev.JobID), append(principals, ev.Principal)
+		whole = whole && !ev.At.IsZero() && ev.Job != nil && ev.Job.ID == ev.JobID
 		if ev.Type == batch.EventJobCompleted {
-			j, err := tb.e.Job(context.Background(), ev.JobID)
-			if err == nil {
+			if j, err := tb.e.Job(context.Background(), ev.JobID); err == nil {
 				statusAtCompleted = j.Status
 			}
 		}
 	})
-	job, err := tb.e.Submit(batch.WithPrincipal(t.Context(), "alice"), opBatch("noop", 3, batch.BatchOptions{}), nil)
+	alice := batch.WithPrincipal(t.Context(), "alice")
+	job, err := tb.e.Submit(alice, opBatch("noop", 3, batch.BatchOptions{}), nil)
 	require.NoError(t, err)
 	tb.wait(t, job.ID)
 	unsubscribe()
-	err = tb.e.Delete(batch.WithPrincipal(t.Context(), "alice"), job.ID)
-	require.NoError(t, err)
+	require.NoError(t, tb.e.Delete(alice, job.ID))
 
 	mu.Lock()
 	defer mu.Unlock()
-	var types []batch.EventType
-	for _, ev := range events {
-		types = append(types, ev.Type)
-		require.Equal(t, job.ID, ev.JobID)
-		require.False(t, ev.At.IsZero())
-		require.NotNil(t, ev.Job)
-	}
 	require.Equal(t, []batch.EventType{batch.EventJobCreated, batch.EventJobStarted, batch.EventJobCompleted}, types,
 		"no job_deleted after unsubscribing")
-	require.Equal(t, "alice", events[0].Principal)
+	require.Equal(t, []string{job.ID, job.ID, job.ID}, ids)
+	require.Equal(t, "alice", principals[0])
+	require.True(t, whole, "every event is stamped and carries its job")
 	require.Equal(t, batch.StateCompleted, statusAtCompleted)
 }

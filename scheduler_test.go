@@ -11,46 +11,66 @@ import (
 	"github.com/batchworks/batch"
 )
 
+// nightly creates a daily 02:30 UTC schedule on e and returns it with its
+// first due time, which must be the next 02:30 after now.
+func nightly(t *testing.T, e *batch.Engine) (*batch.Schedule, time.Time) {
+	t.Helper()
+	now := time.Now().UTC()
+	due := now.Truncate(24 * time.Hour).Add(2*time.Hour + 30*time.Minute)
+	if !due.After(now) {
+		due = due.Add(24 * time.Hour)
+	}
+	s, err := e.CreateSchedule(t.Context(), &batch.Schedule{Name: "nightly", Batch: scheduledBatch(),
+		Timing: batch.Timing{Frequency: "daily", Time: "02:30"}})
+	require.NoError(t, err)
+	require.Equal(t, due, *s.NextRunAt)
+	return s, due
+}
+
+// stepTo moves the bubble's clock to at and lets the engine settle.
+func stepTo(at time.Time) {
+	time.Sleep(time.Until(at))
+	synctest.Wait()
+}
+
 // A due schedule fires exactly once per due time, not a moment before,
-// and moves its next run on; more scheduler passes at the same time start
-// nothing more. Runs in a synctest bubble: the engine's clock and timers
-// are the bubble's, so each step is exact.
+// and moves its next run on; passes in between start nothing. Runs in a
+// synctest bubble: the engine's clock and timers are the bubble's, so
+// each step is exact.
 func TestScheduler_FiresExactlyOnceWhenDue(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
-		e, err := batch.New(batch.NewMemoryStore(), &batch.Options{SchedulerPoll: time.Minute})
+		e, err := batch.New(batch.NewMemoryStore(), &batch.Options{SchedulerPoll: time.Hour})
 		require.NoError(t, err)
 		defer func() { require.NoError(t, e.Close(context.Background())) }()
-		start := time.Now().UTC()
-		due := start.Truncate(24 * time.Hour).Add(2*time.Hour + 30*time.Minute)
-		if !due.After(start) {
-			due = due.Add(24 * time.Hour)
+		s, due := nightly(t, e)
+		for day := range 2 {
+			at := due.Add(time.Duration(day) * 24 * time.Hour)
+			stepTo(at.Add(-time.Nanosecond))
+			require.Len(t, jobsOf(t, e, s.ID), day, "day %d: not before its time", day)
+			stepTo(at)
+			jobs := jobsOf(t, e, s.ID)
+			require.Len(t, jobs, day+1, "day %d: fired at its time", day)
+			got, err := e.Schedule(t.Context(), s.ID)
+			require.NoError(t, err)
+			require.Equal(t, at.Add(24*time.Hour), *got.NextRunAt)
+			require.Equal(t, at, *got.LastRunAt)
+			require.Equal(t, jobs[0].ID, got.LastJobID, "the newest job")
 		}
-		s, err := e.CreateSchedule(t.Context(), &batch.Schedule{Name: "nightly", Batch: scheduledBatch(),
-			Timing: batch.Timing{Frequency: "daily", Time: "02:30"}})
+	})
+}
+
+// A new schedule wakes the scheduler: with a poll far longer than the
+// wait, its first run still fires at its due time.
+func TestScheduler_NewScheduleWakesIt(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		e, err := batch.New(batch.NewMemoryStore(), &batch.Options{SchedulerPoll: 72 * time.Hour})
 		require.NoError(t, err)
-		require.Equal(t, due, *s.NextRunAt)
-
-		time.Sleep(due.Sub(start) - time.Nanosecond)
-		synctest.Wait()
-		require.Empty(t, jobsOf(t, e, s.ID), "not before its time")
-
-		time.Sleep(time.Nanosecond)
-		synctest.Wait()
-		jobs := jobsOf(t, e, s.ID)
-		require.Len(t, jobs, 1, "fired at its time")
-		got, err := e.Schedule(t.Context(), s.ID)
-		require.NoError(t, err)
-		require.Equal(t, due.Add(24*time.Hour), *got.NextRunAt)
-		require.Equal(t, due, *got.LastRunAt)
-		require.Equal(t, jobs[0].ID, got.LastJobID)
-
-		time.Sleep(24*time.Hour - time.Minute) // many polls, nothing due
-		synctest.Wait()
-		require.Len(t, jobsOf(t, e, s.ID), 1, "once per due time")
-
-		time.Sleep(time.Minute)
-		synctest.Wait()
-		require.Len(t, jobsOf(t, e, s.ID), 2, "the next day's run")
+		defer func() { require.NoError(t, e.Close(context.Background())) }()
+		synctest.Wait() // the scheduler sleeps its poll
+		s, due := nightly(t, e)
+		stepTo(due)
+		require.Len(t, jobsOf(t, e, s.ID), 1)
 	})
 }

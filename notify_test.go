@@ -31,32 +31,52 @@ func TestSMTPMailer(t *testing.T) {
 	require.Error(t, m.Send(t.Context(), &batch.Message{To: []string{"evil\r\nRCPT TO:<x@y>"}}))
 }
 
+// A scheduled job's outcome is told to the target for it, by mail through
+// a real SMTP receiver (and webhook): a failure only to on_failure, with
+// its severity; a completion only to on_completion, with the counts.
 func TestSchedule_Notifications(t *testing.T) {
 	t.Parallel()
-	srv := smtptest.New(t)
-	rc := newReceiver(t)
-	clock := &fakeClock{now: utc("2026-01-01T00:00:30Z")}
-	fail := countingOp(func(ctx context.Context, it *batch.Item) error { return batch.ValidationError("bad") })
-	e, err := batch.New(batch.NewMemoryStore(), &batch.Options{Now: clock.Now, SchedulerPoll: 2 * time.Millisecond, AllowPrivateWebhooks: true,
-		Mailer: &batch.SMTPMailer{Addr: srv.Addr(), From: "batch@example.com"}, Operations: map[string]batch.Operation{"fail": fail}})
-	require.NoError(t, err)
-	defer func() { require.NoError(t, e.Close(context.Background())) }()
-	_, err = e.CreateSchedule(t.Context(), &batch.Schedule{Name: "Daily Field Updates",
-		Batch:  batch.Batch{Operations: []batch.OperationSpec{{Type: "fail", Params: map[string]any{"count": 2}}}, Options: batch.BatchOptions{Validation: batch.ValidationOptions{OnError: "abort"}}},
-		Timing: batch.Timing{Cron: "* * * * *"},
-		Notification: &batch.Notification{
-			OnCompletion: &batch.NotifyTarget{Email: []string{"manager@example.com"}, Webhook: rc.srv.URL},
-			OnFailure:    &batch.NotifyTarget{Email: []string{"admin@example.com"}, Severity: "high"},
-		}})
-	require.NoError(t, err)
-	clock.set(utc("2026-01-01T00:01:01Z"))
-	require.Eventually(t, func() bool { return len(srv.Messages()) == 1 }, 10*time.Second, time.Millisecond)
-	msg := srv.Messages()[0]
-	require.Contains(t, msg, "RCPT TO:<admin@example.com>")
-	require.Contains(t, msg, "Subject: [high] [batch] Daily Field Updates")
-	require.Contains(t, msg, "failed")
-	require.NotContains(t, msg, "manager@example.com", "on_completion is not told of a failure")
-	require.Empty(t, rc.received())
+	for _, tt := range []struct {
+		name     string
+		err      error
+		to, not  string
+		contains []string
+		webhooks int
+	}{
+		{"failure", batch.ValidationError("bad"), "admin@example.com", "manager@example.com",
+			[]string{"Subject: [high] [batch] Daily Field Updates", "failed", "X-Severity: high"}, 0},
+		{"completion", nil, "manager@example.com", "admin@example.com",
+			[]string{"Subject: [batch] Daily Field Updates: job ", "completed", "Status: completed", "Items: 2, completed 2, failed 0"}, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := smtptest.New(t)
+			rc := newReceiver(t)
+			clock := &fakeClock{now: utc("2026-01-01T00:00:30Z")}
+			op := countingOp(func(ctx context.Context, it *batch.Item) error { return tt.err })
+			e, err := batch.New(batch.NewMemoryStore(), &batch.Options{Now: clock.Now, SchedulerPoll: 2 * time.Millisecond, AllowPrivateWebhooks: true,
+				Mailer: &batch.SMTPMailer{Addr: srv.Addr(), From: "batch@example.com"}, Operations: map[string]batch.Operation{"op": op}})
+			require.NoError(t, err)
+			defer func() { require.NoError(t, e.Close(context.Background())) }()
+			_, err = e.CreateSchedule(t.Context(), &batch.Schedule{Name: "Daily Field Updates",
+				Batch:  batch.Batch{Operations: []batch.OperationSpec{{Type: "op", Params: map[string]any{"count": 2}}}, Options: batch.BatchOptions{Validation: batch.ValidationOptions{OnError: "abort"}}},
+				Timing: batch.Timing{Cron: "* * * * *"},
+				Notification: &batch.Notification{
+					OnCompletion: &batch.NotifyTarget{Email: []string{"manager@example.com"}, Webhook: rc.srv.URL},
+					OnFailure:    &batch.NotifyTarget{Email: []string{"admin@example.com"}, Severity: "high"},
+				}})
+			require.NoError(t, err)
+			clock.set(utc("2026-01-01T00:01:01Z"))
+			require.Eventually(t, func() bool { return len(srv.Messages()) == 1 && len(rc.received()) == tt.webhooks },
+				10*time.Second, time.Millisecond)
+			msg := srv.Messages()[0]
+			require.Contains(t, msg, "RCPT TO:<"+tt.to+">")
+			for _, s := range tt.contains {
+				require.Contains(t, msg, s)
+			}
+			require.NotContains(t, msg, tt.not, "only the target for this outcome is told")
+		})
+	}
 }
 
 // Issue 8, observation 6: a schedule's notification webhook is a stored, signed

@@ -80,3 +80,31 @@ func TestBoltStore_RefusesAForeignFile(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, content, got)
 }
+
+// A snapshot is a store of its own holding exactly what was committed when
+// it was taken.
+func TestBoltStore_Snapshot(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s, err := batch.OpenBoltStore(filepath.Join(dir, "store.db"), nil)
+	require.NoError(t, err)
+	defer s.Close()
+	require.NoError(t, s.Update(func(tx batch.Tx) error { return tx.Put("items/job1", []byte("k"), []byte("before")) }))
+	snap, err := os.Create(filepath.Join(dir, "snap.db"))
+	require.NoError(t, err)
+	n, err := s.(batch.Snapshotter).Snapshot(snap)
+	require.NoError(t, err)
+	require.NoError(t, snap.Close())
+	info, err := os.Stat(snap.Name())
+	require.NoError(t, err)
+	require.Equal(t, info.Size(), n)
+	require.NoError(t, s.Update(func(tx batch.Tx) error { return tx.Put("items/job1", []byte("k"), []byte("after")) }))
+
+	copied, err := batch.OpenBoltStore(snap.Name(), nil)
+	require.NoError(t, err)
+	defer copied.Close()
+	require.NoError(t, copied.View(func(tx batch.Tx) error {
+		require.Equal(t, "before", string(tx.Get("items/job1", []byte("k"))))
+		return nil
+	}))
+}

@@ -142,7 +142,8 @@ func TestNotify_RefusedMailTriedThreeTimes(t *testing.T) {
 			Timing:       batch.Timing{Frequency: "once", At: at.Format("2006-01-02T15:04")},
 			Notification: &batch.Notification{OnFailure: &batch.NotifyTarget{Email: []string{"admin@example.com"}}}})
 		require.NoError(t, err)
-		time.Sleep(time.Minute)
+		// Due in a minute; the job's outcome waits out a commit delay.
+		time.Sleep(time.Minute + 500*time.Millisecond)
 		synctest.Wait()
 		got := mailer.sent()
 		require.Len(t, got, 1, "sent once the job failed")

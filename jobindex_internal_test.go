@@ -195,8 +195,8 @@ func TestFinishedBefore_ByOwner(t *testing.T) {
 	require.Empty(t, none)
 }
 
-// indexSeqs lists the jobs an index holds under prefix, newest first.
-func indexSeqs(t *testing.T, tx Tx, bucket string, prefix []byte) []uint64 {
+// indexedJobs lists the jobs an index holds under prefix, newest first.
+func indexedJobs(t *testing.T, tx Tx, bucket string, prefix []byte) []uint64 {
 	t.Helper()
 	var seqs []uint64
 	require.NoError(t, scanIndexReverse(tx, bucket, prefix, 0, func(seq uint64) bool { seqs = append(seqs, seq); return true }))
@@ -217,7 +217,7 @@ func TestIndexJob_FollowsTheJob(t *testing.T) {
 
 		by := func(state State, owner string) []uint64 {
 			bucket, prefix := jobListIndex(state, owner)
-			return indexSeqs(t, tx, bucket, prefix)
+			return indexedJobs(t, tx, bucket, prefix)
 		}
 		require.Equal(t, []uint64{3, 1}, by("", "a"))
 		require.Equal(t, []uint64{2}, by("", "ab"))

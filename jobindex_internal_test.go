@@ -134,7 +134,7 @@ func TestJobIndex_BuiltForAnOlderStore(t *testing.T) {
 	s, err := OpenBoltStore(path, nil)
 	require.NoError(t, err)
 	require.NoError(t, s.Update(func(tx Tx) error {
-		for _, b := range []string{bucketJobIndex, bucketJobsByState, bucketJobsByOwner, bucketJobsByOwnerSt, bucketJobsFinished, bucketStoreMeta} {
+		for _, b := range []string{bucketJobIndex, bucketJobsByState, bucketJobsByOwner, bucketJobsByOwnerSt, bucketJobsFinished, bucketJobsUndoDue, bucketStoreMeta} {
 			if err := tx.DeleteBucket(b); err != nil {
 				return err
 			}
@@ -211,9 +211,9 @@ func TestIndexJob_FollowsTheJob(t *testing.T) {
 	defer s.Close()
 	finished := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	require.NoError(t, s.Update(func(tx Tx) error {
-		require.NoError(t, indexJob(tx, 1, &Job{Status: StateRunning, Owner: "a"}))
-		require.NoError(t, indexJob(tx, 2, &Job{Status: StateRunning, Owner: "ab"}))
-		require.NoError(t, indexJob(tx, 3, &Job{Status: StateCompleted, Owner: "a", FinishedAt: &finished}))
+		require.NoError(t, indexJob(tx, 1, &jobRecord{Job: Job{Status: StateRunning, Owner: "a"}}))
+		require.NoError(t, indexJob(tx, 2, &jobRecord{Job: Job{Status: StateRunning, Owner: "ab"}}))
+		require.NoError(t, indexJob(tx, 3, &jobRecord{Job: Job{Status: StateCompleted, Owner: "a", FinishedAt: &finished}, UndoRetention: Duration(time.Hour)}))
 
 		by := func(state State, owner string) []uint64 {
 			bucket, prefix := jobListIndex(state, owner)
@@ -231,9 +231,14 @@ func TestIndexJob_FollowsTheJob(t *testing.T) {
 		require.Empty(t, before, "finished at the cutoff is not before it")
 		require.NoError(t, finishedJobsBefore(tx, finished.Add(time.Nanosecond), collect))
 		require.Equal(t, []uint64{3}, before)
+		var undoDue []uint64
+		require.NoError(t, undoDueBy(tx, finished.Add(time.Hour-time.Nanosecond), func(seq uint64) bool { undoDue = append(undoDue, seq); return true }))
+		require.Empty(t, undoDue, "before-images kept until their retention ends")
+		require.NoError(t, undoDueBy(tx, finished.Add(time.Hour), func(seq uint64) bool { undoDue = append(undoDue, seq); return true }))
+		require.Equal(t, []uint64{3}, undoDue)
 
 		// Job 1 finishes and changes hands; job 3 is deleted.
-		require.NoError(t, indexJob(tx, 1, &Job{Status: StateFailed, Owner: "b", FinishedAt: &finished}))
+		require.NoError(t, indexJob(tx, 1, &jobRecord{Job: Job{Status: StateFailed, Owner: "b", FinishedAt: &finished}}))
 		require.NoError(t, deleteJobRecord(tx, 3))
 		require.Empty(t, by("", "a"))
 		require.Equal(t, []uint64{1}, by(StateFailed, "b"))
@@ -243,6 +248,7 @@ func TestIndexJob_FollowsTheJob(t *testing.T) {
 		require.NoError(t, finishedJobsBefore(tx, finished.Add(time.Hour), collect))
 		require.Equal(t, []uint64{1}, before)
 		require.Nil(t, tx.Get(bucketJobIndex, u64key(3)))
+		require.NoError(t, undoDueBy(tx, finished.Add(1000*time.Hour), func(seq uint64) bool { t.Errorf("job %d still due", seq); return true }))
 		return nil
 	}))
 	bucket, prefix := jobListIndex("", "")
@@ -252,12 +258,16 @@ func TestIndexJob_FollowsTheJob(t *testing.T) {
 
 func TestIndexEntry_Encoding(t *testing.T) {
 	t.Parallel()
-	for _, ie := range []indexEntry{{StateQueued, "", 0}, {StateCompleted, "owner with ünïcode", 1 << 62}, {State(""), "x", 1}} {
+	for _, ie := range []indexEntry{
+		{state: StateQueued},
+		{state: StateCompleted, owner: "owner with ünïcode", finished: 1 << 62},
+		{state: StateCompleted, owner: "x", finished: 1, undoDue: 2},
+	} {
 		got, ok := decodeIndexEntry(ie.encode())
 		require.True(t, ok)
 		require.Equal(t, ie, got)
 	}
-	good := indexEntry{StateRunning, "alice", 0}.encode()
+	good := indexEntry{state: StateRunning, owner: "alice"}.encode()
 	for _, bad := range [][]byte{nil, good[:len(good)-1], append(good, 0), {0xff, 0xff}} {
 		_, ok := decodeIndexEntry(bad)
 		require.False(t, ok, "%x", bad)
@@ -281,4 +291,62 @@ func TestRecCache(t *testing.T) {
 	require.Equal(t, "b", r3.Type, "other bytes are decoded anew")
 	_, err = c.get(2, []byte(`{`))
 	require.Error(t, err)
+}
+
+// Pruning before-images reads only the jobs whose retention ended: the
+// jobs_undo_due index, not every job record.
+func TestPruneUndo_ReadsOnlyDueJobs(t *testing.T) {
+	t.Parallel()
+	e, cs := openCounting(t, 2000, time.Now(), nil)
+	now := time.Now()
+	var due, kept []uint64
+	require.NoError(t, e.store.Update(func(tx Tx) error {
+		for i, age := range []time.Duration{3 * time.Hour, 2 * time.Hour, 30 * time.Minute, 90 * time.Minute, 10 * time.Minute} {
+			seq, err := tx.NextSequence(bucketJobs)
+			if err != nil {
+				return err
+			}
+			id := formatJobID(seq)
+			finished := now.Add(-age)
+			rec := &jobRecord{
+				Job:           Job{ID: id, Status: StateCompleted, Owner: "owner1", CreatedAt: finished, FinishedAt: &finished},
+				UndoRetention: Duration(time.Hour),
+			}
+			if err := putJob(tx, seq, rec); err != nil {
+				return err
+			}
+			if err := tx.Put(undoBucket(id), []byte(fmt.Sprint(i)), []byte{undoBefore}); err != nil {
+				return err
+			}
+			if age > time.Hour {
+				due = append(due, seq)
+			} else {
+				kept = append(kept, seq)
+			}
+		}
+		return nil
+	}))
+	cs.jobReads.Store(0)
+	n, err := e.pruneUndo(t.Context(), now)
+	require.NoError(t, err)
+	require.Equal(t, int64(len(due)), n)
+	require.LessOrEqual(t, cs.jobReads.Load(), int64(2*len(due)), "job records read to prune %d jobs among 2,005", len(due))
+	require.NoError(t, e.store.View(func(tx Tx) error {
+		for _, seq := range due {
+			rec, err := getJob(tx, seq)
+			require.NoError(t, err)
+			require.True(t, rec.UndoPurged)
+			require.Nil(t, tx.Get(undoBucket(rec.ID), []byte("0")))
+		}
+		for _, seq := range kept {
+			rec, err := getJob(tx, seq)
+			require.NoError(t, err)
+			require.False(t, rec.UndoPurged)
+		}
+		return nil
+	}))
+	// Purged jobs left the index: a second pass finds nothing.
+	n, err = e.pruneUndo(t.Context(), now)
+	require.NoError(t, err)
+	require.Zero(t, n)
 }

@@ -30,24 +30,25 @@ func errUnauthorized(err error) error {
 	return &apiError{status: http.StatusUnauthorized, code: "UNAUTHORIZED", message: msg, err: err}
 }
 
+// statusByCode is the HTTP status of each engine error code; a code not in
+// it is a 500.
+var statusByCode = map[batch.Code]int{
+	batch.CodeInvalidBatch:     http.StatusBadRequest,
+	batch.CodeValidation:       http.StatusBadRequest,
+	batch.CodeNotFound:         http.StatusNotFound,
+	batch.CodeForbidden:        http.StatusForbidden,
+	batch.CodeInvalidState:     http.StatusConflict,
+	batch.CodeScheduleConflict: http.StatusConflict,
+	batch.CodeRateLimited:      http.StatusTooManyRequests,
+	batch.CodeClosed:           http.StatusServiceUnavailable,
+	batch.CodeStorageFull:      http.StatusInsufficientStorage,
+}
+
 // statusOf maps an engine error code to its HTTP status. It is the one place
 // that does so.
 func statusOf(code batch.Code) int {
-	switch code {
-	case batch.CodeInvalidBatch, batch.CodeValidation:
-		return http.StatusBadRequest
-	case batch.CodeNotFound:
-		return http.StatusNotFound
-	case batch.CodeForbidden:
-		return http.StatusForbidden
-	case batch.CodeInvalidState, batch.CodeScheduleConflict:
-		return http.StatusConflict
-	case batch.CodeRateLimited:
-		return http.StatusTooManyRequests
-	case batch.CodeClosed:
-		return http.StatusServiceUnavailable
-	case batch.CodeStorageFull:
-		return http.StatusInsufficientStorage
+	if s, ok := statusByCode[code]; ok {
+		return s
 	}
 	return http.StatusInternalServerError
 }

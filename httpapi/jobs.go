@@ -117,6 +117,29 @@ func checkDryRun(r *http.Request) error {
 	return nil
 }
 
+// decodeBatch reads {"batch": {...}}.
+func (h *Handler) decodeBatch(w http.ResponseWriter, r *http.Request) (*batch.Batch, error) {
+	body, err := h.readJSON(w, r)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := unwrap(body, "batch")
+	if err != nil {
+		return nil, err
+	}
+	return batch.DecodeBatch(raw)
+}
+
+// reply answers {"data": v} with status, unless err, which it returns for
+// the route to answer.
+func reply(w http.ResponseWriter, status int, v any, err error) error {
+	if err != nil {
+		return err
+	}
+	writeData(w, status, v)
+	return nil
+}
+
 // createJob handles POST /jobs: {"batch": {...}}, optionally ?wait=30s;
 // with ?dry_run=true it answers what the batch would do, storing nothing.
 func (h *Handler) createJob(w http.ResponseWriter, r *http.Request) error {
@@ -138,15 +161,7 @@ func (h *Handler) createJob(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	body, err := h.readJSON(w, r)
-	if err != nil {
-		return err
-	}
-	raw, err := unwrap(body, "batch")
-	if err != nil {
-		return err
-	}
-	b, err := batch.DecodeBatch(raw)
+	b, err := h.decodeBatch(w, r)
 	if err != nil {
 		return err
 	}
@@ -298,11 +313,7 @@ func (h *Handler) jobErrors(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	page, err := h.engine.JobErrors(r.Context(), job.ID, &batch.PageOptions{Cursor: cursor, Limit: limit})
-	if err != nil {
-		return err
-	}
-	writeData(w, http.StatusOK, page)
-	return nil
+	return reply(w, http.StatusOK, page, err)
 }
 
 // artifact streams GET /jobs/{job_id}/artifacts/{name}.
@@ -358,34 +369,18 @@ func (h *Handler) jobEvents(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	page, err := h.engine.JobEvents(r.Context(), id, &batch.PageOptions{Cursor: cursor, Limit: limit})
-	if err != nil {
-		return err
-	}
-	writeData(w, http.StatusOK, page)
-	return nil
+	return reply(w, http.StatusOK, page, err)
 }
 
 // dryRunJob answers POST /jobs?dry_run=true: {"batch": {...}} -> 200 with
 // what each operation would do now. It runs no longer than the request.
 func (h *Handler) dryRunJob(w http.ResponseWriter, r *http.Request) error {
-	body, err := h.readJSON(w, r)
-	if err != nil {
-		return err
-	}
-	raw, err := unwrap(body, "batch")
-	if err != nil {
-		return err
-	}
-	b, err := batch.DecodeBatch(raw)
+	b, err := h.decodeBatch(w, r)
 	if err != nil {
 		return err
 	}
 	dr, err := h.engine.DryRun(r.Context(), b)
-	if err != nil {
-		return err
-	}
-	writeData(w, http.StatusOK, dr)
-	return nil
+	return reply(w, http.StatusOK, dr, err)
 }
 
 // revertJob handles POST /jobs/{job_id}/revert, with an optional body
@@ -418,11 +413,7 @@ func (h *Handler) revertJob(w http.ResponseWriter, r *http.Request) error {
 	}
 	if dryRun(r) {
 		dr, err := h.engine.DryRunRevert(r.Context(), job.ID, &opts)
-		if err != nil {
-			return err
-		}
-		writeData(w, http.StatusOK, dr)
-		return nil
+		return reply(w, http.StatusOK, dr, err)
 	}
 	rv, err := h.engine.Revert(r.Context(), job.ID, &opts)
 	if err != nil {

@@ -112,7 +112,11 @@ func (s *rateStore) Hit(ctx context.Context, key string, now time.Time, per time
 	return s.allowed, s.count, s.oldest, s.err
 }
 
-func (s *rateStore) asked() []string { s.mu.Lock(); defer s.mu.Unlock(); return append([]string(nil), s.keys...) }
+func (s *rateStore) asked() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.keys...)
+}
 
 // TestRateLimits_Store: with a RateStore the counts are the store's: it
 // is asked per class and client, and its answer sets the headers.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -265,4 +266,28 @@ func TestAuthAndOwnership(t *testing.T) {
 	require.Len(t, page.data["events"], 2, "the trail pages")
 	tb.must(t, http.StatusNotFound, "GET", "/jobs/"+id+"/events", "", bob...)
 	tb.must(t, http.StatusNotFound, "GET", "/jobs/batch9999/events", "", alice...)
+}
+
+// TestCreateJob_WaitOutlivesWriteTimeout: POST /jobs?wait= answers a job
+// that takes longer than the server's WriteTimeout, which the wait extends
+// for its own connection.
+func TestCreateJob_WaitOutlivesWriteTimeout(t *testing.T) {
+	t.Parallel()
+	gate := make(chan struct{})
+	e := newEngine(t, &batch.Options{Operations: map[string]batch.Operation{"gated": gatedOp(gate, 1)}})
+	srv := httptest.NewUnstartedServer(httpapi.New(e, &httpapi.Options{DisableRateLimits: true}))
+	srv.Config.WriteTimeout = 100 * time.Millisecond
+	srv.Start()
+	t.Cleanup(srv.Close)
+	release := time.AfterFunc(400*time.Millisecond, func() { close(gate) }) // past the WriteTimeout
+	defer release.Stop()
+	res, err := http.Post(srv.URL+httpapi.Prefix+"/jobs?wait=10s", "application/json", strings.NewReader(`{"batch": {"operations": [{"type": "gated"}]}}`))
+	require.NoError(t, err)
+	defer res.Body.Close()
+	var body struct {
+		Data batch.Job `json:"data"`
+	}
+	require.NoError(t, json.NewDecoder(res.Body).Decode(&body))
+	require.Equal(t, http.StatusCreated, res.StatusCode)
+	require.Equal(t, batch.StateCompleted, body.Data.Status)
 }

@@ -117,17 +117,19 @@ func checkDryRun(r *http.Request) error {
 	return nil
 }
 
-// decodeBatch reads {"batch": {...}}.
-func (h *Handler) decodeBatch(w http.ResponseWriter, r *http.Request) (*batch.Batch, error) {
+// decodeWrapped reads a JSON body {"<key>": {...}} and decodes the inner
+// object with decode.
+func decodeWrapped[T any](h *Handler, w http.ResponseWriter, r *http.Request, key string, decode func([]byte) (T, error)) (T, error) {
+	var zero T
 	body, err := h.readJSON(w, r)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
-	raw, err := unwrap(body, "batch")
+	raw, err := unwrap(body, key)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
-	return batch.DecodeBatch(raw)
+	return decode(raw)
 }
 
 // reply answers {"data": v} with status, unless err, which it returns for
@@ -161,7 +163,7 @@ func (h *Handler) createJob(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	b, err := h.decodeBatch(w, r)
+	b, err := decodeWrapped(h, w, r, "batch", batch.DecodeBatch)
 	if err != nil {
 		return err
 	}
@@ -375,7 +377,7 @@ func (h *Handler) jobEvents(w http.ResponseWriter, r *http.Request) error {
 // dryRunJob answers POST /jobs?dry_run=true: {"batch": {...}} -> 200 with
 // what each operation would do now. It runs no longer than the request.
 func (h *Handler) dryRunJob(w http.ResponseWriter, r *http.Request) error {
-	b, err := h.decodeBatch(w, r)
+	b, err := decodeWrapped(h, w, r, "batch", batch.DecodeBatch)
 	if err != nil {
 		return err
 	}

@@ -25,8 +25,7 @@ func TestConformance_DocumentShapes(t *testing.T) {
 	t.Parallel()
 	tb := setup(t, nil, nil)
 
-	res := tb.do(t, "POST", "/jobs?wait=10s", docRequest)
-	require.Equal(t, http.StatusCreated, res.status, string(res.body))
+	res := tb.must(t, http.StatusCreated, "POST", "/jobs?wait=10s", docRequest)
 	require.Equal(t, "completed", res.data["status"])
 	require.Contains(t, res.data, "errors", "a job without failures has an empty errors list")
 	require.Equal(t, []any{}, res.data["errors"])
@@ -72,9 +71,8 @@ func TestConformance_CustomBackoffFormula(t *testing.T) {
 	})
 	tb := setup(t, nil, &batch.Options{Operations: map[string]batch.Operation{"flaky": flaky}})
 	start := time.Now()
-	res := tb.do(t, "POST", "/jobs?wait=20s", `{"batch": {"operations": [{"type": "flaky"}],
+	res := tb.must(t, http.StatusCreated, "POST", "/jobs?wait=20s", `{"batch": {"operations": [{"type": "flaky"}],
 		"options": {"retry": {"attempts": 3, "backoff": "custom", "formula": "error_type == 'resource' ? 0.1 * attempt : 60", "max_delay": "5s"}}}}`)
-	require.Equal(t, http.StatusCreated, res.status, string(res.body))
 	require.Equal(t, "completed", res.data["status"])
 	require.Equal(t, int64(3), tries.Load())
 	require.GreaterOrEqual(t, time.Since(start), 300*time.Millisecond, "waited 0.1s then 0.2s")
@@ -139,11 +137,9 @@ func TestConformance_EmailNeedsAMailer(t *testing.T) {
 	t.Parallel()
 	body := `{"schedule": {"name": "n", "batch": {"operations": [{"type": "export", "resource": "fields"}]},
 		"timing": {"cron": "0 6 * * *"}, "notification": {"on_failure": {"email": ["admin@example.com"]}}}}`
-	res := setup(t, nil, nil).do(t, "POST", "/schedules", body)
-	require.Equal(t, http.StatusBadRequest, res.status, string(res.body))
+	res := setup(t, nil, nil).must(t, http.StatusBadRequest, "POST", "/schedules", body)
 	d := res.err["details"].([]any)[0].(map[string]any)
 	require.Equal(t, "notification.on_failure.email", d["field"])
 	require.Contains(t, d["message"], "none is configured")
-	res = setup(t, nil, &batch.Options{Mailer: discardMailer{}}).do(t, "POST", "/schedules", body)
-	require.Equal(t, http.StatusCreated, res.status, string(res.body))
+	setup(t, nil, &batch.Options{Mailer: discardMailer{}}).must(t, http.StatusCreated, "POST", "/schedules", body)
 }

@@ -291,3 +291,37 @@ func TestCreateJob_WaitOutlivesWriteTimeout(t *testing.T) {
 	require.Equal(t, http.StatusCreated, res.StatusCode)
 	require.Equal(t, batch.StateCompleted, body.Data.Status)
 }
+
+// TestJobRequests_Edges: the request rules of the job routes: the
+// {"batch": ...} wrapper, page sizes, the status alias of
+// state, and the revert body.
+func TestJobRequests_Edges(t *testing.T) {
+	t.Parallel()
+	tb := setup(t, nil, nil)
+	for _, c := range []struct{ name, path, body, field string }{
+		{"null batch", "/jobs", `{"batch": null}`, "batch"},
+		{"two objects", "/jobs", docRequest + ` {"batch": {}}`, ""},
+		{"limit too large", "/jobs?limit=1001", "", "limit"},
+		{"limit not a number", "/jobs?limit=ten", "", "limit"},
+		{"negative wait", "/jobs?wait=-1s", docRequest, "wait"},
+	} {
+		method := "GET"
+		if c.body != "" {
+			method = "POST"
+		}
+		res := tb.must(t, http.StatusBadRequest, method, c.path, c.body)
+		require.Equal(t, "INVALID_BATCH", res.err["code"], c.name)
+		if c.field != "" {
+			require.Equal(t, c.field, res.err["details"].([]any)[0].(map[string]any)["field"], c.name)
+		}
+	}
+	id := tb.must(t, http.StatusCreated, "POST", "/jobs?wait=10s", docRequest).data["job_id"].(string)
+	require.Len(t, tb.must(t, http.StatusOK, "GET", "/jobs?status=completed", "").data["jobs"], 1, "status is another name for state")
+	require.Empty(t, tb.must(t, http.StatusOK, "GET", "/jobs?status=failed", "").data["jobs"])
+	for _, body := range []string{`{"force": true} {}`, `{"forse": true}`, `[true]`} {
+		tb.must(t, http.StatusBadRequest, "POST", "/jobs/"+id+"/revert", body)
+	}
+	tb.must(t, http.StatusUnsupportedMediaType, "POST", "/jobs/"+id+"/revert", "force", "Content-Type", "text/plain")
+	tb.must(t, http.StatusBadRequest, "POST", "/jobs/"+id+"/revert?dry_run=perhaps", "")
+	tb.must(t, http.StatusCreated, "POST", "/jobs/"+id+"/revert", "{}")
+}

@@ -104,3 +104,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func writeData(w http.ResponseWriter, status int, v any) {
 	writeJSON(w, status, map[string]any{"data": v})
 }
+
+// reply answers {"data": v} with status, unless err, which it returns for
+// the route to answer.
+func reply(w http.ResponseWriter, status int, v any, err error) error {
+	if err != nil {
+		return err
+	}
+	writeData(w, status, v)
+	return nil
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -91,7 +90,7 @@ func TestConformance_ManagementBudgets(t *testing.T) {
 	t.Parallel()
 	var mu sync.Mutex
 	var types []string
-	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	rcv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var p struct {
 			Type  string `json:"type"`
 			Event struct {
@@ -103,7 +102,6 @@ func TestConformance_ManagementBudgets(t *testing.T) {
 		types = append(types, p.Type+"/"+p.Event.Type)
 		mu.Unlock()
 	}))
-	defer rcv.Close()
 	tb := setup(t, &httpapi.Options{RateLimits: httpapi.RateLimits{
 		TemplateManagement: httpapi.Limit{Requests: 1, Per: time.Hour},
 		WebhookManagement:  httpapi.Limit{Requests: 3, Per: time.Hour},

@@ -2,7 +2,6 @@ package httpapi_test
 
 import (
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -19,8 +18,7 @@ import (
 // anything of A's, nor learn A's ids from an error or a conflict.
 func TestTenancy_TwoKeys(t *testing.T) {
 	t.Parallel()
-	rcv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
-	defer rcv.Close()
+	rcv := newReceiver(t)
 	tb := setup(t, &httpapi.Options{
 		Authenticator:     httpapi.APIKeys("key-a", "key-b", "key-admin"),
 		Admin:             func(p string) bool { return p == httpapi.KeyPrincipal("key-admin") },
@@ -73,7 +71,7 @@ func TestTenancy_TwoKeys(t *testing.T) {
 	schedBody := `{"schedule": {"name": "s", "batch": {"operations": [{"type": "update", "resource": "fields", "where": "true", "update": {"s": 1}}]}, "timing": {"frequency": "daily", "time": "03:00", "timezone": "UTC"}}}`
 	sch := tb.must(t, http.StatusCreated, "POST", "/schedules", schedBody, a...)
 	schID := sch.data["id"].(string)
-	hook := tb.must(t, http.StatusCreated, "POST", "/webhooks", `{"webhook": {"url": "`+rcv.URL+`", "events": ["job_completed"]}}`, a...)
+	hook := tb.must(t, http.StatusCreated, "POST", "/webhooks", `{"webhook": {"url": "`+rcv+`", "events": ["job_completed"]}}`, a...)
 	hookID := hook.data["id"].(string)
 	secret := hook.data["secret"].(string)
 
@@ -111,7 +109,7 @@ func TestTenancy_TwoKeys(t *testing.T) {
 	expect(http.StatusNotFound, "DELETE", "/schedules/"+schID, "")
 	expect(http.StatusNotFound, "GET", "/webhooks/"+hookID, "")
 	expect(http.StatusNotFound, "GET", "/webhooks/"+hookID+"/deliveries", "")
-	expect(http.StatusNotFound, "PUT", "/webhooks/"+hookID, `{"webhook": {"url": "`+rcv.URL+`"}}`)
+	expect(http.StatusNotFound, "PUT", "/webhooks/"+hookID, `{"webhook": {"url": "`+rcv+`"}}`)
 	expect(http.StatusNotFound, "DELETE", "/webhooks/"+hookID, "")
 	for _, list := range []string{"/jobs", "/templates", "/schedules", "/webhooks"} {
 		res := tb.do(t, "GET", list, "", b...)

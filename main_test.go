@@ -2,6 +2,7 @@ package batch_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,7 +15,6 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/batchworks/batch"
-	"github.com/batchworks/batch/internal/apidoc"
 	"github.com/batchworks/batch/internal/pgtest"
 	"github.com/batchworks/batch/pgstore"
 )
@@ -125,8 +125,21 @@ func (tb *testBundle) submit(t *testing.T, b *batch.Batch) *batch.Job {
 	return job
 }
 
-// docBatchJSON is the API document's "Create Batch Job" body.
-const docBatchJSON = apidoc.Batch
+// docBatchJSON is the "batch" object of the API document's "Create Batch
+// Job" request: the one the quickstart runs.
+var docBatchJSON = func() string {
+	var req struct {
+		Batch json.RawMessage `json:"batch"`
+	}
+	b, err := os.ReadFile("examples/quickstart/create-batch-job.json")
+	if err == nil {
+		err = json.Unmarshal(b, &req)
+	}
+	if err != nil {
+		panic(err)
+	}
+	return string(req.Batch)
+}()
 
 func docBatch(t testing.TB) *batch.Batch {
 	b, err := batch.DecodeBatch([]byte(docBatchJSON))

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +17,6 @@ import (
 
 	"github.com/batchworks/batch"
 	"github.com/batchworks/batch/httpapi"
-	"github.com/batchworks/batch/internal/apidoc"
 )
 
 // The helpers the httpapi tests share: an engine served over loopback
@@ -24,8 +24,15 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// docRequest is the API document's "Create Batch Job" request body.
-const docRequest = apidoc.CreateBatchJob
+// docRequest is the API document's "Create Batch Job" request body: the
+// one the quickstart runs.
+var docRequest = func() string {
+	b, err := os.ReadFile("../examples/quickstart/create-batch-job.json")
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}()
 
 // testBundle is an engine on a bbolt file served by httpapi under httptest.
 type testBundle struct {

@@ -2,7 +2,6 @@ package batch_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/batchworks/batch"
+	"github.com/batchworks/batch/internal/apidoc"
 	"github.com/batchworks/batch/internal/pgtest"
 	"github.com/batchworks/batch/pgstore"
 )
@@ -127,19 +127,7 @@ func (tb *testBundle) submit(t *testing.T, b *batch.Batch) *batch.Job {
 
 // docBatchJSON is the "batch" object of the API document's "Create Batch
 // Job" request: the one the quickstart runs.
-var docBatchJSON = func() string {
-	var req struct {
-		Batch json.RawMessage `json:"batch"`
-	}
-	b, err := os.ReadFile("examples/quickstart/create-batch-job.json")
-	if err == nil {
-		err = json.Unmarshal(b, &req)
-	}
-	if err != nil {
-		panic(err)
-	}
-	return string(req.Batch)
-}()
+var docBatchJSON = apidoc.Batch()
 
 func docBatch(t testing.TB) *batch.Batch {
 	b, err := batch.DecodeBatch([]byte(docBatchJSON))

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/batchworks/batch"
 	"github.com/batchworks/batch/httpapi"
+	"github.com/batchworks/batch/internal/apidoc"
 )
 
 // The helpers the httpapi tests share: an engine served over loopback
@@ -26,13 +26,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // docRequest is the API document's "Create Batch Job" request body: the
 // one the quickstart runs.
-var docRequest = func() string {
-	b, err := os.ReadFile("../examples/quickstart/create-batch-job.json")
-	if err != nil {
-		panic(err)
-	}
-	return string(b)
-}()
+var docRequest = apidoc.CreateBatchJob()
 
 // testBundle is an engine on a bbolt file served by httpapi under httptest.
 type testBundle struct {

@@ -17,29 +17,37 @@ import (
 	"github.com/batchworks/batch/httpapi"
 )
 
-// noop is a custom operation of params.count items that do nothing.
-var noop = batch.OperationFunc(func(ctx context.Context, spec *batch.OperationSpec, env *batch.Env) (*batch.Plan, error) {
-	n, _ := spec.Params["count"].(float64)
-	return &batch.Plan{
-		Count: int64(n),
-		Item:  func(i int64) (batch.Item, error) { return batch.Item{ResourceID: strconv.FormatInt(i, 10)}, nil },
-		Run:   func(context.Context, *batch.Item) error { return nil },
-	}, nil
+// countOp is a custom operation of params.count items that each run run.
+func countOp(run func(context.Context) error) batch.Operation {
+	return batch.OperationFunc(func(ctx context.Context, spec *batch.OperationSpec, env *batch.Env) (*batch.Plan, error) {
+		n, _ := spec.Params["count"].(float64)
+		return &batch.Plan{
+			Count: int64(n),
+			Item:  func(i int64) (batch.Item, error) { return batch.Item{ResourceID: strconv.FormatInt(i, 10)}, nil },
+			Run:   func(ctx context.Context, _ *batch.Item) error { return run(ctx) },
+		}, nil
+	})
+}
+
+// noop is an operation of params.count items that do nothing.
+var noop = countOp(func(context.Context) error { return nil })
+
+// wait is an operation of params.count items that each wait 200µs, like a
+// call to another service: the job is not CPU-bound.
+var wait = countOp(func(context.Context) error {
+	time.Sleep(200 * time.Microsecond)
+	return nil
 })
 
-// wait is a custom operation of params.count items that each wait 200µs,
-// like a call to another service: the job is not CPU-bound.
-var wait = batch.OperationFunc(func(ctx context.Context, spec *batch.OperationSpec, env *batch.Env) (*batch.Plan, error) {
-	n, _ := spec.Params["count"].(float64)
-	return &batch.Plan{
-		Count: int64(n),
-		Item:  func(i int64) (batch.Item, error) { return batch.Item{ResourceID: strconv.FormatInt(i, 10)}, nil },
-		Run: func(ctx context.Context, _ *batch.Item) error {
-			time.Sleep(200 * time.Microsecond)
-			return nil
-		},
-	}, nil
-})
+// drain reads and closes the body of a response and returns its status.
+func drain(res *http.Response, err error) (int, error) {
+	if err != nil {
+		return 0, err
+	}
+	defer res.Body.Close()
+	_, err = io.Copy(io.Discard, res.Body)
+	return res.StatusCode, err
+}
 
 // statusClients is how many clients read a job's status at once.
 const statusClients = 32
@@ -128,12 +136,7 @@ func startPolling(b *testing.B, url func() string, clients int, pace time.Durati
 	client := &http.Client{Transport: tr}
 	get := func() (time.Duration, error) {
 		t0 := time.Now()
-		resp, err := client.Get(url())
-		if err != nil {
-			return 0, err
-		}
-		_, err = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
+		_, err := drain(client.Get(url()))
 		return time.Since(t0), err
 	}
 	// Polling clients keep their connections: open them before measuring.
@@ -257,15 +260,8 @@ func BenchmarkSubmit(b *testing.B) {
 		for pb.Next() {
 			req, _ := http.NewRequest("POST", tb.srv.URL+httpapi.Prefix+"/jobs", strings.NewReader(body))
 			req.Header.Set("Content-Type", "application/json")
-			res, err := client.Do(req)
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			io.Copy(io.Discard, res.Body)
-			res.Body.Close()
-			if res.StatusCode != http.StatusCreated {
-				b.Errorf("status %d", res.StatusCode)
+			if status, err := drain(client.Do(req)); err != nil || status != http.StatusCreated {
+				b.Errorf("status %d, %v", status, err)
 				return
 			}
 		}

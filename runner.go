@@ -69,6 +69,8 @@ type jobRun struct {
 	// helper marks a run that only helps with another process's shared
 	// pass: it never changes the job's state.
 	helper bool
+	// holds are the range leases of the run's shared pass (share.go).
+	holds rangeHolds
 	// fenced is set when another process took the job over: this run
 	// stores nothing more.
 	fenced atomic.Bool

@@ -73,16 +73,21 @@ func (e *Engine) claimLoop() {
 			return
 		case <-t.C:
 		}
-		e.renewClaims()
-		e.applyControl()
-		e.discover()
-		e.help()
-		e.notify() // Wait and Progress see jobs other processes change
-		e.wakeAllJobs()
-		// Deliveries and schedules stored by other processes.
-		signal(e.outboxWake)
-		signal(e.schedulerWake)
+		e.claimTick()
 	}
+}
+
+// claimTick is one poll of the claim loop.
+func (e *Engine) claimTick() {
+	e.renewClaims()
+	e.applyControl()
+	e.discover()
+	e.help()
+	e.notify() // Wait and Progress see jobs other processes change
+	e.wakeAllJobs()
+	// Deliveries and schedules stored by other processes.
+	signal(e.outboxWake)
+	signal(e.schedulerWake)
 }
 
 // liveClaimed returns the runs that hold their lease.

@@ -434,6 +434,15 @@ func (r *jobRun) sharedDelta(tx Tx, d *jobDelta) (*jobRecord, error) {
 	return rec, nil
 }
 
+// helpPlan is the plan of the operation of a shared pass this engine
+// helped with last. Only the help goroutine (one at a time) uses it.
+type helpPlan struct {
+	id   string
+	sh   shareRecord
+	plan *Plan
+	typ  string
+}
+
 // help runs ranges of passes other processes share, one job at a time,
 // while this process has a free slot.
 func (e *Engine) help() {
@@ -490,21 +499,35 @@ func (e *Engine) helpJob(id string, sh shareRecord) {
 	if !ok {
 		return
 	}
+	// The plan of the last help is kept for the next help with the same
+	// pass: planning a big operation decodes its whole batch, and a helper
+	// comes back every poll while the pass lasts.
+	hp := e.helpPlan
+	if hp != nil && (hp.id != id || hp.sh != sh) {
+		hp = nil
+	}
 	var rec *jobRecord
 	var b *Batch
 	if err := e.store.View(func(tx Tx) error {
 		var err error
-		if rec, err = getJob(tx, seq); err != nil {
+		if rec, err = getJob(tx, seq); err != nil || hp != nil {
 			return err
 		}
 		b, err = getBatch(tx, seq)
 		return err
-	}); err != nil || rec.Status != StateRunning || sh.Op >= len(b.Operations) {
+	}); err != nil || rec.Status != StateRunning {
 		return
 	}
-	plans, err := e.plan(e.helpCtx, id, b, rec.Trace)
-	if err != nil {
-		return
+	if hp == nil {
+		if sh.Op >= len(b.Operations) {
+			return
+		}
+		plans, err := e.plan(e.helpCtx, id, b, rec.Trace)
+		if err != nil {
+			return
+		}
+		hp = &helpPlan{id: id, sh: sh, plan: plans[sh.Op], typ: b.Operations[sh.Op].Type}
+		e.helpPlan = hp
 	}
 	var watcher sync.WaitGroup
 	defer watcher.Wait()
@@ -536,7 +559,7 @@ func (e *Engine) helpJob(id string, sh shareRecord) {
 		}
 	})
 	workers := max(rec.Options.MaxConcurrent, 1)
-	w := &worker{r: r, plan: plans[sh.Op], op: sh.Op, typ: b.Operations[sh.Op].Type, opts: rec.Options, feedCtx: ctx, itemCtx: ctx}
+	w := &worker{r: r, plan: hp.plan, op: sh.Op, typ: hp.typ, opts: rec.Options, feedCtx: ctx, itemCtx: ctx}
 	w.lenient = rec.Options.Validation.Mode == ModeLenient
 	w.attemptFn = w.attempt
 	n := (sh.Count + sh.Size - 1) / sh.Size

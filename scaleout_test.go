@@ -32,6 +32,10 @@ import (
 // until it is killed.
 const pgChildEnv = "BATCH_PG_CHILD"
 
+// scaleCustomShare is how many times fewer custom items the kill test runs
+// beside its creates.
+const scaleCustomShare = 5
+
 // scaleItems is the size of the job the scale-out kill test drains: the
 // issue's 100,000 items, or 12,000 under -short.
 func scaleItems() int {
@@ -66,7 +70,17 @@ func scaleBatch(n int) *batch.Batch {
 	}
 }
 
-// scaleOpts are the engine options of a scale-out process.
+// markOp is a custom operation of "count" items, each of which inserts its
+// Item.Key into the table runs of schema: what a custom item does outside
+// the engine's transaction.
+func markOp(s *pgstore.Store) batch.Operation {
+	return countingOp(func(ctx context.Context, it *batch.Item) error {
+		_, err := s.Pool().Exec(ctx, "INSERT INTO "+s.Schema()+".runs (key) VALUES ($1)", it.Key())
+		return err
+	})
+}
+
+// scaleStore opens a scale-out process's store.
 func scaleStore(ctx context.Context, url, schema string) (*pgstore.Store, error) {
 	return pgstore.Open(ctx, url, &pgstore.Options{Schema: schema, LeaseTTL: time.Second, MaxConns: 6})
 }
@@ -83,17 +97,20 @@ func runPGChild() {
 		fail(err)
 	}
 	ran := &ranObserver{}
-	e, err := batch.New(s, &batch.Options{Observer: ran, ClaimPoll: 50 * time.Millisecond})
+	e, err := batch.New(s, &batch.Options{Observer: ran, ClaimPoll: 50 * time.Millisecond,
+		Operations: map[string]batch.Operation{"mark": markOp(s)}})
 	if err != nil {
 		fail(err)
 	}
 	if f[2] == "0" {
 		n, _ := strconv.Atoi(f[3])
-		job, err := e.Submit(ctx, scaleBatch(n), nil)
-		if err != nil {
-			fail(err)
+		for kind, b := range map[string]*batch.Batch{"create": scaleBatch(n), "mark": opBatch("mark", n/scaleCustomShare, batch.BatchOptions{MaxConcurrent: 4})} {
+			job, err := e.Submit(ctx, b, nil)
+			if err != nil {
+				fail(err)
+			}
+			fmt.Println("job", kind, job.ID)
 		}
-		fmt.Println("job", job.ID)
 	}
 	for {
 		page, err := e.Jobs(ctx, &batch.ListOptions{Limit: 100})
@@ -109,21 +126,28 @@ func runPGChild() {
 }
 
 // TestScaleOut_KillOneOfThree runs three engine processes on one database
-// that share one job's items; one of them is killed with SIGKILL in the
-// middle, the others finish its work, and every item ran exactly once: a
-// create run twice fails with "already exists", one never run leaves a
-// record missing.
+// that share the items of a job of 100,000 creates and of a job of custom
+// items; one process is killed with SIGKILL in the middle, the others
+// finish its work. Every create ran exactly once: a create run twice fails
+// with "already exists", one never run leaves a record missing. Every
+// custom item ran at least once and its outcome counted once; only items
+// whose outcomes the killed process had not stored ran twice.
 func TestScaleOut_KillOneOfThree(t *testing.T) {
 	t.Parallel()
 	url, schema := pgtest.URL(t), pgtest.Schema(t)
 	began := time.Now()
+	s, err := scaleStore(t.Context(), url, schema)
+	require.NoError(t, err)
+	defer s.Close()
+	_, err = s.Pool().Exec(t.Context(), "CREATE TABLE "+schema+".runs (key text NOT NULL)")
+	require.NoError(t, err)
 	type state struct {
 		done, failed int64
 		status       string
 	}
 	var mu sync.Mutex
 	seen := map[string]state{} // by job, the latest report of any live child
-	ids := map[string]bool{}
+	ids := map[string]string{} // by kind
 	ran := make([]int64, 3) // items each child ran
 	children := make([]*exec.Cmd, 3)
 	var readers sync.WaitGroup
@@ -145,7 +169,7 @@ func TestScaleOut_KillOneOfThree(t *testing.T) {
 				case "error":
 					t.Errorf("child %d: %s", i, sc.Text())
 				case "job":
-					ids[f[1]] = true
+					ids[f[1]] = f[2]
 				case "ran":
 					ran[i], _ = strconv.ParseInt(f[1], 10, 64)
 				case "progress":
@@ -161,15 +185,16 @@ func TestScaleOut_KillOneOfThree(t *testing.T) {
 		if i == 0 {
 			// The jobs exist before the others start: they take theirs
 			// over from the submitter's queue.
-			require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(ids) == 1 }, 60*time.Second, 5*time.Millisecond)
+			require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(ids) == 2 }, 60*time.Second, 5*time.Millisecond)
 			t.Logf("job submitted after %v", time.Since(began).Round(time.Millisecond))
 		}
 	}
-	total := int64(scaleItems())
+	creates, customs := int64(scaleItems()), int64(scaleItems()/scaleCustomShare)
+	total := creates + customs
 	progress := func() (done, failed int64, running, completed int) {
 		mu.Lock()
 		defer mu.Unlock()
-		for id := range ids {
+		for _, id := range ids {
 			s := seen[id]
 			done, failed = done+s.done, failed+s.failed
 			switch s.status {
@@ -194,23 +219,33 @@ func TestScaleOut_KillOneOfThree(t *testing.T) {
 	t.Logf("killed process 0 after %v at %d of %d items; items run per process: %v", time.Since(began).Round(time.Millisecond), d, total, ran)
 	mu.Unlock()
 	require.Less(t, d, total, "killed in the middle")
-	require.Equal(t, 3, busy, "the job ran on every process")
+	require.Equal(t, 3, busy, "the jobs ran on every process")
 
-	require.Eventually(t, func() bool { _, _, _, c := progress(); return c == 1 }, 5*time.Minute, 10*time.Millisecond,
+	require.Eventually(t, func() bool { _, _, _, c := progress(); return c == 2 }, 5*time.Minute, 10*time.Millisecond,
 		"the surviving processes finish every job")
-	t.Logf("the survivors finished the job after %v", time.Since(began).Round(time.Millisecond))
+	t.Logf("the survivors finished the jobs after %v", time.Since(began).Round(time.Millisecond))
 	for _, c := range children[1:] {
 		_ = c.Process.Signal(syscall.SIGKILL)
 	}
 	readers.Wait()
-	done, failed, _, _ := progress()
-	require.Zero(t, failed, "no item ran twice")
-	require.Equal(t, total, done)
+	mu.Lock()
+	for kind, want := range map[string]int64{"create": creates, "mark": customs} {
+		require.Zero(t, seen[ids[kind]].failed, "no %s item failed (a create run twice would)", kind)
+		require.Equal(t, want, seen[ids[kind]].done, "every %s item counted once", kind)
+	}
+	mu.Unlock()
+
+	// The custom items' runs, counted in the database.
+	var keys, runs int64
+	require.NoError(t, s.Pool().QueryRow(t.Context(), "SELECT count(DISTINCT key), count(*) FROM "+schema+".runs").Scan(&keys, &runs))
+	t.Logf("custom items: %d, run %d times", keys, runs)
+	require.Equal(t, customs, keys, "every custom item ran")
+	// Only items whose outcomes the killed process had not stored ran
+	// again: at most its workers' items in flight and the two commit
+	// batches its committer held.
+	require.LessOrEqual(t, runs-keys, int64(2*batch.DefaultCommitBatchSize+8), "only items not stored at the kill ran twice")
 
 	// The records, counted in the database.
-	s, err := scaleStore(t.Context(), url, schema)
-	require.NoError(t, err)
-	defer s.Close()
 	var n int64
 	require.NoError(t, s.View(func(tx batch.Tx) error {
 		return tx.Scan("coll/fields", nil, func(k, v []byte) bool {
@@ -222,7 +257,7 @@ func TestScaleOut_KillOneOfThree(t *testing.T) {
 			return true
 		})
 	}))
-	require.Equal(t, total, n, "every record created once")
+	require.Equal(t, creates, n, "every record created once")
 }
 
 // scaleEngines opens n engines on one fresh schema, as separate processes

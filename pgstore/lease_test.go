@@ -45,42 +45,43 @@ func holds(t *testing.T, s *pgstore.Store, name string, token uint64) bool {
 	return held
 }
 
+// claim claims lease name for s and returns its token, 0 when another
+// holds it.
+func claim(t *testing.T, s *pgstore.Store, name string) uint64 {
+	t.Helper()
+	token, ok, err := s.Claim(t.Context(), name)
+	require.NoError(t, err)
+	require.Equal(t, ok, token != 0)
+	return token
+}
+
 // TestLeaseTokens checks the fencing tokens: a lease keeps its token while
 // one owner holds (and renews) it, and gets a new one each time it changes
 // hands; a transaction finds it held only under the current token.
 func TestLeaseTokens(t *testing.T) {
 	t.Parallel()
 	a, b := twoOwners(t)
-	ctx := t.Context()
-	t1, ok, err := a.Claim(ctx, "r")
-	require.NoError(t, err)
-	require.True(t, ok)
-	again, ok, err := a.Claim(ctx, "r")
-	require.NoError(t, err)
-	require.True(t, ok)
-	require.Equal(t, t1, again, "the holder's claim renews the lease under its token")
-	_, ok, err = b.Claim(ctx, "r")
-	require.NoError(t, err)
-	require.False(t, ok, "held by another")
+	t1 := claim(t, a, "r")
+	require.NotZero(t, t1)
+	require.Equal(t, t1, claim(t, a, "r"), "the holder's claim renews the lease under its token")
+	require.Zero(t, claim(t, b, "r"), "held by another")
 	require.True(t, holds(t, a, "r", t1))
 
 	// a's lease runs out unused: still a's, under its token.
 	expire(t, a, "r")
 	require.True(t, holds(t, a, "r", t1), "an expired lease nobody took is still held")
 
-	t2, ok, err := b.Claim(ctx, "r")
-	require.NoError(t, err)
-	require.True(t, ok, "an expired lease is taken over")
+	t2 := claim(t, b, "r")
+	require.NotZero(t, t2, "an expired lease is taken over")
 	require.NotEqual(t, t1, t2)
 	require.False(t, holds(t, a, "r", t1), "the old holder's token is refused")
 	require.True(t, holds(t, b, "r", t2))
 
 	// Released and taken by the first owner again: a third token.
-	require.NoError(t, b.Release(ctx, "r"))
+	require.NoError(t, b.Release(t.Context(), "r"))
 	require.False(t, holds(t, b, "r", t2), "a released lease is held by nobody")
-	t3, ok, err := a.Claim(ctx, "r")
-	require.NoError(t, err)
-	require.True(t, ok)
+	t3 := claim(t, a, "r")
+	require.NotZero(t, t3)
 	require.NotEqual(t, t1, t3)
 	require.NotEqual(t, t2, t3)
 	require.False(t, holds(t, a, "r", t1), "a token of an earlier hold of the same owner is refused")
@@ -93,9 +94,7 @@ func TestLeaseCheckHoldsOffTakeover(t *testing.T) {
 	t.Parallel()
 	a, b := twoOwners(t)
 	ctx := t.Context()
-	token, ok, err := a.Claim(ctx, "r")
-	require.NoError(t, err)
-	require.True(t, ok)
+	token := claim(t, a, "r")
 	expire(t, a, "r")
 	claimed := make(chan uint64)
 	// Inside the transaction only assert (a failed require would leave it

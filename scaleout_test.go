@@ -148,7 +148,7 @@ func TestScaleOut_KillOneOfThree(t *testing.T) {
 	var mu sync.Mutex
 	seen := map[string]state{} // by job, the latest report of any live child
 	ids := map[string]string{} // by kind
-	ran := make([]int64, 3) // items each child ran
+	ran := make([]int64, 3)    // items each child ran
 	children := make([]*exec.Cmd, 3)
 	var readers sync.WaitGroup
 	for i := range children {

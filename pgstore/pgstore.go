@@ -11,8 +11,15 @@
 // updates from all processes run one at a time, exactly as the [batch.Store]
 // contract asks; views are REPEATABLE READ read-only transactions and see
 // the state of the last committed update when they began. Writes inside an
-// update are pipelined to the server and sent before the next read or at
-// commit.
+// update are pipelined to the server and sent at commit or before a read
+// they could change.
+//
+// The store is a [batch.Claimer]: processes lease jobs, ranges of a job's
+// items and the leader's work in a table of leases. Each lease carries a
+// fencing token that changes whenever the lease changes hands, and an
+// update checks it ([batch.LeaseTx]) before it stores the outcomes of items
+// run under the lease, so a process that stalled past its lease cannot
+// store outcomes of items another process took over.
 package pgstore
 
 import (

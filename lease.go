@@ -175,23 +175,15 @@ func (e *Engine) discover() {
 	}
 	var cands []*jobRun
 	_ = e.store.View(func(tx Tx) error {
-		for _, st := range []State{StateRunning, StateQueued} {
-			var seqs []uint64
-			if err := scanIndex(tx, bucketJobsByState, appendStr(nil, string(st)), func(seq uint64) bool {
-				if !e.live(formatJobID(seq)) {
-					seqs = append(seqs, seq)
-				}
-				return true
-			}); err != nil {
-				return err
+		return forJobsIn(tx, []State{StateRunning, StateQueued}, func(st State, seq uint64) error {
+			if e.live(formatJobID(seq)) {
+				return nil
 			}
-			for _, seq := range seqs {
-				if rec, err := getJob(tx, seq); err == nil && rec.Status == st {
-					cands = append(cands, newRun(e, seq, rec))
-				}
+			if rec, err := getJob(tx, seq); err == nil && rec.Status == st {
+				cands = append(cands, newRun(e, seq, rec))
 			}
-		}
-		return nil
+			return nil
+		})
 	})
 	for _, r := range cands {
 		if free == 0 {

@@ -718,11 +718,27 @@ func (e *Engine) Resume(ctx context.Context, id string) (*Job, error) {
 		return nil, notFound("job", id)
 	}
 	e.mu.Lock()
-	closed, live := e.closed, e.runs[id] != nil
+	closed, old := e.closed, e.runs[id]
+	var exited chan struct{}
+	if old != nil {
+		exited = old.exited
+	}
 	e.mu.Unlock()
 	if closed {
 		return nil, ErrClosed
 	}
+	if exited != nil && old.snapshot().Status == StatePaused {
+		// Its pause is stored (another process may have seen it already);
+		// the run is only giving up its lease: wait for it to leave.
+		select {
+		case <-exited:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	e.mu.Lock()
+	live := e.runs[id] != nil
+	e.mu.Unlock()
 	var rec *jobRecord
 	var needs []string
 	err := e.committer.do(func(w *wtx) error {

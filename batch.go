@@ -125,14 +125,15 @@ type Engine struct {
 	helping atomic.Bool
 	// rangesHeld are the range leases runs of this engine hold (under mu).
 	rangesHeld map[string]bool
+	helpCtx    context.Context
+	helpStop   context.CancelFunc
+	helpWG     sync.WaitGroup
+	log        *slog.Logger
+	now        func() time.Time
+	opts       Options
+
 	// helpPlan is the plan the last help used (share.go).
 	helpPlan *helpPlan
-	helpCtx  context.Context
-	helpStop context.CancelFunc
-	helpWG   sync.WaitGroup
-	log      *slog.Logger
-	now      func() time.Time
-	opts     Options
 
 	// ctx is cancelled by Close once running items have had their time.
 	ctx    context.Context

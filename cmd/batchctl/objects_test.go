@@ -128,7 +128,7 @@ func TestWebhook_Lifecycle(t *testing.T) {
 	require.Equal(t, 0, done.code, done.stderr)
 	require.Eventually(t, func() bool {
 		r = tb.cli(t, "webhook", "deliveries", h.ID)
-		return r.code == 0 && len(decode[batch.DeliveryPage](t, r.stdout).Deliveries) == 1
+		return r.code == 0 && len(decode[batch.DeliveryPage](t, r.stdout).Items) == 1
 	}, 10*time.Second, 20*time.Millisecond)
 
 	r = tb.cli(t, "webhook", "create", "-", "--url", "http://x")

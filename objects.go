@@ -119,6 +119,9 @@ type objects[T any, P stored[T]] struct {
 	// created and deleted are the audit events of a creation and a
 	// deletion (an update names its own).
 	created, deleted EventType
+	// check checks a caller's object before it is created or replaces
+	// another (outside any transaction).
+	check func(ctx context.Context, v P) error
 	// write, if set, checks or completes an object in the transaction
 	// that is about to store it (new or changed); remove does the same
 	// for one about to be deleted (its dependents go with it). Both run
@@ -206,20 +209,42 @@ func (o objects[T, P]) put(w *wtx, v P, ev Event) error {
 	return w.event(ev)
 }
 
-// create stores v as a new object owned by the context's principal and
-// returns it with its id and times.
-func (o objects[T, P]) create(ctx context.Context, v P) (P, error) {
-	m := v.meta()
+// checked is a copy of the caller's v (see input), checked.
+func (o objects[T, P]) checked(ctx context.Context, v P) (P, error) {
+	nv, err := input((*T)(v), o.kind)
+	if err != nil {
+		return nil, err
+	}
+	if err := o.check(ctx, nv); err != nil {
+		return nil, err
+	}
+	return nv, nil
+}
+
+// create checks v and stores a copy as a new object owned by the
+// context's principal; init, if set, completes the copy first. It returns
+// the copy with its id and times.
+func (o objects[T, P]) create(ctx context.Context, v P, init func(P) error) (P, error) {
+	nv, err := o.checked(ctx, v)
+	if err != nil {
+		return nil, err
+	}
+	if init != nil {
+		if err := init(nv); err != nil {
+			return nil, err
+		}
+	}
+	m := nv.meta()
 	now := o.e.now().UTC()
 	*m.owner, *m.created, *m.updated = PrincipalFrom(ctx), now, now
-	err := o.e.update(func(w *wtx) error {
+	err = o.e.update(func(w *wtx) error {
 		*m.id = "" // a retried transaction numbers it anew
-		return o.put(w, v, Event{Type: o.created, Principal: *m.owner})
+		return o.put(w, nv, Event{Type: o.created, Principal: *m.owner})
 	})
 	if err != nil {
 		return nil, err
 	}
-	return v, nil
+	return nv, nil
 }
 
 // get returns object id, or an error matching [ErrNotFound].
@@ -279,6 +304,27 @@ func (o objects[T, P]) update(ctx context.Context, id string, ev EventType, chan
 		return nil, err
 	}
 	return out, nil
+}
+
+// replace replaces object id with v, checked as on create: an unknown id
+// is NOT_FOUND before v's problems are looked at. keep, if set, copies
+// onto the new version what it keeps of the stored one.
+func (o objects[T, P]) replace(ctx context.Context, id string, ev EventType, v P, keep func(stored, next P)) (P, error) {
+	if _, err := o.get(id); err != nil {
+		return nil, err
+	}
+	nv, err := o.checked(ctx, v)
+	if err != nil {
+		return nil, err
+	}
+	return o.update(ctx, id, ev, func(_ *wtx, cur P) error {
+		stored := *cur
+		*cur = *nv
+		if keep != nil {
+			keep(&stored, cur)
+		}
+		return nil
+	})
 }
 
 // delete removes object id (and, through remove, what depends on it), or

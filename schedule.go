@@ -416,6 +416,7 @@ func scheduleConflict(at time.Time, with string) *Error {
 func (e *Engine) scheduleStore() objects[Schedule, *Schedule] {
 	return objects[Schedule, *Schedule]{e: e, bucket: bucketSchedules, kind: scheduleIDPrefix,
 		created: EventScheduleCreated, deleted: EventScheduleDeleted,
+		check: func(ctx context.Context, s *Schedule) error { _, err := e.checkSchedule(ctx, s); return err },
 		write: e.writeSchedule,
 		// Its notification deliveries go with it; their outbox entries
 		// are dropped when they fall due.
@@ -452,32 +453,18 @@ func (e *Engine) writeSchedule(w *wtx, s *Schedule) error {
 	return nil
 }
 
-// checkedSchedule is a copy of s, checked.
-func (e *Engine) checkedSchedule(ctx context.Context, s *Schedule) (*Schedule, error) {
-	ns, err := input(s, "schedule")
-	if err != nil {
-		return nil, err
-	}
-	if _, err := e.checkSchedule(ctx, ns); err != nil {
-		return nil, err
-	}
-	return ns, nil
-}
-
 // CreateSchedule checks s and stores it as an active schedule owned by the
 // context's principal, answering with its id and next_run_at. A bad
 // schedule is an INVALID_BATCH *Error (nothing stored); one that would fire
 // the same work as another active schedule at the same moment is a
 // SCHEDULE_CONFLICT *Error naming the time and the other schedule.
 func (e *Engine) CreateSchedule(ctx context.Context, s *Schedule) (*Schedule, error) {
-	ns, err := e.checkedSchedule(ctx, s)
-	if err != nil {
-		return nil, err
-	}
-	ns.Status = ScheduleActive
-	ns.RunsAsAdmin = markedAdmin(ctx) && PrincipalFrom(ctx) != ""
-	ns.LastRunAt, ns.LastJobID, ns.NotificationSecret = nil, "", ""
-	return e.scheduleStore().create(ctx, ns)
+	return e.scheduleStore().create(ctx, s, func(ns *Schedule) error {
+		ns.Status = ScheduleActive
+		ns.RunsAsAdmin = markedAdmin(ctx) && PrincipalFrom(ctx) != ""
+		ns.LastRunAt, ns.LastJobID, ns.NotificationSecret = nil, "", ""
+		return nil
+	})
 }
 
 // Schedule returns the schedule with id, or an error matching
@@ -494,21 +481,11 @@ func (e *Engine) Schedules(ctx context.Context, opts *ListOptions) (*SchedulePag
 // UpdateSchedule replaces schedule id's name, batch, timing, notification
 // and policies, checked as on create; its state and history stay.
 func (e *Engine) UpdateSchedule(ctx context.Context, id string, s *Schedule) (*Schedule, error) {
-	if _, err := e.Schedule(ctx, id); err != nil {
-		return nil, err
-	}
-	ns, err := e.checkedSchedule(ctx, s)
-	if err != nil {
-		return nil, err
-	}
 	admin := markedAdmin(ctx)
-	return e.scheduleStore().update(ctx, id, EventScheduleUpdated, func(_ *wtx, cur *Schedule) error {
-		old := *cur
-		*cur = *ns
-		cur.Status, cur.LastRunAt, cur.LastJobID, cur.NextRunAt = old.Status, old.LastRunAt, old.LastJobID, old.NextRunAt
-		cur.NotificationSecret = old.NotificationSecret
-		cur.RunsAsAdmin = admin && old.Owner != ""
-		return nil
+	return e.scheduleStore().replace(ctx, id, EventScheduleUpdated, s, func(old, ns *Schedule) {
+		ns.Status, ns.LastRunAt, ns.LastJobID, ns.NextRunAt = old.Status, old.LastRunAt, old.LastJobID, old.NextRunAt
+		ns.NotificationSecret = old.NotificationSecret
+		ns.RunsAsAdmin = admin && old.Owner != ""
 	})
 }
 

@@ -564,30 +564,15 @@ func applyPayload(spec *OperationSpec, payload map[string]any) error {
 // templateStore is the store of templates.
 func (e *Engine) templateStore() objects[Template, *Template] {
 	return objects[Template, *Template]{e: e, bucket: bucketTemplates, kind: templateIDPrefix,
-		created: EventTemplateCreated, deleted: EventTemplateDeleted}
-}
-
-// checkedTemplate is a copy of t, checked with every placeholder compiled.
-func (e *Engine) checkedTemplate(t *Template) (*Template, error) {
-	nt, err := input(t, "template")
-	if err != nil {
-		return nil, err
-	}
-	if _, err := e.compileTemplate(nt); err != nil {
-		return nil, err
-	}
-	return nt, nil
+		created: EventTemplateCreated, deleted: EventTemplateDeleted,
+		check: func(_ context.Context, t *Template) error { _, err := e.compileTemplate(t); return err }}
 }
 
 // CreateTemplate checks t, compiling every placeholder, and stores it as a
 // new template owned by the context's principal. A bad template returns an
 // INVALID_BATCH *Error with details and stores nothing.
 func (e *Engine) CreateTemplate(ctx context.Context, t *Template) (*Template, error) {
-	nt, err := e.checkedTemplate(t)
-	if err != nil {
-		return nil, err
-	}
-	return e.templateStore().create(ctx, nt)
+	return e.templateStore().create(ctx, t, nil)
 }
 
 // Template returns the template with id, or an error matching
@@ -605,17 +590,7 @@ func (e *Engine) Templates(ctx context.Context, opts *ListOptions) (*TemplatePag
 // operations and options), checked as on create. Jobs already submitted
 // from it are not affected.
 func (e *Engine) UpdateTemplate(ctx context.Context, id string, t *Template) (*Template, error) {
-	if _, err := e.Template(ctx, id); err != nil {
-		return nil, err
-	}
-	nt, err := e.checkedTemplate(t)
-	if err != nil {
-		return nil, err
-	}
-	return e.templateStore().update(ctx, id, EventTemplateUpdated, func(_ *wtx, cur *Template) error {
-		*cur = *nt
-		return nil
-	})
+	return e.templateStore().replace(ctx, id, EventTemplateUpdated, t, nil)
 }
 
 // DeleteTemplate removes template id, or returns an error matching

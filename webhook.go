@@ -1,7 +1,6 @@
 package batch
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -207,53 +206,17 @@ func Sign(secret, id string, timestamp int64, body []byte) (string, error) {
 // webhookStore is the store of webhooks.
 func (e *Engine) webhookStore() objects[Webhook, *Webhook] {
 	return objects[Webhook, *Webhook]{e: e, bucket: bucketWebhooks, kind: webhookIDPrefix,
-		created: EventWebhookCreated, deleted: EventWebhookDeleted, remove: removeDeliveries}
-}
-
-// removeDeliveries deletes the deliveries of webhook id, pending ones
-// included.
-func removeDeliveries(w *wtx, id string) error {
-	var keys [][]byte
-	if err := w.Scan(bucketOutbox, nil, func(k, v []byte) bool {
-		if string(v) == id {
-			keys = append(keys, bytes.Clone(k))
-		}
-		return true
-	}); err != nil {
-		return err
-	}
-	for _, k := range keys {
-		if err := w.Delete(bucketOutbox, k); err != nil {
-			return err
-		}
-	}
-	return w.DeleteBucket(deliveriesBucket(id))
-}
-
-// checkedWebhook is a copy of w, checked.
-func (e *Engine) checkedWebhook(ctx context.Context, w *Webhook) (*Webhook, error) {
-	nw, err := input(w, "webhook")
-	if err != nil {
-		return nil, err
-	}
-	if err := e.checkWebhook(ctx, nw); err != nil {
-		return nil, err
-	}
-	return nw, nil
+		created: EventWebhookCreated, deleted: EventWebhookDeleted, check: e.checkWebhook, remove: removeDeliveries}
 }
 
 // CreateWebhook registers a webhook owned by the context's principal and
 // returns it with its generated id and secret. A bad URL or event is an
 // INVALID_BATCH *Error.
 func (e *Engine) CreateWebhook(ctx context.Context, w *Webhook) (*Webhook, error) {
-	nw, err := e.checkedWebhook(ctx, w)
-	if err != nil {
-		return nil, err
-	}
-	if nw.Secret, err = newSecret(); err != nil {
-		return nil, err
-	}
-	return e.webhookStore().create(ctx, nw)
+	return e.webhookStore().create(ctx, w, func(nw *Webhook) (err error) {
+		nw.Secret, err = newSecret()
+		return err
+	})
 }
 
 // Webhook returns the webhook with id, or an error matching [ErrNotFound].
@@ -269,19 +232,7 @@ func (e *Engine) Webhooks(ctx context.Context, opts *ListOptions) (*WebhookPage,
 // UpdateWebhook changes a webhook's URL, events and description; its id,
 // secret and owner stay.
 func (e *Engine) UpdateWebhook(ctx context.Context, id string, w *Webhook) (*Webhook, error) {
-	if _, err := e.Webhook(ctx, id); err != nil {
-		return nil, err
-	}
-	nw, err := e.checkedWebhook(ctx, w)
-	if err != nil {
-		return nil, err
-	}
-	return e.webhookStore().update(ctx, id, EventWebhookUpdated, func(_ *wtx, cur *Webhook) error {
-		secret := cur.Secret
-		*cur = *nw
-		cur.Secret = secret
-		return nil
-	})
+	return e.webhookStore().replace(ctx, id, EventWebhookUpdated, w, func(old, nw *Webhook) { nw.Secret = old.Secret })
 }
 
 // DeleteWebhook removes a webhook and its deliveries, pending ones

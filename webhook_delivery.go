@@ -322,31 +322,53 @@ func (e *Engine) cleanupDeliveries(ctx context.Context, cutoff time.Time) (int64
 // cleanupDeliveriesOf deletes the deliveries of one webhook (or schedule)
 // settled before cutoff.
 func (e *Engine) cleanupDeliveriesOf(id string, cutoff time.Time) (int64, error) {
-	var n int64
-	err := e.store.Update(func(tx Tx) error {
-		n = 0
-		var keys [][]byte
-		var derr error
-		err := tx.Scan(deliveriesBucket(id), nil, func(k, v []byte) bool {
+	var n int
+	err := e.store.Update(func(tx Tx) (err error) {
+		n, err = deleteMatching(tx, deliveriesBucket(id), func(_, v []byte) (bool, error) {
 			var d Delivery
-			if derr = json.Unmarshal(v, &d); derr != nil {
-				return false
+			if err := json.Unmarshal(v, &d); err != nil {
+				return false, err
 			}
-			if d.SettledAt != nil && d.SettledAt.Before(cutoff) {
-				keys = append(keys, bytes.Clone(k))
-			}
-			return true
+			return d.SettledAt != nil && d.SettledAt.Before(cutoff), nil
 		})
-		if err := firstErr(err, derr); err != nil {
-			return err
-		}
-		for _, k := range keys {
-			if err := tx.Delete(deliveriesBucket(id), k); err != nil {
-				return err
-			}
-		}
-		n = int64(len(keys))
-		return nil
+		return err
 	})
-	return n, err
+	return int64(n), err
+}
+
+// removeDeliveries deletes the deliveries of webhook id, pending ones
+// included.
+func removeDeliveries(w *wtx, id string) error {
+	_, err := deleteMatching(w.Tx, bucketOutbox, func(_, v []byte) (bool, error) { return string(v) == id, nil })
+	if err != nil {
+		return err
+	}
+	return w.DeleteBucket(deliveriesBucket(id))
+}
+
+// deleteMatching deletes the entries of bucket that match picks and
+// returns how many went.
+func deleteMatching(tx Tx, bucket string, match func(k, v []byte) (bool, error)) (int, error) {
+	var keys [][]byte
+	var merr error
+	err := tx.Scan(bucket, nil, func(k, v []byte) bool {
+		ok, err := match(k, v)
+		if err != nil {
+			merr = err
+			return false
+		}
+		if ok {
+			keys = append(keys, bytes.Clone(k))
+		}
+		return true
+	})
+	if err := firstErr(err, merr); err != nil {
+		return 0, err
+	}
+	for _, k := range keys {
+		if err := tx.Delete(bucket, k); err != nil {
+			return 0, err
+		}
+	}
+	return len(keys), nil
 }

@@ -103,3 +103,37 @@ func TestWebhookClient(t *testing.T) {
 	}
 	require.Equal(t, 1, hits, "only the allowed client reached the loopback receiver")
 }
+
+// deleteMatching deletes what match picks and says how many; a match
+// error is the answer.
+func TestDeleteMatching(t *testing.T) {
+	t.Parallel()
+	s := NewMemoryStore()
+	require.NoError(t, s.Update(func(tx Tx) error {
+		for i := range uint64(6) {
+			if err := tx.Put("b", u64key(i), []byte(strconv.FormatUint(i%2, 10))); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	odd := func(_, v []byte) (bool, error) { return string(v) == "1", nil }
+	boom := errors.New("boom")
+	require.ErrorIs(t, s.Update(func(tx Tx) error {
+		_, err := deleteMatching(tx, "b", func(k, v []byte) (bool, error) {
+			if beUint64(k) == 4 {
+				return false, boom
+			}
+			return true, nil
+		})
+		return err
+	}), boom)
+	var n int
+	require.NoError(t, s.Update(func(tx Tx) (err error) { n, err = deleteMatching(tx, "b", odd); return err }))
+	require.Equal(t, 3, n)
+	var left []string
+	require.NoError(t, s.View(func(tx Tx) error {
+		return tx.Scan("b", nil, func(_, v []byte) bool { left = append(left, string(v)); return true })
+	}))
+	require.Equal(t, []string{"0", "0", "0"}, left)
+}

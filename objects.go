@@ -77,6 +77,51 @@ func (p *Page[T]) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
+// seqPage reads one page of a bucket keyed by sequence numbers, in key
+// order: at most limit entries from the key from (nil: the first), each
+// made an item by item. The next cursor is the number of the first key
+// left.
+func seqPage[T any](tx Tx, bucket string, from []byte, limit int, item func(k, v []byte) (T, error)) (*Page[T], error) {
+	page := &Page[T]{Items: []T{}}
+	var ierr error
+	err := tx.Scan(bucket, from, func(k, v []byte) bool {
+		if len(page.Items) == limit {
+			page.NextCursor = strconv.FormatUint(beUint64(k), 10)
+			return false
+		}
+		it, err := item(k, v)
+		if err != nil {
+			ierr = err
+			return false
+		}
+		page.Items = append(page.Items, it)
+		return true
+	})
+	if err := firstErr(err, ierr); err != nil {
+		return nil, err
+	}
+	return page, nil
+}
+
+// viewPage reads the page opts asks for of a bucket of JSON values keyed
+// by sequence numbers. A bad cursor or limit is an INVALID_BATCH *Error.
+func viewPage[T any](s Store, bucket string, opts *PageOptions) (*Page[T], error) {
+	limit, from, err := pageKeys(opts)
+	if err != nil {
+		return nil, err
+	}
+	var page *Page[T]
+	err = s.View(func(tx Tx) (err error) {
+		page, err = seqPage(tx, bucket, from, limit, func(_, v []byte) (T, error) {
+			var it T
+			err := json.Unmarshal(v, &it)
+			return it, err
+		})
+		return err
+	})
+	return page, err
+}
+
 // TemplatePage is one page of templates, oldest first.
 type TemplatePage = Page[*Template]
 
@@ -89,10 +134,13 @@ type WebhookPage = Page[*Webhook]
 // DeliveryPage is one page of a webhook's deliveries, oldest first.
 type DeliveryPage = Page[*Delivery]
 
-func (*Template) listName() string { return "templates" }
-func (*Schedule) listName() string { return "schedules" }
-func (*Webhook) listName() string  { return "webhooks" }
-func (*Delivery) listName() string { return "deliveries" }
+func (*Template) listName() string  { return "templates" }
+func (*Schedule) listName() string  { return "schedules" }
+func (*Webhook) listName() string   { return "webhooks" }
+func (*Delivery) listName() string  { return "deliveries" }
+func (*Job) listName() string       { return "jobs" }
+func (ItemError) listName() string  { return "errors" }
+func (AuditEvent) listName() string { return "events" }
 
 // objectMeta points at the fields the store keeps for an object.
 type objectMeta struct {

@@ -3,6 +3,7 @@ package batch
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -53,7 +54,7 @@ func TestObjects_ConcurrentUpdatesAllSurvive(t *testing.T) {
 	events, err := e.AuditEvents(ctx, &PageOptions{Limit: 1000})
 	require.NoError(t, err)
 	updates := 0
-	for _, ev := range events.Events {
+	for _, ev := range events.Items {
 		if ev.Type == EventTemplateUpdated {
 			updates++
 		}
@@ -196,4 +197,53 @@ func TestPage_JSON(t *testing.T) {
 	require.Equal(t, "schedule3", sp.Items[0].ID)
 	require.Empty(t, sp.NextCursor)
 	require.Error(t, json.Unmarshal([]byte(`[]`), &sp))
+}
+
+// viewPage reads a bucket keyed by sequence numbers a page at a time; the
+// cursor is the number of the next key; bad input and bad values are
+// errors.
+func TestViewPage(t *testing.T) {
+	t.Parallel()
+	s := NewMemoryStore()
+	require.NoError(t, s.Update(func(tx Tx) error {
+		for i := uint64(1); i <= 5; i++ {
+			if err := putObject(tx, "b", i, AuditEvent{Type: EventType("e" + strconv.FormatUint(i, 10))}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	var got []EventType
+	opts := &PageOptions{Limit: 2}
+	for {
+		page, err := viewPage[AuditEvent](s, "b", opts)
+		require.NoError(t, err)
+		for _, ev := range page.Items {
+			got = append(got, ev.Type)
+		}
+		if page.NextCursor == "" {
+			break
+		}
+		opts.Cursor = page.NextCursor
+	}
+	require.Equal(t, []EventType{"e1", "e2", "e3", "e4", "e5"}, got)
+	_, err := viewPage[AuditEvent](s, "b", &PageOptions{Cursor: "x"})
+	require.Equal(t, CodeInvalidBatch, CodeOf(err))
+	empty, err := viewPage[AuditEvent](s, "none", nil)
+	require.NoError(t, err)
+	require.NotNil(t, empty.Items, "an empty page lists nothing, not null")
+	require.NoError(t, s.Update(func(tx Tx) error { return tx.Put("b", u64key(3), []byte("{")) }))
+	_, err = viewPage[AuditEvent](s, "b", nil)
+	require.Error(t, err, "a value that does not decode")
+}
+
+// Every page type marshals its items under the API document's name.
+func TestPage_Names(t *testing.T) {
+	t.Parallel()
+	for want, v := range map[string]any{"jobs": JobPage{}, "errors": ErrorPage{}, "events": EventPage{}, "templates": TemplatePage{},
+		"schedules": SchedulePage{}, "webhooks": WebhookPage{}, "deliveries": DeliveryPage{}} {
+		b, err := json.Marshal(v)
+		require.NoError(t, err)
+		require.Equal(t, `{"`+want+`":[]}`, string(b))
+	}
 }

@@ -121,5 +121,5 @@ func TestCommitter_FailedWriteLeavesTheOthers(t *testing.T) {
 	}))
 	page, err := e.AuditEvents(t.Context(), nil)
 	require.NoError(t, err)
-	require.Len(t, page.Events, 1, "the event of the committed write, once")
+	require.Len(t, page.Items, 1, "the event of the committed write, once")
 }

@@ -98,7 +98,7 @@ func TestTemplate_ParameterErrors(t *testing.T) {
 	require.Contains(t, detailFields(t, err), "template_id")
 	page, err := tb.e.Jobs(t.Context(), nil)
 	require.NoError(t, err)
-	require.Empty(t, page.Jobs)
+	require.Empty(t, page.Items)
 }
 
 func TestTemplate_RefusedOnSave(t *testing.T) {

@@ -12,7 +12,6 @@ import (
 	"net/netip"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -247,28 +246,7 @@ func (e *Engine) WebhookDeliveries(ctx context.Context, id string, opts *PageOpt
 	if _, err := e.Webhook(ctx, id); err != nil {
 		return nil, err
 	}
-	limit, from, err := pageKeys(opts)
-	if err != nil {
-		return nil, err
-	}
-	page := &DeliveryPage{Items: []*Delivery{}}
-	err = e.store.View(func(tx Tx) error {
-		var derr error
-		err := tx.Scan(deliveriesBucket(id), from, func(k, v []byte) bool {
-			if len(page.Items) == limit {
-				page.NextCursor = strconv.FormatUint(beUint64(k), 10)
-				return false
-			}
-			var d Delivery
-			if derr = json.Unmarshal(v, &d); derr != nil {
-				return false
-			}
-			page.Items = append(page.Items, &d)
-			return true
-		})
-		return firstErr(err, derr)
-	})
-	return page, err
+	return viewPage[*Delivery](e.store, deliveriesBucket(id), opts)
 }
 
 // batchEvent is the document's webhook payload.

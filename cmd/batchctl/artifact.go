@@ -52,30 +52,24 @@ func (a *app) artifactCommand() *cobra.Command {
 	}
 	get.Flags().StringVarP(&out, "out", "o", "", "write the artifact to this file instead of stdout")
 
-	list := &cobra.Command{
-		Use:               "list JOB_ID",
-		Short:             "List the artifacts a job produced",
-		Args:              argNames("JOB_ID"),
-		ValidArgsFunction: a.completeJobs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var job batch.Job
-			if _, err := a.api.get(cmd.Context(), jobPath(args[0], ""), nil, &job); err != nil {
-				return err
+	list := a.onObject(jobKind, "list", "List the artifacts a job produced", func(cmd *cobra.Command, id string) error {
+		var job batch.Job
+		if _, err := a.api.get(cmd.Context(), jobPath(id, ""), nil, &job); err != nil {
+			return err
+		}
+		arts := []*batch.Artifact{}
+		for _, r := range job.Results {
+			if r.Artifact != nil {
+				arts = append(arts, r.Artifact)
 			}
-			arts := []*batch.Artifact{}
-			for _, r := range job.Results {
-				if r.Artifact != nil {
-					arts = append(arts, r.Artifact)
-				}
+		}
+		return a.print(marshalJSON(map[string]any{"artifacts": arts}), func(t *tableWriter) {
+			t.row("NAME", "CONTENT TYPE", "SIZE", "URL")
+			for _, x := range arts {
+				t.row(x.Name, x.ContentType, x.Size, x.URL)
 			}
-			return a.print(marshalJSON(map[string]any{"artifacts": arts}), func(t *tableWriter) {
-				t.row("NAME", "CONTENT TYPE", "SIZE", "URL")
-				for _, x := range arts {
-					t.row(x.Name, x.ContentType, x.Size, x.URL)
-				}
-			})
-		},
-	}
+		})
+	})
 	return group("artifact", "Download the files a job produced (exports, reports, backups)", get, list)
 }
 

@@ -15,20 +15,36 @@ import (
 	"github.com/batchworks/batch"
 )
 
+// jobKind describes jobs. They are submitted rather than created, and
+// their ids complete with their status and type.
+var jobKind = &objectKind{
+	name: "job", plural: "jobs", idArg: "JOB_ID",
+	complete: func(a *app) cobra.CompletionFunc { return a.completeJobs },
+	listTable: func(t *tableWriter, items []json.RawMessage) {
+		rows(t, items, []any{"JOB ID", "STATUS", "TYPE", "PROGRESS", "FAILED", "CREATED", "DESCRIPTION"}, func(j *batch.Job) []any {
+			return []any{j.ID, j.Status, j.Type, progressText(&j.Progress), j.Progress.Failed, j.CreatedAt, j.Description}
+		})
+	},
+	showTable: jobTable,
+}
+
 // jobCommands are the commands on jobs.
 func (a *app) jobCommands() []*cobra.Command {
 	return []*cobra.Command{
-		a.submitCommand(), a.validateCommand(), a.statusCommand(), a.listCommand(), a.waitCommand(),
-		a.controlCommand("pause", "Pause a running or queued job"),
-		a.controlCommand("resume", "Resume a paused job"),
-		a.controlCommand("cancel", "Cancel a job"),
-		a.deleteCommand(), a.errorsCommand(), a.eventsCommand(), a.artifactCommand(),
+		a.submitCommand(), a.validateCommand(),
+		a.requestCommand(jobKind, "status", "Show a job's status, progress, errors and results", http.MethodGet, ""),
+		a.listCommand(), a.waitCommand(),
+		a.objectAction(jobKind, "pause", "Pause a running or queued job"),
+		a.objectAction(jobKind, "resume", "Resume a paused job"),
+		a.objectAction(jobKind, "cancel", "Cancel a job"),
+		a.deleteCommand(jobKind, "Delete a finished job with its items and artifacts"),
+		a.errorsCommand(), a.eventsCommand(), a.artifactCommand(),
 	}
 }
 
 // jobPath is the API path of a job, with an optional suffix ("/errors").
 func jobPath(id, suffix string) string {
-	return "/jobs/" + url.PathEscape(id) + suffix
+	return jobKind.path(id) + suffix
 }
 
 // waitFlags are the flags of commands that can follow a job.
@@ -49,9 +65,19 @@ func (w *waitFlags) register(cmd *cobra.Command, withWait bool) {
 	fs.BoolVarP(&w.quiet, "quiet", "q", false, "no progress on stderr")
 }
 
+// submitFlags are the flags of commands that submit a job.
+type submitFlags struct {
+	waitFlags
+	idempotencyKey string
+}
+
+func (s *submitFlags) register(cmd *cobra.Command) {
+	s.waitFlags.register(cmd, true)
+	cmd.Flags().StringVar(&s.idempotencyKey, "idempotency-key", "", "send an Idempotency-Key: the same key within 24 hours returns the first job")
+}
+
 func (a *app) submitCommand() *cobra.Command {
-	var wf waitFlags
-	var idempotencyKey string
+	var sf submitFlags
 	cmd := &cobra.Command{
 		Use:   "submit FILE|-",
 		Short: "Submit a batch job from a JSON or YAML file (- reads stdin)",
@@ -69,25 +95,25 @@ when the job failed or was cancelled.`,
 			if err != nil {
 				return err
 			}
-			var hdr http.Header
-			if idempotencyKey != "" {
-				hdr = http.Header{"Idempotency-Key": {idempotencyKey}}
-			}
-			body := wrap("batch", unwrapObject(doc, "batch"))
-			raw, err := a.api.do(cmd.Context(), http.MethodPost, "/jobs", nil, body, hdr)
-			if err != nil {
-				return err
-			}
-			return a.afterSubmit(cmd.Context(), raw, wf)
+			return a.submit(cmd.Context(), wrap("batch", unwrapObject(doc, "batch")), sf)
 		},
 	}
-	wf.register(cmd, true)
-	cmd.Flags().StringVar(&idempotencyKey, "idempotency-key", "", "send an Idempotency-Key: the same key within 24 hours returns the first job")
+	sf.register(cmd)
 	return cmd
 }
 
-// afterSubmit prints a submitted job, or follows it with --wait.
-func (a *app) afterSubmit(ctx context.Context, raw json.RawMessage, wf waitFlags) error {
+// submit submits a job (body is the API's request body), then prints it,
+// or follows it with --wait.
+func (a *app) submit(ctx context.Context, body []byte, sf submitFlags) error {
+	var hdr http.Header
+	if sf.idempotencyKey != "" {
+		hdr = http.Header{"Idempotency-Key": {sf.idempotencyKey}}
+	}
+	raw, err := a.api.do(ctx, http.MethodPost, "/jobs", nil, body, hdr)
+	if err != nil {
+		return err
+	}
+	wf := sf.waitFlags
 	var job batch.Job
 	if err := decodeData(raw, &job); err != nil {
 		return err
@@ -166,22 +192,6 @@ file is not valid.`,
 	}
 }
 
-func (a *app) statusCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:               "status JOB_ID",
-		Short:             "Show a job's status, progress, errors and results",
-		Args:              argNames("JOB_ID"),
-		ValidArgsFunction: a.completeJobs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			raw, err := a.api.get(cmd.Context(), jobPath(args[0], ""), nil, nil)
-			if err != nil {
-				return err
-			}
-			return a.print(raw, func(t *tableWriter) { jobTable(t, raw) })
-		},
-	}
-}
-
 func (a *app) listCommand() *cobra.Command {
 	var pf pageFlags
 	var state string
@@ -197,11 +207,7 @@ func (a *app) listCommand() *cobra.Command {
 			if state != "" {
 				q.Set("state", state)
 			}
-			return a.listPages(cmd.Context(), "/jobs", q, pf, "jobs", func(t *tableWriter, items []json.RawMessage) {
-				rows(t, items, []any{"JOB ID", "STATUS", "TYPE", "PROGRESS", "FAILED", "CREATED", "DESCRIPTION"}, func(j *batch.Job) []any {
-					return []any{j.ID, j.Status, j.Type, progressText(&j.Progress), j.Progress.Failed, j.CreatedAt, j.Description}
-				})
-			})
+			return a.listPages(cmd.Context(), jobKind.path(""), q, pf, jobKind.plural, jobKind.listTable)
 		},
 	}
 	pf.register(cmd.Flags())
@@ -278,59 +284,19 @@ func (a *app) listPages(ctx context.Context, path string, q url.Values, pf pageF
 
 func (a *app) waitCommand() *cobra.Command {
 	var wf waitFlags
-	cmd := &cobra.Command{
-		Use:   "wait JOB_ID",
-		Short: "Follow a job to its end with a progress bar; exit 1 if it failed",
-		Long: `Follow a job until it completes, fails or is cancelled, showing a live progress
+	cmd := a.onObject(jobKind, "wait", "Follow a job to its end with a progress bar; exit 1 if it failed", func(cmd *cobra.Command, id string) error {
+		return a.waitJob(cmd.Context(), id, wf)
+	})
+	cmd.Long = `Follow a job until it completes, fails or is cancelled, showing a live progress
 bar on stderr (one line per update when stderr is not a terminal), then print
 the job. Exits 0 when it completed (even with failed items: see the counts) and
-1 when it failed or was cancelled.`,
-		Args:              argNames("JOB_ID"),
-		ValidArgsFunction: a.completeJobs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.waitJob(cmd.Context(), args[0], wf)
-		},
-	}
+1 when it failed or was cancelled.`
 	wf.register(cmd, false)
 	return cmd
 }
 
-// controlCommand is pause, resume or cancel.
-func (a *app) controlCommand(verb, short string) *cobra.Command {
-	return &cobra.Command{
-		Use:               verb + " JOB_ID",
-		Short:             short,
-		Args:              argNames("JOB_ID"),
-		ValidArgsFunction: a.completeJobs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			raw, err := a.api.send(cmd.Context(), http.MethodPost, jobPath(args[0], "/"+verb), nil, nil, nil)
-			if err != nil {
-				return err
-			}
-			return a.print(raw, func(t *tableWriter) { jobTable(t, raw) })
-		},
-	}
-}
-
-func (a *app) deleteCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:               "delete JOB_ID",
-		Short:             "Delete a finished job with its items and artifacts",
-		Args:              argNames("JOB_ID"),
-		ValidArgsFunction: a.completeJobs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if _, err := a.api.do(cmd.Context(), http.MethodDelete, jobPath(args[0], ""), nil, nil, nil); err != nil {
-				return err
-			}
-			return a.print(marshalJSON(map[string]any{"deleted": args[0]}), func(t *tableWriter) {
-				t.row("deleted job " + args[0])
-			})
-		},
-	}
-}
-
 func (a *app) errorsCommand() *cobra.Command {
-	return a.jobPagesCommand("errors", "List a job's failed items", func(t *tableWriter, items []json.RawMessage) {
+	return a.pagesCommand(jobKind, "errors", "List a job's failed items", func(t *tableWriter, items []json.RawMessage) {
 		rows(t, items, []any{"INDEX", "OPERATION", "RESOURCE", "CODE", "ATTEMPTS", "STATUS", "MESSAGE"}, func(e *itemError) []any {
 			return []any{e.OperationIndex, e.operation(), e.ResourceID, e.Error.Code, e.Attempts, e.Status, e.Error.Message}
 		})
@@ -338,7 +304,7 @@ func (a *app) errorsCommand() *cobra.Command {
 }
 
 func (a *app) eventsCommand() *cobra.Command {
-	return a.jobPagesCommand("events", "Show a job's audit trail, oldest first", func(t *tableWriter, items []json.RawMessage) {
+	return a.pagesCommand(jobKind, "events", "Show a job's audit trail, oldest first", func(t *tableWriter, items []json.RawMessage) {
 		rows(t, items, []any{"AT", "TYPE", "PRINCIPAL", "STATUS", "DETAILS"}, func(e *batch.AuditEvent) []any {
 			rest := map[string]any{}
 			for k, v := range e.Details {
@@ -353,23 +319,6 @@ func (a *app) eventsCommand() *cobra.Command {
 			return []any{e.At, e.Type, e.Principal, e.Details["status"], details}
 		})
 	})
-}
-
-// jobPagesCommand lists a paged collection of a job: GET /jobs/{id}/<name>,
-// its items under the key name.
-func (a *app) jobPagesCommand(name, short string, table func(*tableWriter, []json.RawMessage)) *cobra.Command {
-	var pf pageFlags
-	cmd := &cobra.Command{
-		Use:               name + " JOB_ID",
-		Short:             short,
-		Args:              argNames("JOB_ID"),
-		ValidArgsFunction: a.completeJobs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.listPages(cmd.Context(), jobPath(args[0], "/"+name), url.Values{}, pf, name, table)
-		},
-	}
-	pf.register(cmd.Flags())
-	return cmd
 }
 
 // itemError is a failed item as the API writes it. It is read from the

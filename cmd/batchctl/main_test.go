@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -18,47 +20,24 @@ import (
 
 	"github.com/batchworks/batch"
 	"github.com/batchworks/batch/httpapi"
+	"github.com/batchworks/batch/internal/demo"
 )
 
 // testKey is the API key the test servers accept.
 const testKey = "test-key"
 
-// docRequest is the API document's "Create Batch Job" request body.
-const docRequest = `{
-    "batch": {
-        "type": "field_update",
-        "description": "Update irrigation schedules for all active fields",
-        "operations": [
-            {
-                "type": "update",
-                "resource": "fields",
-                "filter": {
-                    "status": "active",
-                    "irrigation_enabled": true
-                },
-                "update": {
-                    "irrigation_schedule": {
-                        "frequency": "daily",
-                        "start_time": "06:00",
-                        "duration_minutes": 30
-                    }
-                }
-            }
-        ],
-        "options": {
-            "parallel": true,
-            "max_concurrent": 5,
-            "retry": {
-                "attempts": 3,
-                "backoff": "exponential"
-            },
-            "validation": {
-                "mode": "strict",
-                "on_error": "skip"
-            }
-        }
-    }
-}`
+// docRequest is the API document's "Create Batch Job" request body: the
+// one the quickstart runs.
+var docRequest = readFile("../../examples/quickstart/create-batch-job.json")
+
+// readFile returns a file of the repository, read once for every test.
+func readFile(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
 
 // testBundle is a real Batch API server on loopback: a bbolt engine with
 // demo fields, httpapi on an httptest server.
@@ -73,6 +52,8 @@ type testBundle struct {
 
 	mu       sync.Mutex
 	requests []string // "METHOD /path" of each request
+	// arrived wakes the tests waiting for a request.
+	arrived notifier
 }
 
 // serverOptions tunes a test server.
@@ -82,9 +63,11 @@ type serverOptions struct {
 	wrap func(http.Handler) http.Handler
 }
 
-// setup starts a test server with 60 demo fields.
+// setup starts a test server with 60 demo fields for a test that runs
+// in parallel with the others (it calls t.Parallel).
 func setup(t *testing.T, so *serverOptions) *testBundle {
 	t.Helper()
+	t.Parallel()
 	if so == nil {
 		so = &serverOptions{}
 	}
@@ -99,18 +82,7 @@ func setup(t *testing.T, so *serverOptions) *testBundle {
 	})
 	tb.fields, err = engine.Collection("fields")
 	require.NoError(t, err)
-	recs := make([]batch.Record, 60)
-	for i := range recs {
-		status := "active"
-		if i%3 == 2 {
-			status = "inactive"
-		}
-		recs[i] = batch.Record{
-			"id": fmt.Sprintf("field%04d", i+1), "status": status, "irrigation_enabled": i%2 == 0,
-			"crop_type": []string{"rice", "corn", "wheat"}[i%3], "area": float64(5 + i%40),
-		}
-	}
-	require.NoError(t, tb.fields.PutMany(t.Context(), recs))
+	require.NoError(t, tb.fields.PutMany(t.Context(), demo.Fields(60)))
 	require.NoError(t, engine.RegisterOperation("gated", batch.OperationFunc(func(ctx context.Context, spec *batch.OperationSpec, env *batch.Env) (*batch.Plan, error) {
 		n, _ := spec.Params["count"].(float64)
 		return &batch.Plan{
@@ -141,6 +113,7 @@ func setup(t *testing.T, so *serverOptions) *testBundle {
 		tb.mu.Lock()
 		tb.requests = append(tb.requests, r.Method+" "+r.URL.Path)
 		tb.mu.Unlock()
+		tb.arrived.notify()
 		h.ServeHTTP(w, r)
 	}))
 	tb.srv = httptest.NewServer(mux)
@@ -150,6 +123,16 @@ func setup(t *testing.T, so *serverOptions) *testBundle {
 
 // release lets every "gated" item finish.
 func (tb *testBundle) release() { tb.gateOnce.Do(func() { close(tb.gate) }) }
+
+// letOneThrough lets the gated item in flight finish.
+func (tb *testBundle) letOneThrough(t *testing.T) {
+	t.Helper()
+	select {
+	case tb.gate <- struct{}{}:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no gated item ran for 10s")
+	}
+}
 
 // letItemsThrough lets gated items finish one by one, 20ms apart, while fn
 // runs: for calls (pause) that wait for the items in flight.
@@ -197,6 +180,65 @@ func (tb *testBundle) requested(p string) int {
 		}
 	}
 	return n
+}
+
+// waitRequested waits until n requests match p (as in requested) have
+// arrived.
+func (tb *testBundle) waitRequested(t *testing.T, p string, n int) {
+	t.Helper()
+	tb.arrived.wait(t, func() bool { return tb.requested(p) >= n }, fmt.Sprintf("%d requests %s", n, p))
+}
+
+// notifier lets a test wait for a condition on state that other goroutines
+// change: each change calls notify, which wakes the waiters to check again.
+type notifier struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+// next is the channel the next notify closes.
+func (s *notifier) next() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch == nil {
+		s.ch = make(chan struct{})
+	}
+	return s.ch
+}
+
+func (s *notifier) notify() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch != nil {
+		close(s.ch)
+		s.ch = nil
+	}
+}
+
+// wait returns once cond holds, checking it after each notify; the test
+// fails if that takes more than 10 seconds.
+func (s *notifier) wait(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		changed := s.next()
+		if cond() {
+			return
+		}
+		select {
+		case <-changed:
+		case <-timeout:
+			t.Fatalf("waited 10s for %s", what)
+		}
+	}
+}
+
+// cliAsync runs batchctl as cli does, in the background; the channel
+// gives its result.
+func (tb *testBundle) cliAsync(t *testing.T, args ...string) <-chan result {
+	done := make(chan result, 1)
+	go func() { done <- tb.cli(t, args...) }()
+	return done
 }
 
 // result is what one batchctl run printed and returned.
@@ -248,7 +290,46 @@ func runCLI(t *testing.T, ro runOptions, env map[string]string, args ...string) 
 	return result{stdout: stdout.String(), stderr: stderr.String(), code: code}
 }
 
+// decode reads a JSON result.
+func decode[T any](t *testing.T, s string) T {
+	t.Helper()
+	var v T
+	require.NoError(t, json.Unmarshal([]byte(s), &v), "output: %s", s)
+	return v
+}
+
+// runOK runs batchctl with stdin, checks that it succeeds and decodes what
+// it printed (JSON: stdout is not a terminal).
+func runOK[T any](t *testing.T, tb *testBundle, stdin string, args ...string) T {
+	t.Helper()
+	r := tb.cliWith(t, runOptions{stdin: stdin}, args...)
+	require.Equal(t, 0, r.code, r.stderr)
+	return decode[T](t, r.stdout)
+}
+
+// submitJob submits a batch and returns its id.
+func submitJob(t *testing.T, tb *testBundle, body string) string {
+	t.Helper()
+	return runOK[batch.Job](t, tb, body, "submit", "-").ID
+}
+
+// setupWithJob starts a test server and runs the document's request on it
+// to its end.
+func setupWithJob(t *testing.T) (*testBundle, string) {
+	t.Helper()
+	tb := setup(t, nil)
+	return tb, runOK[batch.Job](t, tb, docRequest, "submit", "-", "--wait", "--quiet").ID
+}
+
 // rateLimitsStatus allows n status reads an hour.
 func rateLimitsStatus(n int) httpapi.RateLimits {
 	return httpapi.RateLimits{StatusChecks: httpapi.Limit{Requests: n, Per: time.Hour}}
+}
+
+func TestIsTerminal(t *testing.T) {
+	r, w, err := os.Pipe()
+	require.NoError(t, err)
+	t.Cleanup(func() { r.Close(); w.Close() })
+	require.False(t, isTerminal(w), "a pipe")
+	require.False(t, isTerminal(&bytes.Buffer{}), "not a file")
 }

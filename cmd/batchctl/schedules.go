@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"net/url"
 	"strconv"
 	"strings"
@@ -11,16 +10,12 @@ import (
 	"github.com/batchworks/batch"
 )
 
-var scheduleKind = &objectKind{
-	name: "schedule", plural: "schedules", idArg: "SCHEDULE_ID", label: "name",
-	listTable: func(t *tableWriter, items []json.RawMessage) {
-		rows(t, items, []any{"ID", "NAME", "STATUS", "TIMING", "NEXT RUN", "LAST JOB"}, func(x *batch.Schedule) []any {
-			return []any{x.ID, x.Name, x.Status, timingText(x.Timing), x.NextRunAt, x.LastJobID}
-		})
+var scheduleKind = newKind("schedule", "schedules", "SCHEDULE_ID", "name",
+	[]any{"ID", "NAME", "STATUS", "TIMING", "NEXT RUN", "LAST JOB"},
+	func(x *batch.Schedule) []any {
+		return []any{x.ID, x.Name, x.Status, timingText(x.Timing), x.NextRunAt, x.LastJobID}
 	},
-	showTable: func(t *tableWriter, raw json.RawMessage) {
-		var x batch.Schedule
-		_ = json.Unmarshal(raw, &x)
+	func(t *tableWriter, x *batch.Schedule) {
 		t.kv("Schedule", x.ID)
 		t.kv("Name", x.Name)
 		t.kv("Description", x.Description)
@@ -36,8 +31,7 @@ var scheduleKind = &objectKind{
 		} else {
 			t.kv("Batch", strconv.Itoa(len(x.Batch.Operations))+" operation(s)")
 		}
-	},
-}
+	})
 
 // timingText is "daily 00:00 Asia/Tokyo" or "cron 0 6 * * * UTC".
 func timingText(tm batch.Timing) string {
@@ -67,27 +61,21 @@ func timingText(tm batch.Timing) string {
 
 func (a *app) scheduleCommand() *cobra.Command {
 	var n int
-	preview := &cobra.Command{
-		Use:               "preview SCHEDULE_ID",
-		Short:             "Show a schedule's next run times",
-		Args:              argNames("SCHEDULE_ID"),
-		ValidArgsFunction: a.completeObjects(scheduleKind),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var out struct {
-				Runs []string `json:"runs"`
+	preview := a.onObject(scheduleKind, "preview", "Show a schedule's next run times", func(cmd *cobra.Command, id string) error {
+		var out struct {
+			Runs []string `json:"runs"`
+		}
+		raw, err := a.api.get(cmd.Context(), scheduleKind.path(id)+"/preview", url.Values{"n": {strconv.Itoa(n)}}, &out)
+		if err != nil {
+			return err
+		}
+		return a.print(raw, func(t *tableWriter) {
+			t.row("NEXT RUNS")
+			for _, r := range out.Runs {
+				t.row(r)
 			}
-			raw, err := a.api.get(cmd.Context(), scheduleKind.path(args[0])+"/preview", url.Values{"n": {strconv.Itoa(n)}}, &out)
-			if err != nil {
-				return err
-			}
-			return a.print(raw, func(t *tableWriter) {
-				t.row("NEXT RUNS")
-				for _, r := range out.Runs {
-					t.row(r)
-				}
-			})
-		},
-	}
+		})
+	})
 	preview.Flags().IntVarP(&n, "count", "n", 5, "how many run times (at most 100)")
 	cmds := append(a.crudCommands(scheduleKind),
 		a.objectAction(scheduleKind, "pause", "Pause a schedule: it starts no jobs until resumed"),

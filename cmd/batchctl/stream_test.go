@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -103,20 +102,16 @@ func (w *oneMessageWriter) Write(p []byte) (int, error) {
 func (w *oneMessageWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func TestWait_StreamReconnectsWithLastEventID(t *testing.T) {
-	t.Parallel()
 	cut := &cutStream{}
 	tb := setup(t, &serverOptions{wrap: cut.wrap})
 	id := submitJob(t, tb, `{"batch": {"operations": [{"type": "gated", "params": {"count": 2}}]}}`)
 	tb.waitRunning(t, id)
-	go func() {
-		// Finish the job once the client has reconnected.
-		for len(cut.seen()) < 2 {
-			time.Sleep(5 * time.Millisecond)
-		}
-		tb.release()
-	}()
+	done := tb.cliAsync(t, "wait", id)
+	// Finish the job once the client has reconnected.
+	tb.waitRequested(t, "GET "+httpapi.Prefix+"/jobs/"+id+"/stream$", 2)
+	tb.release()
 
-	r := tb.cli(t, "wait", id)
+	r := <-done
 	require.Equal(t, 0, r.code, r.stderr)
 	require.Equal(t, batch.StateCompleted, decode[batch.Job](t, r.stdout).Status)
 	require.Equal(t, []string{"", "1"}, cut.seen(), "the second connection resumes after the last message")
@@ -140,18 +135,13 @@ func hideStream(next http.Handler) http.Handler {
 }
 
 func TestWait_PollsAServerWithoutAStream(t *testing.T) {
-	t.Parallel()
 	tb := setup(t, &serverOptions{wrap: hideStream})
 	id := submitJob(t, tb, `{"batch": {"operations": [{"type": "gated", "params": {"count": 4}}]}}`)
-	go func() {
-		// Release the items once wait has polled the running job twice.
-		deadline := time.Now().Add(10 * time.Second)
-		for tb.requested("GET "+httpapi.Prefix+"/jobs/"+id+"$") < 3 && time.Now().Before(deadline) {
-			time.Sleep(5 * time.Millisecond)
-		}
-		tb.release()
-	}()
-	r := tb.cli(t, "wait", id, "--poll-interval", "20ms")
+	done := tb.cliAsync(t, "wait", id, "--poll-interval", "20ms")
+	// Release the items once wait has polled the running job twice.
+	tb.waitRequested(t, "GET "+httpapi.Prefix+"/jobs/"+id+"$", 3)
+	tb.release()
+	r := <-done
 	require.Equal(t, 0, r.code, r.stderr)
 	require.Equal(t, batch.StateCompleted, decode[batch.Job](t, r.stdout).Status)
 	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
@@ -164,22 +154,63 @@ func TestWait_PollsAServerWithoutAStream(t *testing.T) {
 	require.Equal(t, exitNotFound, r.code, "an unknown job is still NOT_FOUND: %s", r.stderr)
 }
 
+// streamTap wraps the API and keeps what its progress streams write, so
+// that a test can wait for a message to have been sent.
+type streamTap struct {
+	mu      sync.Mutex
+	written strings.Builder
+	wrote   notifier
+}
+
+func (s *streamTap) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/stream") {
+			w = &tapWriter{ResponseWriter: w, tap: s}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// waitSent waits until a stream has written text.
+func (s *streamTap) waitSent(t *testing.T, text string) {
+	t.Helper()
+	s.wrote.wait(t, func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return strings.Contains(s.written.String(), text)
+	}, "a stream to send "+text)
+}
+
+type tapWriter struct {
+	http.ResponseWriter
+	tap *streamTap
+}
+
+func (w *tapWriter) Write(p []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(p)
+	w.tap.mu.Lock()
+	w.tap.written.Write(p[:n])
+	w.tap.mu.Unlock()
+	w.tap.wrote.notify()
+	return n, err
+}
+
+func (w *tapWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 func TestWait_ReadsTheProgressStream(t *testing.T) {
-	t.Parallel()
-	tb := setup(t, nil)
+	tap := &streamTap{}
+	tb := setup(t, &serverOptions{wrap: tap.wrap})
 	id := submitJob(t, tb, `{"batch": {"operations": [{"type": "gated", "params": {"count": 3}}], "options": {"parallel": false}}}`)
 	tb.waitRunning(t, id)
-	go func() {
-		// One item at a time, once the stream is open.
-		for tb.requested("GET "+httpapi.Prefix+"/jobs/"+id+"/stream$") < 1 {
-			time.Sleep(5 * time.Millisecond)
-		}
-		for range 3 {
-			time.Sleep(300 * time.Millisecond) // the stream sends at most 4 a second
-			tb.gate <- struct{}{}
-		}
-	}()
-	r := tb.cli(t, "wait", id)
+	done := tb.cliAsync(t, "wait", id)
+	// One item at a time, once the stream is open; the next once the
+	// stream has sent the progress of the last (it sends at most 4 a
+	// second).
+	for n := range 3 {
+		tap.waitSent(t, fmt.Sprintf(`"completed":%d,`, n))
+		tb.letOneThrough(t)
+	}
+	r := <-done
 	require.Equal(t, 0, r.code, r.stderr)
 	require.Equal(t, batch.StateCompleted, decode[batch.Job](t, r.stdout).Status)
 	require.Equal(t, 1, tb.requested("GET "+httpapi.Prefix+"/jobs/"+id+"/stream$"), "one stream, never reopened")

@@ -14,23 +14,19 @@ import (
 	"github.com/batchworks/batch"
 )
 
-var templateKind = &objectKind{
-	name: "template", plural: "templates", idArg: "TEMPLATE_ID", label: "name",
-	listTable: func(t *tableWriter, items []json.RawMessage) {
-		rows(t, items, []any{"ID", "NAME", "PARAMETERS", "OPERATIONS", "DESCRIPTION"}, func(x *batch.Template) []any {
-			names := make([]string, len(x.Parameters))
-			for i, p := range x.Parameters {
-				names[i] = p.Name
-				if p.Required {
-					names[i] += "*"
-				}
+var templateKind = newKind("template", "templates", "TEMPLATE_ID", "name",
+	[]any{"ID", "NAME", "PARAMETERS", "OPERATIONS", "DESCRIPTION"},
+	func(x *batch.Template) []any {
+		names := make([]string, len(x.Parameters))
+		for i, p := range x.Parameters {
+			names[i] = p.Name
+			if p.Required {
+				names[i] += "*"
 			}
-			return []any{x.ID, x.Name, strings.Join(names, ","), len(x.Operations), x.Description}
-		})
+		}
+		return []any{x.ID, x.Name, strings.Join(names, ","), len(x.Operations), x.Description}
 	},
-	showTable: func(t *tableWriter, raw json.RawMessage) {
-		var x batch.Template
-		_ = json.Unmarshal(raw, &x)
+	func(t *tableWriter, x *batch.Template) {
 		t.kv("Template", x.ID)
 		t.kv("Name", x.Name)
 		t.kv("Description", x.Description)
@@ -55,13 +51,11 @@ var templateKind = &objectKind{
 				t.row(p.Name, p.Type, p.Required, def, enum, p.Description)
 			}
 		}
-	},
-}
+	})
 
 func (a *app) templateCommand() *cobra.Command {
 	var params []string
-	var wf waitFlags
-	var idempotencyKey string
+	var sf submitFlags
 	run := &cobra.Command{
 		Use:   "run TEMPLATE [--param NAME=VALUE ...]",
 		Short: "Submit a job from a template (by id or name) with parameters",
@@ -71,7 +65,7 @@ sets a parameter; the value is read as the template declares the parameter
 --wait follows the job as "submit --wait" does.`,
 		Example:           `  batchctl template run bulk_field_update --param status=active --param crop_type=rice --wait`,
 		Args:              argNames("TEMPLATE"),
-		ValidArgsFunction: a.completeObjects(templateKind),
+		ValidArgsFunction: a.completion(templateKind),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			pairs, err := splitParams(params)
 			if err != nil {
@@ -86,20 +80,11 @@ sets a parameter; the value is read as the template declares the parameter
 				return err
 			}
 			body := marshalJSON(map[string]any{"batch": map[string]any{"template_id": tmpl.ID, "parameters": values}})
-			var hdr http.Header
-			if idempotencyKey != "" {
-				hdr = http.Header{"Idempotency-Key": {idempotencyKey}}
-			}
-			raw, err := a.api.do(cmd.Context(), http.MethodPost, "/jobs", nil, body, hdr)
-			if err != nil {
-				return err
-			}
-			return a.afterSubmit(cmd.Context(), raw, wf)
+			return a.submit(cmd.Context(), body, sf)
 		},
 	}
 	run.Flags().StringArrayVarP(&params, "param", "p", nil, "a parameter as NAME=VALUE (repeatable)")
-	run.Flags().StringVar(&idempotencyKey, "idempotency-key", "", "send an Idempotency-Key: the same key within 24 hours returns the first job")
-	wf.register(run, true)
+	sf.register(run)
 	return group("template", "Manage batch templates and run them", append(a.crudCommands(templateKind), run)...)
 }
 

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -11,16 +10,12 @@ import (
 	"github.com/batchworks/batch"
 )
 
-var webhookKind = &objectKind{
-	name: "webhook", plural: "webhooks", idArg: "WEBHOOK_ID", label: "url",
-	listTable: func(t *tableWriter, items []json.RawMessage) {
-		rows(t, items, []any{"ID", "URL", "EVENTS", "DESCRIPTION"}, func(x *batch.Webhook) []any {
-			return []any{x.ID, x.URL, eventsText(x.Events), x.Description}
-		})
+var webhookKind = newKind("webhook", "webhooks", "WEBHOOK_ID", "url",
+	[]any{"ID", "URL", "EVENTS", "DESCRIPTION"},
+	func(x *batch.Webhook) []any {
+		return []any{x.ID, x.URL, eventsText(x.Events), x.Description}
 	},
-	showTable: func(t *tableWriter, raw json.RawMessage) {
-		var x batch.Webhook
-		_ = json.Unmarshal(raw, &x)
+	func(t *tableWriter, x *batch.Webhook) {
 		t.kv("Webhook", x.ID)
 		t.kv("URL", x.URL)
 		t.kv("Events", eventsText(x.Events))
@@ -28,8 +23,7 @@ var webhookKind = &objectKind{
 		t.kv("Secret", x.Secret)
 		t.kv("Created", x.CreatedAt)
 		t.kv("Updated", x.UpdatedAt)
-	},
-}
+	})
 
 func eventsText(events []batch.EventType) string {
 	if len(events) == 0 {
@@ -71,27 +65,14 @@ func (a *app) webhookCommand() *cobra.Command {
 			hook["description"] = description
 		}
 		raw, err := a.api.send(cmd.Context(), http.MethodPost, webhookKind.path(""), nil, marshalJSON(map[string]any{"webhook": hook}), nil)
-		if err != nil {
-			return err
-		}
-		return a.print(raw, func(t *tableWriter) { webhookKind.showTable(t, raw) })
+		return a.show(webhookKind, raw, err)
 	}
 
-	var pf pageFlags
-	deliveries := &cobra.Command{
-		Use:               "deliveries WEBHOOK_ID",
-		Short:             "List a webhook's deliveries with their last status",
-		Args:              argNames("WEBHOOK_ID"),
-		ValidArgsFunction: a.completeObjects(webhookKind),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.listPages(cmd.Context(), webhookKind.path(args[0])+"/deliveries", url.Values{}, pf, "deliveries", func(t *tableWriter, items []json.RawMessage) {
-				rows(t, items, []any{"ID", "EVENT", "JOB", "STATUS", "ATTEMPTS", "HTTP", "ERROR"}, func(d *batch.Delivery) []any {
-					return []any{d.ID, d.Event, d.JobID, d.Status, d.Attempts, d.LastStatusCode, d.LastError}
-				})
-			})
-		},
-	}
-	pf.register(deliveries.Flags())
+	deliveries := a.pagesCommand(webhookKind, "deliveries", "List a webhook's deliveries with their last status", func(t *tableWriter, items []json.RawMessage) {
+		rows(t, items, []any{"ID", "EVENT", "JOB", "STATUS", "ATTEMPTS", "HTTP", "ERROR"}, func(d *batch.Delivery) []any {
+			return []any{d.ID, d.Event, d.JobID, d.Status, d.Attempts, d.LastStatusCode, d.LastError}
+		})
+	})
 	return group("webhook", "Manage webhooks that receive job events", append(cmds, deliveries)...)
 }
 

@@ -1,8 +1,8 @@
 // Command quickstart runs the Batch API document's "Create Batch Job" request
-// on the embedded bbolt store: it puts 10,000 demo fields into a fresh
-// database, updates the irrigation schedule of every active field with
-// irrigation enabled (a quarter of them: 2,500 items), shows the progress,
-// and prints the final job status as JSON on stdout.
+// (create-batch-job.json) on the embedded bbolt store: it puts 10,000 demo
+// fields into a fresh database, updates the irrigation schedule of every
+// active field with irrigation enabled (a quarter of them: 2,500 items),
+// shows the progress, and prints the final job status as JSON on stdout.
 //
 //	go run ./examples/quickstart [-db quickstart.db]
 //
@@ -13,6 +13,7 @@ package main
 
 import (
 	"context"
+	_ "embed"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -25,44 +26,14 @@ import (
 	"time"
 
 	"github.com/batchworks/batch"
+	"github.com/batchworks/batch/internal/demo"
 )
 
-// createBatchJob is the request body of the document's "Create Batch Job".
-const createBatchJob = `{
-    "batch": {
-        "type": "field_update",
-        "description": "Update irrigation schedules for all active fields",
-        "operations": [
-            {
-                "type": "update",
-                "resource": "fields",
-                "filter": {
-                    "status": "active",
-                    "irrigation_enabled": true
-                },
-                "update": {
-                    "irrigation_schedule": {
-                        "frequency": "daily",
-                        "start_time": "06:00",
-                        "duration_minutes": 30
-                    }
-                }
-            }
-        ],
-        "options": {
-            "parallel": true,
-            "max_concurrent": 5,
-            "retry": {
-                "attempts": 3,
-                "backoff": "exponential"
-            },
-            "validation": {
-                "mode": "strict",
-                "on_error": "skip"
-            }
-        }
-    }
-}`
+// createBatchJob is the request body of the document's "Create Batch Job",
+// as the document writes it.
+//
+//go:embed create-batch-job.json
+var createBatchJob []byte
 
 // demoFields is how many demo fields the database gets; the document's
 // filter (active, irrigation enabled) selects a quarter of them.
@@ -136,7 +107,7 @@ func run(ctx context.Context, dbPath string, out *output) error {
 	var body struct {
 		Batch json.RawMessage `json:"batch"`
 	}
-	if err := json.Unmarshal([]byte(createBatchJob), &body); err != nil {
+	if err := json.Unmarshal(createBatchJob, &body); err != nil {
 		return err
 	}
 	b, err := batch.DecodeBatch(body.Batch)
@@ -180,30 +151,16 @@ func run(ctx context.Context, dbPath string, out *output) error {
 	return nil
 }
 
-// seed puts the demo fields into an empty collection.
+// seed puts the demo fields into an empty collection: two in three active,
+// three in eight with irrigation enabled, so that the document's filter
+// selects a quarter of them.
 func seed(ctx context.Context, fields *batch.Collection, w io.Writer) error {
 	n, err := fields.Count(ctx, nil)
 	if err != nil || n > 0 {
 		return err
 	}
-	crops := []string{"rice", "corn", "wheat", "soy"}
-	recs := make([]batch.Record, demoFields)
-	for i := range recs {
-		status := "active"
-		if i%3 == 2 {
-			status = "inactive"
-		}
-		recs[i] = batch.Record{
-			"id":                 fmt.Sprintf("field%05d", i+1),
-			"name":               fmt.Sprintf("Field %d", i+1),
-			"status":             status,
-			"irrigation_enabled": i%8 < 3,
-			"crop_type":          crops[i%len(crops)],
-			"area_hectares":      float64(5 + i%40),
-		}
-	}
 	fmt.Fprintf(w, "putting %d demo fields into the fields collection\n", demoFields)
-	return fields.PutMany(ctx, recs)
+	return fields.PutMany(ctx, demo.Fields(demoFields))
 }
 
 // progress shows the job's progress: on a terminal one line redrawn in

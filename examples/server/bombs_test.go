@@ -7,19 +7,17 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 )
 
-// limitedServer returns a script that starts the server (built without
-// cgo by buildServer, so that it runs under an address-space limit) with at
-// most about 2 GB of address space (the bombs ask for 10 GB).
-func limitedServer(t *testing.T, dir string) string {
+// limitedServer returns a script in dir that starts the server bin (built
+// without cgo by buildServer, so that it runs under an address-space limit)
+// with at most about 2 GB of address space (the bombs ask for 10 GB).
+func limitedServer(t *testing.T, bin, dir string) string {
 	t.Helper()
-	bin := buildServer(t, "")
 	script := filepath.Join(dir, "limited.sh")
 	require.NoError(t, os.WriteFile(script, []byte("#!/bin/sh\nulimit -v 2000000\nexec "+strconv.Quote(bin)+` "$@"`+"\n"), 0o755))
 	return script
@@ -41,12 +39,8 @@ func answersQuickly(t *testing.T, srv *server) {
 // item; the server keeps answering, restarts cleanly (nothing it stored
 // brings it down again) and stops on SIGTERM.
 func TestServer_ExpressionBombs(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the server binary")
-	}
-	t.Parallel()
-	dir := t.TempDir()
-	bin := limitedServer(t, dir)
+	bin, dir := serverTest(t)
+	bin = limitedServer(t, bin, dir)
 	db := filepath.Join(dir, "bombs.db")
 	addr := freeAddr(t)
 	srv := startServer(t, bin, db, addr, "-rate-limit=false")
@@ -135,17 +129,10 @@ func TestServer_ExpressionBombs(t *testing.T) {
 	// Nothing stored brings the server down again: kill it, restart it.
 	_, res = call(t, "GET", srv.base+"/jobs", "")
 	jobs := len(data(res)["jobs"].([]any))
-	require.NoError(t, srv.cmd.Process.Signal(syscall.SIGKILL))
-	<-srv.done
+	srv.kill(t)
 	srv = startServer(t, bin, db, addr, "-rate-limit=false")
 	status, res = call(t, "GET", srv.base+"/jobs", "")
 	require.Equal(t, http.StatusOK, status)
 	require.Len(t, data(res)["jobs"], jobs)
-	require.NoError(t, srv.cmd.Process.Signal(syscall.SIGTERM))
-	select {
-	case err := <-srv.done:
-		require.NoError(t, err, "graceful shutdown exits 0")
-	case <-time.After(30 * time.Second):
-		t.Fatal("the server did not stop on SIGTERM")
-	}
+	srv.shutDown(t)
 }

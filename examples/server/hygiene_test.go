@@ -2,15 +2,16 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -32,18 +33,11 @@ func closedWithin(t *testing.T, conn net.Conn, d time.Duration) bool {
 // and an idle keep-alive connection are closed by the server's timeouts,
 // and failed authentications are limited per client address.
 func TestServer_ConnectionHygiene(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the server binary")
-	}
-	t.Parallel()
-	dir := t.TempDir()
+	bin, dir := serverTest(t)
 	addr := freeAddr(t)
-	srv := startServer(t, buildServer(t, dir), filepath.Join(dir, "hygiene.db"), addr,
+	srv := startServer(t, bin, filepath.Join(dir, "hygiene.db"), addr,
 		"-demo=false", "-api-key", "good", "-read-timeout", "1s", "-idle-timeout", "1s", "-write-timeout", "1s", "-rate-limit=false")
-	defer func() {
-		srv.cmd.Process.Signal(syscall.SIGTERM)
-		<-srv.done
-	}()
+	defer srv.shutDown(t)
 
 	// A body that never finishes arriving.
 	trickle, err := net.Dial("tcp", addr)
@@ -70,16 +64,9 @@ func TestServer_ConnectionHygiene(t *testing.T) {
 	for i := range 250000 {
 		recs = append(recs, fmt.Sprintf(`{"id": "w%06d"}`, i))
 	}
-	req, err := http.NewRequest("POST", srv.base+"/jobs?wait=2500ms", strings.NewReader(`{"batch": {"operations": [{"type": "create", "resource": "fields", "records": [`+strings.Join(recs, ",")+`]}], "options": {"max_concurrent": 1}}}`))
-	require.NoError(t, err)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer good")
 	start := time.Now()
-	res, err = http.DefaultClient.Do(req)
-	require.NoError(t, err, "the waiting request gets its answer")
-	body, err := io.ReadAll(res.Body)
-	res.Body.Close()
-	require.NoError(t, err)
+	res, body := request(t, "POST", srv.base+"/jobs?wait=2500ms", "good",
+		`{"batch": {"operations": [{"type": "create", "resource": "fields", "records": [`+strings.Join(recs, ",")+`]}], "options": {"max_concurrent": 1}}}`)
 	require.Equal(t, http.StatusCreated, res.StatusCode, string(body))
 	elapsed := time.Since(start)
 	t.Logf("?wait=2500ms answered after %v: %.80s", elapsed, body)
@@ -88,12 +75,7 @@ func TestServer_ConnectionHygiene(t *testing.T) {
 	// Failed authentications: after ten, the address gets 429, even with a
 	// good key, and the answer says why.
 	get := func(key string) *http.Response {
-		req, _ := http.NewRequest("GET", srv.base+"/jobs", nil)
-		req.Header.Set("Authorization", "Bearer "+key)
-		res, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		io.Copy(io.Discard, res.Body)
-		res.Body.Close()
+		res, _ := request(t, "GET", srv.base+"/jobs", key, "")
 		return res
 	}
 	require.Equal(t, http.StatusOK, get("good").StatusCode)
@@ -110,12 +92,7 @@ func TestServer_ConnectionHygiene(t *testing.T) {
 // with a long job running and a request waiting on it, SIGTERM exits within
 // -shutdown-timeout, and the job resumes and completes after a restart.
 func TestServer_ShutdownIsBounded(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the server binary")
-	}
-	t.Parallel()
-	dir := t.TempDir()
-	bin := buildServer(t, dir)
+	bin, dir := serverTest(t)
 	db := filepath.Join(dir, "shutdown.db")
 	addr := freeAddr(t)
 	srv := startServer(t, bin, db, addr, "-rate-limit=false", "-shutdown-timeout", "3s")
@@ -128,38 +105,42 @@ func TestServer_ShutdownIsBounded(t *testing.T) {
 	require.Equal(t, http.StatusCreated, status, res)
 	id := data(res)["job_id"].(string)
 	// Requests in flight: one waiting on a job for a long time, one whose
-	// where expression is expensive on every record.
-	for _, body := range []string{
+	// where expression is expensive on every record. SIGTERM comes once
+	// both are written to the server.
+	bodies := []string{
 		`{"batch": {"operations": [{"type": "update", "resource": "fields", "where": "true", "update": {"x": 1}}]}}`,
 		`{"batch": {"operations": [{"type": "update", "resource": "fields", "where": "reduce(1..999999, #acc + \"ab\", \"\") != \"\"", "update": {"x": 1}}]}}`,
-	} {
+	}
+	written := make(chan struct{}, len(bodies))
+	for _, body := range bodies {
 		go func() {
-			req, _ := http.NewRequest("POST", srv.base+"/jobs?wait=5m", strings.NewReader(body))
+			trace := &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { written <- struct{}{} }}
+			req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "POST", srv.base+"/jobs?wait=5m", strings.NewReader(body))
 			req.Header.Set("Content-Type", "application/json")
 			if res, err := http.DefaultClient.Do(req); err == nil {
 				res.Body.Close()
 			}
 		}()
 	}
-	time.Sleep(150 * time.Millisecond)
+	for range bodies {
+		select {
+		case <-written:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the requests were not sent")
+		}
+	}
 	_, res = call(t, "GET", srv.base+"/jobs/"+id, "")
 	done, total := progress(res)
 	require.Less(t, done, total, "the job is still running at SIGTERM")
 	start := time.Now()
-	require.NoError(t, srv.cmd.Process.Signal(syscall.SIGTERM))
-	select {
-	case <-srv.done:
-		t.Logf("exited %v after SIGTERM", time.Since(start))
-	case <-time.After(10 * time.Second):
-		t.Fatal("the server did not exit within its shutdown timeout")
-	}
+	err := srv.stop(t, 10*time.Second)
+	t.Logf("exited %v after SIGTERM (%v)", time.Since(start), err)
 	srv = startServer(t, bin, db, addr, "-rate-limit=false")
 	require.Eventually(t, func() bool {
 		_, res := call(t, "GET", srv.base+"/jobs/"+id, "")
 		return data(res)["status"] == "completed"
 	}, 60*time.Second, 20*time.Millisecond, "the job resumes and completes")
-	require.NoError(t, srv.cmd.Process.Signal(syscall.SIGTERM))
-	<-srv.done
+	srv.shutDown(t)
 }
 
 // TestServer_BadStoreFile is observation 5 at the process level: a file
@@ -167,15 +148,11 @@ func TestServer_ShutdownIsBounded(t *testing.T) {
 // naming the file and the problem (no crash dump), and leaves the file as
 // it was.
 func TestServer_BadStoreFile(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the server binary")
-	}
-	t.Parallel()
-	dir := t.TempDir()
+	bin, dir := serverTest(t)
 	db := filepath.Join(dir, "foreign.db")
 	content := []byte(strings.Repeat("not a store\n", 2000))
 	require.NoError(t, os.WriteFile(db, content, 0o600))
-	out, err := exec.Command(buildServer(t, dir), "-addr", freeAddr(t), "-db", db).CombinedOutput()
+	out, err := exec.Command(bin, "-addr", freeAddr(t), "-db", db).CombinedOutput()
 	var ee *exec.ExitError
 	require.ErrorAs(t, err, &ee, string(out))
 	require.Equal(t, 1, ee.ExitCode(), string(out))

@@ -49,6 +49,7 @@ import (
 
 	"github.com/batchworks/batch"
 	"github.com/batchworks/batch/httpapi"
+	"github.com/batchworks/batch/internal/demo"
 	"github.com/batchworks/batch/otelbatch"
 	"github.com/batchworks/batch/pgstore"
 )
@@ -277,23 +278,7 @@ func seedDemo(ctx context.Context, engine *batch.Engine) error {
 	if err != nil || n > 0 {
 		return err
 	}
-	crops := []string{"rice", "corn", "wheat", "soy"}
-	recs := make([]batch.Record, 1000)
-	for i := range recs {
-		status := "active"
-		if i%3 == 2 {
-			status = "inactive"
-		}
-		recs[i] = batch.Record{
-			"id":                 fmt.Sprintf("field%04d", i+1),
-			"name":               fmt.Sprintf("Field %d", i+1),
-			"status":             status,
-			"irrigation_enabled": i%8 < 3,
-			"crop_type":          crops[i%len(crops)],
-			"area":               float64(5 + i%40),
-		}
-	}
-	return fields.PutMany(ctx, recs)
+	return fields.PutMany(ctx, demo.Fields(1000))
 }
 
 // metrics serves GET /metrics on mux from a Prometheus registry of its own,

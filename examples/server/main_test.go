@@ -52,7 +52,7 @@ func TestMain(m *testing.M) {
 
 // buildServer compiles this package once, without cgo, and returns the
 // binary.
-func buildServer(t *testing.T, _ string) string {
+func buildServer(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		bin = filepath.Join(binDir, "server")
@@ -66,6 +66,18 @@ func buildServer(t *testing.T, _ string) string {
 	})
 	require.NoError(t, buildErr)
 	return bin
+}
+
+// serverTest begins a test that runs the server binary: it is skipped with
+// -short and runs in parallel with the others. It returns the binary and a
+// directory for the test's databases.
+func serverTest(t *testing.T) (bin, dir string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the server binary")
+	}
+	t.Parallel()
+	return buildServer(t), t.TempDir()
 }
 
 func freeAddr(t *testing.T) string {
@@ -102,8 +114,36 @@ func startServer(t *testing.T, bin, db, addr string, args ...string) *server {
 	return s
 }
 
-// call sends a JSON request and decodes the answer.
-func call(t *testing.T, method, url, body string) (int, map[string]any) {
+// stop sends the server SIGTERM and returns its exit error; the test fails
+// when it has not exited within d.
+func (s *server) stop(t *testing.T, d time.Duration) error {
+	t.Helper()
+	require.NoError(t, s.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case err := <-s.done:
+		return err
+	case <-time.After(d):
+		t.Fatalf("the server did not exit within %v of SIGTERM", d)
+		return nil
+	}
+}
+
+// shutDown stops the server with SIGTERM and checks that it exits 0.
+func (s *server) shutDown(t *testing.T) {
+	t.Helper()
+	require.NoError(t, s.stop(t, 30*time.Second), "graceful shutdown exits 0")
+}
+
+// kill stops the server with SIGKILL.
+func (s *server) kill(t *testing.T) {
+	t.Helper()
+	require.NoError(t, s.cmd.Process.Signal(syscall.SIGKILL))
+	<-s.done
+}
+
+// request sends a request, with key as its Bearer token unless empty and
+// body as its JSON body unless empty, and returns the answer and its body.
+func request(t *testing.T, method, url, key, body string) (*http.Response, []byte) {
 	t.Helper()
 	var rd io.Reader
 	if body != "" {
@@ -112,11 +152,22 @@ func call(t *testing.T, method, url, body string) (int, map[string]any) {
 	req, err := http.NewRequest(method, url, rd)
 	require.NoError(t, err)
 	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
 	res, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	return res, b
+}
+
+// call sends a JSON request and decodes the answer.
+func call(t *testing.T, method, url, body string) (int, map[string]any) {
+	t.Helper()
+	res, b := request(t, method, url, "", body)
 	var out map[string]any
-	b, _ := io.ReadAll(res.Body)
 	if len(b) > 0 {
 		require.NoError(t, json.Unmarshal(b, &out), string(b))
 	}
@@ -134,23 +185,16 @@ func progress(m map[string]any) (done, total float64) {
 // flows over HTTP, kills the server with SIGKILL in the middle of a job,
 // restarts it and checks the job completes with every item counted once.
 func TestServer_EndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the server binary")
-	}
-	t.Parallel()
-	dir := t.TempDir()
-	bin := buildServer(t, dir)
+	bin, dir := serverTest(t)
 	db := filepath.Join(dir, "e2e.db")
 	addr := freeAddr(t)
 	srv := startServer(t, bin, db, addr, "-rate-limit=false")
 
-	// The document's Create Batch Job request over the 1,000 demo fields.
-	status, res := call(t, "POST", srv.base+"/jobs?wait=20s", `{"batch": {
-		"type": "field_update", "description": "Update irrigation schedules for all active fields",
-		"operations": [{"type": "update", "resource": "fields", "filter": {"status": "active", "irrigation_enabled": true},
-			"update": {"irrigation_schedule": {"frequency": "daily", "start_time": "06:00", "duration_minutes": 30}}}],
-		"options": {"parallel": true, "max_concurrent": 5, "retry": {"attempts": 3, "backoff": "exponential"},
-			"validation": {"mode": "strict", "on_error": "skip"}}}}`)
+	// The document's Create Batch Job request (the quickstart's) over the
+	// 1,000 demo fields.
+	doc, err := os.ReadFile("../quickstart/create-batch-job.json")
+	require.NoError(t, err)
+	status, res := call(t, "POST", srv.base+"/jobs?wait=20s", string(doc))
 	require.Equal(t, http.StatusCreated, status, res)
 	require.Equal(t, "completed", data(res)["status"])
 	done, total := progress(res)
@@ -198,8 +242,7 @@ func TestServer_EndToEnd(t *testing.T) {
 		atKill = done
 		return done > 0 && done < total
 	}, 30*time.Second, time.Millisecond, "the job gets under way")
-	require.NoError(t, srv.cmd.Process.Signal(syscall.SIGKILL))
-	<-srv.done
+	srv.kill(t)
 	t.Logf("killed the server with job %s at %v of %d items", big, atKill, creates)
 
 	srv = startServer(t, bin, db, addr, "-rate-limit=false")
@@ -217,45 +260,23 @@ func TestServer_EndToEnd(t *testing.T) {
 	require.Equal(t, float64(creates), data(res)["results"].([]any)[0].(map[string]any)["summary"].(map[string]any)["records"])
 
 	// SIGTERM stops the server gracefully with exit status 0.
-	require.NoError(t, srv.cmd.Process.Signal(syscall.SIGTERM))
-	select {
-	case err := <-srv.done:
-		require.NoError(t, err, "graceful shutdown exits 0")
-	case <-time.After(30 * time.Second):
-		t.Fatal("the server did not stop on SIGTERM")
-	}
+	srv.shutDown(t)
 }
 
 func TestServer_APIKeys(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the server binary")
-	}
-	t.Parallel()
-	dir := t.TempDir()
-	srv := startServer(t, buildServer(t, dir), filepath.Join(dir, "keys.db"), freeAddr(t), "-api-key", "k1", "-demo=false")
-	defer func() {
-		srv.cmd.Process.Signal(syscall.SIGTERM)
-		<-srv.done
-	}()
+	bin, dir := serverTest(t)
+	srv := startServer(t, bin, filepath.Join(dir, "keys.db"), freeAddr(t), "-api-key", "k1", "-demo=false")
+	defer srv.shutDown(t)
 	status, _ := call(t, "GET", srv.base+"/jobs/batch1", "")
 	require.Equal(t, http.StatusUnauthorized, status)
-	req, _ := http.NewRequest("GET", srv.base+"/jobs", nil)
-	req.Header.Set("Authorization", "Bearer k1")
-	res, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	res.Body.Close()
+	res, _ := request(t, "GET", srv.base+"/jobs", "k1", "")
 	require.Equal(t, http.StatusOK, res.StatusCode)
 }
 
 // TestServer_ScheduleEmail: without -smtp-addr a schedule asking for e-mail
 // is a 400 that says why; with it the e-mail reaches the SMTP server.
 func TestServer_ScheduleEmail(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the server binary")
-	}
-	t.Parallel()
-	dir := t.TempDir()
-	bin := buildServer(t, dir)
+	bin, dir := serverTest(t)
 	body := `{"schedule": {"name": "every second", "batch": {"operations": [{"type": "export", "resource": "fields", "where": "true"}]},
 		"timing": {"cron": "* * * * * *"}, "notification": {"on_completion": {"email": ["manager@example.com"]}}}}`
 
@@ -263,16 +284,12 @@ func TestServer_ScheduleEmail(t *testing.T) {
 	status, res := call(t, "POST", srv.base+"/schedules", body)
 	require.Equal(t, http.StatusBadRequest, status, res)
 	require.Contains(t, fmt.Sprint(res), "-smtp-addr")
-	require.NoError(t, srv.cmd.Process.Signal(syscall.SIGTERM))
-	<-srv.done
+	srv.shutDown(t)
 
 	mail := smtptest.New(t)
 	srv = startServer(t, bin, filepath.Join(dir, "mail.db"), freeAddr(t), "-rate-limit=false",
 		"-smtp-addr", mail.Addr(), "-smtp-from", "batch@example.com")
-	defer func() {
-		srv.cmd.Process.Signal(syscall.SIGTERM)
-		<-srv.done
-	}()
+	defer srv.shutDown(t)
 	status, res = call(t, "POST", srv.base+"/schedules", body)
 	require.Equal(t, http.StatusCreated, status, res)
 	require.Eventually(t, func() bool { return len(mail.Messages()) > 0 }, 20*time.Second, 10*time.Millisecond)
@@ -282,35 +299,20 @@ func TestServer_ScheduleEmail(t *testing.T) {
 // TestServer_Metrics scrapes /metrics of a running server started with
 // -metrics after it ran a job, and checks the job's counts are there.
 func TestServer_Metrics(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the server binary")
-	}
-	t.Parallel()
-	dir := t.TempDir()
-	bin := buildServer(t, dir)
+	bin, dir := serverTest(t)
 	addr := freeAddr(t)
 	srv := startServer(t, bin, filepath.Join(dir, "metrics.db"), addr, "-rate-limit=false", "-metrics")
-	defer func() {
-		srv.cmd.Process.Signal(syscall.SIGTERM)
-		<-srv.done
-	}()
+	defer srv.shutDown(t)
 	status, res := call(t, "POST", srv.base+"/jobs?wait=20s", `{"batch": {"type": "field_update", "operations": [{"type": "update", "resource": "fields",
 		"filter": {"status": "active"}, "update": {"checked": true}}]}}`)
 	require.Equal(t, http.StatusCreated, status, res)
 	require.Equal(t, "completed", data(res)["status"])
 	done, _ := progress(res)
 
-	scrape := func() string {
-		res, err := http.Get("http://" + addr + "/metrics")
-		require.NoError(t, err)
-		defer res.Body.Close()
-		require.Equal(t, http.StatusOK, res.StatusCode)
-		require.Contains(t, res.Header.Get("Content-Type"), "text/plain")
-		b, err := io.ReadAll(res.Body)
-		require.NoError(t, err)
-		return string(b)
-	}
-	body := scrape()
+	scrape, b := request(t, "GET", "http://"+addr+"/metrics", "", "")
+	require.Equal(t, http.StatusOK, scrape.StatusCode)
+	require.Contains(t, scrape.Header.Get("Content-Type"), "text/plain")
+	body := string(b)
 	value := func(prefix string) string {
 		for line := range strings.SplitSeq(body, "\n") {
 			if strings.HasPrefix(line, prefix) {
@@ -331,13 +333,8 @@ func TestServer_Metrics(t *testing.T) {
 
 	// Without -metrics there is no /metrics.
 	plain := startServer(t, bin, filepath.Join(dir, "plain.db"), freeAddr(t), "-demo=false")
-	defer func() {
-		plain.cmd.Process.Signal(syscall.SIGTERM)
-		<-plain.done
-	}()
-	r, err := http.Get(strings.TrimSuffix(plain.base, "/api/v1/batch") + "/metrics")
-	require.NoError(t, err)
-	r.Body.Close()
+	defer plain.shutDown(t)
+	r, _ := request(t, "GET", strings.TrimSuffix(plain.base, "/api/v1/batch")+"/metrics", "", "")
 	require.Equal(t, http.StatusNotFound, r.StatusCode)
 }
 
@@ -345,17 +342,12 @@ func TestServer_Metrics(t *testing.T) {
 // job created through one is visible, pausable and cancellable through the
 // other.
 func TestServer_TwoOnPostgres(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the server binary")
-	}
-	t.Parallel()
+	bin, dir := serverTest(t)
 	url := pgtest.URL(t)
-	dir := t.TempDir()
-	bin := buildServer(t, dir)
 	a := startServer(t, bin, filepath.Join(dir, "unused-a.db"), freeAddr(t), "-postgres", url, "-rate-limit=false")
 	b := startServer(t, bin, filepath.Join(dir, "unused-b.db"), freeAddr(t), "-postgres", url, "-rate-limit=false")
 	for _, s := range []*server{a, b} {
-		t.Cleanup(func() { _ = s.cmd.Process.Signal(syscall.SIGTERM); <-s.done })
+		t.Cleanup(func() { s.shutDown(t) })
 	}
 
 	status, res := call(t, "POST", a.base+"/jobs?wait=20s", `{"batch": {"operations": [{"type": "update", "resource": "fields",

@@ -2,10 +2,8 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"net/http"
 	"path/filepath"
-	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -14,18 +12,9 @@ import (
 // TestServer_Dashboard: the dashboard and the OpenAPI document are served
 // by default, without a key; -ui=false turns the dashboard off.
 func TestServer_Dashboard(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the server binary")
-	}
-	t.Parallel()
-	dir := t.TempDir()
-	bin := buildServer(t, dir)
+	bin, dir := serverTest(t)
 	get := func(url string) (int, string) {
-		res, err := http.Get(url)
-		require.NoError(t, err)
-		defer res.Body.Close()
-		b, err := io.ReadAll(res.Body)
-		require.NoError(t, err)
+		res, b := request(t, "GET", url, "", "")
 		return res.StatusCode, string(b)
 	}
 	for i, tc := range []struct {
@@ -41,7 +30,6 @@ func TestServer_Dashboard(t *testing.T) {
 		status, body = get(srv.base + "/openapi.json")
 		require.Equal(t, http.StatusOK, status)
 		require.Contains(t, body, `"openapi": "3.1.0"`)
-		srv.cmd.Process.Signal(syscall.SIGTERM)
-		require.NoError(t, <-srv.done)
+		srv.shutDown(t)
 	}
 }

@@ -36,22 +36,7 @@ func (e *Engine) writeArtifact(ctx context.Context, jobID, name, contentType str
 		if err := tx.Delete(bucket, artifactMetaKey(name)); err != nil {
 			return err
 		}
-		var keys [][]byte
-		if err := tx.Scan(bucket, prefix, func(k, _ []byte) bool {
-			if !bytes.HasPrefix(k, prefix) {
-				return false
-			}
-			keys = append(keys, bytes.Clone(k))
-			return true
-		}); err != nil {
-			return err
-		}
-		for _, k := range keys {
-			if err := tx.Delete(bucket, k); err != nil {
-				return err
-			}
-		}
-		return nil
+		return deletePrefix(tx, bucket, prefix)
 	}); err != nil {
 		return nil, err
 	}
@@ -126,10 +111,7 @@ func (e *Engine) Artifacts(ctx context.Context, id string) ([]Artifact, error) {
 	arts := []Artifact{}
 	err := e.store.View(func(tx Tx) error {
 		var derr error
-		err := tx.Scan(artifactsBucket(id), []byte("m\x00"), func(k, v []byte) bool {
-			if !bytes.HasPrefix(k, []byte("m\x00")) {
-				return false
-			}
+		err := scanPrefix(tx, artifactsBucket(id), []byte("m\x00"), func(k, v []byte) bool {
 			var a Artifact
 			if derr = json.Unmarshal(v, &a); derr != nil {
 				return false

@@ -189,14 +189,7 @@ func (e *Engine) pruneAudit(ctx context.Context, cutoff time.Time) (int64, error
 			return n, err
 		}
 		if len(keys) > 0 {
-			if err := e.store.Update(func(tx Tx) error {
-				for _, k := range keys {
-					if err := tx.Delete(bucketAuditLog, k); err != nil {
-						return err
-					}
-				}
-				return nil
-			}); err != nil {
+			if err := e.store.Update(func(tx Tx) error { return deleteKeys(tx, bucketAuditLog, keys) }); err != nil {
 				return n, err
 			}
 			n += int64(len(keys))

@@ -388,38 +388,34 @@ func (e *Engine) Close(ctx context.Context) error {
 // starts it. Give them in [Options].Operations to have such jobs resume at
 // once when the engine opens.
 func (e *Engine) RegisterOperation(name string, op Operation) error {
-	if name == "" || op == nil {
-		return NewError(CodeValidation, "operation needs a name and an implementation")
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.ops[name] = op
-	e.dispatchLocked()
-	return nil
+	return register(e, e.ops, name, op, op == nil, "operation needs a name and an implementation", e.dispatchLocked)
 }
 
 // RegisterResource makes r available to batches under name. It replaces a
 // built-in collection of the same name.
 func (e *Engine) RegisterResource(name string, r Resource) error {
-	if name == "" || r == nil {
-		return NewError(CodeValidation, "resource needs a name and an implementation")
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.resources[name] = r
-	delete(e.collections, name)
-	return nil
+	return register(e, e.resources, name, r, r == nil, "resource needs a name and an implementation", func() { delete(e.collections, name) })
 }
 
 // RegisterBackoff registers a [BackoffFunc] that batches select with
 // {"backoff": "custom", "function": name}.
 func (e *Engine) RegisterBackoff(name string, fn BackoffFunc) error {
-	if name == "" || fn == nil {
-		return NewError(CodeValidation, "backoff needs a name and a function")
+	return register(e, e.backoffs, name, fn, fn == nil, "backoff needs a name and a function", nil)
+}
+
+// register stores v under name in m, one of the engine's registries, then
+// calls locked unless it is nil, both with the engine's lock held. A
+// missing name or value (missing) is a VALIDATION_ERROR saying needs.
+func register[V any](e *Engine, m map[string]V, name string, v V, missing bool, needs string, locked func()) error {
+	if name == "" || missing {
+		return NewError(CodeValidation, "%s", needs)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.backoffs[name] = fn
+	m[name] = v
+	if locked != nil {
+		locked()
+	}
 	return nil
 }
 

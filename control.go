@@ -304,31 +304,20 @@ func (e *Engine) checkPlans(ctx context.Context, b *Batch) (*Batch, []*Plan, err
 func (e *Engine) recover() error {
 	var resume, queued []*jobRun
 	err := e.store.View(func(tx Tx) error {
-		for _, st := range []State{StateRunning, StateQueued} {
-			var seqs []uint64
-			if err := scanIndex(tx, bucketJobsByState, appendStr(nil, string(st)), func(seq uint64) bool {
-				seqs = append(seqs, seq)
-				return true
-			}); err != nil {
+		return forJobsIn(tx, []State{StateRunning, StateQueued}, func(st State, seq uint64) error {
+			rec, err := getJob(tx, seq)
+			if err != nil {
 				return err
 			}
-			for _, seq := range seqs {
-				rec, err := getJob(tx, seq)
-				if err != nil {
-					return err
-				}
-				r := newRun(e, seq, rec)
-				if st == StateRunning {
-					resume = append(resume, r)
-				} else {
-					queued = append(queued, r)
-				}
-				if r.needs, err = operationTypes(tx, seq); err != nil {
-					return err
-				}
+			r := newRun(e, seq, rec)
+			if st == StateRunning {
+				resume = append(resume, r)
+			} else {
+				queued = append(queued, r)
 			}
-		}
-		return nil
+			r.needs, err = operationTypes(tx, seq)
+			return err
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("batch: reading jobs: %w", err)

@@ -281,10 +281,8 @@ func (r *jobRun) selectItems(ctx context.Context, i int, p *Plan) error {
 				}); err != nil {
 					return err
 				}
-				for _, k := range stale {
-					if err := w.Delete(r.itemsBucket, k); err != nil {
-						return err
-					}
+				if err := deleteKeys(w, r.itemsBucket, stale); err != nil {
+					return err
 				}
 			}
 			for j, v := range chunk {

@@ -137,10 +137,7 @@ func indexKey(dst []byte, field string, canon, id []byte) []byte {
 func storedIndexes(tx Tx, coll string) map[string]bool {
 	out := map[string]bool{}
 	prefix := []byte(coll + "\x00")
-	_ = tx.Scan(bucketIndexMeta, prefix, func(k, v []byte) bool {
-		if !bytes.HasPrefix(k, prefix) {
-			return false
-		}
+	_ = scanPrefix(tx, bucketIndexMeta, prefix, func(k, v []byte) bool {
 		out[string(k[len(prefix):])] = len(v) > 0 && v[0] == indexReady
 		return true
 	})
@@ -228,20 +225,8 @@ func (c *Collection) DropIndex(ctx context.Context, field string) error {
 	prefix := indexKey(nil, field, nil, nil)
 	prefix = prefix[:len(prefix)-1] // field NUL
 	err := c.store.Update(func(tx Tx) error {
-		var keys [][]byte
-		if err := tx.Scan(ix.bucket, prefix, func(k, _ []byte) bool {
-			if !bytes.HasPrefix(k, prefix) {
-				return false
-			}
-			keys = append(keys, bytes.Clone(k))
-			return true
-		}); err != nil {
+		if err := deletePrefix(tx, ix.bucket, prefix); err != nil {
 			return err
-		}
-		for _, k := range keys {
-			if err := tx.Delete(ix.bucket, k); err != nil {
-				return err
-			}
 		}
 		// Forgotten inside the transaction: writes after it no longer
 		// maintain the entries, and none can run in between.
@@ -324,25 +309,15 @@ func (e *Engine) runIndexBuild(ctx context.Context, ix *collIndexes, field strin
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		done, dropped := true, false
+		more, dropped := false, false
 		err := e.store.Update(func(tx Tx) error {
 			if ix.load().gen[field] != gen {
 				dropped = true // by DropIndex, which removed every entry
 				return nil
 			}
 			var key []byte
-			var ferr error
-			n := 0
-			err := tx.Scan(bucket, from, func(k, v []byte) bool {
-				if from != nil && bytes.Equal(k, from) {
-					return true
-				}
-				if n == indexBuildPage {
-					done = false
-					return false
-				}
-				n++
-				from = append(from[:0], k...)
+			var ferr, err error
+			more, err = scanPage(tx, bucket, &from, indexBuildPage, func(k, v []byte) bool {
 				if ferr = rawFieldValues(v, names, vals); ferr != nil {
 					ferr = fmt.Errorf("record %q: %w", k, ferr)
 					return false
@@ -359,7 +334,7 @@ func (e *Engine) runIndexBuild(ctx context.Context, ix *collIndexes, field strin
 				ferr = tx.Put(ix.bucket, key, indexPresent)
 				return ferr == nil
 			})
-			if err = firstErr(err, ferr); err != nil || !done {
+			if err = firstErr(err, ferr); err != nil || more {
 				return err
 			}
 			return tx.Put(bucketIndexMeta, indexMetaKey(ix.name, field), []byte{indexReady})
@@ -367,7 +342,7 @@ func (e *Engine) runIndexBuild(ctx context.Context, ix *collIndexes, field strin
 		if err != nil || dropped {
 			return err
 		}
-		if done {
+		if !more {
 			ix.mu.Lock()
 			if ix.load().gen[field] == gen {
 				ix.set(field, true)

@@ -53,11 +53,6 @@ func indexEntryOf(j *Job) indexEntry {
 	return ie
 }
 
-func appendStr(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
-}
-
 func (ie indexEntry) encode() []byte {
 	b := appendStr(nil, string(ie.state))
 	b = appendStr(b, ie.owner)
@@ -68,11 +63,10 @@ func decodeIndexEntry(b []byte) (indexEntry, bool) {
 	var ie indexEntry
 	var strs [2]string
 	for i := range strs {
-		l, n := binary.Uvarint(b)
-		if n <= 0 || uint64(len(b)-n) < l {
+		var ok bool
+		if strs[i], b, ok = cutStr(b); !ok {
 			return ie, false
 		}
-		strs[i], b = string(b[n:n+int(l)]), b[n+int(l):]
 	}
 	if len(b) != 8 {
 		return ie, false
@@ -190,22 +184,45 @@ func scanIndexReverse(tx Tx, bucket string, prefix []byte, from uint64, fn func(
 	if from == 0 {
 		start = append(append([]byte(nil), prefix...), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
 	}
-	return tx.ScanReverse(bucket, start, func(k, _ []byte) bool {
-		if len(k) != len(prefix)+8 || !bytes.HasPrefix(k, prefix) {
-			return false
-		}
-		return fn(beUint64(k[len(prefix):]))
-	})
+	return tx.ScanReverse(bucket, start, indexSeqs(prefix, fn))
 }
 
 // scanIndex is scanIndexReverse in ascending order, from the first entry.
 func scanIndex(tx Tx, bucket string, prefix []byte, fn func(seq uint64) bool) error {
-	return tx.Scan(bucket, prefix, func(k, _ []byte) bool {
+	return tx.Scan(bucket, prefix, indexSeqs(prefix, fn))
+}
+
+// indexSeqs is the Scan callback of scanIndex and scanIndexReverse: it
+// hands fn the job sequence number of each key under prefix, and stops at
+// the first key outside it.
+func indexSeqs(prefix []byte, fn func(seq uint64) bool) func(k, _ []byte) bool {
+	return func(k, _ []byte) bool {
 		if len(k) != len(prefix)+8 || !bytes.HasPrefix(k, prefix) {
 			return false
 		}
 		return fn(beUint64(k[len(prefix):]))
-	})
+	}
+}
+
+// forJobsIn calls fn with each job in states, state by state and oldest
+// first, until fn returns an error. The jobs of a state are listed before
+// fn sees the first of them.
+func forJobsIn(tx Tx, states []State, fn func(st State, seq uint64) error) error {
+	for _, st := range states {
+		var seqs []uint64
+		if err := scanIndex(tx, bucketJobsByState, appendStr(nil, string(st)), func(seq uint64) bool {
+			seqs = append(seqs, seq)
+			return true
+		}); err != nil {
+			return err
+		}
+		for _, seq := range seqs {
+			if err := fn(st, seq); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // jobListIndex picks the index a list filtered by state and owner reads,

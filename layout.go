@@ -64,6 +64,22 @@ func u64key(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
 
 func beUint64(b []byte) uint64 { return binary.BigEndian.Uint64(b) }
 
+// appendStr appends s to b, after its length as a uvarint.
+func appendStr(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// cutStr reads a string that appendStr wrote at the start of b and returns
+// it and the rest of b. ok is false when b does not start with one.
+func cutStr(b []byte) (s string, rest []byte, ok bool) {
+	l, n := binary.Uvarint(b)
+	if n <= 0 || uint64(len(b)-n) < l {
+		return "", b, false
+	}
+	return string(b[n : n+int(l)]), b[n+int(l):], true
+}
+
 // jobRecord is a job as stored: the API view plus what the executor needs
 // to resume it.
 type jobRecord struct {
@@ -180,11 +196,7 @@ func getBatch(tx Tx, seq uint64) (*Batch, error) {
 	}
 	if len(v) > 0 && v[0] == batchChunked {
 		var buf bytes.Buffer
-		prefix := u64key(seq)
-		if err := tx.Scan(bucketBatchChunks, prefix, func(k, c []byte) bool {
-			if !bytes.HasPrefix(k, prefix) {
-				return false
-			}
+		if err := scanPrefix(tx, bucketBatchChunks, u64key(seq), func(_, c []byte) bool {
 			buf.Write(c)
 			return true
 		}); err != nil {
@@ -228,21 +240,8 @@ func putBatch(tx Tx, seq uint64, batchJSON []byte) error {
 // deleteBatch removes the submitted batch of job seq.
 func deleteBatch(tx Tx, seq uint64) error {
 	if v := tx.Get(bucketBatches, u64key(seq)); len(v) > 0 && v[0] == batchChunked {
-		prefix := u64key(seq)
-		var keys [][]byte
-		if err := tx.Scan(bucketBatchChunks, prefix, func(k, _ []byte) bool {
-			if !bytes.HasPrefix(k, prefix) {
-				return false
-			}
-			keys = append(keys, bytes.Clone(k))
-			return true
-		}); err != nil {
+		if err := deletePrefix(tx, bucketBatchChunks, u64key(seq)); err != nil {
 			return err
-		}
-		for _, k := range keys {
-			if err := tx.Delete(bucketBatchChunks, k); err != nil {
-				return err
-			}
 		}
 	}
 	return tx.Delete(bucketBatches, u64key(seq))
@@ -289,8 +288,7 @@ func appendItem(b []byte, r *itemRecord) []byte {
 	b = binary.AppendUvarint(b, uint64(r.Attempts))
 	b = binary.AppendUvarint(b, uint64(max(r.Duration, 0)))
 	for _, s := range []string{r.ResourceID, string(r.Code), r.Message} {
-		b = binary.AppendUvarint(b, uint64(len(s)))
-		b = append(b, s...)
+		b = appendStr(b, s)
 	}
 	return b
 }
@@ -315,11 +313,10 @@ func decodeItem(b []byte) (itemRecord, error) {
 	r.Op, r.Attempts, r.Duration = int(nums[0]), int(nums[1]), time.Duration(nums[2])
 	var strs [3]string
 	for i := range strs {
-		l, n := binary.Uvarint(b)
-		if n <= 0 || uint64(len(b)-n) < l {
+		var ok bool
+		if strs[i], b, ok = cutStr(b); !ok {
 			return r, errBadItem
 		}
-		strs[i], b = string(b[n:n+int(l)]), b[n+int(l):]
 	}
 	r.ResourceID, r.Code, r.Message = strs[0], Code(strs[1]), strs[2]
 	return r, nil

@@ -37,3 +37,21 @@ func TestParseJobID(t *testing.T) {
 		require.False(t, ok, id)
 	}
 }
+
+func TestCutStr(t *testing.T) {
+	t.Parallel()
+	b := appendStr(appendStr(nil, "ü/ñ"), "")
+	b = append(b, 'x')
+	s, rest, ok := cutStr(b)
+	require.True(t, ok)
+	require.Equal(t, "ü/ñ", s)
+	s, rest, ok = cutStr(rest)
+	require.True(t, ok)
+	require.Equal(t, "", s)
+	require.Equal(t, []byte("x"), rest)
+	for _, bad := range [][]byte{nil, {0x80}, {3, 'a', 'b'}} {
+		_, rest, ok := cutStr(bad)
+		require.False(t, ok, "%q", bad)
+		require.Equal(t, bad, rest)
+	}
+}

@@ -207,21 +207,14 @@ func planCreate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, erro
 		return nil, err
 	}
 	p := &Plan{}
-	if validates(res) {
-		p.Validate = func(ctx context.Context, it *Item) error { return validateRecord(ctx, res, it.Record) }
-	}
 	listItems(p, recs, env)
-	if coll != nil {
-		p.prepare, p.coll = validatePrepared(coll), coll
-		p.apply = func(tx Tx, it *Item) error {
-			if tx.Get(coll.bucket, []byte(it.ResourceID)) != nil {
-				return Permanent(&Error{Code: CodeResource, Message: "Resource already exists: " + it.ResourceID})
-			}
-			return coll.put(tx, it.Record)
+	apply := func(tx Tx, it *Item) error {
+		if tx.Get(coll.bucket, []byte(it.ResourceID)) != nil {
+			return Permanent(&Error{Code: CodeResource, Message: "Resource already exists: " + it.ResourceID})
 		}
-		return p, nil
+		return coll.put(tx, it.Record)
 	}
-	p.Run = func(ctx context.Context, it *Item) error {
+	run := func(ctx context.Context, it *Item) error {
 		cur, err := res.Get(ctx, it.ResourceID)
 		switch {
 		case err == nil && jsonEqual(map[string]any(cur), map[string]any(it.Record)):
@@ -233,7 +226,23 @@ func planCreate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, erro
 		}
 		return res.Put(ctx, it.Record)
 	}
-	return p, nil
+	return writeGiven(p, res, coll, apply, run), nil
+}
+
+// writeGiven finishes p, whose items carry the records they write (create,
+// import): each record is validated as given, then written by apply in
+// the commit that stores its outcome when the resource is a built-in
+// collection, or else by run.
+func writeGiven(p *Plan, res WritableResource, coll *Collection, apply func(Tx, *Item) error, run func(context.Context, *Item) error) *Plan {
+	if validates(res) {
+		p.Validate = func(ctx context.Context, it *Item) error { return validateRecord(ctx, res, it.Record) }
+	}
+	if coll != nil {
+		p.prepare, p.coll, p.apply = validatePrepared(coll), coll, apply
+		return p
+	}
+	p.Run = run
+	return p
 }
 
 func toRecords(in []map[string]any) []Record {
@@ -369,21 +378,14 @@ func planImport(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, erro
 // finishImport adds to p, which lists the records to import, how each is
 // validated and written.
 func finishImport(p *Plan, res WritableResource, coll *Collection) *Plan {
-	if validates(res) {
-		p.Validate = func(ctx context.Context, it *Item) error { return validateRecord(ctx, res, it.Record) }
-	}
-	if coll != nil {
-		p.prepare, p.coll = validatePrepared(coll), coll
-		p.apply = func(tx Tx, it *Item) error { return coll.put(tx, it.Record) }
-		return p
-	}
-	p.Run = func(ctx context.Context, it *Item) error {
+	apply := func(tx Tx, it *Item) error { return coll.put(tx, it.Record) }
+	run := func(ctx context.Context, it *Item) error {
 		if err := validateRecord(ctx, res, it.Record); err != nil {
 			return err
 		}
 		return res.Put(ctx, it.Record)
 	}
-	return p
+	return writeGiven(p, res, coll, apply, run)
 }
 
 // parseImport reads an import source given other than as text (text is
@@ -434,36 +436,39 @@ func planExport(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, erro
 	checkFields(spec, &d, "resource", "filter", "where", "destination")
 	res, _ := resolveResource(spec, env, &d)
 	q := compileQuery(spec, false, &d)
-	format := "json"
-	if spec.Destination != nil {
-		format = spec.Destination.Format
-	}
-	kind, ok := exportFormats[format]
-	if !ok {
-		d.add("destination.format", DetailInvalidValue, "unknown format %q: use json, ndjson or csv", format)
-	}
+	format, kind := outputFormat(spec.Destination, exportFormats, "destination.format", "unknown format %q: use json, ndjson or csv", &d)
 	if err := invalidBatch(d.list); err != nil {
 		return nil, err
 	}
-	opIndex := env.Operation
-	return &Plan{
-		Count: 1,
-		Item:  func(int64) (Item, error) { return Item{ResourceID: spec.Resource}, nil },
-		Run: func(ctx context.Context, it *Item) error {
-			var n int64
-			name := fmt.Sprintf("export-%d.%s", opIndex, kind[1])
-			art, err := env.WriteArtifact(ctx, name, kind[0], func(w io.Writer) error {
-				var err error
-				n, err = writeExport(ctx, w, res, q, format)
-				return err
-			})
-			if err != nil {
-				return err
-			}
-			it.Result = &Result{Summary: map[string]any{"records": n, "format": format}, Artifact: art}
-			return nil
-		},
-	}, nil
+	name := fmt.Sprintf("export-%d.%s", env.Operation, kind[1])
+	return singleItem(&Plan{Run: func(ctx context.Context, it *Item) error {
+		var n int64
+		art, err := env.WriteArtifact(ctx, name, kind[0], func(w io.Writer) error {
+			var err error
+			n, err = writeExport(ctx, w, res, q, format)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		it.Result = &Result{Summary: map[string]any{"records": n, "format": format}, Artifact: art}
+		return nil
+	}}, spec.Resource), nil
+}
+
+// outputFormat returns the format dest names ("json" when dest is nil) and
+// what formats maps it to. A format formats does not hold is reported
+// under path, with unknown, a message about the format.
+func outputFormat[V any](dest *Destination, formats map[string]V, path, unknown string, d *details) (string, V) {
+	format := "json"
+	if dest != nil {
+		format = dest.Format
+	}
+	v, ok := formats[format]
+	if !ok {
+		d.add(path, DetailInvalidValue, unknown, format)
+	}
+	return format, v
 }
 
 // writeExport streams the records q selects to w in format and returns how

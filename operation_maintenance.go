@@ -75,14 +75,22 @@ type backupSummary struct {
 	SHA256 string `json:"sha256"`
 }
 
-func planBackup(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, error) {
+// storeAbility is the prologue of an operation that takes no fields and
+// needs the engine's store to be a T: it returns the store as one, or
+// reports a store that cannot (able says what T does: "can compact").
+func storeAbility[T any](spec *OperationSpec, env *Env, able string) (T, error) {
 	var d details
 	checkNoFields(spec, &d)
-	snap, ok := env.e.store.(Snapshotter)
+	s, ok := env.e.store.(T)
 	if !ok {
-		d.add("type", DetailInvalidOperation, "backup needs a store that can take snapshots (the bbolt store); this engine's store cannot")
+		d.add("type", DetailInvalidOperation, "%s needs a store that %s (the bbolt store); this engine's store cannot", spec.Type, able)
 	}
-	if err := invalidBatch(d.list); err != nil {
+	return s, invalidBatch(d.list)
+}
+
+func planBackup(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, error) {
+	snap, err := storeAbility[Snapshotter](spec, env, "can take snapshots")
+	if err != nil {
 		return nil, err
 	}
 	name := fmt.Sprintf("backup-%d.db", env.Operation)
@@ -420,13 +428,8 @@ type optimizeSummary struct {
 }
 
 func planOptimize(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, error) {
-	var d details
-	checkNoFields(spec, &d)
-	c, ok := env.e.store.(Compactor)
-	if !ok {
-		d.add("type", DetailInvalidOperation, "optimize needs a store that can compact (the bbolt store); this engine's store cannot")
-	}
-	if err := invalidBatch(d.list); err != nil {
+	c, err := storeAbility[Compactor](spec, env, "can compact")
+	if err != nil {
 		return nil, err
 	}
 	return singleItem(&Plan{Run: func(ctx context.Context, it *Item) error {

@@ -46,41 +46,92 @@ import (
 // writer for long.
 const applyExprTime = 20 * time.Millisecond
 
-// setExpr is one compiled field expression of a calculate operation.
-type setExpr struct {
-	field string
-	prog  *exprProgram
+// namedExpr is one compiled expression an operation gives by name: a field
+// calculate sets, or a rule validate checks.
+type namedExpr struct {
+	name string
+	prog *exprProgram
+}
+
+// exprOperation describes an operation that evaluates expressions it gives
+// by name in one payload field, over the records it selects.
+type exprOperation struct {
+	field    string            // the payload field
+	writes   bool              // the operation changes the records
+	boolean  bool              // the expressions are rules, true or false
+	missing  string            // the message when the field holds none
+	noun     string            // what a name names, for an empty one
+	invalid  string            // how the message about an expression that does not compile starts
+	reserved map[string]string // names that cannot be used, with why
+}
+
+var (
+	calculateOp = exprOperation{
+		field:    "set",
+		writes:   true,
+		missing:  "calculate needs set: {\"field\": \"expression over record\"}",
+		noun:     "field",
+		invalid:  "invalid expression",
+		reserved: map[string]string{"id": "calculate cannot change a record's id"},
+	}
+	validateOp = exprOperation{
+		field:   "rules",
+		boolean: true,
+		missing: "validate needs rules: {\"rule name\": \"boolean expression over record\"}",
+		noun:    "rule",
+		invalid: "invalid rule",
+	}
+)
+
+// exprPayload is the checked payload of an [exprOperation].
+type exprPayload struct {
+	res   Resource
+	coll  *Collection // res, when the operation writes a built-in collection
+	q     *Query
+	exprs []namedExpr // in name order
+}
+
+// check checks spec, whose field o.field holds exprs, and compiles it.
+func (o *exprOperation) check(spec *OperationSpec, env *Env, exprs map[string]string) (*exprPayload, error) {
+	var d details
+	checkFields(spec, &d, "resource", "filter", "where", o.field)
+	x := &exprPayload{}
+	if o.writes {
+		x.res, x.coll = resolveWritable(spec, env, &d)
+	} else {
+		x.res, _ = resolveResource(spec, env, &d)
+	}
+	x.q = compileQuery(spec, true, &d)
+	if len(exprs) == 0 {
+		d.add(o.field, DetailRequired, "%s", o.missing)
+	}
+	x.exprs = make([]namedExpr, 0, len(exprs))
+	for _, name := range sortedKeys(exprs) {
+		path := o.field + "." + name
+		why := o.reserved[name]
+		if strings.TrimSpace(name) == "" {
+			why = "a " + o.noun + " name must not be empty"
+		}
+		if why != "" {
+			d.add(path, DetailInvalidValue, "%s", why)
+			continue
+		}
+		prog, err := compileRecordExpr(exprs[name], o.boolean)
+		if err != nil {
+			d.add(path, DetailInvalidExpr, "%s: %v", o.invalid, exprMessage(err))
+			continue
+		}
+		x.exprs = append(x.exprs, namedExpr{name: name, prog: prog})
+	}
+	return x, invalidBatch(d.list)
 }
 
 func planCalculate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, error) {
-	var d details
-	checkFields(spec, &d, "resource", "filter", "where", "set")
-	res, coll := resolveWritable(spec, env, &d)
-	q := compileQuery(spec, true, &d)
-	if len(spec.Set) == 0 {
-		d.add("set", DetailRequired, "calculate needs set: {\"field\": \"expression over record\"}")
-	}
-	sets := make([]setExpr, 0, len(spec.Set))
-	for _, field := range sortedKeys(spec.Set) {
-		path := "set." + field
-		switch {
-		case strings.TrimSpace(field) == "":
-			d.add(path, DetailInvalidValue, "a field name must not be empty")
-			continue
-		case field == "id":
-			d.add(path, DetailInvalidValue, "calculate cannot change a record's id")
-			continue
-		}
-		prog, err := compileRecordExpr(spec.Set[field], false)
-		if err != nil {
-			d.add(path, DetailInvalidExpr, "invalid expression: %v", exprMessage(err))
-			continue
-		}
-		sets = append(sets, setExpr{field: field, prog: prog})
-	}
-	if err := invalidBatch(d.list); err != nil {
+	x, err := calculateOp.check(spec, env, spec.Set)
+	if err != nil {
 		return nil, err
 	}
+	res, coll, q, sets := x.res.(WritableResource), x.coll, x.q, x.exprs
 	compute := func(ctx context.Context, rec Record, limit time.Duration) (Record, error) {
 		next := make(Record, len(rec)+len(sets))
 		for k, v := range rec {
@@ -89,13 +140,13 @@ func planCalculate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, e
 		for _, s := range sets {
 			out, err := evalRecordExprWithin(ctx, s.prog, rec, limit)
 			if err != nil {
-				return nil, ValidationError("set.%s: %v", s.field, err)
+				return nil, ValidationError("set.%s: %v", s.name, err)
 			}
 			v, err := jsonValue(out)
 			if err != nil {
-				return nil, ValidationError("set.%s: %v", s.field, err)
+				return nil, ValidationError("set.%s: %v", s.name, err)
 			}
-			next[s.field] = v
+			next[s.name] = v
 		}
 		return next, nil
 	}
@@ -163,42 +214,17 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// rule is one compiled rule of a validate operation.
-type rule struct {
-	name string
-	prog *exprProgram
-}
-
 func planValidate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, error) {
-	var d details
-	checkFields(spec, &d, "resource", "filter", "where", "rules")
-	res, _ := resolveResource(spec, env, &d)
-	q := compileQuery(spec, true, &d)
-	if len(spec.Rules) == 0 {
-		d.add("rules", DetailRequired, "validate needs rules: {\"rule name\": \"boolean expression over record\"}")
-	}
-	rules := make([]rule, 0, len(spec.Rules))
-	for _, name := range sortedKeys(spec.Rules) {
-		if strings.TrimSpace(name) == "" {
-			d.add("rules."+name, DetailInvalidValue, "a rule name must not be empty")
-			continue
-		}
-		prog, err := compileRecordExpr(spec.Rules[name], true)
-		if err != nil {
-			d.add("rules."+name, DetailInvalidExpr, "invalid rule: %v", exprMessage(err))
-			continue
-		}
-		rules = append(rules, rule{name: name, prog: prog})
-	}
-	if err := invalidBatch(d.list); err != nil {
+	x, err := validateOp.check(spec, env, spec.Rules)
+	if err != nil {
 		return nil, err
 	}
 	return &Plan{
-		Resource: res,
-		Query:    q,
+		Resource: x.res,
+		Query:    x.q,
 		Run: func(ctx context.Context, it *Item) error {
 			var failed []string
-			for _, r := range rules {
+			for _, r := range x.exprs {
 				out, err := evalRecordExpr(ctx, r.prog, it.Record)
 				switch ok, _ := out.(bool); {
 				case err != nil:
@@ -492,14 +518,7 @@ func planGenerate(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, er
 	var d details
 	checkFields(spec, &d, "resource", "filter", "where", "aggregates", "group_by", "report")
 	a := compileAggregation(spec, env, &d)
-	format := "json"
-	if spec.Report != nil {
-		format = spec.Report.Format
-	}
-	contentType, ok := reportFormats[format]
-	if !ok {
-		d.add("report.format", DetailInvalidValue, "unknown report format %q: use csv or json", format)
-	}
+	format, contentType := outputFormat(spec.Report, reportFormats, "report.format", "unknown report format %q: use csv or json", &d)
 	if err := invalidBatch(d.list); err != nil {
 		return nil, err
 	}

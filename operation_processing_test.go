@@ -267,3 +267,64 @@ func BenchmarkCalculate(b *testing.B) {
 		benchItemJob(b, batch.OperationSpec{Type: "update", Resource: "fields", Where: "true", Update: map[string]any{"water_need": 1.0}})
 	})
 }
+
+// TestPlanPrologues_DetailsInOrder pins the details that the shared plan
+// prologues report, in order and word for word: named expressions
+// (calculate, validate), output formats (export, generate) and store
+// abilities (backup, optimize).
+func TestPlanPrologues_DetailsInOrder(t *testing.T) {
+	t.Parallel()
+	b := openOps(t, nil)
+	mem, err := batch.New(batch.NewMemoryStore(), &batch.Options{Retention: -1})
+	require.NoError(t, err)
+	t.Cleanup(func() { mem.Close(context.Background()) })
+	detail := func(field, code, msg string) batch.Detail {
+		return batch.Detail{Field: "operations[0]." + field, Code: code, Message: msg}
+	}
+	tests := []struct {
+		name string
+		e    *batch.Engine
+		spec batch.OperationSpec
+		want []batch.Detail
+	}{
+		{"calculate", b.e, batch.OperationSpec{Type: "calculate", Resource: "fields", Where: "true", Set: map[string]string{" ": "1", "a": "1 +", "id": "'x'", "ok": "1"}}, []batch.Detail{
+			detail("set. ", batch.DetailInvalidValue, "a field name must not be empty"),
+			detail("set.a", batch.DetailInvalidExpr, "invalid expression: unexpected token EOF (1:3)\n | 1 +\n | ..^"),
+			detail("set.id", batch.DetailInvalidValue, "calculate cannot change a record's id"),
+		}},
+		{"calculate without set", b.e, batch.OperationSpec{Type: "calculate", Resource: "nope", Rules: map[string]string{"r": "true"}}, []batch.Detail{
+			detail("rules", batch.DetailUnknownField, `calculate does not take "rules" (it takes resource, filter, where, set)`),
+			detail("resource", batch.DetailUnknownResource, "Unknown resource: nope"),
+			detail("filter", batch.DetailRequired, `calculate needs a filter or a where expression (use "where": "true" to select every record)`),
+			detail("set", batch.DetailRequired, `calculate needs set: {"field": "expression over record"}`),
+		}},
+		{"validate", b.e, batch.OperationSpec{Type: "validate", Resource: "fields", Where: "true", Rules: map[string]string{"": "true", "id": "true", "r": "1 +"}}, []batch.Detail{
+			detail("rules.", batch.DetailInvalidValue, "a rule name must not be empty"),
+			detail("rules.r", batch.DetailInvalidExpr, "invalid rule: unexpected token EOF (1:3)\n | 1 +\n | ..^"),
+		}},
+		{"validate without rules", b.e, batch.OperationSpec{Type: "validate", Resource: "fields", Where: "true"}, []batch.Detail{
+			detail("rules", batch.DetailRequired, `validate needs rules: {"rule name": "boolean expression over record"}`),
+		}},
+		{"export", b.e, batch.OperationSpec{Type: "export", Resource: "fields", Destination: &batch.Destination{Format: "pdf"}}, []batch.Detail{
+			detail("destination.format", batch.DetailInvalidValue, `unknown format "pdf": use json, ndjson or csv`),
+		}},
+		{"generate", b.e, batch.OperationSpec{Type: "generate", Resource: "fields", Aggregates: map[string]batch.Aggregate{"n": {Fn: "count"}}, Report: &batch.Destination{Format: "pdf"}}, []batch.Detail{
+			detail("report.format", batch.DetailInvalidValue, `unknown report format "pdf": use csv or json`),
+		}},
+		{"backup", mem, batch.OperationSpec{Type: "backup", Resource: "fields"}, []batch.Detail{
+			detail("resource", batch.DetailUnknownField, `backup takes no "resource" field`),
+			detail("type", batch.DetailInvalidOperation, "backup needs a store that can take snapshots (the bbolt store); this engine's store cannot"),
+		}},
+		{"optimize", mem, batch.OperationSpec{Type: "optimize"}, []batch.Detail{
+			detail("type", batch.DetailInvalidOperation, "optimize needs a store that can compact (the bbolt store); this engine's store cannot"),
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := tt.e.Submit(t.Context(), ops(tt.spec), nil)
+			var be *batch.Error
+			require.ErrorAs(t, err, &be)
+			require.Equal(t, tt.want, be.Details)
+		})
+	}
+}

@@ -75,6 +75,25 @@ func (e *Engine) Cleanup(ctx context.Context, cutoff time.Time) (*CleanupStats, 
 	return st, err
 }
 
+// countEach calls drop for each of items and returns how many it says it
+// dropped. It stops early, with the error, when ctx ends or drop fails.
+func countEach[T any](ctx context.Context, items []T, drop func(T) (bool, error)) (int64, error) {
+	var n int64
+	for _, it := range items {
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		dropped, err := drop(it)
+		if err != nil {
+			return n, err
+		}
+		if dropped {
+			n++
+		}
+	}
+	return n, nil
+}
+
 // cleanupChunk is how many finished jobs one cleanup transaction deletes:
 // enough to amortize the commit, few enough that the writer is never held
 // for long (a few tens of milliseconds for one-item jobs).

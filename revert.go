@@ -19,6 +19,10 @@ type RevertOptions struct {
 	Force bool `json:"force,omitempty"`
 }
 
+// undoScanPage is how many before-image keys one read transaction of a
+// revert's listing reads.
+const undoScanPage = 512
+
 // Revert creates a job that puts every built-in collection record that
 // finished job id changed (create, update, delete, import, calculate,
 // restore) back as it was before that job, undoing its operations in
@@ -34,17 +38,8 @@ type RevertOptions struct {
 // (options.undo_retention "0s"), is past its retention, is itself a
 // revert, changed no built-in records, or was reverted completely returns
 // an INVALID_STATE *Error saying which.
-
-// undoScanPage is how many before-image keys one read transaction of a
-// revert's listing reads.
-const undoScanPage = 512
-
 func (e *Engine) Revert(ctx context.Context, id string, opts *RevertOptions) (*Job, error) {
-	var o RevertOptions
-	if opts != nil {
-		o = *opts
-	}
-	b, owner, err := e.revertBatch(ctx, id, o.Force)
+	b, owner, err := e.revertBatch(ctx, id, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -57,11 +52,7 @@ func (e *Engine) Revert(ctx context.Context, id string, opts *RevertOptions) (*J
 // them as they are and as they would be again, and the conflicts it would
 // report (none with opts.Force). It refuses what Revert refuses.
 func (e *Engine) DryRunRevert(ctx context.Context, id string, opts *RevertOptions) (*DryRun, error) {
-	var o RevertOptions
-	if opts != nil {
-		o = *opts
-	}
-	b, owner, err := e.revertBatch(ctx, id, o.Force)
+	b, owner, err := e.revertBatch(ctx, id, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -72,8 +63,10 @@ func (e *Engine) DryRunRevert(ctx context.Context, id string, opts *RevertOption
 // revertBatch checks that job id can be reverted and returns the batch of
 // its revert job and the job's owner. Each revert operation names the
 // resource of the operation it undoes, for [Options].Authorize; undoing an
-// administrator-only operation (restore) needs an administrator.
-func (e *Engine) revertBatch(ctx context.Context, id string, force bool) (*Batch, string, error) {
+// administrator-only operation (restore) needs an administrator. opts may
+// be nil.
+func (e *Engine) revertBatch(ctx context.Context, id string, opts *RevertOptions) (*Batch, string, error) {
+	force := opts != nil && opts.Force
 	seq, ok := parseJobID(id)
 	if !ok {
 		return nil, "", notFound("job", id)
@@ -196,19 +189,10 @@ func (l *undoLog) Scan(ctx context.Context, q *Query, fn func(Record) error) err
 			return err
 		}
 		var page []Record
-		exhausted := true
+		more := false
 		err := l.e.store.View(func(tx Tx) error {
-			scanned := 0
-			return tx.Scan(bucket, from, func(k, _ []byte) bool {
-				if from != nil && bytes.Equal(k, from) {
-					return true
-				}
-				if scanned == undoScanPage {
-					exhausted = false
-					return false
-				}
-				scanned++
-				from = append(from[:0], k...)
+			var err error
+			more, err = scanPage(tx, bucket, &from, undoScanPage, func(k, _ []byte) bool {
 				if coll, id, op, ok := parseUndoKey(k); ok && op == l.op {
 					if rec := (Record{"id": coll + "/" + id}); q.Match(rec) {
 						page = append(page, rec)
@@ -216,6 +200,7 @@ func (l *undoLog) Scan(ctx context.Context, q *Query, fn func(Record) error) err
 				}
 				return true
 			})
+			return err
 		})
 		if err != nil {
 			return err
@@ -225,7 +210,7 @@ func (l *undoLog) Scan(ctx context.Context, q *Query, fn func(Record) error) err
 				return err
 			}
 		}
-		if exhausted {
+		if !more {
 			return nil
 		}
 	}

@@ -314,51 +314,43 @@ func (t *boltTx) DeleteBucket(bucket string) error {
 }
 
 func (t *boltTx) Scan(bucket string, from []byte, fn func(key, value []byte) bool) error {
-	b, _ := t.bucket(bucket, false)
-	if b == nil {
-		return nil
-	}
-	c := b.Cursor()
-	var k, v []byte
-	if from == nil {
-		k, v = c.First()
-	} else {
-		k, v = c.Seek(from)
-	}
-	for ; k != nil; k, v = c.Next() {
-		if v == nil { // a nested bucket
-			continue
-		}
-		if !fn(k, v) {
-			return nil
-		}
-	}
-	return nil
+	return t.scan(bucket, from, false, fn)
 }
 
 func (t *boltTx) ScanReverse(bucket string, from []byte, fn func(key, value []byte) bool) error {
+	return t.scan(bucket, from, true, fn)
+}
+
+// scan is Scan, or ScanReverse when reverse is set. Nested buckets (keys
+// without a value) are passed over.
+func (t *boltTx) scan(bucket string, from []byte, reverse bool, fn func(key, value []byte) bool) error {
 	b, _ := t.bucket(bucket, false)
 	if b == nil {
 		return nil
 	}
 	c := b.Cursor()
 	var k, v []byte
-	if from == nil {
-		k, v = c.Last()
-	} else {
+	switch {
+	case from != nil:
 		k, v = c.Seek(from)
-		if k == nil {
+		if reverse && k == nil {
 			k, v = c.Last()
-		} else if !bytes.Equal(k, from) {
+		} else if reverse && !bytes.Equal(k, from) {
 			k, v = c.Prev()
 		}
+	case reverse:
+		k, v = c.Last()
+	default:
+		k, v = c.First()
 	}
-	for ; k != nil; k, v = c.Prev() {
-		if v == nil {
-			continue
-		}
-		if !fn(k, v) {
+	for k != nil {
+		if v != nil && !fn(k, v) {
 			return nil
+		}
+		if reverse {
+			k, v = c.Prev()
+		} else {
+			k, v = c.Next()
 		}
 	}
 	return nil

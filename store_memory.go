@@ -195,40 +195,31 @@ func (b *memBucket) sorted() []string {
 }
 
 func (t *memTx) Scan(bucket string, from []byte, fn func(key, value []byte) bool) error {
-	b := t.bucket(bucket, false)
-	if b == nil {
-		return nil
-	}
-	keys := b.sorted()
-	i, _ := slices.BinarySearch(keys, string(from))
-	for ; i < len(keys); i++ {
-		v, ok := b.values[keys[i]]
-		if !ok {
-			continue
-		}
-		if !fn([]byte(keys[i]), v) {
-			return nil
-		}
-	}
-	return nil
+	return t.scan(bucket, from, false, fn)
 }
 
 func (t *memTx) ScanReverse(bucket string, from []byte, fn func(key, value []byte) bool) error {
+	return t.scan(bucket, from, true, fn)
+}
+
+// scan is Scan, or ScanReverse when reverse is set.
+func (t *memTx) scan(bucket string, from []byte, reverse bool, fn func(key, value []byte) bool) error {
 	b := t.bucket(bucket, false)
 	if b == nil {
 		return nil
 	}
 	keys := b.sorted()
-	i := len(keys) - 1
-	if from != nil {
-		j, found := slices.BinarySearch(keys, string(from))
-		if found {
-			i = j
-		} else {
-			i = j - 1
+	i, found := slices.BinarySearch(keys, string(from))
+	step := 1
+	if reverse {
+		step = -1
+		if from == nil {
+			i = len(keys) - 1
+		} else if !found {
+			i--
 		}
 	}
-	for ; i >= 0; i-- {
+	for ; i >= 0 && i < len(keys); i += step {
 		v, ok := b.values[keys[i]]
 		if !ok {
 			continue

@@ -141,21 +141,8 @@ func (s *jsonScanner) object(depth int) bool {
 		}
 		s.i++
 		s.skipSpace()
-		if !s.value(depth) {
-			return false
-		}
-		s.skipSpace()
-		if s.i >= len(s.data) {
-			return false
-		}
-		switch s.data[s.i] {
-		case ',':
-			s.i++
-		case '}':
-			s.i++
-			return true
-		default:
-			return false
+		if end, ok := s.element(depth, '}'); end || !ok {
+			return ok
 		}
 	}
 }
@@ -178,23 +165,32 @@ func (s *jsonScanner) array(depth int) bool {
 			return true
 		}
 		s.segs[len(s.segs)-1] = "[" + strconv.Itoa(n) + "]"
-		if !s.value(depth) {
-			return false
-		}
-		s.skipSpace()
-		if s.i >= len(s.data) {
-			return false
-		}
-		switch s.data[s.i] {
-		case ',':
-			s.i++
-		case ']':
-			s.i++
-			return true
-		default:
-			return false
+		if end, ok := s.element(depth, ']'); end || !ok {
+			return ok
 		}
 	}
+}
+
+// element scans an object member's value or an array element, and the
+// comma after it or the closing byte that ends its container (end). ok
+// false means stop, as for value.
+func (s *jsonScanner) element(depth int, closing byte) (end, ok bool) {
+	if !s.value(depth) {
+		return false, false
+	}
+	s.skipSpace()
+	if s.i >= len(s.data) {
+		return false, false
+	}
+	switch s.data[s.i] {
+	case ',':
+		s.i++
+		return false, true
+	case closing:
+		s.i++
+		return true, true
+	}
+	return false, false
 }
 
 // str scans a string and returns its value.

@@ -264,11 +264,7 @@ func (e *Engine) pruneUndo(ctx context.Context, now time.Time) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	var n int64
-	for _, seq := range due {
-		if err := ctx.Err(); err != nil {
-			return n, err
-		}
+	return countEach(ctx, due, func(seq uint64) (bool, error) {
 		held := false
 		err := e.update(func(w *wtx) error {
 			rec, err := getJob(w.Tx, seq)
@@ -288,15 +284,11 @@ func (e *Engine) pruneUndo(ctx context.Context, now time.Time) (int64, error) {
 			rec.UndoPurged = true
 			return putJob(w.Tx, seq, rec)
 		})
-		switch {
-		case err == nil && held:
-			n++
-		case err == nil, errors.Is(err, ErrNotFound): // none held, or deleted meanwhile
-		default:
-			return n, err
+		if errors.Is(err, ErrNotFound) {
+			return false, nil // deleted meanwhile
 		}
-	}
-	return n, nil
+		return held, err
+	})
 }
 
 // undoExpired reports whether a job's before-images are past their

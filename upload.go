@@ -101,12 +101,7 @@ func (e *Engine) dropUpload(id string) error {
 				return err
 			}
 			n = len(keys)
-			for _, k := range keys {
-				if err := tx.Delete(bucketUploads, k); err != nil {
-					return err
-				}
-			}
-			return nil
+			return deleteKeys(tx, bucketUploads, keys)
 		})
 		if err != nil || n == 0 {
 			return err
@@ -388,12 +383,8 @@ func (e *Engine) cleanupUploads(ctx context.Context, cutoff time.Time) (int64, e
 	var old []string
 	inUse := map[string]bool{}
 	err := e.store.View(func(tx Tx) error {
-		meta := []byte("m\x00")
 		var derr error
-		if err := tx.Scan(bucketUploads, meta, func(k, v []byte) bool {
-			if len(k) < len(meta) || string(k[:len(meta)]) != string(meta) {
-				return false
-			}
+		if err := scanPrefix(tx, bucketUploads, []byte("m\x00"), func(_, v []byte) bool {
 			var up Upload
 			if derr = json.Unmarshal(v, &up); derr != nil {
 				return false
@@ -405,45 +396,28 @@ func (e *Engine) cleanupUploads(ctx context.Context, cutoff time.Time) (int64, e
 		}); err != nil || derr != nil || len(old) == 0 {
 			return firstErr(err, derr)
 		}
-		for _, st := range []State{StateQueued, StateRunning, StatePaused} {
-			var seqs []uint64
-			if err := scanIndex(tx, bucketJobsByState, appendStr(nil, string(st)), func(seq uint64) bool {
-				seqs = append(seqs, seq)
-				return true
-			}); err != nil {
+		return forJobsIn(tx, []State{StateQueued, StateRunning, StatePaused}, func(_ State, seq uint64) error {
+			b, err := getBatch(tx, seq)
+			if err != nil {
 				return err
 			}
-			for _, seq := range seqs {
-				b, err := getBatch(tx, seq)
-				if err != nil {
-					return err
-				}
-				for _, op := range b.Operations {
-					if op.Source != nil && op.Source.Upload != "" {
-						inUse[op.Source.Upload] = true
-					}
+			for _, op := range b.Operations {
+				if op.Source != nil && op.Source.Upload != "" {
+					inUse[op.Source.Upload] = true
 				}
 			}
-		}
-		return nil
+			return nil
+		})
 	})
 	if err != nil {
 		return 0, err
 	}
-	var n int64
-	for _, id := range old {
-		if err := ctx.Err(); err != nil {
-			return n, err
-		}
+	return countEach(ctx, old, func(id string) (bool, error) {
 		if inUse[id] {
-			continue
+			return false, nil
 		}
-		if err := e.dropUpload(id); err != nil {
-			return n, err
-		}
-		n++
-	}
-	return n, nil
+		return true, e.dropUpload(id)
+	})
 }
 
 // streamPlan is the Count/Item part of a plan over the n records of the

@@ -365,10 +365,5 @@ func deleteMatching(tx Tx, bucket string, match func(k, v []byte) (bool, error))
 	if err := firstErr(err, merr); err != nil {
 		return 0, err
 	}
-	for _, k := range keys {
-		if err := tx.Delete(bucket, k); err != nil {
-			return 0, err
-		}
-	}
-	return len(keys), nil
+	return len(keys), deleteKeys(tx, bucket, keys)
 }

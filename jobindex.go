@@ -19,6 +19,8 @@ import (
 //	jobs_by_owner        owner + seq -> 1
 //	jobs_by_owner_state  owner + state + seq -> 1
 //	jobs_finished        finished_at (8 bytes, Unix ns) + seq -> 1, final jobs only
+//	jobs_undo_due        when the before-images expire (8 bytes, Unix ns) + seq -> 1,
+//	                     final jobs that still hold them
 //	store_meta           "job_index" -> version, once the indexes cover every job
 //
 // Strings in keys are prefixed by their length (uvarint), so one owner's
@@ -29,12 +31,13 @@ const (
 	bucketJobsByOwner   = "jobs_by_owner"
 	bucketJobsByOwnerSt = "jobs_by_owner_state"
 	bucketJobsFinished  = "jobs_finished"
+	bucketJobsUndoDue   = "jobs_undo_due"
 	bucketStoreMeta     = "store_meta"
 )
 
 var (
 	jobIndexVersionKey = []byte("job_index")
-	jobIndexVersion    = []byte{1}
+	jobIndexVersion    = []byte{2}
 	indexMark          = []byte{1}
 )
 
@@ -43,12 +46,16 @@ type indexEntry struct {
 	state    State
 	owner    string
 	finished int64 // Unix ns; 0 while the job is not final
+	undoDue  int64 // Unix ns the before-images expire; 0 when none are held
 }
 
-func indexEntryOf(j *Job) indexEntry {
-	ie := indexEntry{state: j.Status, owner: j.Owner}
-	if j.Status.Final() && j.FinishedAt != nil {
-		ie.finished = j.FinishedAt.UnixNano()
+func indexEntryOf(r *jobRecord) indexEntry {
+	ie := indexEntry{state: r.Status, owner: r.Owner}
+	if r.Status.Final() && r.FinishedAt != nil {
+		ie.finished = r.FinishedAt.UnixNano()
+		if r.UndoRetention > 0 && !r.UndoPurged {
+			ie.undoDue = r.FinishedAt.Add(time.Duration(r.UndoRetention)).UnixNano()
+		}
 	}
 	return ie
 }
@@ -56,7 +63,11 @@ func indexEntryOf(j *Job) indexEntry {
 func (ie indexEntry) encode() []byte {
 	b := appendStr(nil, string(ie.state))
 	b = appendStr(b, ie.owner)
-	return binary.BigEndian.AppendUint64(b, uint64(ie.finished))
+	b = binary.BigEndian.AppendUint64(b, uint64(ie.finished))
+	if ie.undoDue != 0 {
+		b = binary.BigEndian.AppendUint64(b, uint64(ie.undoDue))
+	}
+	return b
 }
 
 func decodeIndexEntry(b []byte) (indexEntry, bool) {
@@ -68,10 +79,13 @@ func decodeIndexEntry(b []byte) (indexEntry, bool) {
 			return ie, false
 		}
 	}
-	if len(b) != 8 {
+	if len(b) != 8 && len(b) != 16 {
 		return ie, false
 	}
 	ie.state, ie.owner, ie.finished = State(strs[0]), strs[1], int64(beUint64(b))
+	if len(b) == 16 {
+		ie.undoDue = int64(beUint64(b[8:]))
+	}
 	return ie, true
 }
 
@@ -88,13 +102,16 @@ func (ie indexEntry) keys(seq uint64) [][2][]byte {
 	if ie.finished != 0 {
 		out = append(out, [2][]byte{[]byte(bucketJobsFinished), append(u64key(uint64(ie.finished)), s...)})
 	}
+	if ie.undoDue != 0 {
+		out = append(out, [2][]byte{[]byte(bucketJobsUndoDue), append(u64key(uint64(ie.undoDue)), s...)})
+	}
 	return out
 }
 
-// indexJob brings the indexes of job seq in line with j. It costs one small
+// indexJob brings the indexes of job seq in line with r. It costs one small
 // read when nothing it is indexed under changed.
-func indexJob(tx Tx, seq uint64, j *Job) error {
-	ie := indexEntryOf(j)
+func indexJob(tx Tx, seq uint64, r *jobRecord) error {
+	ie := indexEntryOf(r)
 	enc := ie.encode()
 	key := u64key(seq)
 	old := tx.Get(bucketJobIndex, key)
@@ -152,12 +169,12 @@ func ensureJobIndex(s Store) error {
 	return s.Update(func(tx Tx) error {
 		type entry struct {
 			seq uint64
-			job Job
+			job jobRecord
 		}
 		var all []entry
 		var derr error
 		err := tx.Scan(bucketJobs, nil, func(k, v []byte) bool {
-			var j Job
+			var j jobRecord
 			if derr = json.Unmarshal(v, &j); derr != nil {
 				return false
 			}
@@ -237,6 +254,18 @@ func jobListIndex(state State, owner string) (string, []byte) {
 		return bucketJobsByOwner, appendStr(nil, owner)
 	}
 	return "", nil
+}
+
+// undoDueBy calls fn with each job whose before-images expire at or
+// before now, soonest first, until fn returns false.
+func undoDueBy(tx Tx, now time.Time, fn func(seq uint64) bool) error {
+	limit := now.UnixNano()
+	return tx.Scan(bucketJobsUndoDue, nil, func(k, _ []byte) bool {
+		if len(k) != 16 || int64(beUint64(k)) > limit {
+			return false
+		}
+		return fn(beUint64(k[8:]))
+	})
 }
 
 // finishedJobsBefore calls fn with each job that finished before cutoff,

@@ -135,7 +135,7 @@ func TestJobIndex_BuiltForAnOlderStore(t *testing.T) {
 	s, err := OpenBoltStore(path, nil)
 	require.NoError(t, err)
 	require.NoError(t, s.Update(func(tx Tx) error {
-		for _, b := range []string{bucketJobIndex, bucketJobsByState, bucketJobsByOwner, bucketJobsByOwnerSt, bucketJobsFinished, bucketStoreMeta} {
+		for _, b := range []string{bucketJobIndex, bucketJobsByState, bucketJobsByOwner, bucketJobsByOwnerSt, bucketJobsFinished, bucketJobsUndoDue, bucketStoreMeta} {
 			if err := tx.DeleteBucket(b); err != nil {
 				return err
 			}
@@ -266,4 +266,62 @@ func TestFinishedBefore_ByOwner(t *testing.T) {
 	none, err := e.finishedBefore(time.Now().Add(-2*time.Hour), "")
 	require.NoError(t, err)
 	require.Empty(t, none)
+}
+
+// Pruning before-images reads only the jobs whose retention ended: the
+// jobs_undo_due index, not every job record.
+func TestPruneUndo_ReadsOnlyDueJobs(t *testing.T) {
+	t.Parallel()
+	e, cs := openCounting(t, 2000, time.Now(), nil)
+	now := time.Now()
+	var due, kept []uint64
+	require.NoError(t, e.store.Update(func(tx Tx) error {
+		for i, age := range []time.Duration{3 * time.Hour, 2 * time.Hour, 30 * time.Minute, 90 * time.Minute, 10 * time.Minute} {
+			seq, err := tx.NextSequence(bucketJobs)
+			if err != nil {
+				return err
+			}
+			id := formatJobID(seq)
+			finished := now.Add(-age)
+			rec := &jobRecord{
+				Job:           Job{ID: id, Status: StateCompleted, Owner: "owner1", CreatedAt: finished, FinishedAt: &finished},
+				UndoRetention: Duration(time.Hour),
+			}
+			if err := putJob(tx, seq, rec); err != nil {
+				return err
+			}
+			if err := tx.Put(undoBucket(id), []byte(fmt.Sprint(i)), []byte{undoBefore}); err != nil {
+				return err
+			}
+			if age > time.Hour {
+				due = append(due, seq)
+			} else {
+				kept = append(kept, seq)
+			}
+		}
+		return nil
+	}))
+	cs.jobReads.Store(0)
+	n, err := e.pruneUndo(t.Context(), now)
+	require.NoError(t, err)
+	require.Equal(t, int64(len(due)), n)
+	require.LessOrEqual(t, cs.jobReads.Load(), int64(2*len(due)), "job records read to prune %d jobs among 2,005", len(due))
+	require.NoError(t, e.store.View(func(tx Tx) error {
+		for _, seq := range due {
+			rec, err := getJob(tx, seq)
+			require.NoError(t, err)
+			require.True(t, rec.UndoPurged)
+			require.Nil(t, tx.Get(undoBucket(rec.ID), []byte("0")))
+		}
+		for _, seq := range kept {
+			rec, err := getJob(tx, seq)
+			require.NoError(t, err)
+			require.False(t, rec.UndoPurged)
+		}
+		return nil
+	}))
+	// Purged jobs left the index: a second pass finds nothing.
+	n, err = e.pruneUndo(t.Context(), now)
+	require.NoError(t, err)
+	require.Zero(t, n)
 }

@@ -171,7 +171,7 @@ func takeJob(tx Tx, seq uint64, r *jobRecord) error {
 	if err := tx.Put(bucketJobs, u64key(seq), b); err != nil {
 		return err
 	}
-	return indexJob(tx, seq, &r.Job)
+	return indexJob(tx, seq, r)
 }
 
 // operationTypes lists the distinct operation types of a stored job's batch.

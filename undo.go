@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"hash/fnv"
 	"slices"
@@ -245,21 +244,10 @@ func (ri *restoreImages) after(coll string, id, v []byte) error {
 func (e *Engine) pruneUndo(ctx context.Context, now time.Time) (int64, error) {
 	var due []uint64
 	err := e.store.View(func(tx Tx) error {
-		var derr error
-		err := tx.Scan(bucketJobs, nil, func(k, v []byte) bool {
-			if !bytes.Contains(v, []byte(`"undo_retention"`)) || bytes.Contains(v, []byte(`"undo_purged":true`)) {
-				return true
-			}
-			var rec jobRecord
-			if derr = json.Unmarshal(v, &rec); derr != nil {
-				return false
-			}
-			if undoExpired(&rec, now) {
-				due = append(due, beUint64(k))
-			}
+		return undoDueBy(tx, now, func(seq uint64) bool {
+			due = append(due, seq)
 			return true
 		})
-		return firstErr(err, derr)
 	})
 	if err != nil {
 		return 0, err

@@ -61,21 +61,3 @@ func TestClassify(t *testing.T) {
 		})
 	}
 }
-
-func TestJobRun_BackoffFormula(t *testing.T) {
-	t.Parallel()
-	e, err := New(NewMemoryStore(), nil)
-	require.NoError(t, err)
-	defer e.Close(t.Context())
-	r := &jobRun{e: e}
-	ro := RetryOptions{Backoff: BackoffCustom, Delay: Duration(time.Second), MaxDelay: Duration(10 * time.Second),
-		Formula: "error_type == 'timeout' ? 7 : delay * attempt / 4"}
-	boom := errors.New("boom")
-	require.Equal(t, 250*time.Millisecond, r.backoff(ro, 1, boom), "a plain error is a system error")
-	require.Equal(t, 750*time.Millisecond, r.backoff(ro, 3, &Error{Code: CodeResource}))
-	require.Equal(t, 7*time.Second, r.backoff(ro, 1, &Error{Code: CodeTimeout}))
-	require.Equal(t, 10*time.Second, r.backoff(ro, 100, boom), "capped at max_delay")
-	ro.Formula = "error_code == 'RESOURCE_ERROR' ? -5 : max_delay * 2"
-	require.Zero(t, r.backoff(ro, 1, &Error{Code: CodeResource}), "never below 0")
-	require.Equal(t, 10*time.Second, r.backoff(ro, 1, boom))
-}

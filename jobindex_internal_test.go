@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -181,78 +180,6 @@ func TestCleanup_InBulk(t *testing.T) {
 	}
 }
 
-// Issue 18, observation 6: a Wait is woken by its own job only.
-func TestWait_WokenOnlyByItsJob(t *testing.T) {
-	t.Parallel()
-	e, err := Open(filepath.Join(t.TempDir(), "batch.db"), &Options{Retention: -1})
-	require.NoError(t, err)
-	defer e.Close(context.Background())
-	require.NoError(t, e.RegisterOperation("noop", noopOperation))
-	release := make(chan struct{})
-	require.NoError(t, e.RegisterOperation("hold", OperationFunc(func(ctx context.Context, spec *OperationSpec, env *Env) (*Plan, error) {
-		return &Plan{Count: 1, Item: func(int64) (Item, error) { return Item{}, nil },
-			Run: func(context.Context, *Item) error { <-release; return nil }}, nil
-	})))
-	held, err := e.Submit(t.Context(), &Batch{Operations: []OperationSpec{{Type: "hold"}}}, nil)
-	require.NoError(t, err)
-	done := make(chan *Job)
-	go func() {
-		j, _ := e.Wait(context.Background(), held.ID)
-		done <- j
-	}()
-	var w *jobWaiters
-	require.Eventually(t, func() bool {
-		e.waitMu.Lock()
-		defer e.waitMu.Unlock()
-		w = e.waiters[held.ID]
-		return w != nil
-	}, 5*time.Second, time.Millisecond)
-	for range 20 {
-		j, err := e.Submit(t.Context(), &Batch{Operations: []OperationSpec{{Type: "noop", Params: map[string]any{"count": 1}}}}, nil)
-		require.NoError(t, err)
-		_, err = e.Wait(t.Context(), j.ID)
-		require.NoError(t, err)
-	}
-	select {
-	case <-w.ch:
-		t.Fatal("the wait was woken by other jobs")
-	default:
-	}
-	close(release)
-	select {
-	case j := <-done:
-		require.Equal(t, StateCompleted, j.Status)
-	case <-time.After(10 * time.Second):
-		t.Fatal("the wait did not end with its job")
-	}
-	e.waitMu.Lock()
-	defer e.waitMu.Unlock()
-	require.Empty(t, e.waiters, "waiters left behind")
-}
-
-// A stream cursor hands out records out of order within its ring, and
-// starts the stream again for an index it left behind.
-func TestStreamCursor_OutOfOrder(t *testing.T) {
-	t.Parallel()
-	var src strings.Builder
-	for i := range 3 * streamRing {
-		fmt.Fprintf(&src, "{\"i\":%d}\n", i)
-	}
-	opens := 0
-	c := &streamCursor{open: func() (recordStream, error) {
-		opens++
-		return newRecordStream("ndjson", strings.NewReader(src.String()))
-	}}
-	for _, i := range []int64{0, 5, 3, 2 * streamRing, streamRing + 1, 3*streamRing - 1, 1, 7} {
-		rec, err := c.at(i)
-		require.NoError(t, err)
-		require.Equal(t, float64(i), rec["i"])
-	}
-	require.Equal(t, 2, opens, "started again once, for index 1")
-	_, err := c.at(3 * streamRing)
-	require.ErrorContains(t, err, "ends before")
-}
-
 func TestFinishedBefore_ByOwner(t *testing.T) {
 	t.Parallel()
 	e, _ := openCounting(t, 100, time.Now().Add(-time.Hour), nil)
@@ -266,6 +193,104 @@ func TestFinishedBefore_ByOwner(t *testing.T) {
 	none, err := e.finishedBefore(time.Now().Add(-2*time.Hour), "")
 	require.NoError(t, err)
 	require.Empty(t, none)
+}
+
+// indexedJobs lists the jobs an index holds under prefix, newest first.
+func indexedJobs(t *testing.T, tx Tx, bucket string, prefix []byte) []uint64 {
+	t.Helper()
+	var seqs []uint64
+	require.NoError(t, scanIndexReverse(tx, bucket, prefix, 0, func(seq uint64) bool { seqs = append(seqs, seq); return true }))
+	return seqs
+}
+
+// The indexes follow a job through its changes and its deletion; one
+// owner's entries never show under another whose name is its prefix.
+func TestIndexJob_FollowsTheJob(t *testing.T) {
+	t.Parallel()
+	s := NewMemoryStore()
+	defer s.Close()
+	finished := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	require.NoError(t, s.Update(func(tx Tx) error {
+		require.NoError(t, indexJob(tx, 1, &jobRecord{Job: Job{Status: StateRunning, Owner: "a"}}))
+		require.NoError(t, indexJob(tx, 2, &jobRecord{Job: Job{Status: StateRunning, Owner: "ab"}}))
+		require.NoError(t, indexJob(tx, 3, &jobRecord{Job: Job{Status: StateCompleted, Owner: "a", FinishedAt: &finished}, UndoRetention: Duration(time.Hour)}))
+
+		by := func(state State, owner string) []uint64 {
+			bucket, prefix := jobListIndex(state, owner)
+			return indexedJobs(t, tx, bucket, prefix)
+		}
+		require.Equal(t, []uint64{3, 1}, by("", "a"))
+		require.Equal(t, []uint64{2}, by("", "ab"))
+		require.Equal(t, []uint64{2, 1}, by(StateRunning, ""))
+		require.Equal(t, []uint64{1}, by(StateRunning, "a"))
+		require.Equal(t, []uint64{3}, by(StateCompleted, "a"))
+
+		var before []uint64
+		collect := func(seq uint64) bool { before = append(before, seq); return true }
+		require.NoError(t, finishedJobsBefore(tx, finished, collect))
+		require.Empty(t, before, "finished at the cutoff is not before it")
+		require.NoError(t, finishedJobsBefore(tx, finished.Add(time.Nanosecond), collect))
+		require.Equal(t, []uint64{3}, before)
+		var undoDue []uint64
+		require.NoError(t, undoDueBy(tx, finished.Add(time.Hour-time.Nanosecond), func(seq uint64) bool { undoDue = append(undoDue, seq); return true }))
+		require.Empty(t, undoDue, "before-images kept until their retention ends")
+		require.NoError(t, undoDueBy(tx, finished.Add(time.Hour), func(seq uint64) bool { undoDue = append(undoDue, seq); return true }))
+		require.Equal(t, []uint64{3}, undoDue)
+
+		// Job 1 finishes and changes hands; job 3 is deleted.
+		require.NoError(t, indexJob(tx, 1, &jobRecord{Job: Job{Status: StateFailed, Owner: "b", FinishedAt: &finished}}))
+		require.NoError(t, deleteJobRecord(tx, 3))
+		require.Empty(t, by("", "a"))
+		require.Equal(t, []uint64{1}, by(StateFailed, "b"))
+		require.Empty(t, by(StateCompleted, ""))
+		require.Equal(t, []uint64{2}, by(StateRunning, ""))
+		before = nil
+		require.NoError(t, finishedJobsBefore(tx, finished.Add(time.Hour), collect))
+		require.Equal(t, []uint64{1}, before)
+		require.Nil(t, tx.Get(bucketJobIndex, u64key(3)))
+		require.NoError(t, undoDueBy(tx, finished.Add(1000*time.Hour), func(seq uint64) bool { t.Errorf("job %d still due", seq); return true }))
+		return nil
+	}))
+	bucket, prefix := jobListIndex("", "")
+	require.Empty(t, bucket)
+	require.Empty(t, prefix)
+}
+
+func TestIndexEntry_Encoding(t *testing.T) {
+	t.Parallel()
+	for _, ie := range []indexEntry{
+		{state: StateQueued},
+		{state: StateCompleted, owner: "owner with ünïcode", finished: 1 << 62},
+		{state: StateCompleted, owner: "x", finished: 1, undoDue: 2},
+	} {
+		got, ok := decodeIndexEntry(ie.encode())
+		require.True(t, ok)
+		require.Equal(t, ie, got)
+	}
+	good := indexEntry{state: StateRunning, owner: "alice"}.encode()
+	for _, bad := range [][]byte{nil, good[:len(good)-1], append(good, 0), {0xff, 0xff}} {
+		_, ok := decodeIndexEntry(bad)
+		require.False(t, ok, "%x", bad)
+	}
+}
+
+// The record cache serves a finished job's record only while its stored
+// bytes are the same, and always a copy.
+func TestRecCache(t *testing.T) {
+	t.Parallel()
+	var c recCache
+	raw := []byte(`{"id":"batch1","status":"completed","type":"a"}`)
+	r1, err := c.get(1, raw)
+	require.NoError(t, err)
+	r1.Type = "changed by a caller"
+	r2, err := c.get(1, raw)
+	require.NoError(t, err)
+	require.Equal(t, "a", r2.Type, "a copy each time")
+	r3, err := c.get(1, []byte(`{"id":"batch1","status":"completed","type":"b"}`))
+	require.NoError(t, err)
+	require.Equal(t, "b", r3.Type, "other bytes are decoded anew")
+	_, err = c.get(2, []byte(`{`))
+	require.Error(t, err)
 }
 
 // Pruning before-images reads only the jobs whose retention ended: the

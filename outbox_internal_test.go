@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -85,41 +86,103 @@ func TestWebhook_CleanupPagesThroughEveryWebhook(t *testing.T) {
 	require.Equal(t, int64(hooks), st.Deliveries)
 }
 
-// A write that fails in a group commit is answered with its error; the
-// writes that shared its transaction are committed without it.
-func TestCommitter_FailedWriteLeavesTheOthers(t *testing.T) {
+// bucketLen counts the keys of a bucket.
+func bucketLen(t *testing.T, s Store, bucket string) int {
+	t.Helper()
+	var n int
+	require.NoError(t, s.View(func(tx Tx) error {
+		return tx.Scan(bucket, nil, func(_, _ []byte) bool { n++; return true })
+	}))
+	return n
+}
+
+// An event is written with the change that causes it and reported only
+// once that change commits: a write that fails leaves no audit entry and
+// calls no subscriber; a committed one is seen by subscribers, which read
+// the change already stored.
+func TestOutbox_EventsReportedOnlyAfterCommit(t *testing.T) {
 	t.Parallel()
 	e, err := New(NewMemoryStore(), nil)
 	require.NoError(t, err)
 	defer e.Close(context.Background())
+	var seen []EventType
+	var storedWhenSeen []bool
+	defer e.Subscribe(func(ev Event) {
+		seen = append(seen, ev.Type)
+		_ = e.store.View(func(tx Tx) error {
+			storedWhenSeen = append(storedWhenSeen, tx.Get("test", []byte(ev.ObjectID)) != nil)
+			return nil
+		})
+	})()
+	audit := bucketLen(t, e.store, bucketAuditLog)
 	boom := errors.New("refused")
-	c := e.committer
-	fail := &write{done: make(chan struct{}), fn: func(w *wtx) error {
-		if err := w.Put("test", []byte("bad"), []byte("1")); err != nil {
+	err = e.update(func(w *wtx) error {
+		if err := w.Put("test", []byte("t1"), []byte("1")); err != nil {
 			return err
 		}
-		return boom
-	}}
-	ok := &write{done: make(chan struct{}), fn: func(w *wtx) error {
-		if err := w.Put("test", []byte("good"), []byte("1")); err != nil {
-			return err
+		return errors.Join(w.event(Event{Type: EventTemplateCreated, ObjectID: "t1"}), boom)
+	})
+	require.ErrorIs(t, err, boom)
+	require.Empty(t, seen, "no event for a change that did not happen")
+	require.Equal(t, audit, bucketLen(t, e.store, bucketAuditLog))
+
+	require.NoError(t, e.update(func(w *wtx) error {
+		for _, id := range []string{"t2", "t3"} {
+			if err := w.Put("test", []byte(id), []byte("1")); err != nil {
+				return err
+			}
+			if err := w.event(Event{Type: EventTemplateCreated, ObjectID: id}); err != nil {
+				return err
+			}
 		}
-		return w.event(Event{Type: EventTemplateCreated, ObjectID: "template1"})
-	}}
-	c.mu.Lock()
-	c.writes = append(c.writes, fail, ok)
-	c.mu.Unlock()
-	signal(c.wake)
-	<-fail.done
-	<-ok.done
-	require.ErrorIs(t, fail.err, boom)
-	require.NoError(t, ok.err)
-	require.NoError(t, e.store.View(func(tx Tx) error {
-		require.Nil(t, tx.Get("test", []byte("bad")))
-		require.NotNil(t, tx.Get("test", []byte("good")))
-		return nil
+		return w.event(Event{Type: EventTemplateDeleted, ObjectID: "t3"})
 	}))
-	page, err := e.AuditEvents(t.Context(), nil)
+	require.Equal(t, []EventType{EventTemplateCreated, EventTemplateCreated, EventTemplateDeleted}, seen, "in order")
+	require.Equal(t, []bool{true, true, true}, storedWhenSeen, "subscribers read the committed state")
+	require.Equal(t, audit+3, bucketLen(t, e.store, bucketAuditLog))
+}
+
+// A job event stores a delivery (and its outbox entry) in its own
+// transaction for each webhook that wants it, and the sender posts it
+// after commit; with no webhook that wants it, nothing is written.
+func TestOutbox_DeliveriesWrittenWithTheChange(t *testing.T) {
+	t.Parallel()
+	posted := make(chan []byte, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		posted <- b
+	}))
+	defer srv.Close()
+	e, err := New(NewMemoryStore(), &Options{AllowPrivateWebhooks: true})
 	require.NoError(t, err)
-	require.Len(t, page.Items, 1, "the event of the committed write, once")
+	defer e.Close(context.Background())
+
+	require.NoError(t, e.update(func(w *wtx) error {
+		return w.event(Event{Type: EventJobCreated, JobID: "batch_none"})
+	}))
+	require.Zero(t, bucketLen(t, e.store, bucketOutbox), "no webhook: no delivery")
+
+	_, err = e.CreateWebhook(t.Context(), &Webhook{URL: srv.URL, Events: []EventType{EventJobCompleted}})
+	require.NoError(t, err)
+	require.NoError(t, e.update(func(w *wtx) error {
+		return w.event(Event{Type: EventJobCreated, JobID: "batch_unwanted"})
+	}))
+	require.Zero(t, bucketLen(t, e.store, bucketOutbox), "an event the webhook does not want: no delivery")
+
+	var inTx int
+	require.NoError(t, e.update(func(w *wtx) error {
+		if err := w.event(Event{Type: EventJobCompleted, JobID: "batch_done"}); err != nil {
+			return err
+		}
+		return w.Scan(bucketOutbox, nil, func(_, _ []byte) bool { inTx++; return true })
+	}))
+	require.Equal(t, 1, inTx, "the outbox entry is part of the change's transaction")
+	select {
+	case b := <-posted:
+		require.Contains(t, string(b), "batch_done")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the delivery was not sent")
+	}
+	require.Eventually(t, func() bool { return bucketLen(t, e.store, bucketOutbox) == 0 }, 10*time.Second, time.Millisecond,
+		"a delivered entry leaves the outbox")
 }

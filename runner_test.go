@@ -348,32 +348,6 @@ func TestRunner_OneItemJobWriteTransactions(t *testing.T) {
 	}
 }
 
-// Observation 6: a schedule's notification webhook is a stored, signed
-// delivery.
-func TestSchedule_NotificationWebhookIsSigned(t *testing.T) {
-	t.Parallel()
-	rc := newReceiver(t)
-	clock := &fakeClock{now: utc("2026-01-01T00:00:30Z")}
-	e, err := batch.New(batch.NewMemoryStore(), &batch.Options{Now: clock.Now, SchedulerPoll: 2 * time.Millisecond, AllowPrivateWebhooks: true,
-		Operations: map[string]batch.Operation{"noop": noopOp()}})
-	require.NoError(t, err)
-	defer func() { require.NoError(t, e.Close(context.Background())) }()
-	s, err := e.CreateSchedule(t.Context(), &batch.Schedule{Name: "nightly",
-		Batch:        batch.Batch{Operations: []batch.OperationSpec{{Type: "noop", Params: map[string]any{"count": 1}}}},
-		Timing:       batch.Timing{Cron: "* * * * *"},
-		Notification: &batch.Notification{OnCompletion: &batch.NotifyTarget{Webhook: rc.srv.URL, Severity: "low"}}})
-	require.NoError(t, err)
-	clock.set(utc("2026-01-01T00:01:01Z"))
-	require.Eventually(t, func() bool { return len(rc.received()) == 1 }, 10*time.Second, time.Millisecond)
-	s, err = e.Schedule(t.Context(), s.ID)
-	require.NoError(t, err)
-	require.True(t, strings.HasPrefix(s.NotificationSecret, "whsec_"))
-	got := rc.received()[0]
-	verify(t, s.NotificationSecret, got)
-	require.Equal(t, "low", got.header.Get("X-Severity"))
-	require.Contains(t, string(got.body), `"job_completed"`)
-}
-
 // Observation 8: honest statistics and exact durations.
 func TestRunner_HonestStatistics(t *testing.T) {
 	t.Parallel()

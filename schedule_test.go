@@ -10,7 +10,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/batchworks/batch"
-	"github.com/batchworks/batch/internal/smtptest"
 )
 
 func utc(s string) time.Time {
@@ -251,50 +250,6 @@ func TestSchedule_Conflict(t *testing.T) {
 	got, err := tb.e.Schedule(t.Context(), first.ID)
 	require.NoError(t, err)
 	require.Equal(t, batch.SchedulePaused, got.Status)
-}
-
-func TestSMTPMailer(t *testing.T) {
-	t.Parallel()
-	srv := smtptest.New(t)
-	m := &batch.SMTPMailer{Addr: srv.Addr(), From: "batch@example.com"}
-	require.NoError(t, m.Send(t.Context(), &batch.Message{To: []string{"manager@example.com", "admin@example.com"}, Subject: "done", Body: "all good\nreally", Severity: "high"}))
-	msgs := srv.Messages()
-	require.Len(t, msgs, 1)
-	require.Contains(t, msgs[0], "MAIL FROM:<batch@example.com>")
-	require.Contains(t, msgs[0], "RCPT TO:<manager@example.com>")
-	require.Contains(t, msgs[0], "RCPT TO:<admin@example.com>")
-	require.Contains(t, msgs[0], "Subject: done")
-	require.Contains(t, msgs[0], "X-Severity: high")
-	require.Contains(t, msgs[0], "all good\r\nreally")
-	require.Error(t, m.Send(t.Context(), &batch.Message{To: []string{"evil\r\nRCPT TO:<x@y>"}}))
-}
-
-func TestSchedule_Notifications(t *testing.T) {
-	t.Parallel()
-	srv := smtptest.New(t)
-	rc := newReceiver(t)
-	clock := &fakeClock{now: utc("2026-01-01T00:00:30Z")}
-	fail := countingOp(func(ctx context.Context, it *batch.Item) error { return batch.ValidationError("bad") })
-	e, err := batch.New(batch.NewMemoryStore(), &batch.Options{Now: clock.Now, SchedulerPoll: 2 * time.Millisecond, AllowPrivateWebhooks: true,
-		Mailer: &batch.SMTPMailer{Addr: srv.Addr(), From: "batch@example.com"}, Operations: map[string]batch.Operation{"fail": fail}})
-	require.NoError(t, err)
-	defer func() { require.NoError(t, e.Close(context.Background())) }()
-	_, err = e.CreateSchedule(t.Context(), &batch.Schedule{Name: "Daily Field Updates",
-		Batch:  batch.Batch{Operations: []batch.OperationSpec{{Type: "fail", Params: map[string]any{"count": 2}}}, Options: batch.BatchOptions{Validation: batch.ValidationOptions{OnError: "abort"}}},
-		Timing: batch.Timing{Cron: "* * * * *"},
-		Notification: &batch.Notification{
-			OnCompletion: &batch.NotifyTarget{Email: []string{"manager@example.com"}, Webhook: rc.srv.URL},
-			OnFailure:    &batch.NotifyTarget{Email: []string{"admin@example.com"}, Severity: "high"},
-		}})
-	require.NoError(t, err)
-	clock.set(utc("2026-01-01T00:01:01Z"))
-	require.Eventually(t, func() bool { return len(srv.Messages()) == 1 }, 10*time.Second, time.Millisecond)
-	msg := srv.Messages()[0]
-	require.Contains(t, msg, "RCPT TO:<admin@example.com>")
-	require.Contains(t, msg, "Subject: [high] [batch] Daily Field Updates")
-	require.Contains(t, msg, "failed")
-	require.NotContains(t, msg, "manager@example.com", "on_completion is not told of a failure")
-	require.Empty(t, rc.received())
 }
 
 // FuzzTiming feeds timings through validation and preview: no panic; a

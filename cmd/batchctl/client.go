@@ -44,11 +44,14 @@ func newClient(server, apiKey string, timeout time.Duration) (*client, error) {
 	return &client{base: u, apiKey: apiKey, http: &http.Client{}, timeout: timeout}, nil
 }
 
-// url is the absolute URL of an API path ("/jobs/x") with query q.
+// url is the absolute URL of an API path ("/jobs/x") with query q. The
+// path's segments come escaped (url.PathEscape) and are sent as they are.
 func (c *client) url(path string, q url.Values) string {
 	u := *c.base
-	u.Path = strings.TrimSuffix(u.Path, "/") + apiPrefix + path
-	u.RawPath = ""
+	raw := strings.TrimSuffix(u.EscapedPath(), "/") + apiPrefix + path
+	if p, err := url.PathUnescape(raw); err == nil {
+		u.Path, u.RawPath = p, raw
+	}
 	if len(q) > 0 {
 		u.RawQuery = q.Encode()
 	}

@@ -25,6 +25,10 @@ func TestNewClient(t *testing.T) {
 		require.NoError(t, err, server)
 		require.Equal(t, want, c.url(jobPath("batch7", ""), url.Values{"state": {"running"}}), server)
 	}
+	// An id with reserved characters is escaped once, not twice.
+	c, err := newClient("http://host/my%20api", "", time.Second)
+	require.NoError(t, err)
+	require.Equal(t, "http://host/my%20api/api/v1/batch/templates/a%2Fb%20c%25", c.url(templateKind.path("a/b c%"), nil))
 	for _, bad := range []string{"", "ftp://host", "http://"} {
 		_, err := newClient(bad, "", time.Second)
 		require.Equal(t, exitInvalid, exitCode(err), "%q: %v", bad, err)

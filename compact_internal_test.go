@@ -3,6 +3,8 @@ package batch
 import (
 	"context"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,7 +16,7 @@ import (
 // time and then gives up, and meanwhile other reads and writes are served.
 func TestCompactNeverFreezesReads(t *testing.T) {
 	old := compactLockWait
-	compactLockWait = 500 * time.Millisecond
+	compactLockWait = 50 * time.Millisecond
 	defer func() { compactLockWait = old }()
 	st, err := OpenBoltStore(filepath.Join(t.TempDir(), "c.db"), nil)
 	require.NoError(t, err)
@@ -26,24 +28,34 @@ func TestCompactNeverFreezesReads(t *testing.T) {
 	reading := make(chan struct{})
 	go s.View(func(Tx) error { close(reading); <-release; return nil })
 	<-reading
+	// The compaction, once it waits for the long read, waits on until
+	// another read was served: that read comes exactly while it waits.
+	waiting := make(chan struct{})
+	served := make(chan struct{})
+	var once sync.Once
+	compactBusy = func(what string) {
+		if strings.Contains(what, "reads") {
+			once.Do(func() { close(waiting); <-served })
+		}
+	}
+	defer func() { compactBusy = nil }()
 	compacted := make(chan error, 1)
 	go func() { _, _, err := s.Compact(context.Background()); compacted <- err }()
 
-	time.Sleep(50 * time.Millisecond) // the compaction is waiting now
-	served := make(chan struct{})
+	<-waiting
 	go func() {
 		_ = s.View(func(tx Tx) error { tx.Get("b", []byte("k")); return nil })
 		close(served)
 	}()
 	select {
 	case <-served:
-	case <-time.After(2 * time.Second):
+	case <-time.After(10 * time.Second):
 		t.Fatal("a read waited for the compaction")
 	}
 	select {
 	case err := <-compacted:
 		require.ErrorContains(t, err, "busy")
-	case <-time.After(5 * time.Second):
+	case <-time.After(10 * time.Second):
 		t.Fatal("the compaction waited for the long read without bound")
 	}
 	close(release)

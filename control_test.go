@@ -18,59 +18,100 @@ import (
 func gatedOp(t *testing.T, tb *testBundle) (open func(), started <-chan int64) {
 	gate := make(chan struct{})
 	ch := make(chan int64, 10000)
+	held := heldFrom(0, gate)
 	require.NoError(t, tb.e.RegisterOperation("gated", countingOp(func(ctx context.Context, it *batch.Item) error {
 		ch <- it.Index
-		select {
-		case <-gate:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+		return held(ctx, it)
 	})))
 	var once sync.Once
 	return func() { once.Do(func() { close(gate) }) }, ch
 }
 
+// heldFrom is an item handler that holds the items from index n on until
+// release is closed (or gives each one a token), honouring their context.
+func heldFrom(n int64, release <-chan struct{}) func(ctx context.Context, it *batch.Item) error {
+	return func(ctx context.Context, it *batch.Item) error {
+		if it.Index < n {
+			return nil
+		}
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// closeWhileHeld opens the store at path with ops, submits a job of n
+// "stepped" items run one at a time, and once done of them are done closes
+// the engine at once, cancelling the item in flight: "stepped" must hold
+// its items from index done on.
+func closeWhileHeld(t *testing.T, path string, ops map[string]batch.Operation, n, done int64) *batch.Job {
+	t.Helper()
+	e, err := batch.Open(path, &batch.Options{Operations: ops})
+	require.NoError(t, err)
+	job, err := e.Submit(t.Context(), opBatch("stepped", int(n), batch.BatchOptions{Parallel: ptr(false)}), nil)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		j, err := e.Job(t.Context(), job.ID)
+		return err == nil && j.Progress.Completed == done
+	}, 10*time.Second, time.Millisecond)
+	over, cancel := context.WithCancel(t.Context())
+	cancel()
+	require.NoError(t, e.Close(over))
+	return job
+}
+
+// pauseThenOpen pauses running job id as ctx's principal and opens the
+// gate of its items in flight exactly once the pause has taken effect, so
+// that no item can start between; it returns what Pause returned, once it
+// waited for those items.
+func pauseThenOpen(t *testing.T, e *batch.Engine, ctx context.Context, id string, open func()) (*batch.Job, error) {
+	t.Helper()
+	type result struct {
+		job *batch.Job
+		err error
+	}
+	paused := make(chan result, 1)
+	go func() {
+		j, err := e.Pause(ctx, id)
+		paused <- result{j, err}
+	}()
+	require.Eventually(t, func() bool { return batch.StopRequested(e, id) || len(paused) > 0 },
+		10*time.Second, 100*time.Microsecond, "the pause takes effect")
+	open()
+	r := <-paused
+	return r.job, r.err
+}
+
 func TestEngine_PauseResume(t *testing.T) {
 	t.Parallel()
-	for _, kind := range storeKinds {
-		t.Run(kind, func(t *testing.T) {
-			t.Parallel()
-			tb := setup(t, kind, nil)
-			open, started := gatedOp(t, tb)
-			job := tb.submit(t, opBatch("gated", 20, batch.BatchOptions{MaxConcurrent: 2}))
-			<-started
-			<-started
+	onEachStore(t, nil, func(t *testing.T, tb *testBundle) {
+		open, started := gatedOp(t, tb)
+		job := tb.submit(t, opBatch("gated", 20, batch.BatchOptions{MaxConcurrent: 2}))
+		<-started
+		<-started
 
-			pauseDone := make(chan *batch.Job)
-			go func() {
-				j, err := tb.e.Pause(t.Context(), job.ID)
-				if err != nil {
-					t.Error(err)
-				}
-				pauseDone <- j
-			}()
-			time.Sleep(100 * time.Millisecond) // Pause waits for the two items in flight
-			open()
-			paused := <-pauseDone
-			require.Equal(t, batch.StatePaused, paused.Status)
-			require.GreaterOrEqual(t, paused.Progress.Completed, int64(2), "in-flight items finish")
-			require.Less(t, paused.Progress.Completed, int64(20), "no new items start once paused")
+		// Pause waits for the two items in flight; none starts after it.
+		paused, err := pauseThenOpen(t, tb.e, t.Context(), job.ID, open)
+		require.NoError(t, err)
+		require.Equal(t, batch.StatePaused, paused.Status)
+		require.Equal(t, int64(2), paused.Progress.Completed, "in-flight items finish, no new ones start")
 
-			_, err := tb.e.Pause(t.Context(), job.ID)
-			require.ErrorIs(t, err, batch.ErrInvalidState)
+		_, err = tb.e.Pause(t.Context(), job.ID)
+		require.ErrorIs(t, err, batch.ErrInvalidState)
 
-			resumed, err := tb.e.Resume(t.Context(), job.ID)
-			require.NoError(t, err)
-			require.Contains(t, []batch.State{batch.StateQueued, batch.StateRunning}, resumed.Status)
-			done := tb.wait(t, job.ID)
-			require.Equal(t, batch.StateCompleted, done.Status)
-			require.Equal(t, int64(20), done.Progress.Completed)
+		resumed, err := tb.e.Resume(t.Context(), job.ID)
+		require.NoError(t, err)
+		require.Contains(t, []batch.State{batch.StateQueued, batch.StateRunning}, resumed.Status)
+		done := tb.wait(t, job.ID)
+		require.Equal(t, batch.StateCompleted, done.Status)
+		require.Equal(t, int64(20), done.Progress.Completed)
 
-			_, err = tb.e.Resume(t.Context(), job.ID)
-			require.ErrorIs(t, err, batch.ErrInvalidState)
-		})
-	}
+		_, err = tb.e.Resume(t.Context(), job.ID)
+		require.ErrorIs(t, err, batch.ErrInvalidState)
+	})
 }
 
 func TestEngine_Cancel(t *testing.T) {
@@ -255,41 +296,22 @@ func TestEngine_RestartResumesRunningJobs(t *testing.T) {
 	var mu sync.Mutex
 	runs := map[int64]int{}
 	block := make(chan struct{})
+	held := heldFrom(10, block)
 	op := countingOp(func(ctx context.Context, it *batch.Item) error {
 		mu.Lock()
 		runs[it.Index]++
 		mu.Unlock()
-		if it.Index >= 10 {
-			select {
-			case <-block:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-		return nil
+		return held(ctx, it)
 	})
 	ops := map[string]batch.Operation{"stepped": op}
-	e, err := batch.Open(path, &batch.Options{Operations: ops})
-	require.NoError(t, err)
-	job, err := e.Submit(t.Context(), opBatch("stepped", 30, batch.BatchOptions{Parallel: ptr(false)}), nil)
-	require.NoError(t, err)
-	require.Eventually(t, func() bool {
-		j, err := e.Job(t.Context(), job.ID)
-		return err == nil && j.Progress.Completed == 10
-	}, 10*time.Second, time.Millisecond)
-	// Close cancels the blocked item once its context ends: it stays pending.
-	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
-	require.NoError(t, e.Close(ctx))
-	cancel()
+	// Close cancels the blocked item: it stays pending.
+	job := closeWhileHeld(t, path, ops, 30, 10)
 
 	close(block)
-	e, err = batch.Open(path, &batch.Options{Operations: ops})
+	e, err := batch.Open(path, &batch.Options{Operations: ops})
 	require.NoError(t, err)
 	defer func() { require.NoError(t, e.Close(context.Background())) }()
-	wctx, wcancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer wcancel()
-	j, err := e.Wait(wctx, job.ID)
-	require.NoError(t, err)
+	j := waitJob(t, e, job.ID)
 	require.Equal(t, batch.StateCompleted, j.Status, "%+v", j.Error)
 	require.Equal(t, int64(30), j.Progress.Completed)
 	mu.Lock()
@@ -316,8 +338,7 @@ func TestEngine_Events(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "alice", job.Owner)
 	<-started
-	go func() { time.Sleep(100 * time.Millisecond); open() }()
-	_, err = tb.e.Pause(ctx, job.ID)
+	_, err = pauseThenOpen(t, tb.e, ctx, job.ID, open)
 	require.NoError(t, err)
 	_, err = tb.e.Resume(ctx, job.ID)
 	require.NoError(t, err)
@@ -397,15 +418,7 @@ func TestEngine_CloseKeepsQueuedJobs(t *testing.T) {
 	t.Parallel()
 	path := t.TempDir() + "/queued.db"
 	block := make(chan struct{})
-	op := countingOp(func(ctx context.Context, it *batch.Item) error {
-		select {
-		case <-block:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	})
-	ops := map[string]batch.Operation{"blocked": op}
+	ops := map[string]batch.Operation{"blocked": countingOp(heldFrom(0, block))}
 	e, err := batch.Open(path, &batch.Options{MaxRunningJobs: 1, Operations: ops})
 	require.NoError(t, err)
 	first, err := e.Submit(t.Context(), opBatch("blocked", 1, batch.BatchOptions{}), nil)

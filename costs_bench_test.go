@@ -78,6 +78,23 @@ func seedJobs(b testing.TB, path string, n int, finished time.Time) {
 }
 
 // openSeeded opens an engine over a seeded file, retention off.
+// sized is full, or short with -short.
+func sized(full, short int) int {
+	if testing.Short() {
+		return short
+	}
+	return full
+}
+
+// seededJobs seeds n finished jobs (see seedJobs) in a new store file and
+// returns its path.
+func seededJobs(b *testing.B, n int, finished time.Time) string {
+	b.Helper()
+	path := filepath.Join(b.TempDir(), "jobs.db")
+	seedJobs(b, path, n, finished)
+	return path
+}
+
 func openSeeded(b *testing.B, path string) *Engine {
 	b.Helper()
 	e, err := Open(path, &Options{Retention: -1})
@@ -113,8 +130,7 @@ func BenchmarkJobsList(b *testing.B) {
 	}
 	engines := make([]*Engine, len(sizes))
 	for i, n := range sizes {
-		path := filepath.Join(b.TempDir(), "jobs.db")
-		seedJobs(b, path, n, time.Now())
+		path := seededJobs(b, n, time.Now())
 		engines[i] = openSeeded(b, path)
 		defer engines[i].Close(context.Background())
 	}
@@ -145,12 +161,8 @@ func BenchmarkJobsList(b *testing.B) {
 // and reports the time Open takes, beside opening the same file with bbolt
 // alone. The issue asks for under 50 ms at 100,000.
 func BenchmarkOpen(b *testing.B) {
-	n := 100_000
-	if testing.Short() {
-		n = 5000
-	}
-	path := filepath.Join(b.TempDir(), "jobs.db")
-	seedJobs(b, path, n, time.Now())
+	n := sized(100_000, 5000)
+	path := seededJobs(b, n, time.Now())
 	openSeeded(b, path).Close(context.Background()) // builds nothing: seeded with indexes
 	var engine, floor time.Duration
 	for b.Loop() {
@@ -175,17 +187,12 @@ func BenchmarkOpen(b *testing.B) {
 // -short), each with its batch, done bitmap and audit trail, and reports
 // jobs deleted per second. The issue asks for at least 5,000.
 func BenchmarkCleanup(b *testing.B) {
-	n := 20_000
-	if testing.Short() {
-		n = 2000
-	}
+	n := sized(20_000, 2000)
 	var elapsed time.Duration
 	var before, after int64
 	for b.Loop() {
 		b.StopTimer()
-		path := filepath.Join(b.TempDir(), "jobs.db")
-		finished := time.Now().Add(-48 * time.Hour)
-		seedJobs(b, path, n, finished)
+		path := seededJobs(b, n, time.Now().Add(-48*time.Hour))
 		e := openSeeded(b, path)
 		fi, _ := os.Stat(path)
 		before = fi.Size()
@@ -218,10 +225,7 @@ func cpuTime() time.Duration {
 // reports the CPU time per job of each. The issue asks that waiting all at
 // once costs no more per job (ratio = concurrent over one by one, <= 1).
 func BenchmarkWaiters(b *testing.B) {
-	n := 3000
-	if testing.Short() {
-		n = 100
-	}
+	n := sized(3000, 100)
 	bt := &Batch{Operations: []OperationSpec{{Type: "noop", Params: map[string]any{"count": 1}}}}
 	var seqCPU, concCPU time.Duration
 	for b.Loop() {
@@ -292,10 +296,7 @@ func BenchmarkWaiters(b *testing.B) {
 // file over the items (an upper bound). The issue asks for at most 20
 // bytes per item at 10,000,000.
 func BenchmarkNoopDisk(b *testing.B) {
-	n := 10_000_000
-	if testing.Short() {
-		n = 100_000
-	}
+	n := sized(10_000_000, 100_000)
 	for b.Loop() {
 		path := filepath.Join(b.TempDir(), "bench.db")
 		e, err := Open(path, &Options{Retention: -1})
@@ -333,6 +334,21 @@ func ndjsonFields(w io.Writer, n int) error {
 	return bw.Flush()
 }
 
+// slowestSmallSubmit submits 20 one-item jobs to e and returns the
+// slowest submission.
+func slowestSmallSubmit(b *testing.B, e *Engine) time.Duration {
+	small := &Batch{Operations: []OperationSpec{{Type: "noop", Params: map[string]any{"count": 1}}}}
+	var worst time.Duration
+	for range 20 {
+		start := time.Now()
+		if _, err := e.Submit(context.Background(), small, nil); err != nil {
+			b.Fatal(err)
+		}
+		worst = max(worst, time.Since(start))
+	}
+	return worst
+}
+
 // BenchmarkImportUpload uploads an ndjson file of 1,000,000 field records
 // (about 100 MB; 20,000 with -short) from a stream, imports it and reports
 // the peak Go heap from the upload to the job's end, then times small
@@ -340,25 +356,10 @@ func ndjsonFields(w io.Writer, n int) error {
 // the import beside the same before it. The issue asks for a peak heap
 // under 100 MiB and a small Submit under 50 ms after the import.
 func BenchmarkImportUpload(b *testing.B) {
-	n := 1_000_000
-	if testing.Short() {
-		n = 20_000
-	}
-	small := &Batch{Operations: []OperationSpec{{Type: "noop", Params: map[string]any{"count": 1}}}}
-	submits := func(e *Engine) time.Duration {
-		var worst time.Duration
-		for range 20 {
-			start := time.Now()
-			if _, err := e.Submit(context.Background(), small, nil); err != nil {
-				b.Fatal(err)
-			}
-			worst = max(worst, time.Since(start))
-		}
-		return worst
-	}
+	n := sized(1_000_000, 20_000)
 	for b.Loop() {
 		e := openBench(b, &Options{Retention: -1})
-		before := submits(e)
+		before := slowestSmallSubmit(b, e)
 		runtime.GC()
 		h := startHeapSampler()
 		start := time.Now()
@@ -378,7 +379,7 @@ func BenchmarkImportUpload(b *testing.B) {
 		if job.Progress.Completed != int64(n) {
 			b.Fatalf("imported %d of %d", job.Progress.Completed, n)
 		}
-		after := submits(e)
+		after := slowestSmallSubmit(b, e)
 		b.ReportMetric(float64(peak)/(1<<20), "peak_heap_MiB")
 		b.ReportMetric(float64(up.Size)/(1<<20), "upload_MiB")
 		b.ReportMetric(uploaded.Seconds(), "upload_s")
@@ -395,12 +396,8 @@ func BenchmarkImportUpload(b *testing.B) {
 // and worst case beside the same reads with nothing else running. The issue
 // asks for a p99 under 50 ms.
 func BenchmarkOptimizeStatusReads(b *testing.B) {
-	n := 72_000
-	if testing.Short() {
-		n = 2000
-	}
-	path := filepath.Join(b.TempDir(), "jobs.db")
-	seedJobs(b, path, n, time.Now())
+	n := sized(72_000, 2000)
+	path := seededJobs(b, n, time.Now())
 	e := openSeeded(b, path)
 	defer e.Close(context.Background())
 	read := func(stop <-chan struct{}, count int) []time.Duration {
@@ -454,30 +451,15 @@ func BenchmarkOptimizeStatusReads(b *testing.B) {
 // slowest of 20 before it. A big batch is stored in chunks, so later
 // submissions do not rewrite it.
 func BenchmarkSubmitAfterBigBatch(b *testing.B) {
-	n := 300_000
-	if testing.Short() {
-		n = 5000
-	}
+	n := sized(300_000, 5000)
 	var nd bytes.Buffer
 	if err := ndjsonFields(&nd, n); err != nil {
 		b.Fatal(err)
 	}
 	data := nd.String()
-	small := &Batch{Operations: []OperationSpec{{Type: "noop", Params: map[string]any{"count": 1}}}}
-	submits := func(e *Engine) time.Duration {
-		var worst time.Duration
-		for range 20 {
-			start := time.Now()
-			if _, err := e.Submit(context.Background(), small, nil); err != nil {
-				b.Fatal(err)
-			}
-			worst = max(worst, time.Since(start))
-		}
-		return worst
-	}
 	for b.Loop() {
 		e := openBench(b, &Options{Retention: -1})
-		before := submits(e)
+		before := slowestSmallSubmit(b, e)
 		big, err := e.Submit(context.Background(), &Batch{Operations: []OperationSpec{{Type: "import", Resource: "fields", Source: &Source{Format: "ndjson", Data: data}}}}, nil)
 		if err != nil {
 			b.Fatal(err)
@@ -485,7 +467,7 @@ func BenchmarkSubmitAfterBigBatch(b *testing.B) {
 		if _, err := e.Pause(context.Background(), big.ID); err != nil {
 			b.Fatal(err)
 		}
-		after := submits(e)
+		after := slowestSmallSubmit(b, e)
 		b.ReportMetric(float64(len(data))/(1<<20), "batch_MiB")
 		b.ReportMetric(float64(before.Microseconds()), "max_submit_before_µs")
 		b.ReportMetric(float64(after.Microseconds()), "max_submit_after_µs")

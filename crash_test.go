@@ -1,27 +1,16 @@
 package batch_test
 
 import (
-	"bufio"
-	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/batchworks/batch"
 )
-
-// crashChildEnv, when set, makes the test binary run as the crash child:
-// it opens the store at that path, submits crashBatch and reports progress
-// on stdout until it is killed.
-const crashChildEnv = "BATCH_CRASH_CHILD_DB"
 
 const (
 	crashCreates = 12000
@@ -29,43 +18,23 @@ const (
 )
 
 // crashBatch creates crashCreates records and updates every active field.
-func crashBatch() *batch.Batch {
-	recs := make([]map[string]any, crashCreates)
+func crashBatch() *batch.Batch { return createThenCheck("crash_test", crashCreates) }
+
+// createThenCheck is a batch of type typ that creates n records new000000,
+// new000001 ... (with "n": their number), then sets checked on every active
+// field, then runs more.
+func createThenCheck(typ string, n int, more ...batch.OperationSpec) *batch.Batch {
+	recs := make([]map[string]any, n)
 	for i := range recs {
 		recs[i] = map[string]any{"id": fmt.Sprintf("new%06d", i), "n": i}
 	}
 	return &batch.Batch{
-		Type: "crash_test",
-		Operations: []batch.OperationSpec{
+		Type: typ,
+		Operations: append([]batch.OperationSpec{
 			{Type: "create", Resource: "fields", Records: recs},
 			{Type: "update", Resource: "fields", Where: `record.status == "active"`, Update: map[string]any{"checked": true}},
-		},
+		}, more...),
 		Options: batch.BatchOptions{MaxConcurrent: 4},
-	}
-}
-
-func runCrashChild() {
-	ctx := context.Background()
-	// Small commits make the job long enough to be killed in the middle.
-	e, err := batch.Open(os.Getenv(crashChildEnv), &batch.Options{CommitBatchSize: 8, CommitDelay: -1})
-	if err != nil {
-		fmt.Println("error", err)
-		os.Exit(2)
-	}
-	job, err := e.Submit(ctx, crashBatch(), nil)
-	if err != nil {
-		fmt.Println("error", err)
-		os.Exit(2)
-	}
-	fmt.Println("job", job.ID, job.Progress.TotalOperations)
-	for {
-		j, err := e.Job(ctx, job.ID)
-		if err != nil {
-			fmt.Println("error", err)
-			os.Exit(2)
-		}
-		fmt.Println("progress", j.Progress.Completed+j.Progress.Failed, j.Status)
-		time.Sleep(2 * time.Millisecond)
 	}
 }
 
@@ -102,62 +71,21 @@ func crashRecovery(t *testing.T, num, den int64) {
 		require.NoError(t, e.Close(t.Context()))
 	}
 
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), crashChildEnv+"="+path)
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	cmd.Stderr = os.Stderr
-	require.NoError(t, cmd.Start())
-
-	var jobID string
-	var atKill int64
 	// The total the job ends with. At submission it counts only the
 	// creates: the update's where expression is not counted without
 	// reading the records; its selection makes the total exact.
 	total := int64(crashCreates + crashSeeded/2)
-	sc := bufio.NewScanner(stdout)
-	deadline := time.Now().Add(60 * time.Second)
-	for sc.Scan() && time.Now().Before(deadline) {
-		f := strings.Fields(sc.Text())
-		require.NotEqual(t, "error", f[0], sc.Text())
-		switch f[0] {
-		case "job":
-			jobID = f[1]
-		case "progress":
-			done, _ := strconv.ParseInt(f[1], 10, 64)
-			if done >= total*num/den {
-				atKill = done
-				require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
-			}
-		}
-		if atKill > 0 {
-			break
-		}
-	}
-	_ = cmd.Wait()
-	require.NotEmpty(t, jobID, "the child reported its job")
-	require.Positive(t, atKill, "the child was killed")
-	require.Less(t, atKill, total, "the child was killed in the middle of the job")
-	t.Logf("killed job %s at %d of %d items", jobID, atKill, total)
+	c := killChild(t, "crash", path, "", func(done, _ int64) bool { return done >= total*num/den })
 
-	e, err := batch.Open(path, nil)
-	require.NoError(t, err)
-	defer func() { require.NoError(t, e.Close(context.Background())) }()
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
-	job, err := e.Wait(ctx, jobID)
-	require.NoError(t, err)
-	require.Equal(t, batch.StateCompleted, job.Status)
+	tb, job := reopen(t, path, c.jobID)
 	require.Equal(t, total, job.Progress.TotalOperations)
 	// A create run twice would fail with "already exists"; one never run
 	// would leave a record missing. Both show here.
 	require.Zero(t, job.Progress.Failed, "errors: %+v", job.Errors)
 	require.Equal(t, total, job.Progress.Completed)
 
-	fields, err := e.Collection("fields")
-	require.NoError(t, err)
 	var created, checked, all int64
-	require.NoError(t, fields.Scan(ctx, nil, func(r batch.Record) error {
+	require.NoError(t, tb.fields.Scan(t.Context(), nil, func(r batch.Record) error {
 		all++
 		id := r.ID()
 		switch {

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -16,43 +17,39 @@ import (
 
 func TestExecutor_DocumentUpdate(t *testing.T) {
 	t.Parallel()
-	for _, kind := range storeKinds {
-		t.Run(kind, func(t *testing.T) {
-			t.Parallel()
-			tb := setup(t, kind, nil)
-			// With the filter's fields indexed the submission counts its
-			// items from the index, without reading a record.
-			tb.indexFields(t, "status", "irrigation_enabled")
-			tb.seedFields(t, 2000)
-			job := tb.submit(t, docBatch(t))
-			require.Equal(t, batch.StateQueued, job.Status)
-			require.Equal(t, int64(500), job.Progress.TotalOperations)
-			require.NotNil(t, job.EstimatedCompletion)
+	onEachStore(t, nil, func(t *testing.T, tb *testBundle) {
+		// With the filter's fields indexed the submission counts its
+		// items from the index, without reading a record.
+		tb.indexFields(t, "status", "irrigation_enabled")
+		tb.seedFields(t, 2000)
+		job := tb.submit(t, docBatch(t))
+		require.Equal(t, batch.StateQueued, job.Status)
+		require.Equal(t, int64(500), job.Progress.TotalOperations)
+		require.NotNil(t, job.EstimatedCompletion)
 
-			job = tb.wait(t, job.ID)
-			require.Equal(t, batch.StateCompleted, job.Status)
-			require.Equal(t, int64(500), job.Progress.Completed)
-			require.Zero(t, job.Progress.Failed)
-			require.Equal(t, 100, job.Progress.Percentage)
-			require.NotNil(t, job.StartedAt)
-			require.NotNil(t, job.FinishedAt)
-			require.Equal(t, 100.0, job.Statistics.SuccessRate)
+		job = tb.wait(t, job.ID)
+		require.Equal(t, batch.StateCompleted, job.Status)
+		require.Equal(t, int64(500), job.Progress.Completed)
+		require.Zero(t, job.Progress.Failed)
+		require.Equal(t, 100, job.Progress.Percentage)
+		require.NotNil(t, job.StartedAt)
+		require.NotNil(t, job.FinishedAt)
+		require.Equal(t, 100.0, job.Statistics.SuccessRate)
 
-			want := map[string]any{"frequency": "daily", "start_time": "06:00", "duration_minutes": float64(30)}
-			n := 0
-			require.NoError(t, tb.fields.Scan(t.Context(), nil, func(r batch.Record) error {
-				matches := r["status"] == "active" && r["irrigation_enabled"] == true
-				if matches {
-					n++
-					require.Equal(t, want, r["irrigation_schedule"], r.ID())
-				} else {
-					require.NotContains(t, r, "irrigation_schedule", r.ID())
-				}
-				return nil
-			}))
-			require.Equal(t, 500, n)
-		})
-	}
+		want := map[string]any{"frequency": "daily", "start_time": "06:00", "duration_minutes": float64(30)}
+		n := 0
+		require.NoError(t, tb.fields.Scan(t.Context(), nil, func(r batch.Record) error {
+			matches := r["status"] == "active" && r["irrigation_enabled"] == true
+			if matches {
+				n++
+				require.Equal(t, want, r["irrigation_schedule"], r.ID())
+			} else {
+				require.NotContains(t, r, "irrigation_schedule", r.ID())
+			}
+			return nil
+		}))
+		require.Equal(t, 500, n)
+	})
 }
 
 // flaky fails each item's first failures tries with err, then succeeds.
@@ -207,25 +204,31 @@ func TestExecutor_Concurrency(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			tb := setup(t, "memory", nil)
-			var inFlight, peak atomic.Int64
-			require.NoError(t, tb.e.RegisterOperation("track", countingOp(func(ctx context.Context, it *batch.Item) error {
-				n := inFlight.Add(1)
-				for {
-					p := peak.Load()
-					if n <= p || peak.CompareAndSwap(p, n) {
-						break
-					}
-				}
-				time.Sleep(2 * time.Millisecond)
-				inFlight.Add(-1)
-				return nil
-			})))
-			job := tb.wait(t, tb.submit(t, opBatch("track", 40, tt.opts)).ID)
-			require.Equal(t, int64(40), job.Progress.Completed)
-			require.Equal(t, tt.want, peak.Load())
+			// In a bubble the items' 2ms sleep is exact: the bubble's time
+			// moves only once every worker that may start an item has.
+			synctest.Test(t, func(t *testing.T) { concurrency(t, tt.opts, tt.want) })
 		})
 	}
+}
+
+func concurrency(t *testing.T, opts batch.BatchOptions, want int64) {
+	tb := setup(t, "memory", nil)
+	var inFlight, peak atomic.Int64
+	require.NoError(t, tb.e.RegisterOperation("track", countingOp(func(ctx context.Context, it *batch.Item) error {
+		n := inFlight.Add(1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		time.Sleep(2 * time.Millisecond)
+		inFlight.Add(-1)
+		return nil
+	})))
+	job := tb.wait(t, tb.submit(t, opBatch("track", 40, opts)).ID)
+	require.Equal(t, int64(40), job.Progress.Completed)
+	require.Equal(t, want, peak.Load())
 }
 
 // validatedFields sets a validator on "fields" that rejects area > 40.
@@ -315,16 +318,7 @@ func TestExecutor_StatusShowsProgressWhileRunning(t *testing.T) {
 	t.Parallel()
 	tb := setup(t, "bolt", nil)
 	release := make(chan struct{})
-	require.NoError(t, tb.e.RegisterOperation("gate", countingOp(func(ctx context.Context, it *batch.Item) error {
-		if it.Index >= 5 {
-			select {
-			case <-release:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-		return nil
-	})))
+	require.NoError(t, tb.e.RegisterOperation("gate", countingOp(heldFrom(5, release))))
 	job := tb.submit(t, opBatch("gate", 10, batch.BatchOptions{Parallel: ptr(false)}))
 	require.Eventually(t, func() bool {
 		j, err := tb.e.Job(t.Context(), job.ID)

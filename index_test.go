@@ -1,18 +1,13 @@
 package batch_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -174,46 +169,42 @@ func randomIndexOps(rng *rand.Rand, n int) *batch.Batch {
 // the indexes always select what a scan finds.
 func TestIndex_MatchesScanAfterRandomWrites(t *testing.T) {
 	t.Parallel()
-	for _, kind := range storeKinds {
-		t.Run(kind, func(t *testing.T) {
-			t.Parallel()
-			tb := setup(t, kind, nil)
-			tb.indexFields(t, indexedFields...)
-			rng := rand.New(rand.NewPCG(1, uint64(len(kind))))
-			for range 200 {
-				require.NoError(t, tb.fields.Put(t.Context(), randomRecord(rng)))
-			}
-			requireIndexMatchesScan(t, tb.fields)
-			var backup string
-			for round := range 8 {
-				job := runJob(t, tb.e, randomIndexOps(rng, 6))
-				require.Equal(t, batch.StateCompleted, job.Status, "%+v", job.Error)
-				for range 20 {
-					r := randomRecord(rng)
-					if rng.IntN(3) == 0 {
-						err := tb.fields.Delete(t.Context(), r.ID())
-						require.True(t, err == nil || batch.CodeOf(err) == batch.CodeNotFound, "%v", err)
-						continue
-					}
-					require.NoError(t, tb.fields.Put(t.Context(), r))
-				}
-				requireIndexMatchesScan(t, tb.fields)
-				if kind != "bolt" {
+	onEachStore(t, nil, func(t *testing.T, tb *testBundle) {
+		tb.indexFields(t, indexedFields...)
+		rng := rand.New(rand.NewPCG(1, uint64(len(tb.kind))))
+		for range 200 {
+			require.NoError(t, tb.fields.Put(t.Context(), randomRecord(rng)))
+		}
+		requireIndexMatchesScan(t, tb.fields)
+		var backup string
+		for round := range 8 {
+			job := runJob(t, tb.e, randomIndexOps(rng, 6))
+			require.Equal(t, batch.StateCompleted, job.Status, "%+v", job.Error)
+			for range 20 {
+				r := randomRecord(rng)
+				if rng.IntN(3) == 0 {
+					err := tb.fields.Delete(t.Context(), r.ID())
+					require.True(t, err == nil || batch.CodeOf(err) == batch.CodeNotFound, "%v", err)
 					continue
 				}
-				switch round {
-				case 2:
-					job := runJob(t, tb.e, ops(batch.OperationSpec{Type: "backup"}))
-					require.Equal(t, batch.StateCompleted, job.Status)
-					backup = job.ID
-				case 5:
-					job := runJob(t, tb.e, ops(batch.OperationSpec{Type: "restore", Source: &batch.Source{JobID: backup}}))
-					require.Equal(t, batch.StateCompleted, job.Status, "%+v", job.Error)
-					requireIndexMatchesScan(t, tb.fields)
-				}
+				require.NoError(t, tb.fields.Put(t.Context(), r))
 			}
-		})
-	}
+			requireIndexMatchesScan(t, tb.fields)
+			if tb.kind != "bolt" {
+				continue
+			}
+			switch round {
+			case 2:
+				job := runJob(t, tb.e, ops(batch.OperationSpec{Type: "backup"}))
+				require.Equal(t, batch.StateCompleted, job.Status)
+				backup = job.ID
+			case 5:
+				job := runJob(t, tb.e, ops(batch.OperationSpec{Type: "restore", Source: &batch.Source{JobID: backup}}))
+				require.Equal(t, batch.StateCompleted, job.Status, "%+v", job.Error)
+				requireIndexMatchesScan(t, tb.fields)
+			}
+		}
+	})
 }
 
 // TestIndex_AddWhileAJobWrites adds an index to a collection while a job
@@ -322,11 +313,6 @@ func TestIndex_CountedAtSubmission(t *testing.T) {
 	require.Equal(t, int64(4000), tb.wait(t, job.ID).Progress.Completed)
 }
 
-// indexChildEnv, when set, makes the test binary run as the index crash
-// child: it opens the store at that path, submits indexCrashBatch and
-// reports progress until it is killed.
-const indexChildEnv = "BATCH_INDEX_CHILD_DB"
-
 // indexCrashBatch writes through every built-in path, many items each.
 func indexCrashBatch() *batch.Batch {
 	rng := rand.New(rand.NewPCG(3, 3))
@@ -354,38 +340,18 @@ func indexCrashBatch() *batch.Batch {
 	}
 }
 
-func runIndexChild() {
-	ctx := context.Background()
-	e, err := batch.Open(os.Getenv(indexChildEnv), &batch.Options{CommitBatchSize: 8, CommitDelay: -1})
-	if err != nil {
-		fmt.Println("error", err)
-		os.Exit(2)
-	}
-	// A third index, built in the background while the job writes (and
-	// perhaps killed in the middle).
+// startIndexChild is the index crash child's job: it adds a third index,
+// built in the background while the job writes (and perhaps killed in the
+// middle), and submits indexCrashBatch.
+func startIndexChild(ctx context.Context, e *batch.Engine, _ string) (*batch.Job, error) {
 	fields, err := e.Collection("fields")
-	if err == nil {
-		err = fields.AddIndex(ctx, "area")
-	}
 	if err != nil {
-		fmt.Println("error", err)
-		os.Exit(2)
+		return nil, err
 	}
-	job, err := e.Submit(ctx, indexCrashBatch(), nil)
-	if err != nil {
-		fmt.Println("error", err)
-		os.Exit(2)
+	if err := fields.AddIndex(ctx, "area"); err != nil {
+		return nil, err
 	}
-	fmt.Println("job", job.ID)
-	for {
-		j, err := e.Job(ctx, job.ID)
-		if err != nil {
-			fmt.Println("error", err)
-			os.Exit(2)
-		}
-		fmt.Println("progress", j.Progress.Completed+j.Progress.Failed)
-		time.Sleep(2 * time.Millisecond)
-	}
+	return e.Submit(ctx, indexCrashBatch(), nil)
 }
 
 // TestIndex_SurvivesSIGKILL kills a child process with SIGKILL while its
@@ -412,46 +378,13 @@ func TestIndex_SurvivesSIGKILL(t *testing.T) {
 		require.NoError(t, e.Close(t.Context()))
 	}
 
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), indexChildEnv+"="+path)
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	cmd.Stderr = os.Stderr
-	require.NoError(t, cmd.Start())
-	var jobID string
-	var atKill int64
-	sc := bufio.NewScanner(stdout)
-	deadline := time.Now().Add(60 * time.Second)
-	for sc.Scan() && time.Now().Before(deadline) {
-		f := strings.Fields(sc.Text())
-		require.NotEqual(t, "error", f[0], sc.Text())
-		if f[0] == "job" {
-			jobID = f[1]
-			continue
-		}
-		if done, _ := strconv.ParseInt(f[1], 10, 64); done >= 4000 {
-			atKill = done
-			require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
-			break
-		}
-	}
-	_ = cmd.Wait()
-	require.NotEmpty(t, jobID)
-	require.Positive(t, atKill, "the child was killed")
-	t.Logf("killed job %s at %d items", jobID, atKill)
+	c := killChild(t, "index", path, "", func(done, _ int64) bool { return done >= 4000 })
 
-	e, err := batch.Open(path, nil)
-	require.NoError(t, err)
-	defer func() { require.NoError(t, e.Close(context.Background())) }()
-	fields, err := e.Collection("fields")
-	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	tb, job := reopen(t, path, c.jobID)
+	require.Greater(t, job.Progress.Completed, c.atKill)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	require.NoError(t, fields.WaitIndexes(ctx))
-	require.Equal(t, []batch.IndexStatus{{Field: "area", Ready: true}, {Field: "crop_type", Ready: true}, {Field: "status", Ready: true}}, fields.Indexes())
-	job, err := e.Wait(ctx, jobID)
-	require.NoError(t, err)
-	require.Equal(t, batch.StateCompleted, job.Status)
-	require.Greater(t, job.Progress.Completed, atKill)
-	requireIndexMatchesScan(t, fields)
+	require.NoError(t, tb.fields.WaitIndexes(ctx))
+	require.Equal(t, []batch.IndexStatus{{Field: "area", Ready: true}, {Field: "crop_type", Ready: true}, {Field: "status", Ready: true}}, tb.fields.Indexes())
+	requireIndexMatchesScan(t, tb.fields)
 }

@@ -1,6 +1,7 @@
 package batch
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -102,6 +103,7 @@ func (e *Engine) renewClaims() {
 func (e *Engine) applyControl() {
 	type req struct {
 		id  string
+		raw []byte
 		req controlRequest
 	}
 	var reqs []req
@@ -109,7 +111,7 @@ func (e *Engine) applyControl() {
 		return tx.Scan(bucketControl, nil, func(k, v []byte) bool {
 			var cr controlRequest
 			if json.Unmarshal(v, &cr) == nil {
-				reqs = append(reqs, req{string(k), cr})
+				reqs = append(reqs, req{string(k), bytes.Clone(v), cr})
 			}
 			return true
 		})
@@ -119,6 +121,18 @@ func (e *Engine) applyControl() {
 		r := e.runs[q.id]
 		e.mu.Unlock()
 		if r != nil && r.exited != nil && r.claimed.Load() {
+			// Take the request out of the store before acting on it: one
+			// read before a Resume (which drops it) or before a newer
+			// request replaced it is stale and must not stop this run.
+			taken := false
+			if err := e.committer.do(func(w *wtx) error {
+				if taken = bytes.Equal(w.Get(bucketControl, []byte(q.id)), q.raw); !taken {
+					return nil
+				}
+				return w.Delete(bucketControl, []byte(q.id))
+			}); err != nil || !taken {
+				continue
+			}
 			r.mu.Lock()
 			r.stopBy = q.req.Principal
 			r.mu.Unlock()

@@ -23,16 +23,8 @@ func TestMain(m *testing.M) {
 		runPGChild()
 		return
 	}
-	if os.Getenv(crashChildEnv) != "" {
-		runCrashChild()
-		return
-	}
-	if os.Getenv(undoChildEnv) != "" {
-		runUndoChild()
-		return
-	}
-	if os.Getenv(indexChildEnv) != "" {
-		runIndexChild()
+	if name := os.Getenv(childEnv); name != "" {
+		runChild(name)
 		return
 	}
 	goleak.VerifyTestMain(m, goleak.Cleanup(func(int) { pgtest.Stop() }))
@@ -43,16 +35,29 @@ type testBundle struct {
 	e      *batch.Engine
 	fields *batch.Collection
 	path   string
+	kind   string // the store: "memory", "bolt" or "postgres"
 }
 
 // storeKinds runs a test against every store; "postgres" skips outside CI
 // when no PostgreSQL server can be started.
 var storeKinds = []string{"memory", "bolt", "postgres"}
 
+// onEachStore runs fn in a parallel subtest for each store kind, on an
+// engine set up with opts.
+func onEachStore(t *testing.T, opts *batch.Options, fn func(t *testing.T, tb *testBundle)) {
+	t.Helper()
+	for _, kind := range storeKinds {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			fn(t, setup(t, kind, opts))
+		})
+	}
+}
+
 // setup opens an engine on the named store kind and closes it at cleanup.
 func setup(t *testing.T, kind string, opts *batch.Options) *testBundle {
 	t.Helper()
-	tb := &testBundle{}
+	tb := &testBundle{kind: kind}
 	var err error
 	switch kind {
 	case "memory":
@@ -106,12 +111,19 @@ func (tb *testBundle) indexFields(t *testing.T, fields ...string) {
 	require.NoError(t, tb.fields.WaitIndexes(ctx))
 }
 
-// wait waits for a job to finish, failing the test after 30s.
+// wait waits for a job to finish, failing the test after a minute.
 func (tb *testBundle) wait(t *testing.T, id string) *batch.Job {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	return waitJob(t, tb.e, id)
+}
+
+// waitJob waits for job id of e to finish, failing the test after a
+// minute.
+func waitJob(t *testing.T, e *batch.Engine, id string) *batch.Job {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	job, err := tb.e.Wait(ctx, id)
+	job, err := e.Wait(ctx, id)
 	require.NoError(t, err)
 	return job
 }

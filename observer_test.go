@@ -3,6 +3,7 @@ package batch_test
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -17,51 +18,24 @@ type traceKey struct{}
 
 type otherKey struct{}
 
-// recordingObserver records what the engine reports and carries a trace
-// id through the job record.
-type recordingObserver struct {
-	batch.NopObserver
-	mu      sync.Mutex
-	jobs    []batch.JobObservation
-	jobCtx  []string
-	items   []batch.ItemObservation
-	commits int
+// tracingRecorder is a recorder that carries a trace id through the job
+// record.
+type tracingRecorder struct {
+	recorder
 }
 
-func (o *recordingObserver) ObserveJob(ctx context.Context, j batch.JobObservation) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.jobs = append(o.jobs, j)
-	id, _ := ctx.Value(traceKey{}).(string)
-	o.jobCtx = append(o.jobCtx, id)
-}
-
-func (o *recordingObserver) ObserveItem(ctx context.Context, it batch.ItemObservation) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.items = append(o.items, it)
-}
-
-func (o *recordingObserver) ObserveCommit(c batch.CommitObservation) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if c.Size > 0 && c.Err == nil {
-		o.commits++
-	}
-}
-
-func (o *recordingObserver) Inject(ctx context.Context) map[string]string {
+func (o *tracingRecorder) Inject(ctx context.Context) map[string]string {
 	id, _ := ctx.Value(traceKey{}).(string)
 	return map[string]string{"trace": id}
 }
 
-func (o *recordingObserver) Extract(ctx context.Context, carrier map[string]string) context.Context {
+func (o *tracingRecorder) Extract(ctx context.Context, carrier map[string]string) context.Context {
 	return context.WithValue(ctx, traceKey{}, carrier["trace"])
 }
 
 func TestObserver_SeesTransitionsAttemptsAndCommits(t *testing.T) {
 	t.Parallel()
-	obs := &recordingObserver{}
+	obs := &tracingRecorder{}
 	var mu sync.Mutex
 	var runTraces, planTraces []string
 	var leaked bool
@@ -107,24 +81,23 @@ func TestObserver_SeesTransitionsAttemptsAndCommits(t *testing.T) {
 	require.False(t, leaked, "other values of the Submit context do not reach the job")
 	mu.Unlock()
 
-	obs.mu.Lock()
-	defer obs.mu.Unlock()
+	got := obs.snapshot()
 	var states []batch.State
-	for i, j := range obs.jobs {
+	for i, j := range got.jobs {
 		states = append(states, j.To)
-		require.Equal(t, "trace-1", obs.jobCtx[i])
+		require.Equal(t, "trace-1", got.jobCtx[i])
 		require.Equal(t, map[string]string{"trace": "trace-1"}, j.Trace)
 		require.Equal(t, job.ID, j.JobID)
 		require.NotNil(t, j.Job)
 		require.Equal(t, j.To, j.Job.Status)
 	}
 	require.Equal(t, []batch.State{batch.StateQueued, batch.StateRunning, batch.StateCompleted}, states)
-	require.Equal(t, batch.StateQueued, obs.jobs[1].From)
-	require.Positive(t, obs.jobs[1].QueueWait)
-	require.Positive(t, obs.jobs[2].Duration)
-	require.Len(t, obs.items, 3)
+	require.Equal(t, batch.StateQueued, got.jobs[1].From)
+	require.Positive(t, got.jobs[1].QueueWait)
+	require.Positive(t, got.jobs[2].Duration)
+	require.Len(t, got.items, 3)
 	var retried, succeeded int
-	for _, it := range obs.items {
+	for _, it := range got.items {
 		switch it.Outcome {
 		case batch.ItemRetried:
 			retried++
@@ -136,7 +109,7 @@ func TestObserver_SeesTransitionsAttemptsAndCommits(t *testing.T) {
 	}
 	require.Equal(t, 1, retried)
 	require.Equal(t, 2, succeeded)
-	require.Positive(t, obs.commits)
+	require.True(t, slices.ContainsFunc(got.commits, func(c batch.CommitObservation) bool { return c.Size > 0 && c.Err == nil }))
 }
 
 // recorder is an Observer that keeps what it sees.
@@ -144,46 +117,39 @@ type recorder struct {
 	batch.NopObserver
 	mu         sync.Mutex
 	jobs       []batch.JobObservation
+	jobCtx     []string // the trace id in each job observation's context
 	items      []batch.ItemObservation
 	commits    []batch.CommitObservation
 	deliveries []batch.DeliveryObservation
 	fires      []batch.ScheduleFireObservation
 }
 
-func (r *recorder) ObserveJob(_ context.Context, o batch.JobObservation) {
+// appendLocked appends o to the list *to under r.mu.
+func appendLocked[T any](r *recorder, to *[]T, o T) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	*to = append(*to, o)
+}
+
+func (r *recorder) ObserveJob(ctx context.Context, o batch.JobObservation) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.jobs = append(r.jobs, o)
+	id, _ := ctx.Value(traceKey{}).(string)
+	r.jobCtx = append(r.jobCtx, id)
 }
 
 func (r *recorder) ObserveItem(_ context.Context, o batch.ItemObservation) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.items = append(r.items, o)
+	appendLocked(r, &r.items, o)
 }
-
-func (r *recorder) ObserveCommit(o batch.CommitObservation) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.commits = append(r.commits, o)
-}
-
-func (r *recorder) ObserveDelivery(o batch.DeliveryObservation) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.deliveries = append(r.deliveries, o)
-}
-
-func (r *recorder) ObserveScheduleFire(o batch.ScheduleFireObservation) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.fires = append(r.fires, o)
-}
+func (r *recorder) ObserveCommit(o batch.CommitObservation)             { appendLocked(r, &r.commits, o) }
+func (r *recorder) ObserveDelivery(o batch.DeliveryObservation)         { appendLocked(r, &r.deliveries, o) }
+func (r *recorder) ObserveScheduleFire(o batch.ScheduleFireObservation) { appendLocked(r, &r.fires, o) }
 
 func (r *recorder) snapshot() recorder {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return recorder{jobs: append(r.jobs[:0:0], r.jobs...), items: append(r.items[:0:0], r.items...),
+	return recorder{jobs: append(r.jobs[:0:0], r.jobs...), jobCtx: append(r.jobCtx[:0:0], r.jobCtx...), items: append(r.items[:0:0], r.items...),
 		commits: append(r.commits[:0:0], r.commits...), deliveries: append(r.deliveries[:0:0], r.deliveries...),
 		fires: append(r.fires[:0:0], r.fires...)}
 }
@@ -258,14 +224,8 @@ func TestObserver_JobsItemsAndLogs(t *testing.T) {
 	job, err := tb.e.Submit(batch.WithPrincipal(t.Context(), "alice"), b, nil)
 	require.NoError(t, err)
 	<-started
-	paused := make(chan error)
-	go func() {
-		_, err := tb.e.Pause(batch.WithPrincipal(t.Context(), "bob"), job.ID)
-		paused <- err
-	}()
-	time.Sleep(100 * time.Millisecond) // Pause waits for the item in flight
-	open()
-	require.NoError(t, <-paused)
+	_, err = pauseThenOpen(t, tb.e, batch.WithPrincipal(t.Context(), "bob"), job.ID, open) // Pause waits for the item in flight
+	require.NoError(t, err)
 	_, err = tb.e.Resume(batch.WithPrincipal(t.Context(), "bob"), job.ID)
 	require.NoError(t, err)
 	done := tb.wait(t, job.ID)

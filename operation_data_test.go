@@ -17,30 +17,26 @@ import (
 
 func TestOperation_Create(t *testing.T) {
 	t.Parallel()
-	for _, kind := range storeKinds {
-		t.Run(kind, func(t *testing.T) {
-			t.Parallel()
-			tb := setup(t, kind, nil)
-			tb.seedFields(t, 2)
-			job := tb.wait(t, tb.submit(t, &batch.Batch{Operations: []batch.OperationSpec{{
-				Type: "create", Resource: "fields",
-				Records: []map[string]any{{"id": "north", "crop": "rice"}, {"crop": "corn"}, {"id": "field000001"}},
-			}}}).ID)
-			require.Equal(t, batch.StateCompleted, job.Status)
-			require.Equal(t, int64(2), job.Progress.Completed)
-			require.Equal(t, int64(1), job.Progress.Failed)
-			require.Equal(t, batch.CodeResource, job.Errors[0].Error.Code)
-			require.Equal(t, "Resource already exists: field000001", job.Errors[0].Error.Message)
-			require.Equal(t, 1, job.Errors[0].Attempts, "a conflict is not retried")
+	onEachStore(t, nil, func(t *testing.T, tb *testBundle) {
+		tb.seedFields(t, 2)
+		job := tb.wait(t, tb.submit(t, &batch.Batch{Operations: []batch.OperationSpec{{
+			Type: "create", Resource: "fields",
+			Records: []map[string]any{{"id": "north", "crop": "rice"}, {"crop": "corn"}, {"id": "field000001"}},
+		}}}).ID)
+		require.Equal(t, batch.StateCompleted, job.Status)
+		require.Equal(t, int64(2), job.Progress.Completed)
+		require.Equal(t, int64(1), job.Progress.Failed)
+		require.Equal(t, batch.CodeResource, job.Errors[0].Error.Code)
+		require.Equal(t, "Resource already exists: field000001", job.Errors[0].Error.Message)
+		require.Equal(t, 1, job.Errors[0].Attempts, "a conflict is not retried")
 
-			north, err := tb.fields.Get(t.Context(), "north")
-			require.NoError(t, err)
-			require.Equal(t, batch.Record{"id": "north", "crop": "rice"}, north)
-			generated, err := tb.fields.Get(t.Context(), job.ID+"-0-1")
-			require.NoError(t, err, "a record without id gets <job>-<op>-<index>")
-			require.Equal(t, "corn", generated["crop"])
-		})
-	}
+		north, err := tb.fields.Get(t.Context(), "north")
+		require.NoError(t, err)
+		require.Equal(t, batch.Record{"id": "north", "crop": "rice"}, north)
+		generated, err := tb.fields.Get(t.Context(), job.ID+"-0-1")
+		require.NoError(t, err, "a record without id gets <job>-<op>-<index>")
+		require.Equal(t, "corn", generated["crop"])
+	})
 }
 
 func TestOperation_Import(t *testing.T) {

@@ -319,20 +319,28 @@ func TestRestore_BackupDeletedBeforeItRuns(t *testing.T) {
 	require.Len(t, allFields(t, b.e), 3)
 }
 
+// holdAndPause registers "hold" and submits two jobs of it: the first
+// runs, holding until release is closed; the second is queued behind it
+// (in one running slot) and paused.
+func holdAndPause(t *testing.T, e *batch.Engine, release <-chan struct{}) (running, paused *batch.Job) {
+	t.Helper()
+	require.NoError(t, e.RegisterOperation("hold", holdOp(release)))
+	running, err := e.Submit(t.Context(), ops(batch.OperationSpec{Type: "hold"}), nil)
+	require.NoError(t, err)
+	paused, err = e.Submit(t.Context(), ops(batch.OperationSpec{Type: "hold"}), nil)
+	require.NoError(t, err)
+	paused, err = e.Pause(t.Context(), paused.ID)
+	require.NoError(t, err)
+	return running, paused
+}
+
 // holdOp is a one-item operation that runs until release is closed.
 func holdOp(release <-chan struct{}) batch.Operation {
 	return batch.OperationFunc(func(ctx context.Context, spec *batch.OperationSpec, env *batch.Env) (*batch.Plan, error) {
 		return &batch.Plan{
 			Count: 1,
 			Item:  func(int64) (batch.Item, error) { return batch.Item{ResourceID: "hold"}, nil },
-			Run: func(ctx context.Context, it *batch.Item) error {
-				select {
-				case <-release:
-					return nil
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-			},
+			Run:   heldFrom(0, release),
 		}, nil
 	})
 }
@@ -356,14 +364,8 @@ func TestCleanup_RemovesOnlyOldFinishedJobs(t *testing.T) {
 	recent := runJob(t, b.e, ops(batch.OperationSpec{Type: "export", Resource: "fields"}))
 	// A running job, and a paused one (queued behind it, then paused).
 	release := make(chan struct{})
-	require.NoError(t, b.e.RegisterOperation("hold", holdOp(release)))
-	running, err := b.e.Submit(t.Context(), ops(batch.OperationSpec{Type: "hold"}), nil)
-	require.NoError(t, err)
-	paused, err := b.e.Submit(t.Context(), ops(batch.OperationSpec{Type: "hold"}), nil)
-	require.NoError(t, err)
-	p, err := b.e.Pause(t.Context(), paused.ID)
-	require.NoError(t, err)
-	require.Equal(t, batch.StatePaused, p.Status)
+	running, paused := holdAndPause(t, b.e, release)
+	require.Equal(t, batch.StatePaused, paused.Status)
 
 	st, err := b.e.Cleanup(t.Context(), clock.Now().Add(-24*time.Hour))
 	require.NoError(t, err)

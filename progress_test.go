@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -14,61 +15,50 @@ import (
 // tokenOp registers "gated": list items that each wait for a token on gate.
 func tokenOp(t *testing.T, e *batch.Engine, gate chan struct{}) {
 	t.Helper()
-	require.NoError(t, e.RegisterOperation("gated", countingOp(func(ctx context.Context, it *batch.Item) error {
-		select {
-		case <-gate:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	})))
+	require.NoError(t, e.RegisterOperation("gated", countingOp(heldFrom(0, gate))))
 }
 
 func TestEngine_Progress(t *testing.T) {
 	t.Parallel()
-	for _, kind := range storeKinds {
-		t.Run(kind, func(t *testing.T) {
-			t.Parallel()
-			tb := setup(t, kind, nil)
-			gate := make(chan struct{})
-			tokenOp(t, tb.e, gate)
-			job := tb.submit(t, opBatch("gated", 6, batch.BatchOptions{MaxConcurrent: 1}))
-			ch, err := tb.e.Progress(t.Context(), job.ID)
-			require.NoError(t, err)
+	onEachStore(t, nil, func(t *testing.T, tb *testBundle) {
+		gate := make(chan struct{})
+		tokenOp(t, tb.e, gate)
+		job := tb.submit(t, opBatch("gated", 6, batch.BatchOptions{MaxConcurrent: 1}))
+		ch, err := tb.e.Progress(t.Context(), job.ID)
+		require.NoError(t, err)
 
-			first := <-ch
-			require.Equal(t, job.ID, first.ID)
-			require.Contains(t, []batch.State{batch.StateQueued, batch.StateRunning}, first.Status)
-			require.Zero(t, first.Progress.Completed)
+		first := <-ch
+		require.Equal(t, job.ID, first.ID)
+		require.Contains(t, []batch.State{batch.StateQueued, batch.StateRunning}, first.Status)
+		require.Zero(t, first.Progress.Completed)
 
-			// Let one item through at a time and see each count arrive.
-			var seen []*batch.Job
-			for i := range 6 {
-				gate <- struct{}{}
-				for {
-					j, ok := <-ch
-					require.True(t, ok, "closed before the final state")
-					seen = append(seen, j)
-					if j.Progress.Completed == int64(i+1) {
-						break
-					}
+		// Let one item through at a time and see each count arrive.
+		var seen []*batch.Job
+		for i := range 6 {
+			gate <- struct{}{}
+			for {
+				j, ok := <-ch
+				require.True(t, ok, "closed before the final state")
+				seen = append(seen, j)
+				if j.Progress.Completed == int64(i+1) {
+					break
 				}
 			}
-			// The final state comes, then the channel closes.
-			var last *batch.Job
-			for j := range ch {
-				last = j
-			}
-			if last == nil {
-				last = seen[len(seen)-1]
-			}
-			require.Equal(t, batch.StateCompleted, last.Status)
-			require.Equal(t, int64(6), last.Progress.Completed)
-			for i := 1; i < len(seen); i++ {
-				require.GreaterOrEqual(t, seen[i].Progress.Completed, seen[i-1].Progress.Completed, "counts never go back")
-			}
-		})
-	}
+		}
+		// The final state comes, then the channel closes.
+		var last *batch.Job
+		for j := range ch {
+			last = j
+		}
+		if last == nil {
+			last = seen[len(seen)-1]
+		}
+		require.Equal(t, batch.StateCompleted, last.Status)
+		require.Equal(t, int64(6), last.Progress.Completed)
+		for i := 1; i < len(seen); i++ {
+			require.GreaterOrEqual(t, seen[i].Progress.Completed, seen[i-1].Progress.Completed, "counts never go back")
+		}
+	})
 }
 
 // TestEngine_ProgressCoalesces: a reader that does not read gets only the
@@ -97,6 +87,12 @@ func TestEngine_ProgressCoalesces(t *testing.T) {
 
 func TestEngine_ProgressRateIsBounded(t *testing.T) {
 	t.Parallel()
+	// In a bubble the items' 2ms and the snapshot interval are exact, and
+	// 400 items take no real time.
+	synctest.Test(t, progressRateIsBounded)
+}
+
+func progressRateIsBounded(t *testing.T) {
 	tb := setup(t, "memory", nil)
 	var n atomic.Int64
 	require.NoError(t, tb.e.RegisterOperation("slowish", countingOp(func(ctx context.Context, it *batch.Item) error {
@@ -198,14 +194,9 @@ func TestEngine_Watch(t *testing.T) {
 	gate <- struct{}{}
 	until(func(j *batch.Job) bool { return j.Progress.Completed == 1 })
 
-	paused := make(chan error)
-	go func() {
-		_, err := tb.e.Pause(batch.WithPrincipal(t.Context(), "alice"), job.ID)
-		paused <- err
-	}()
-	time.Sleep(100 * time.Millisecond) // Pause waits for the item in flight
-	close(gate)
-	require.NoError(t, <-paused)
+	// Pause waits for the item in flight.
+	_, err = pauseThenOpen(t, tb.e, batch.WithPrincipal(t.Context(), "alice"), job.ID, func() { close(gate) })
+	require.NoError(t, err)
 	until(func(j *batch.Job) bool { return j.Status == batch.StatePaused })
 	require.Contains(t, events, batch.EventJobPaused, "the event comes before the snapshot that shows it")
 

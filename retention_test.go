@@ -2,9 +2,9 @@ package batch_test
 
 import (
 	"context"
-	"errors"
 	"path/filepath"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -38,65 +38,54 @@ func TestRetention_SweepsOldFinishedJobs(t *testing.T) {
 			clock.Add(400 * 24 * time.Hour)
 			job := runJob(t, b.e, ops(batch.OperationSpec{Type: "export", Resource: "fields"}))
 			release := make(chan struct{})
-			require.NoError(t, b.e.RegisterOperation("hold", holdOp(release)))
-			blocker, err := b.e.Submit(t.Context(), ops(batch.OperationSpec{Type: "hold"}), nil)
-			require.NoError(t, err)
-			paused, err := b.e.Submit(t.Context(), ops(batch.OperationSpec{Type: "hold"}), nil)
-			require.NoError(t, err)
-			_, err = b.e.Pause(t.Context(), paused.ID)
-			require.NoError(t, err)
+			blocker, paused := holdAndPause(t, b.e, release)
 			close(release)
-			_, err = b.e.Wait(t.Context(), blocker.ID)
+			_, err := b.e.Wait(t.Context(), blocker.ID)
 			require.NoError(t, err)
 			require.NoError(t, b.e.Close(context.Background()))
 
-			// Reopen later with retention on: the first sweep runs at once.
-			// It lists its jobs first and deletes them in id order, so once
-			// the last one it deletes is gone, it is done.
+			// Reopen later, in a bubble: the first sweep runs at once, and
+			// synctest.Wait returns only when every goroutine of the engine
+			// is idle again, so a sweep that started is done by then. That
+			// makes the disabled case exact too: had it swept, the ancient
+			// job would be gone at that point.
 			clock.Add(tt.advance)
-			store, err := batch.OpenBoltStore(path, nil)
-			require.NoError(t, err)
-			e, err := batch.New(store, &batch.Options{Now: clock.Now, Retention: tt.retention})
-			require.NoError(t, err)
-			t.Cleanup(func() { e.Close(context.Background()) })
-			last := ancient.ID
-			if tt.deleted {
-				last = blocker.ID
-			}
-			if tt.retention < 0 {
-				// Disabled: there is no sweep to wait for; give one the
-				// chance to run wrongly.
-				time.Sleep(50 * time.Millisecond)
-				_, err := e.Job(t.Context(), ancient.ID)
+			synctest.Test(t, func(t *testing.T) {
+				store, err := batch.OpenBoltStore(path, nil)
 				require.NoError(t, err)
-			} else {
-				require.Eventually(t, func() bool {
-					_, err := e.Job(t.Context(), last)
-					return errors.Is(err, batch.ErrNotFound)
-				}, 10*time.Second, time.Millisecond)
-			}
-			for _, id := range []string{job.ID, blocker.ID} {
-				_, err := e.Job(t.Context(), id)
-				if tt.deleted {
-					require.ErrorIs(t, err, batch.ErrNotFound)
+				e, err := batch.New(store, &batch.Options{Now: clock.Now, Retention: tt.retention})
+				require.NoError(t, err)
+				t.Cleanup(func() { e.Close(context.Background()) })
+				synctest.Wait()
+				_, err = e.Job(t.Context(), ancient.ID)
+				if tt.retention < 0 {
+					require.NoError(t, err, "retention is disabled")
 				} else {
+					require.ErrorIs(t, err, batch.ErrNotFound, "the sweep ran")
+				}
+				for _, id := range []string{job.ID, blocker.ID} {
+					_, err := e.Job(t.Context(), id)
+					if tt.deleted {
+						require.ErrorIs(t, err, batch.ErrNotFound)
+					} else {
+						require.NoError(t, err)
+					}
+				}
+				if tt.deleted {
+					// The swept job's trail goes with it, and no job_deleted
+					// entry is added for it.
+					_, err := e.JobEvents(t.Context(), job.ID, nil)
+					require.ErrorIs(t, err, batch.ErrNotFound)
+					all, err := e.AuditEvents(t.Context(), &batch.PageOptions{Limit: 1000})
 					require.NoError(t, err)
+					for _, ev := range all.Items {
+						require.NotEqual(t, batch.EventJobDeleted, ev.Type, "retention leaves no job_deleted entry")
+					}
 				}
-			}
-			if tt.deleted {
-				// The swept job's trail goes with it, and no job_deleted
-				// entry is added for it.
-				_, err := e.JobEvents(t.Context(), job.ID, nil)
-				require.ErrorIs(t, err, batch.ErrNotFound)
-				all, err := e.AuditEvents(t.Context(), &batch.PageOptions{Limit: 1000})
-				require.NoError(t, err)
-				for _, ev := range all.Items {
-					require.NotEqual(t, batch.EventJobDeleted, ev.Type, "retention leaves no job_deleted entry")
-				}
-			}
-			p, err := e.Job(t.Context(), paused.ID)
-			require.NoError(t, err, "a paused job is never swept")
-			require.Equal(t, batch.StatePaused, p.Status)
+				p, err := e.Job(t.Context(), paused.ID)
+				require.NoError(t, err, "a paused job is never swept")
+				require.Equal(t, batch.StatePaused, p.Status)
+			})
 		})
 	}
 }

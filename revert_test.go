@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -242,9 +243,19 @@ func TestRevert_Cancelled(t *testing.T) {
 	tb := setup(t, "bolt", nil)
 	tb.seedFields(t, 300)
 	before := tb.exportFields(t)
-	// A validating collection whose records take a while each.
-	require.NoError(t, tb.e.DefineCollection("fields", &batch.CollectionOptions{Validate: func(context.Context, batch.Record) error {
-		time.Sleep(time.Millisecond)
+	// A validating collection that holds the 31st record it sees until
+	// its item is cancelled: the job is cancelled with exactly 30 done.
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	require.NoError(t, tb.e.DefineCollection("fields", &batch.CollectionOptions{Validate: func(ctx context.Context, r batch.Record) error {
+		mu.Lock()
+		seen[r.ID()] = true
+		n := len(seen)
+		mu.Unlock()
+		if n == 31 {
+			<-ctx.Done()
+			return ctx.Err()
+		}
 		return nil
 	}}))
 	job := tb.submit(t, &batch.Batch{Operations: []batch.OperationSpec{
@@ -253,13 +264,13 @@ func TestRevert_Cancelled(t *testing.T) {
 	require.Eventually(t, func() bool {
 		j, err := tb.e.Job(t.Context(), job.ID)
 		require.NoError(t, err)
-		return j.Progress.Completed >= 30
+		return j.Progress.Completed == 30
 	}, 20*time.Second, time.Millisecond)
 	_, err := tb.e.Cancel(t.Context(), job.ID)
 	require.NoError(t, err)
 	job = tb.wait(t, job.ID)
 	require.Equal(t, batch.StateCancelled, job.Status)
-	require.Less(t, job.Progress.Completed, int64(300))
+	require.Equal(t, int64(30), job.Progress.Completed)
 
 	rv, err := tb.e.Revert(t.Context(), job.ID, nil)
 	require.NoError(t, err)

@@ -739,6 +739,13 @@ func (e *Engine) Resume(ctx context.Context, id string) (*Job, error) {
 		rec.Status, rec.FinishedAt, rec.Error = StateQueued, nil, nil
 		now := e.now().UTC()
 		rec.QueuedAt = &now
+		// A pause asked of another process is done with: it must not
+		// stop the resumed run.
+		if e.claimer != nil {
+			if err := w.Delete(bucketControl, []byte(id)); err != nil {
+				return err
+			}
+		}
 		return w.transition(nil, from, rec, EventJobResumed, PrincipalFrom(ctx))
 	})
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -25,12 +26,33 @@ type countingStore struct {
 	mu      sync.Mutex
 	updates int
 	txs     [][]string // per committed Update: "bucket" or "jobs:<status>"
-	slow    atomic.Int64
+	hold    *writeHold // holds the next Update, when set
+}
+
+// writeHold holds a write before it reaches the store: entered is closed
+// when the write waits, release lets it go on.
+type writeHold struct {
+	entered, release chan struct{}
+}
+
+// holdNext makes the next write wait before it reaches the store until
+// release is closed.
+func (s *countingStore) holdNext() *writeHold {
+	h := &writeHold{entered: make(chan struct{}), release: make(chan struct{})}
+	s.mu.Lock()
+	s.hold = h
+	s.mu.Unlock()
+	return h
 }
 
 func (s *countingStore) Update(fn func(batch.Tx) error) error {
-	if d := s.slow.Load(); d > 0 {
-		time.Sleep(time.Duration(d))
+	s.mu.Lock()
+	h := s.hold
+	s.hold = nil
+	s.mu.Unlock()
+	if h != nil {
+		close(h.entered)
+		<-h.release
 	}
 	var wrote []string
 	err := s.Store.Update(func(tx batch.Tx) error {
@@ -50,6 +72,13 @@ func (s *countingStore) count() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.updates
+}
+
+// writes returns what the write transaction number i (from 0) wrote.
+func (s *countingStore) writes(i int) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.txs[i]
 }
 
 type recordingTx struct {
@@ -76,33 +105,29 @@ func noopOp() batch.Operation {
 // its records when it starts.
 func TestRunner_OperationsRunInOrder(t *testing.T) {
 	t.Parallel()
-	for _, kind := range storeKinds {
-		t.Run(kind, func(t *testing.T) {
-			t.Parallel()
-			tb := setup(t, kind, nil)
-			b, err := batch.DecodeBatch([]byte(`{"type":"t","operations":[
-				{"type":"create","resource":"fields","records":[{"id":"aa-0","kind":"zz"},{"id":"aa-1","kind":"zz"}]},
-				{"type":"update","resource":"fields","filter":{"kind":"zz"},"update":{"seen":true}},
-				{"type":"export","resource":"fields","filter":{"kind":"zz","seen":true}}],
-				"options":{"parallel":false}}`))
+	onEachStore(t, nil, func(t *testing.T, tb *testBundle) {
+		b, err := batch.DecodeBatch([]byte(`{"type":"t","operations":[
+			{"type":"create","resource":"fields","records":[{"id":"aa-0","kind":"zz"},{"id":"aa-1","kind":"zz"}]},
+			{"type":"update","resource":"fields","filter":{"kind":"zz"},"update":{"seen":true}},
+			{"type":"export","resource":"fields","filter":{"kind":"zz","seen":true}}],
+			"options":{"parallel":false}}`))
+		require.NoError(t, err)
+		job := tb.submit(t, b)
+		require.Equal(t, int64(3), job.Progress.TotalOperations, "at creation: the 2 records to create, no record to update yet, 1 export")
+		job = tb.wait(t, job.ID)
+		require.Equal(t, batch.StateCompleted, job.Status)
+		require.Equal(t, int64(5), job.Progress.TotalOperations, "exact once every operation selected")
+		require.Equal(t, int64(5), job.Progress.Completed)
+		require.Equal(t, 100, job.Progress.Percentage)
+		require.Len(t, job.Results, 1)
+		summary := job.Results[0].Summary.(map[string]any)
+		require.EqualValues(t, 2, summary["records"], "the export sees both records the create made and the update touched")
+		for _, id := range []string{"aa-0", "aa-1"} {
+			rec, err := tb.fields.Get(t.Context(), id)
 			require.NoError(t, err)
-			job := tb.submit(t, b)
-			require.Equal(t, int64(3), job.Progress.TotalOperations, "at creation: the 2 records to create, no record to update yet, 1 export")
-			job = tb.wait(t, job.ID)
-			require.Equal(t, batch.StateCompleted, job.Status)
-			require.Equal(t, int64(5), job.Progress.TotalOperations, "exact once every operation selected")
-			require.Equal(t, int64(5), job.Progress.Completed)
-			require.Equal(t, 100, job.Progress.Percentage)
-			require.Len(t, job.Results, 1)
-			summary := job.Results[0].Summary.(map[string]any)
-			require.EqualValues(t, 2, summary["records"], "the export sees both records the create made and the update touched")
-			for _, id := range []string{"aa-0", "aa-1"} {
-				rec, err := tb.fields.Get(t.Context(), id)
-				require.NoError(t, err)
-				require.Equal(t, true, rec["seen"], "[create X, update X] updates X")
-			}
-		})
-	}
+			require.Equal(t, true, rec["seen"], "[create X, update X] updates X")
+		}
+	})
 }
 
 // Observation 2: a where on a custom operation's Query selects; a bad one
@@ -197,10 +222,7 @@ func TestRunner_RetryBudgetSurvivesClose(t *testing.T) {
 	e, err = batch.Open(path, opts())
 	require.NoError(t, err)
 	defer e.Close(context.Background())
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	job, err = e.Wait(ctx, job.ID)
-	require.NoError(t, err)
+	job = waitJob(t, e, job.ID)
 	require.Equal(t, int64(2), job.Progress.Failed)
 	for _, id := range []string{"item0", "item1"} {
 		n, _ := calls.Load(id)
@@ -212,12 +234,17 @@ func TestRunner_RetryBudgetSurvivesClose(t *testing.T) {
 }
 
 // Observation 4: an attempt abandoned at item_timeout owns its item, and
-// Close waits for it. Run with -race.
+// Close waits for it. Run with -race. In a bubble the attempts' sleep is
+// exact: Close waits for it, or returns before the bubble's time moves.
 func TestRunner_AbandonedAttemptOwnsItsItem(t *testing.T) {
 	t.Parallel()
+	synctest.Test(t, abandonedAttemptOwnsItsItem)
+}
+
+func abandonedAttemptOwnsItsItem(t *testing.T) {
 	var finished atomic.Int64
 	slow := countingOp(func(ctx context.Context, it *batch.Item) error {
-		time.Sleep(250 * time.Millisecond) // ignores ctx, far past the timeout even on a loaded machine
+		time.Sleep(250 * time.Millisecond) // ignores ctx, 50 times the item timeout
 		it.Record = batch.Record{"id": it.ResourceID, "late": true}
 		it.Result = &batch.Result{Summary: "late"}
 		finished.Add(1)
@@ -228,13 +255,10 @@ func TestRunner_AbandonedAttemptOwnsItsItem(t *testing.T) {
 	job, err := e.Submit(t.Context(), opBatch("slow", 4, batch.BatchOptions{MaxConcurrent: 4, ItemTimeout: batch.Duration(5 * time.Millisecond),
 		Retry: batch.RetryOptions{Attempts: 2, Backoff: batch.BackoffImmediate}}), nil)
 	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	job, err = e.Wait(ctx, job.ID)
-	require.NoError(t, err)
+	job = waitJob(t, e, job.ID)
 	require.Equal(t, int64(4), job.Progress.Failed)
 	require.Equal(t, batch.CodeTimeout, job.Errors[0].Error.Code)
-	require.NoError(t, e.Close(ctx))
+	require.NoError(t, e.Close(t.Context()))
 	require.Equal(t, int64(8), finished.Load(), "Close waits for attempts left behind")
 }
 
@@ -251,7 +275,10 @@ func TestRunner_NoStoreWriteUnderTheEngineLock(t *testing.T) {
 		}
 		return nil
 	})
-	e, err := batch.New(cs, &batch.Options{Operations: map[string]batch.Operation{"noop": noopOp(), "block": blocker}})
+	// One running slot: the second job stays queued, so that it can be
+	// paused and resumed whatever the timing. No retention sweep writes.
+	e, err := batch.New(cs, &batch.Options{MaxRunningJobs: 1, Retention: -1,
+		Operations: map[string]batch.Operation{"noop": noopOp(), "block": blocker}})
 	require.NoError(t, err)
 	defer e.Close(context.Background())
 	running, err := e.Submit(t.Context(), opBatch("block", 1, batch.BatchOptions{}), nil)
@@ -259,23 +286,33 @@ func TestRunner_NoStoreWriteUnderTheEngineLock(t *testing.T) {
 	paused, err := e.Submit(t.Context(), opBatch("noop", 1, batch.BatchOptions{}), nil)
 	require.NoError(t, err)
 	_, err = e.Pause(t.Context(), paused.ID)
-	if err != nil {
-		require.ErrorIs(t, err, batch.ErrInvalidState) // it finished first
-	} else {
-		cs.slow.Store(int64(400 * time.Millisecond))
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			_, _ = e.Resume(context.Background(), paused.ID)
-		}()
-		time.Sleep(50 * time.Millisecond) // Resume is writing now
-		start := time.Now()
-		_, err = e.Job(t.Context(), running.ID)
+	require.NoError(t, err)
+
+	// Resume's write is held before it reaches the store; a status read
+	// is answered meanwhile.
+	before := cs.count()
+	hold := cs.holdNext()
+	resumed := make(chan error, 1)
+	go func() {
+		_, err := e.Resume(context.Background(), paused.ID)
+		resumed <- err
+	}()
+	<-hold.entered
+	read := make(chan error, 1)
+	go func() {
+		_, err := e.Job(t.Context(), running.ID)
+		read <- err
+	}()
+	select {
+	case err := <-read:
 		require.NoError(t, err)
-		require.Less(t, time.Since(start), 200*time.Millisecond, "a status read does not wait for Resume's write")
-		<-done
-		cs.slow.Store(0)
+	case <-time.After(10 * time.Second):
+		t.Fatal("a status read waits for Resume's write")
 	}
+	require.Empty(t, resumed, "Resume is still writing")
+	close(hold.release)
+	require.NoError(t, <-resumed)
+	require.Contains(t, cs.writes(before), "jobs:queued", "the write held was Resume's")
 	close(block)
 
 	var inCommit atomic.Bool
@@ -291,10 +328,7 @@ func TestRunner_NoStoreWriteUnderTheEngineLock(t *testing.T) {
 	require.NoError(t, err)
 	job, err := e.Submit(t.Context(), b, nil)
 	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	job, err = e.Wait(ctx, job.ID)
-	require.NoError(t, err)
+	job = waitJob(t, e, job.ID)
 	require.Equal(t, int64(2), job.Progress.Completed)
 	require.False(t, inCommit.Load(), "validators run outside the commit")
 }
@@ -320,10 +354,7 @@ func TestRunner_OneItemJobWriteTransactions(t *testing.T) {
 			before := cs.count()
 			job, err := e.Submit(t.Context(), opBatch("noop", 1, batch.BatchOptions{}), nil)
 			require.NoError(t, err)
-			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-			defer cancel()
-			job, err = e.Wait(ctx, job.ID)
-			require.NoError(t, err)
+			job = waitJob(t, e, job.ID)
 			require.Equal(t, batch.StateCompleted, job.Status)
 			require.LessOrEqual(t, cs.count()-before, 3, "write transactions of a one-item job")
 
@@ -385,41 +416,46 @@ func TestRunner_HonestStatistics(t *testing.T) {
 	require.Equal(t, batch.CodeTimeout, job.Errors[0].Error.Code)
 }
 
-// Observation 8: estimates come from the live rate at each read.
+// Observation 8: estimates come from the live rate at each read. Items
+// take 20ms each on the engine clock, one at a time, let through one by one.
 func TestRunner_LiveEstimates(t *testing.T) {
 	t.Parallel()
+	clock := newOpsClock()
+	next := make(chan struct{})
 	step := countingOp(func(ctx context.Context, it *batch.Item) error {
 		select {
-		case <-time.After(20 * time.Millisecond):
+		case <-next:
+			clock.Add(20 * time.Millisecond)
 		case <-ctx.Done():
 		}
 		return nil
 	})
-	tb := setup(t, "memory", &batch.Options{Operations: map[string]batch.Operation{"step": step}})
+	tb := setup(t, "memory", &batch.Options{Now: clock.Now, Operations: map[string]batch.Operation{"step": step}})
 	job := tb.submit(t, opBatch("step", 40, batch.BatchOptions{MaxConcurrent: 1}))
+	for range 5 {
+		next <- struct{}{}
+	}
 	var first *batch.Job
 	require.Eventually(t, func() bool {
-		j, err := tb.e.Job(t.Context(), job.ID)
+		var err error
+		first, err = tb.e.Job(t.Context(), job.ID)
 		require.NoError(t, err)
-		if j.Status == batch.StateRunning && j.Progress.Completed >= 5 && j.EstimatedCompletion != nil {
-			first = j
-			return true
-		}
-		return false
-	}, 10*time.Second, 5*time.Millisecond)
-	left := time.Duration(first.Statistics.EstimatedRemainingTime)
-	items := time.Duration(40 - first.Progress.Completed - first.Progress.Failed)
-	// Items take at least 20ms each, one at a time: the live rate cannot
-	// promise much less than that (a loaded machine makes it more).
-	require.GreaterOrEqual(t, left, items*20*time.Millisecond*8/10)
-	require.Less(t, left, items*20*time.Millisecond*20)
-	require.WithinDuration(t, time.Now().Add(left), *first.EstimatedCompletion, time.Second)
-	time.Sleep(100 * time.Millisecond)
+		return first.Progress.Completed == 5
+	}, 10*time.Second, time.Millisecond)
+	require.Equal(t, batch.StateRunning, first.Status)
+	// 5 items in 100ms: the other 35 take 700ms at that rate.
+	require.Equal(t, batch.Duration(700*time.Millisecond), first.Statistics.EstimatedRemainingTime)
+	require.NotNil(t, first.EstimatedCompletion)
+	require.Equal(t, clock.Now().Add(700*time.Millisecond), first.EstimatedCompletion.In(time.UTC))
+
+	// 100ms later with no item done the rate has halved.
+	clock.Add(100 * time.Millisecond)
 	second, err := tb.e.Job(t.Context(), job.ID)
 	require.NoError(t, err)
-	if second.Status == batch.StateRunning {
-		require.NotEqual(t, *first.EstimatedCompletion, *second.EstimatedCompletion, "recomputed at each read")
-	}
+	require.Equal(t, batch.Duration(1400*time.Millisecond), second.Statistics.EstimatedRemainingTime, "recomputed at each read")
+	require.Equal(t, clock.Now().Add(1400*time.Millisecond), second.EstimatedCompletion.In(time.UTC))
+
+	close(next)
 	done := tb.wait(t, job.ID)
 	require.Nil(t, done.EstimatedCompletion)
 	require.Equal(t, 100, done.Progress.Percentage)

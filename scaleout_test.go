@@ -282,6 +282,26 @@ func TestScaleOut_ControlAcrossProcesses(t *testing.T) {
 	require.NoError(t, err)
 	require.Eventually(t, progressed(c, at+10), 20*time.Second, 5*time.Millisecond, "the job runs again")
 
+	// Paused from a process that does not run it and resumed at once: the
+	// pause request is spent and must not stop the resumed run, which goes
+	// on through many claim-loop passes (about 400 items a second, a pass
+	// every 50 ms).
+	paused, err = a.Pause(t.Context(), job.ID)
+	require.NoError(t, err)
+	require.Equal(t, batch.StatePaused, paused.Status)
+	_, err = a.Resume(t.Context(), job.ID)
+	require.NoError(t, err)
+	at = paused.Progress.Completed
+	for {
+		j, err := c.Job(t.Context(), job.ID)
+		require.NoError(t, err)
+		require.NotEqual(t, batch.StatePaused, j.Status, "a spent pause request stopped the resumed job")
+		if j.Status == batch.StateRunning && j.Progress.Completed > at+200 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+
 	start = time.Now()
 	cancelled, err := c.Cancel(t.Context(), job.ID)
 	require.NoError(t, err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -119,38 +120,43 @@ func jobsOf(t *testing.T, e *batch.Engine, scheduleID string) []*batch.Job {
 
 func TestScheduler_FiresOncePerDueTime(t *testing.T) {
 	t.Parallel()
-	clock := &fakeClock{now: utc("2026-03-07T12:00:00Z")}
-	path := t.TempDir() + "/sched.db"
-	opts := &batch.Options{Now: clock.Now, SchedulerPoll: 2 * time.Millisecond}
-	e, err := batch.Open(path, opts)
-	require.NoError(t, err)
-	fields, _ := e.Collection("fields")
-	require.NoError(t, fields.Put(t.Context(), batch.Record{"id": "f1"}))
-	s, err := e.CreateSchedule(t.Context(), &batch.Schedule{Name: "nightly", Batch: scheduledBatch(),
-		Timing: batch.Timing{Frequency: "daily", Time: "02:30", Timezone: "America/New_York"}})
-	require.NoError(t, err)
-	require.Equal(t, utc("2026-03-08T07:00:00Z"), *s.NextRunAt, "the spring gap: right after the jump")
+	// In a bubble the sleeps below are exact: with SchedulerPoll at 2ms,
+	// each is ten more scheduler passes at the same engine clock, each done
+	// before the bubble's time moves on.
+	synctest.Test(t, func(t *testing.T) {
+		clock := &fakeClock{now: utc("2026-03-07T12:00:00Z")}
+		path := t.TempDir() + "/sched.db"
+		opts := &batch.Options{Now: clock.Now, SchedulerPoll: 2 * time.Millisecond}
+		e, err := batch.Open(path, opts)
+		require.NoError(t, err)
+		fields, _ := e.Collection("fields")
+		require.NoError(t, fields.Put(t.Context(), batch.Record{"id": "f1"}))
+		s, err := e.CreateSchedule(t.Context(), &batch.Schedule{Name: "nightly", Batch: scheduledBatch(),
+			Timing: batch.Timing{Frequency: "daily", Time: "02:30", Timezone: "America/New_York"}})
+		require.NoError(t, err)
+		require.Equal(t, utc("2026-03-08T07:00:00Z"), *s.NextRunAt, "the spring gap: right after the jump")
 
-	clock.set(utc("2026-03-08T07:00:10Z"))
-	require.Eventually(t, func() bool { return len(jobsOf(t, e, s.ID)) == 1 }, 10*time.Second, time.Millisecond)
-	require.Eventually(t, func() bool {
+		clock.set(utc("2026-03-08T07:00:10Z"))
+		require.Eventually(t, func() bool { return len(jobsOf(t, e, s.ID)) == 1 }, 10*time.Second, time.Millisecond)
+		require.Eventually(t, func() bool {
+			got, err := e.Schedule(t.Context(), s.ID)
+			return err == nil && got.NextRunAt != nil && got.NextRunAt.Equal(utc("2026-03-09T06:30:00Z"))
+		}, 10*time.Second, time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // ten more scheduler passes at the same clock
+		require.Len(t, jobsOf(t, e, s.ID), 1, "one job per due time")
+		require.NoError(t, e.Close(t.Context()))
+
+		// After a restart the same due time does not fire again.
+		e, err = batch.Open(path, opts)
+		require.NoError(t, err)
+		defer func() { require.NoError(t, e.Close(context.Background())) }()
+		time.Sleep(20 * time.Millisecond) // ten scheduler passes after the restart
+		jobs := jobsOf(t, e, s.ID)
+		require.Len(t, jobs, 1)
 		got, err := e.Schedule(t.Context(), s.ID)
-		return err == nil && got.NextRunAt != nil && got.NextRunAt.Equal(utc("2026-03-09T06:30:00Z"))
-	}, 10*time.Second, time.Millisecond)
-	time.Sleep(20 * time.Millisecond) // more scheduler passes at the same clock
-	require.Len(t, jobsOf(t, e, s.ID), 1, "one job per due time")
-	require.NoError(t, e.Close(t.Context()))
-
-	// After a restart the same due time does not fire again.
-	e, err = batch.Open(path, opts)
-	require.NoError(t, err)
-	defer func() { require.NoError(t, e.Close(context.Background())) }()
-	time.Sleep(20 * time.Millisecond)
-	jobs := jobsOf(t, e, s.ID)
-	require.Len(t, jobs, 1)
-	got, err := e.Schedule(t.Context(), s.ID)
-	require.NoError(t, err)
-	require.Equal(t, jobs[0].ID, got.LastJobID)
+		require.NoError(t, err)
+		require.Equal(t, jobs[0].ID, got.LastJobID)
+	})
 }
 
 func TestScheduler_CatchUpPolicies(t *testing.T) {

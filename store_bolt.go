@@ -50,6 +50,10 @@ type boltStore struct {
 // than hold everyone else up. A variable for tests.
 var compactLockWait = 10 * time.Second
 
+// compactBusy, when set, is told each time Compact finds a lock it waits
+// for taken, and what it waits for: a seam for tests, nil otherwise.
+var compactBusy func(what string)
+
 // tryLock takes lock within wait, polling, so that a waiting Compact never
 // queues ahead of other transactions. It gives up with an error when the
 // time is over or ctx ends.
@@ -61,6 +65,9 @@ func tryLock(ctx context.Context, lock func() bool, wait time.Duration, what str
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("batch: compact: the store stayed busy (%s) for %v; try again later", what, wait)
+		}
+		if compactBusy != nil {
+			compactBusy(what)
 		}
 		time.Sleep(delay)
 	}

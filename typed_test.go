@@ -60,35 +60,13 @@ func TestTypedOperation(t *testing.T) {
 	}
 }
 
-// readOnly is a resource with only Scan and Get.
-type readOnly struct{ recs []batch.Record }
-
-func (r readOnly) Scan(ctx context.Context, q *batch.Query, fn func(batch.Record) error) error {
-	for _, rec := range r.recs {
-		if q.Match(rec) {
-			if err := fn(rec); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-func (r readOnly) Get(ctx context.Context, id string) (batch.Record, error) {
-	for _, rec := range r.recs {
-		if rec.ID() == id {
-			return rec, nil
-		}
-	}
-	return nil, batch.ErrNotFound
-}
-
 // TestReadOnlyResource: a resource needs only Scan and Get to be read by
-// batches; a batch that would write to it is refused at submission.
+// batches (sensors, of the resource example, has only those); a batch that
+// would write to it is refused at submission.
 func TestReadOnlyResource(t *testing.T) {
 	t.Parallel()
 	tb := setup(t, "memory", &batch.Options{Resources: map[string]batch.Resource{
-		"sensors": readOnly{recs: []batch.Record{{"id": "s1", "ok": true}, {"id": "s2", "ok": false}}},
+		"sensors": sensors{recs: []batch.Record{{"id": "s1", "ok": true}, {"id": "s2", "ok": false}}},
 	}})
 	job := tb.wait(t, tb.submit(t, &batch.Batch{Operations: []batch.OperationSpec{
 		{Type: batch.OpValidate, Resource: "sensors", Where: "true", Rules: map[string]string{"ok": "ok"}},

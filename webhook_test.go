@@ -92,7 +92,8 @@ func TestWebhook_SignedDeliveries(t *testing.T) {
 
 	// Bob's webhook never hears of Alice's jobs.
 	bobs := newReceiver(t)
-	_, err = tb.e.CreateWebhook(batch.WithPrincipal(t.Context(), "bob"), &batch.Webhook{URL: bobs.srv.URL})
+	bob := batch.WithPrincipal(t.Context(), "bob")
+	bobsHook, err := tb.e.CreateWebhook(bob, &batch.Webhook{URL: bobs.srv.URL})
 	require.NoError(t, err)
 
 	job, err := tb.e.Submit(ctx, docBatch(t), nil)
@@ -137,7 +138,11 @@ func TestWebhook_SignedDeliveries(t *testing.T) {
 		require.Equal(t, 1, d.Attempts)
 		require.Equal(t, 200, d.LastStatusCode)
 	}
-	time.Sleep(50 * time.Millisecond)
+	// A delivery is stored in the transaction of its event: had Bob's
+	// webhook wanted Alice's events, its deliveries would be there by now.
+	bobsPage, err := tb.e.WebhookDeliveries(bob, bobsHook.ID, nil)
+	require.NoError(t, err)
+	require.Empty(t, bobsPage.Items)
 	require.Empty(t, bobs.received())
 }
 

@@ -324,15 +324,24 @@ func TestObserver_SpanAcrossPauseAndRestart(t *testing.T) {
 	parent.End()
 	<-ran
 	<-ran
-	go func() { time.Sleep(50 * time.Millisecond); close(release) }() // the pause waits for the items in flight
-	paused, err := first.e.Pause(t.Context(), job.ID)
-	require.NoError(t, err)
-	require.Equal(t, int64(2), paused.Progress.Completed)
+	// Pause takes effect when it is called; with its context already over
+	// it returns at once instead of waiting for the two items in flight,
+	// and only then are they let go: the third cannot start.
+	over, cancel := context.WithCancel(t.Context())
+	cancel()
+	_, err = first.e.Pause(over, job.ID)
+	require.ErrorIs(t, err, context.Canceled)
+	close(release)
 	release2 := make(chan struct{})
 	ran2 := make(chan trace.SpanContext, 10)
 	require.NoError(t, first.e.RegisterOperation("block", blockingOp(release2, ran2)))
-	_, err = first.e.Resume(t.Context(), job.ID)
-	require.NoError(t, err)
+	// The job can be resumed once its two items finished and it paused.
+	var again *batch.Job
+	require.Eventually(t, func() bool {
+		again, err = first.e.Resume(t.Context(), job.ID)
+		return err == nil
+	}, 10*time.Second, time.Millisecond, "paused once the items in flight finished")
+	require.Equal(t, int64(2), again.Progress.Completed)
 	<-ran2 // the third item runs, and runs on
 	// The span is still open: nothing ended yet but the request.
 	for _, s := range first.spans.Ended() {

@@ -1,0 +1,17 @@
+package batch
+
+// StopRequested reports whether job id runs in e and has been told to stop
+// (pause, cancel, failure or Close), whatever its stored state still says.
+// Tests use it to act exactly once a control call has taken effect, not
+// after a guessed delay.
+func StopRequested(e *Engine, id string) bool {
+	e.mu.Lock()
+	r := e.runs[id]
+	e.mu.Unlock()
+	if r == nil {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.reason != stopNone
+}

@@ -51,14 +51,7 @@ const jobIDPrefix = "batch"
 func formatJobID(seq uint64) string { return jobIDPrefix + strconv.FormatUint(seq, 10) }
 
 // parseJobID returns the sequence number in a job id, or false.
-func parseJobID(id string) (uint64, bool) {
-	s, ok := strings.CutPrefix(id, jobIDPrefix)
-	if !ok || s == "" || s[0] == '0' || len(s) > 20 {
-		return 0, false
-	}
-	seq, err := strconv.ParseUint(s, 10, 64)
-	return seq, err == nil
-}
+func parseJobID(id string) (uint64, bool) { return parseObjectID(id, jobIDPrefix) }
 
 func u64key(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
 

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/batchworks/batch"
+	"github.com/batchworks/batch/internal/apidoc"
 	"github.com/batchworks/batch/internal/pgtest"
 	"github.com/batchworks/batch/pgstore"
 )
@@ -136,25 +137,9 @@ func (tb *testBundle) submit(t *testing.T, b *batch.Batch) *batch.Job {
 	return job
 }
 
-// docBatchJSON is the API document's "Create Batch Job" body.
-const docBatchJSON = `{
-	"type": "field_update",
-	"description": "Update irrigation schedules for all active fields",
-	"operations": [
-		{
-			"type": "update",
-			"resource": "fields",
-			"filter": {"status": "active", "irrigation_enabled": true},
-			"update": {"irrigation_schedule": {"frequency": "daily", "start_time": "06:00", "duration_minutes": 30}}
-		}
-	],
-	"options": {
-		"parallel": true,
-		"max_concurrent": 5,
-		"retry": {"attempts": 3, "backoff": "exponential"},
-		"validation": {"mode": "strict", "on_error": "skip"}
-	}
-}`
+// docBatchJSON is the "batch" object of the API document's "Create Batch
+// Job" request: the one the quickstart runs.
+var docBatchJSON = apidoc.Batch()
 
 func docBatch(t testing.TB) *batch.Batch {
 	b, err := batch.DecodeBatch([]byte(docBatchJSON))

@@ -16,29 +16,37 @@ import (
 	"github.com/batchworks/batch/httpapi"
 )
 
-// noop is a custom operation of params.count items that do nothing.
-var noop = batch.OperationFunc(func(ctx context.Context, spec *batch.OperationSpec, env *batch.Env) (*batch.Plan, error) {
-	n, _ := spec.Params["count"].(float64)
-	return &batch.Plan{
-		Count: int64(n),
-		Item:  func(i int64) (batch.Item, error) { return batch.Item{ResourceID: strconv.FormatInt(i, 10)}, nil },
-		Run:   func(context.Context, *batch.Item) error { return nil },
-	}, nil
+// countOp is a custom operation of params.count items that each run run.
+func countOp(run func(context.Context) error) batch.Operation {
+	return batch.OperationFunc(func(ctx context.Context, spec *batch.OperationSpec, env *batch.Env) (*batch.Plan, error) {
+		n, _ := spec.Params["count"].(float64)
+		return &batch.Plan{
+			Count: int64(n),
+			Item:  func(i int64) (batch.Item, error) { return batch.Item{ResourceID: strconv.FormatInt(i, 10)}, nil },
+			Run:   func(ctx context.Context, _ *batch.Item) error { return run(ctx) },
+		}, nil
+	})
+}
+
+// noop is an operation of params.count items that do nothing.
+var noop = countOp(func(context.Context) error { return nil })
+
+// wait is an operation of params.count items that each wait 200µs, like a
+// call to another service: the job is not CPU-bound.
+var wait = countOp(func(context.Context) error {
+	time.Sleep(200 * time.Microsecond)
+	return nil
 })
 
-// wait is a custom operation of params.count items that each wait 200µs,
-// like a call to another service: the job is not CPU-bound.
-var wait = batch.OperationFunc(func(ctx context.Context, spec *batch.OperationSpec, env *batch.Env) (*batch.Plan, error) {
-	n, _ := spec.Params["count"].(float64)
-	return &batch.Plan{
-		Count: int64(n),
-		Item:  func(i int64) (batch.Item, error) { return batch.Item{ResourceID: strconv.FormatInt(i, 10)}, nil },
-		Run: func(ctx context.Context, _ *batch.Item) error {
-			time.Sleep(200 * time.Microsecond)
-			return nil
-		},
-	}, nil
-})
+// drain reads and closes the body of a response and returns its status.
+func drain(res *http.Response, err error) (int, error) {
+	if err != nil {
+		return 0, err
+	}
+	defer res.Body.Close()
+	_, err = io.Copy(io.Discard, res.Body)
+	return res.StatusCode, err
+}
 
 // statusLoad has 32 clients read a job's status over loopback HTTP while a
 // 100,000-item job of op runs. Each client waits pace between reads (0:
@@ -51,10 +59,7 @@ func statusLoad(b *testing.B, op string, pace time.Duration) ([]time.Duration, f
 	var warm sync.WaitGroup
 	for range 32 {
 		warm.Go(func() {
-			if resp, err := client.Get(tb.srv.URL + httpapi.Prefix + "/jobs?limit=1"); err == nil {
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-			}
+			_, _ = drain(client.Get(tb.srv.URL + httpapi.Prefix + "/jobs?limit=1"))
 		})
 	}
 	warm.Wait()
@@ -160,15 +165,8 @@ func BenchmarkSubmit(b *testing.B) {
 		for pb.Next() {
 			req, _ := http.NewRequest("POST", tb.srv.URL+httpapi.Prefix+"/jobs", strings.NewReader(body))
 			req.Header.Set("Content-Type", "application/json")
-			res, err := client.Do(req)
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			io.Copy(io.Discard, res.Body)
-			res.Body.Close()
-			if res.StatusCode != http.StatusCreated {
-				b.Errorf("status %d", res.StatusCode)
+			if status, err := drain(client.Do(req)); err != nil || status != http.StatusCreated {
+				b.Errorf("status %d, %v", status, err)
 				return
 			}
 		}
@@ -276,13 +274,10 @@ func pacedReads(b *testing.B, url string, clients int, pace time.Duration, durin
 				case <-t.C:
 				}
 				t0 := time.Now()
-				resp, err := client.Get(url)
-				if err != nil {
+				if _, err := drain(client.Get(url)); err != nil {
 					b.Error(err)
 					return
 				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
 				mu.Lock()
 				lat = append(lat, time.Since(t0))
 				mu.Unlock()

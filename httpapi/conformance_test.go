@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -25,8 +24,7 @@ func TestConformance_DocumentShapes(t *testing.T) {
 	t.Parallel()
 	tb := setup(t, nil, nil)
 
-	res := tb.do(t, "POST", "/jobs?wait=10s", docRequest)
-	require.Equal(t, http.StatusCreated, res.status, string(res.body))
+	res := tb.must(t, http.StatusCreated, "POST", "/jobs?wait=10s", docRequest)
 	require.Equal(t, "completed", res.data["status"])
 	require.Contains(t, res.data, "errors", "a job without failures has an empty errors list")
 	require.Equal(t, []any{}, res.data["errors"])
@@ -72,9 +70,8 @@ func TestConformance_CustomBackoffFormula(t *testing.T) {
 	})
 	tb := setup(t, nil, &batch.Options{Operations: map[string]batch.Operation{"flaky": flaky}})
 	start := time.Now()
-	res := tb.do(t, "POST", "/jobs?wait=20s", `{"batch": {"operations": [{"type": "flaky"}],
+	res := tb.must(t, http.StatusCreated, "POST", "/jobs?wait=20s", `{"batch": {"operations": [{"type": "flaky"}],
 		"options": {"retry": {"attempts": 3, "backoff": "custom", "formula": "error_type == 'resource' ? 0.1 * attempt : 60", "max_delay": "5s"}}}}`)
-	require.Equal(t, http.StatusCreated, res.status, string(res.body))
 	require.Equal(t, "completed", res.data["status"])
 	require.Equal(t, int64(3), tries.Load())
 	require.GreaterOrEqual(t, time.Since(start), 300*time.Millisecond, "waited 0.1s then 0.2s")
@@ -93,7 +90,7 @@ func TestConformance_ManagementBudgets(t *testing.T) {
 	t.Parallel()
 	var mu sync.Mutex
 	var types []string
-	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	rcv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var p struct {
 			Type  string `json:"type"`
 			Event struct {
@@ -105,7 +102,6 @@ func TestConformance_ManagementBudgets(t *testing.T) {
 		types = append(types, p.Type+"/"+p.Event.Type)
 		mu.Unlock()
 	}))
-	defer rcv.Close()
 	tb := setup(t, &httpapi.Options{RateLimits: httpapi.RateLimits{
 		TemplateManagement: httpapi.Limit{Requests: 1, Per: time.Hour},
 		WebhookManagement:  httpapi.Limit{Requests: 3, Per: time.Hour},
@@ -139,11 +135,9 @@ func TestConformance_EmailNeedsAMailer(t *testing.T) {
 	t.Parallel()
 	body := `{"schedule": {"name": "n", "batch": {"operations": [{"type": "export", "resource": "fields"}]},
 		"timing": {"cron": "0 6 * * *"}, "notification": {"on_failure": {"email": ["admin@example.com"]}}}}`
-	res := setup(t, nil, nil).do(t, "POST", "/schedules", body)
-	require.Equal(t, http.StatusBadRequest, res.status, string(res.body))
+	res := setup(t, nil, nil).must(t, http.StatusBadRequest, "POST", "/schedules", body)
 	d := res.err["details"].([]any)[0].(map[string]any)
 	require.Equal(t, "notification.on_failure.email", d["field"])
 	require.Contains(t, d["message"], "none is configured")
-	res = setup(t, nil, &batch.Options{Mailer: discardMailer{}}).do(t, "POST", "/schedules", body)
-	require.Equal(t, http.StatusCreated, res.status, string(res.body))
+	setup(t, nil, &batch.Options{Mailer: discardMailer{}}).must(t, http.StatusCreated, "POST", "/schedules", body)
 }

@@ -30,24 +30,25 @@ func errUnauthorized(err error) error {
 	return &apiError{status: http.StatusUnauthorized, code: "UNAUTHORIZED", message: msg, err: err}
 }
 
+// statusByCode is the HTTP status of each engine error code; a code not in
+// it is a 500.
+var statusByCode = map[batch.Code]int{
+	batch.CodeInvalidBatch:     http.StatusBadRequest,
+	batch.CodeValidation:       http.StatusBadRequest,
+	batch.CodeNotFound:         http.StatusNotFound,
+	batch.CodeForbidden:        http.StatusForbidden,
+	batch.CodeInvalidState:     http.StatusConflict,
+	batch.CodeScheduleConflict: http.StatusConflict,
+	batch.CodeRateLimited:      http.StatusTooManyRequests,
+	batch.CodeClosed:           http.StatusServiceUnavailable,
+	batch.CodeStorageFull:      http.StatusInsufficientStorage,
+}
+
 // statusOf maps an engine error code to its HTTP status. It is the one place
 // that does so.
 func statusOf(code batch.Code) int {
-	switch code {
-	case batch.CodeInvalidBatch, batch.CodeValidation:
-		return http.StatusBadRequest
-	case batch.CodeNotFound:
-		return http.StatusNotFound
-	case batch.CodeForbidden:
-		return http.StatusForbidden
-	case batch.CodeInvalidState, batch.CodeScheduleConflict:
-		return http.StatusConflict
-	case batch.CodeRateLimited:
-		return http.StatusTooManyRequests
-	case batch.CodeClosed:
-		return http.StatusServiceUnavailable
-	case batch.CodeStorageFull:
-		return http.StatusInsufficientStorage
+	if s, ok := statusByCode[code]; ok {
+		return s
 	}
 	return http.StatusInternalServerError
 }
@@ -102,4 +103,14 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // writeData answers {"data": v}.
 func writeData(w http.ResponseWriter, status int, v any) {
 	writeJSON(w, status, map[string]any{"data": v})
+}
+
+// reply answers {"data": v} with status, unless err, which it returns for
+// the route to answer.
+func reply(w http.ResponseWriter, status int, v any, err error) error {
+	if err != nil {
+		return err
+	}
+	writeData(w, status, v)
+	return nil
 }

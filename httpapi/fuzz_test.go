@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/batchworks/batch"
 	"github.com/batchworks/batch/httpapi"
 )
 
@@ -24,12 +23,7 @@ func FuzzHandler(f *testing.F) {
 	f.Add("GET", "/jobs/batch1/errors?cursor=x", "")
 	f.Add("POST", "/jobs/batch1/pause", "")
 	f.Add("DELETE", "/jobs/%2e%2e", "")
-	e, err := batch.New(batch.NewMemoryStore(), nil)
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { e.Close(f.Context()) })
-	h := httpapi.New(e, &httpapi.Options{DisableRateLimits: true, MaxBodyBytes: 1 << 16})
+	h := httpapi.New(newEngine(f, nil), &httpapi.Options{DisableRateLimits: true, MaxBodyBytes: 1 << 16})
 	f.Fuzz(func(t *testing.T, method, path, body string) {
 		if !strings.HasPrefix(path, "/") || strings.ContainsAny(path, " \r\n\t") || strings.Contains(path, "wait=") {
 			return

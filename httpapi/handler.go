@@ -165,7 +165,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -366,7 +365,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p, err := h.opts.Authenticator.Authenticate(r)
 		if err != nil {
 			if limitFailures && !errors.Is(err, ErrNoCredentials) {
-				_ = h.limiter.allow(r.Context(), httptest.NewRecorder(), h.authFailures, addr)
+				h.limiter.hit(r.Context(), h.authFailures, addr)
 			}
 			w.Header().Set("WWW-Authenticate", `Bearer realm="batch"`)
 			writeError(w, r, errUnauthorized(err), h.log)
@@ -380,20 +379,48 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	r = withMount(ctx, r, public, rest)
 	if _, pattern := h.mux.Handler(r); !ok || pattern == "" {
-		// Let the mux decide between 404 and 405, then answer in JSON.
-		rec := httptest.NewRecorder()
-		h.mux.ServeHTTP(rec, r)
-		if allow := rec.Header().Get("Allow"); allow != "" {
-			w.Header().Set("Allow", allow)
-		}
-		if ok && rec.Code == http.StatusMethodNotAllowed {
-			writeError(w, r, &apiError{status: http.StatusMethodNotAllowed, code: "METHOD_NOT_ALLOWED", message: r.Method + " is not allowed here"}, h.log)
-			return
-		}
-		writeError(w, r, &apiError{status: http.StatusNotFound, code: string(batch.CodeNotFound), message: "no such endpoint: " + asked}, h.log)
+		h.notRouted(w, r, ok, asked)
 		return
 	}
 	h.mux.ServeHTTP(w, r)
+}
+
+// notRouted answers a request no route takes: 405 METHOD_NOT_ALLOWED with
+// the Allow header where a path inside the mount has routes for other
+// methods, else 404 NOT_FOUND naming the path asked for. The mux decides
+// between the two; its own plain-text answer is discarded. A path outside
+// the mount is never handed to the mux, which might route it.
+func (h *Handler) notRouted(w http.ResponseWriter, r *http.Request, mounted bool, asked string) {
+	if mounted {
+		probe := &probeWriter{header: make(http.Header)}
+		h.mux.ServeHTTP(probe, r)
+		if probe.code == http.StatusMethodNotAllowed {
+			w.Header().Set("Allow", probe.header.Get("Allow"))
+			writeError(w, r, &apiError{status: http.StatusMethodNotAllowed, code: "METHOD_NOT_ALLOWED", message: r.Method + " is not allowed here"}, h.log)
+			return
+		}
+	}
+	writeError(w, r, &apiError{status: http.StatusNotFound, code: string(batch.CodeNotFound), message: "no such endpoint: " + asked}, h.log)
+}
+
+// probeWriter is a ResponseWriter that keeps the status and headers of an
+// answer and discards its body.
+type probeWriter struct {
+	header http.Header
+	code   int
+}
+
+func (p *probeWriter) Header() http.Header { return p.header }
+
+func (p *probeWriter) WriteHeader(code int) {
+	if p.code == 0 {
+		p.code = code
+	}
+}
+
+func (p *probeWriter) Write(b []byte) (int, error) {
+	p.WriteHeader(http.StatusOK)
+	return len(b), nil
 }
 
 // principal returns the request's principal ("" on an open API).

@@ -1,14 +1,12 @@
 package httpapi_test
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -16,32 +14,35 @@ import (
 	"github.com/batchworks/batch/httpapi"
 )
 
-// TestMount: the API works wherever it is mounted, and the URLs it writes
-// (Location, artifact downloads) work from where the client stands.
-func TestMount(t *testing.T) {
-	t.Parallel()
-	e, err := batch.Open(t.TempDir()+"/mount.db", nil)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		require.NoError(t, e.Close(ctx))
-	})
-	fields, err := e.Collection("fields")
-	require.NoError(t, err)
-	require.NoError(t, fields.PutMany(t.Context(), []batch.Record{{"id": "f1"}, {"id": "f2"}}))
-	opts := &httpapi.Options{DisableRateLimits: true}
+// mountBases are the paths at which mountEverywhere serves the API.
+var mountBases = []string{"/internal" + httpapi.Prefix, "/admin/batch", "/tenants/acme/batch", "/svc/v2/batch", httpapi.Prefix}
 
+// mountEverywhere serves the API over e at each of mountBases: behind
+// http.StripPrefix, at a ServeMux subtree, at one with a wildcard, at a
+// BasePath behind StripPrefix, and at its own Prefix.
+func mountEverywhere(t *testing.T, e *batch.Engine, opts *httpapi.Options) *httptest.Server {
+	at := *opts
+	at.BasePath = "/v2/batch"
 	mux := http.NewServeMux()
 	mux.Handle("/internal/", http.StripPrefix("/internal", httpapi.New(e, opts)))
 	mux.Handle("/admin/batch/", httpapi.New(e, opts))
 	mux.Handle("/tenants/{tenant}/batch/", httpapi.New(e, opts))
-	mux.Handle("/svc/", http.StripPrefix("/svc", httpapi.New(e, &httpapi.Options{DisableRateLimits: true, BasePath: "/v2/batch"})))
+	mux.Handle("/svc/", http.StripPrefix("/svc", httpapi.New(e, &at)))
 	mux.Handle(httpapi.Prefix+"/", httpapi.New(e, opts))
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
+	return serve(t, mux)
+}
 
-	for _, base := range []string{"/internal" + httpapi.Prefix, "/admin/batch", "/tenants/acme/batch", "/svc/v2/batch", httpapi.Prefix} {
+// TestMount: the API works wherever it is mounted, and the URLs it writes
+// (Location, artifact downloads) work from where the client stands.
+func TestMount(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, nil)
+	fields, err := e.Collection("fields")
+	require.NoError(t, err)
+	require.NoError(t, fields.PutMany(t.Context(), []batch.Record{{"id": "f1"}, {"id": "f2"}}))
+	srv := mountEverywhere(t, e, &httpapi.Options{DisableRateLimits: true})
+
+	for _, base := range mountBases {
 		res, err := http.Post(srv.URL+base+"/jobs?wait=10s", "application/json",
 			strings.NewReader(`{"batch": {"operations": [{"type": "export", "resource": "fields", "where": "true"}]}}`))
 		require.NoError(t, err)
@@ -86,11 +87,7 @@ func TestMount(t *testing.T) {
 // that name the path asked for.
 func TestMount_OutsideBasePath(t *testing.T) {
 	t.Parallel()
-	e, err := batch.New(batch.NewMemoryStore(), nil)
-	require.NoError(t, err)
-	defer e.Close(t.Context())
-	srv := httptest.NewServer(httpapi.New(e, &httpapi.Options{BasePath: "/svc/", DisableRateLimits: true}))
-	defer srv.Close()
+	srv := serve(t, httpapi.New(newEngine(t, nil), &httpapi.Options{BasePath: "/svc/", DisableRateLimits: true}))
 	for path, want := range map[string]int{"/svc/jobs": http.StatusOK, "/jobs": http.StatusNotFound, "/svcjobs": http.StatusNotFound} {
 		res, err := http.Get(srv.URL + path)
 		require.NoError(t, err)
@@ -108,29 +105,14 @@ func TestMount_OutsideBasePath(t *testing.T) {
 // servers entry, the mount it is served at, wherever that is.
 func TestMount_OpenAPIServers(t *testing.T) {
 	t.Parallel()
-	e, err := batch.New(batch.NewMemoryStore(), nil)
-	require.NoError(t, err)
-	defer e.Close(t.Context())
-	opts := &httpapi.Options{DisableRateLimits: true, Authenticator: httpapi.APIKeys("k")}
-	mux := http.NewServeMux()
-	mux.Handle("/internal/", http.StripPrefix("/internal", httpapi.New(e, opts)))
-	mux.Handle("/admin/batch/", httpapi.New(e, opts))
-	mux.Handle("/tenants/{tenant}/batch/", httpapi.New(e, opts))
-	mux.Handle("/svc/", http.StripPrefix("/svc", httpapi.New(e, &httpapi.Options{DisableRateLimits: true, BasePath: "/v2/batch"})))
-	mux.Handle(httpapi.Prefix+"/", httpapi.New(e, opts))
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
-	root := httptest.NewServer(httpapi.New(e, &httpapi.Options{DisableRateLimits: true, BasePath: "/"}))
-	defer root.Close()
-
-	for url, want := range map[string]string{
-		srv.URL + "/internal" + httpapi.Prefix: "/internal" + httpapi.Prefix,
-		srv.URL + "/admin/batch":               "/admin/batch",
-		srv.URL + "/tenants/acme/batch":        "/tenants/acme/batch",
-		srv.URL + "/svc/v2/batch":              "/svc/v2/batch",
-		srv.URL + httpapi.Prefix:               httpapi.Prefix,
-		root.URL:                               "/",
-	} {
+	e := newEngine(t, nil)
+	srv := mountEverywhere(t, e, &httpapi.Options{DisableRateLimits: true, Authenticator: httpapi.APIKeys("k")})
+	root := serve(t, httpapi.New(e, &httpapi.Options{DisableRateLimits: true, BasePath: "/"}))
+	mounts := map[string]string{root.URL: "/"}
+	for _, base := range mountBases {
+		mounts[srv.URL+base] = base
+	}
+	for url, want := range mounts {
 		res, err := http.Get(url + "/openapi.json")
 		require.NoError(t, err)
 		var doc map[string]any
@@ -143,5 +125,12 @@ func TestMount_OpenAPIServers(t *testing.T) {
 		require.NoError(t, json.Unmarshal(httpapi.OpenAPI(), &embedded))
 		delete(embedded, "servers")
 		require.Equal(t, embedded, doc, "only the servers entry differs: %s", url)
+
+		// The dashboard's redirect stays under the mount too.
+		res, err = noRedirect.Get(url + "/ui")
+		require.NoError(t, err)
+		res.Body.Close()
+		require.Equal(t, http.StatusMovedPermanently, res.StatusCode, url)
+		require.Equal(t, strings.TrimSuffix(want, "/")+"/ui/", res.Header.Get("Location"), url)
 	}
 }

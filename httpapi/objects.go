@@ -57,15 +57,7 @@ func (o *objects[T]) routes(class *limitClass) {
 
 // read reads {"<kind>": {...}}.
 func (o *objects[T]) read(w http.ResponseWriter, r *http.Request) (*T, error) {
-	body, err := o.h.readJSON(w, r)
-	if err != nil {
-		return nil, err
-	}
-	raw, err := unwrap(body, o.kind)
-	if err != nil {
-		return nil, err
-	}
-	return o.decode(raw)
+	return decodeWrapped(o.h, w, r, o.kind, o.decode)
 }
 
 // owned returns the object named in the path if the caller owns it;

@@ -20,8 +20,7 @@ func TestObjects_OneShape(t *testing.T) {
 	rcv := newReceiver(t)
 	tb := setup(t, &httpapi.Options{DisableRateLimits: true, Authenticator: httpapi.APIKeys("a", "b")},
 		&batch.Options{AllowPrivateWebhooks: true})
-	a := []string{"Authorization", "Bearer a"}
-	b := []string{"Authorization", "Bearer b"}
+	a, b := bearer("a"), bearer("b")
 	for _, kind := range []struct {
 		name, body string
 	}{
@@ -74,8 +73,7 @@ func TestObjects_OneShape(t *testing.T) {
 func TestObjects_Uploads(t *testing.T) {
 	t.Parallel()
 	tb := setup(t, &httpapi.Options{DisableRateLimits: true, Authenticator: httpapi.APIKeys("a", "b")}, nil)
-	a := []string{"Authorization", "Bearer a"}
-	b := []string{"Authorization", "Bearer b"}
+	a, b := bearer("a"), bearer("b")
 	res := tb.do(t, "POST", "/uploads", `{"id": "x"}`+"\n", a...)
 	require.Equal(t, http.StatusCreated, res.status, string(res.body))
 	id := res.data["upload_id"].(string)

@@ -1,10 +1,8 @@
 package httpapi_test
 
 import (
-	"context"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -64,31 +62,13 @@ func TestOpenAPI_EveryRouteAndStatus(t *testing.T) {
 	spec, err := apiSpec()
 	require.NoError(t, err)
 	gate := make(chan struct{})
-	gated := batch.OperationFunc(func(ctx context.Context, spec *batch.OperationSpec, env *batch.Env) (*batch.Plan, error) {
-		return &batch.Plan{Count: 4, Item: func(i int64) (batch.Item, error) { return batch.Item{}, nil },
-			Run: func(ctx context.Context, it *batch.Item) error {
-				select {
-				case <-gate:
-					return nil
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-			}}, nil
-	})
-	stuck := batch.OperationFunc(func(ctx context.Context, spec *batch.OperationSpec, env *batch.Env) (*batch.Plan, error) {
-		return &batch.Plan{Count: 1, Item: func(i int64) (batch.Item, error) { return batch.Item{}, nil },
-			Run: func(ctx context.Context, it *batch.Item) error { <-ctx.Done(); return ctx.Err() }}, nil
-	})
 	rcv := newReceiver(t)
 	tb := setup(t, &httpapi.Options{Authenticator: httpapi.APIKeys("k"), DisableRateLimits: true, MaxBodyBytes: 8 << 10, MaxUploadBytes: 8 << 10,
 		RateLimits: httpapi.RateLimits{FailedAuth: httpapi.Limit{Requests: 10000, Per: time.Minute}}},
-		&batch.Options{AllowPrivateWebhooks: true, Operations: map[string]batch.Operation{"gated": gated, "stuck": stuck}})
-	key := []string{"Authorization", "Bearer k"}
+		&batch.Options{AllowPrivateWebhooks: true, Operations: map[string]batch.Operation{"gated": gatedOp(gate, 4), "stuck": gatedOp(nil, 1)}})
 	must := func(status int, method, path, body string, headers ...string) *response {
 		t.Helper()
-		res := tb.do(t, method, path, body, append(slices.Clone(key), headers...)...)
-		require.Equal(t, status, res.status, "%s %s: %s", method, path, res.body)
-		return res
+		return tb.must(t, status, method, path, body, append(bearer("k"), headers...)...)
 	}
 
 	// Templates.
@@ -127,7 +107,7 @@ func TestOpenAPI_EveryRouteAndStatus(t *testing.T) {
 	rv := must(201, "POST", "/jobs/"+id+"/revert", `{"force": false}`)
 	rvID := rv.data["job_id"].(string)
 	require.Equal(t, id, rv.data["reverts"])
-	require.Eventually(t, func() bool { return must(200, "GET", "/jobs/"+rvID, "").data["status"] == "completed" }, 10*time.Second, time.Millisecond)
+	tb.waitStatus(t, rvID, "completed", bearer("k")...)
 	require.NotNil(t, must(200, "GET", "/jobs/"+rvID, "").data["revert"])
 	require.Equal(t, rvID, must(200, "GET", "/jobs/"+id, "").data["reverted_by"])
 	must(409, "POST", "/jobs/"+id+"/revert", "")
@@ -140,7 +120,7 @@ func TestOpenAPI_EveryRouteAndStatus(t *testing.T) {
 	require.Equal(t, 2.0, imp.data["progress"].(map[string]any)["completed"])
 	must(204, "DELETE", "/uploads/"+posted, "")
 	live := must(201, "POST", "/jobs", `{"batch": {"operations": [{"type": "gated"}]}}`).data["job_id"].(string)
-	require.Eventually(t, func() bool { return must(200, "GET", "/jobs/"+live, "").data["status"] == "running" }, 5*time.Second, time.Millisecond)
+	tb.waitStatus(t, live, "running", bearer("k")...)
 	must(409, "DELETE", "/jobs/"+live, "")
 	time.AfterFunc(100*time.Millisecond, func() { close(gate) }) // a pause waits for the items in flight
 	must(200, "POST", "/jobs/"+live+"/pause", "")
@@ -290,11 +270,4 @@ func TestOpenAPI_CheckCatchesDrift(t *testing.T) {
 	}
 	require.ErrorContains(t, spec.check(req, nil, 409, json, []byte(`{"error": {"code": "INVALID_STATE", "message": "x"}}`)), "not documented")
 	require.Error(t, spec.check(req, nil, 404, json, []byte(`{"message": "x"}`)), "an error answer in another shape")
-}
-
-// newReceiver starts a webhook receiver on loopback and returns its URL.
-func newReceiver(t *testing.T) string {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.Copy(io.Discard, r.Body) }))
-	t.Cleanup(srv.Close)
-	return srv.URL
 }

@@ -125,28 +125,51 @@ func newLimiter(now func() time.Time) *limiter {
 	return &limiter{now: now, windows: make(map[string]*window)}
 }
 
+// verdict is the limiter's answer to one request: the class's limit, what
+// is left of it, and when the window frees up.
+type verdict struct {
+	now, reset time.Time
+	per        time.Duration
+	limit      int
+	remaining  int
+	allowed    bool
+}
+
 // allow counts a request of client in class, sets the X-RateLimit headers
 // and returns a RATE_LIMITED error (with Retry-After set) when the client
 // is over its limit.
 func (l *limiter) allow(ctx context.Context, w http.ResponseWriter, class *limitClass, client string) error {
+	v, ok := l.hit(ctx, class, client)
+	if !ok {
+		return nil
+	}
+	return v.answer(w)
+}
+
+// hit counts a request of client in class unless the client is over its
+// limit. ok is false when the RateStore failed: the request is then let
+// through (fail open: a store fault must not take the API down) and has no
+// verdict.
+func (l *limiter) hit(ctx context.Context, class *limitClass, client string) (v verdict, ok bool) {
 	now := l.now()
 	per, n := class.limit.Per, class.limit.Requests
+	v = verdict{now: now, reset: now.Add(per), per: per, limit: n}
 	key := class.name + "|" + client
 	if l.store != nil && !class.local {
 		allowed, count, oldest, err := l.store.Hit(ctx, key, now, per, n)
 		if err != nil {
-			// Fail open: a store fault must not take the API down.
 			l.log.Error("rate limit store", "err", err)
-			return nil
+			return verdict{}, false
 		}
-		reset := now.Add(per)
 		if count > 0 {
-			reset = oldest.Add(per)
+			v.reset = oldest.Add(per)
 		}
-		return l.answer(w, now, reset, n, n-count, allowed, per)
+		v.remaining, v.allowed = n-count, allowed
+		return v, true
 	}
 
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	win := l.windows[key]
 	if win == nil {
 		win = &window{per: per}
@@ -159,39 +182,37 @@ func (l *limiter) allow(ctx context.Context, w http.ResponseWriter, class *limit
 		drop++
 	}
 	hits = hits[drop:]
-	allowed := len(hits) < n
-	if allowed {
+	v.allowed = len(hits) < n
+	if v.allowed {
 		hits = append(hits, now)
 	}
 	win.hits = hits
-	reset := now.Add(per)
 	if len(hits) > 0 {
-		reset = hits[0].Add(per)
+		v.reset = hits[0].Add(per)
 	}
-	remaining := n - len(hits)
+	v.remaining = n - len(hits)
 	if now.Sub(l.swept) > per {
 		l.sweep(now)
 	}
-	l.mu.Unlock()
-	return l.answer(w, now, reset, n, remaining, allowed, per)
+	return v, true
 }
 
 // answer sets the rate-limit headers and returns the RATE_LIMITED error of
 // a request that was not allowed.
-func (l *limiter) answer(w http.ResponseWriter, now, reset time.Time, n, remaining int, allowed bool, per time.Duration) error {
+func (v verdict) answer(w http.ResponseWriter) error {
 	h := w.Header()
-	h.Set("X-RateLimit-Limit", strconv.Itoa(n))
-	h.Set("X-RateLimit-Remaining", strconv.Itoa(max(remaining, 0)))
-	h.Set("X-RateLimit-Reset", strconv.FormatInt(int64(math.Ceil(float64(reset.UnixNano())/1e9)), 10))
-	if allowed {
+	h.Set("X-RateLimit-Limit", strconv.Itoa(v.limit))
+	h.Set("X-RateLimit-Remaining", strconv.Itoa(max(v.remaining, 0)))
+	h.Set("X-RateLimit-Reset", strconv.FormatInt(int64(math.Ceil(float64(v.reset.UnixNano())/1e9)), 10))
+	if v.allowed {
 		return nil
 	}
-	wait := int64(math.Ceil(reset.Sub(now).Seconds()))
-	h.Set("Retry-After", strconv.FormatInt(max(wait, 1), 10))
+	wait := max(int64(math.Ceil(v.reset.Sub(v.now).Seconds())), 1)
+	h.Set("Retry-After", strconv.FormatInt(wait, 10))
 	return &apiError{
 		status:  http.StatusTooManyRequests,
 		code:    "RATE_LIMITED",
-		message: fmt.Sprintf("rate limit of %d requests per %s exceeded; retry in %d seconds", n, per, max(wait, 1)),
+		message: fmt.Sprintf("rate limit of %d requests per %s exceeded; retry in %d seconds", v.limit, v.per, wait),
 	}
 }
 

@@ -2,11 +2,9 @@ package httpapi_test
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -91,20 +89,8 @@ func TestStream(t *testing.T) {
 	t.Parallel()
 	tb := setup(t, nil, nil)
 	gate := make(chan struct{})
-	require.NoError(t, tb.e.RegisterOperation("gated", batch.OperationFunc(func(ctx context.Context, spec *batch.OperationSpec, env *batch.Env) (*batch.Plan, error) {
-		return &batch.Plan{Count: 50, Item: func(i int64) (batch.Item, error) { return batch.Item{}, nil },
-			Run: func(ctx context.Context, it *batch.Item) error {
-				select {
-				case <-gate:
-					return nil
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-			}}, nil
-	})))
-	res := tb.do(t, "POST", "/jobs", `{"batch": {"type": "demo", "operations": [{"type": "gated"}], "options": {"max_concurrent": 1}}}`)
-	require.Equal(t, http.StatusCreated, res.status, string(res.body))
-	id := res.data["job_id"].(string)
+	require.NoError(t, tb.e.RegisterOperation("gated", gatedOp(gate, 50)))
+	id := tb.submit(t, `{"batch": {"type": "demo", "operations": [{"type": "gated"}], "options": {"max_concurrent": 1}}}`)
 
 	_, sse := tb.openStream(t, id)
 	var msgs []sseMessage
@@ -146,8 +132,7 @@ func TestStream(t *testing.T) {
 	require.Contains(t, ev.data, "at")
 	require.Contains(t, ev.data, "principal")
 
-	rres := tb.do(t, "POST", "/jobs/"+id+"/resume", "")
-	require.Equal(t, http.StatusOK, rres.status, string(rres.body))
+	tb.must(t, http.StatusOK, "POST", "/jobs/"+id+"/resume", "")
 	for m := next(); m.event != "end"; m = next() {
 	}
 	_, more := sse.next()
@@ -180,9 +165,7 @@ func TestStream(t *testing.T) {
 func TestStream_FinishedJob(t *testing.T) {
 	t.Parallel()
 	tb := setup(t, nil, nil)
-	res := tb.do(t, "POST", "/jobs?wait=30s", `{"batch": {"operations": [{"type": "update", "resource": "fields", "filter": {"status": "active"}, "update": {"x": 1}}]}}`)
-	require.Equal(t, http.StatusCreated, res.status, string(res.body))
-	id := res.data["job_id"].(string)
+	id := tb.must(t, http.StatusCreated, "POST", "/jobs?wait=30s", `{"batch": {"operations": [{"type": "update", "resource": "fields", "filter": {"status": "active"}, "update": {"x": 1}}]}}`).data["job_id"].(string)
 
 	_, sse := tb.openStream(t, id, "Last-Event-ID", "41")
 	var got []sseMessage
@@ -209,13 +192,12 @@ func TestStream_OwnerAndRateLimit(t *testing.T) {
 		Authenticator: httpapi.APIKeys("alice-key", "bob-key"),
 		RateLimits:    httpapi.RateLimits{Streams: httpapi.Limit{Requests: 2, Per: time.Hour}, StatusChecks: httpapi.Limit{Requests: 1, Per: time.Hour}},
 	}, nil)
-	res := tb.do(t, "POST", "/jobs?wait=30s", `{"batch": {"operations": [{"type": "update", "resource": "fields", "filter": {"status": "active"}, "update": {"x": 1}}]}}`,
-		"Authorization", "Bearer alice-key")
-	require.Equal(t, http.StatusCreated, res.status, string(res.body))
+	res := tb.must(t, http.StatusCreated, "POST", "/jobs?wait=30s", `{"batch": {"operations": [{"type": "update", "resource": "fields", "filter": {"status": "active"}, "update": {"x": 1}}]}}`,
+		bearer("alice-key")...)
 	id := res.data["job_id"].(string)
 
 	// Another principal cannot learn that the job exists.
-	bob, _ := tb.openStream(t, id, "Authorization", "Bearer bob-key")
+	bob, _ := tb.openStream(t, id, bearer("bob-key")...)
 	require.Equal(t, http.StatusNotFound, bob.StatusCode)
 	body, _ := io.ReadAll(bob.Body)
 	require.Contains(t, string(body), "NOT_FOUND")
@@ -225,7 +207,7 @@ func TestStream_OwnerAndRateLimit(t *testing.T) {
 	// The stream class has its own budget, apart from status reads (1/hour
 	// here), and a whole stream counts once.
 	for range 2 {
-		ok, sse := tb.openStream(t, id, "Authorization", "Bearer alice-key")
+		ok, sse := tb.openStream(t, id, bearer("alice-key")...)
 		require.Equal(t, http.StatusOK, ok.StatusCode)
 		require.Equal(t, "2", ok.Header.Get("X-RateLimit-Limit"))
 		n := 0
@@ -234,7 +216,7 @@ func TestStream_OwnerAndRateLimit(t *testing.T) {
 		}
 		require.Equal(t, 2, n)
 	}
-	limited, _ := tb.openStream(t, id, "Authorization", "Bearer alice-key")
+	limited, _ := tb.openStream(t, id, bearer("alice-key")...)
 	require.Equal(t, http.StatusTooManyRequests, limited.StatusCode)
 	require.NotEmpty(t, limited.Header.Get("Retry-After"))
 }
@@ -243,29 +225,13 @@ func TestStream_OwnerAndRateLimit(t *testing.T) {
 // shutdown) ends an open stream without "end", so the client reconnects.
 func TestStream_CloseStreams(t *testing.T) {
 	t.Parallel()
-	e, err := batch.New(batch.NewMemoryStore(), nil)
-	require.NoError(t, err)
 	release := make(chan struct{})
-	require.NoError(t, e.RegisterOperation("wait", batch.OperationFunc(func(ctx context.Context, spec *batch.OperationSpec, env *batch.Env) (*batch.Plan, error) {
-		return &batch.Plan{Count: 1, Item: func(i int64) (batch.Item, error) { return batch.Item{}, nil },
-			Run: func(ctx context.Context, it *batch.Item) error {
-				select {
-				case <-release:
-				case <-ctx.Done():
-				}
-				return nil
-			}}, nil
-	})))
+	e := newEngine(t, &batch.Options{Operations: map[string]batch.Operation{"wait": gatedOp(release, 1)}})
 	h := httpapi.New(e, &httpapi.Options{DisableRateLimits: true})
-	srv := httptest.NewServer(h)
-	t.Cleanup(func() {
-		close(release)
-		srv.Close()
-		require.NoError(t, e.Close(context.Background()))
-	})
+	tb := &testBundle{e: e, srv: serve(t, h)}
+	t.Cleanup(func() { close(release) }) // first: the item ends before the server and the engine close
 	job, err := e.Submit(t.Context(), &batch.Batch{Operations: []batch.OperationSpec{{Type: "wait"}}}, nil)
 	require.NoError(t, err)
-	tb := &testBundle{e: e, srv: srv}
 	_, sse := tb.openStream(t, job.ID)
 	first, ok := sse.next()
 	require.True(t, ok)

@@ -33,8 +33,7 @@ func TestStrictJSON(t *testing.T) {
 			"", "nest deeper"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			res := tb.do(t, "POST", "/jobs", tc.body)
-			require.Equal(t, http.StatusBadRequest, res.status, string(res.body))
+			res := tb.must(t, http.StatusBadRequest, "POST", "/jobs", tc.body)
 			require.Equal(t, "INVALID_BATCH", res.err["code"])
 			details := fmt.Sprint(res.err["details"])
 			require.Contains(t, details, tc.says)

@@ -2,7 +2,6 @@ package httpapi_test
 
 import (
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -19,20 +18,18 @@ import (
 // anything of A's, nor learn A's ids from an error or a conflict.
 func TestTenancy_TwoKeys(t *testing.T) {
 	t.Parallel()
-	rcv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
-	defer rcv.Close()
+	rcv := newReceiver(t)
 	tb := setup(t, &httpapi.Options{
 		Authenticator:     httpapi.APIKeys("key-a", "key-b", "key-admin"),
 		Admin:             func(p string) bool { return p == httpapi.KeyPrincipal("key-admin") },
 		DisableRateLimits: true,
 	}, &batch.Options{AllowPrivateWebhooks: true})
-	a := []string{"Authorization", "Bearer key-a"}
-	b := []string{"Authorization", "Bearer key-b"}
-	admin := []string{"Authorization", "Bearer key-admin"}
+	a := bearer("key-a")
+	b := bearer("key-b")
+	admin := bearer("key-admin")
 
 	// The administrator's backup, which A and B may not restore.
-	bk := tb.do(t, "POST", "/jobs?wait=20s", `{"batch": {"operations": [{"type": "backup"}]}}`, admin...)
-	require.Equal(t, http.StatusCreated, bk.status, string(bk.body))
+	bk := tb.must(t, http.StatusCreated, "POST", "/jobs?wait=20s", `{"batch": {"operations": [{"type": "backup"}]}}`, admin...)
 	require.Equal(t, "completed", bk.data["status"])
 	backupID := bk.data["job_id"].(string)
 
@@ -69,15 +66,12 @@ func TestTenancy_TwoKeys(t *testing.T) {
 			require.NotContains(t, string(res.body), "completed", "the refusal says nothing about the backup job")
 		}
 	}
-	tpl := tb.do(t, "POST", "/templates", `{"template": {"name": "a-tpl", "operations": [{"type": "update", "resource": "fields", "where": "true", "template": {"update": {"z": "${1}"}}}]}}`, a...)
-	require.Equal(t, http.StatusCreated, tpl.status, string(tpl.body))
+	tpl := tb.must(t, http.StatusCreated, "POST", "/templates", `{"template": {"name": "a-tpl", "operations": [{"type": "update", "resource": "fields", "where": "true", "template": {"update": {"z": "${1}"}}}]}}`, a...)
 	tplID := tpl.data["id"].(string)
 	schedBody := `{"schedule": {"name": "s", "batch": {"operations": [{"type": "update", "resource": "fields", "where": "true", "update": {"s": 1}}]}, "timing": {"frequency": "daily", "time": "03:00", "timezone": "UTC"}}}`
-	sch := tb.do(t, "POST", "/schedules", schedBody, a...)
-	require.Equal(t, http.StatusCreated, sch.status, string(sch.body))
+	sch := tb.must(t, http.StatusCreated, "POST", "/schedules", schedBody, a...)
 	schID := sch.data["id"].(string)
-	hook := tb.do(t, "POST", "/webhooks", `{"webhook": {"url": "`+rcv.URL+`", "events": ["job_completed"]}}`, a...)
-	require.Equal(t, http.StatusCreated, hook.status, string(hook.body))
+	hook := tb.must(t, http.StatusCreated, "POST", "/webhooks", `{"webhook": {"url": "`+rcv+`", "events": ["job_completed"]}}`, a...)
 	hookID := hook.data["id"].(string)
 	secret := hook.data["secret"].(string)
 
@@ -115,7 +109,7 @@ func TestTenancy_TwoKeys(t *testing.T) {
 	expect(http.StatusNotFound, "DELETE", "/schedules/"+schID, "")
 	expect(http.StatusNotFound, "GET", "/webhooks/"+hookID, "")
 	expect(http.StatusNotFound, "GET", "/webhooks/"+hookID+"/deliveries", "")
-	expect(http.StatusNotFound, "PUT", "/webhooks/"+hookID, `{"webhook": {"url": "`+rcv.URL+`"}}`)
+	expect(http.StatusNotFound, "PUT", "/webhooks/"+hookID, `{"webhook": {"url": "`+rcv+`"}}`)
 	expect(http.StatusNotFound, "DELETE", "/webhooks/"+hookID, "")
 	for _, list := range []string{"/jobs", "/templates", "/schedules", "/webhooks"} {
 		res := tb.do(t, "GET", list, "", b...)
@@ -126,8 +120,7 @@ func TestTenancy_TwoKeys(t *testing.T) {
 	}
 	// B cannot schedule maintenance either, even claiming the role.
 	expect(http.StatusForbidden, "POST", "/schedules", `{"schedule": {"name": "b", "runs_as_admin": true, "batch": {"operations": [{"type": "backup"}]}, "timing": {"frequency": "daily", "time": "04:00", "timezone": "UTC"}}}`)
-	adminSched := tb.do(t, "POST", "/schedules", `{"schedule": {"name": "nightly", "batch": {"operations": [{"type": "backup"}]}, "timing": {"frequency": "daily", "time": "04:00", "timezone": "UTC"}}}`, admin...)
-	require.Equal(t, http.StatusCreated, adminSched.status, string(adminSched.body))
+	adminSched := tb.must(t, http.StatusCreated, "POST", "/schedules", `{"schedule": {"name": "nightly", "batch": {"operations": [{"type": "backup"}]}, "timing": {"frequency": "daily", "time": "04:00", "timezone": "UTC"}}}`, admin...)
 	require.Equal(t, true, adminSched.data["runs_as_admin"])
 	// B's own schedule at the same time as A's does not clash with it.
 	expect(http.StatusCreated, "POST", "/schedules", schedBody)
@@ -162,13 +155,11 @@ func TestTenancy_TwoKeys(t *testing.T) {
 	bJobs := len(tb.do(t, "GET", "/jobs", "", b...).data["jobs"].([]any))
 	require.Positive(t, bJobs)
 	// A's own cleanup removes A's jobs; the administrator's removes anyone's.
-	res := tb.do(t, "POST", "/jobs?wait=20s", `{"batch": {"operations": [{"type": "cleanup", "older_than": "1ms"}]}}`, a...)
-	require.Equal(t, http.StatusCreated, res.status, string(res.body))
+	res := tb.must(t, http.StatusCreated, "POST", "/jobs?wait=20s", `{"batch": {"operations": [{"type": "cleanup", "older_than": "1ms"}]}}`, a...)
 	sum := res.data["results"].([]any)[0].(map[string]any)["summary"].(map[string]any)
 	require.Equal(t, float64(len(ops)), sum["jobs"], "A's cleanup deletes exactly A's finished jobs: %v", tb.do(t, "GET", "/jobs", "", a...).data["jobs"])
 	require.Len(t, tb.do(t, "GET", "/jobs", "", b...).data["jobs"], bJobs, "B's jobs stay")
-	res = tb.do(t, "POST", "/jobs?wait=20s", `{"batch": {"operations": [{"type": "cleanup", "older_than": "1ms"}]}}`, admin...)
-	require.Equal(t, http.StatusCreated, res.status, string(res.body))
+	res = tb.must(t, http.StatusCreated, "POST", "/jobs?wait=20s", `{"batch": {"operations": [{"type": "cleanup", "older_than": "1ms"}]}}`, admin...)
 	require.Len(t, tb.do(t, "GET", "/jobs", "", b...).data["jobs"], 0, "the administrator's cleanup covers everyone")
 	require.False(t, strings.Contains(string(res.body), secret))
 }

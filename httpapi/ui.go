@@ -28,8 +28,9 @@ func (h *Handler) uiRoutes() {
 		return
 	}
 	h.mux.HandleFunc("GET /ui", func(w http.ResponseWriter, r *http.Request) {
-		// Relative, so that it follows the mount.
-		http.Redirect(w, r, "ui/", http.StatusMovedPermanently)
+		// Under the mount: http.Redirect would resolve a relative "ui/"
+		// against the path under the mount, not the one the client asked.
+		http.Redirect(w, r, URL(r, "/ui/"), http.StatusMovedPermanently)
 	})
 	h.mux.HandleFunc("GET /ui/{file...}", serveUI)
 }

@@ -126,24 +126,13 @@ func (s *uiServer) ui() string { return s.srv.URL + httpapi.Prefix + "/ui/" }
 // api calls the API with the key and returns the data object.
 func (s *uiServer) api(t *testing.T, method, path, body string) map[string]any {
 	t.Helper()
-	res := s.do(t, method, path, body, "Authorization", "Bearer "+s.key)
+	res := s.do(t, method, path, body, bearer(s.key)...)
 	require.Less(t, res.status, 300, "%s %s: %s", method, path, res.body)
 	return res.data
 }
 
 func newUIServer(t *testing.T) *uiServer {
 	s := &uiServer{key: "s3cret-key", ticks: make(chan struct{})}
-	ticked := batch.OperationFunc(func(ctx context.Context, spec *batch.OperationSpec, env *batch.Env) (*batch.Plan, error) {
-		return &batch.Plan{Count: 10, Item: func(i int64) (batch.Item, error) { return batch.Item{}, nil },
-			Run: func(ctx context.Context, it *batch.Item) error {
-				select {
-				case <-s.ticks:
-					return nil
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-			}}, nil
-	})
 	slow := batch.OperationFunc(func(ctx context.Context, spec *batch.OperationSpec, env *batch.Env) (*batch.Plan, error) {
 		return &batch.Plan{Count: 100000, Item: func(i int64) (batch.Item, error) { return batch.Item{}, nil },
 			Run: func(ctx context.Context, it *batch.Item) error {
@@ -155,26 +144,9 @@ func newUIServer(t *testing.T) *uiServer {
 				}
 			}}, nil
 	})
-	e, err := batch.Open(filepath.Join(t.TempDir(), "ui.db"), &batch.Options{AllowPrivateWebhooks: true, Operations: map[string]batch.Operation{"ticked": ticked, "slow": slow}})
-	require.NoError(t, err)
-	fields, err := e.Collection("fields")
-	require.NoError(t, err)
-	recs := make([]batch.Record, 200)
-	for i := range recs {
-		recs[i] = batch.Record{"id": fmt.Sprintf("field%03d", i), "status": []string{"active", "inactive"}[i%2]}
-	}
-	require.NoError(t, fields.PutMany(context.Background(), recs))
-	api := httpapi.New(e, &httpapi.Options{Authenticator: httpapi.APIKeys(s.key), DisableRateLimits: true})
-	mux := http.NewServeMux()
-	mux.Handle(httpapi.Prefix+"/", checkOpenAPI(t, api))
-	s.testBundle = &testBundle{e: e, srv: httptest.NewServer(mux)}
-	t.Cleanup(func() {
-		s.srv.CloseClientConnections()
-		s.srv.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		require.NoError(t, e.Close(ctx))
-	})
+	s.testBundle = setup(t, &httpapi.Options{Authenticator: httpapi.APIKeys(s.key), DisableRateLimits: true},
+		&batch.Options{AllowPrivateWebhooks: true, Operations: map[string]batch.Operation{"ticked": gatedOp(s.ticks, 10), "slow": slow}})
+	t.Cleanup(s.srv.CloseClientConnections) // first: the page's open streams
 	return s
 }
 

@@ -16,8 +16,7 @@ import (
 func TestDryRun_HTTP(t *testing.T) {
 	t.Parallel()
 	tb := setup(t, nil, nil)
-	res := tb.do(t, "POST", "/jobs?dry_run=true", docRequest)
-	require.Equal(t, http.StatusOK, res.status, string(res.body))
+	res := tb.must(t, http.StatusOK, "POST", "/jobs?dry_run=true", docRequest)
 	ops := res.data["operations"].([]any)
 	require.Len(t, ops, 1)
 	op := ops[0].(map[string]any)
@@ -61,17 +60,15 @@ func TestDryRun_HTTPRateBudget(t *testing.T) {
 func TestRevert_HTTP(t *testing.T) {
 	t.Parallel()
 	tb := setup(t, &httpapi.Options{DisableRateLimits: true, Authenticator: httpapi.APIKeys("alice-key", "bob-key")}, nil)
-	alice := []string{"Authorization", "Bearer alice-key"}
-	bob := []string{"Authorization", "Bearer bob-key"}
-	res := tb.do(t, "POST", "/jobs?wait=10s", docRequest, alice...)
-	require.Equal(t, http.StatusCreated, res.status, string(res.body))
+	alice := bearer("alice-key")
+	bob := bearer("bob-key")
+	res := tb.must(t, http.StatusCreated, "POST", "/jobs?wait=10s", docRequest, alice...)
 	id := res.data["job_id"].(string)
 	require.Equal(t, "completed", res.data["status"])
 
 	require.Equal(t, http.StatusNotFound, tb.do(t, "POST", "/jobs/"+id+"/revert", "", bob...).status, "not bob's job")
 	require.Equal(t, http.StatusNotFound, tb.do(t, "POST", "/jobs/"+id+"/revert?dry_run=true", "", bob...).status, "not bob's job")
-	dr := tb.do(t, "POST", "/jobs/"+id+"/revert?dry_run=true", "", alice...)
-	require.Equal(t, http.StatusOK, dr.status, string(dr.body))
+	dr := tb.must(t, http.StatusOK, "POST", "/jobs/"+id+"/revert?dry_run=true", "", alice...)
 	op := dr.data["operations"].([]any)[0].(map[string]any)
 	require.Equal(t, 50.0, op["items"])
 	require.Equal(t, "revert", op["type"])
@@ -83,20 +80,16 @@ func TestRevert_HTTP(t *testing.T) {
 	bad := tb.do(t, "POST", "/jobs/"+id+"/revert", `{"force": "yes"}`, alice...)
 	require.Equal(t, http.StatusBadRequest, bad.status)
 
-	rv := tb.do(t, "POST", "/jobs/"+id+"/revert", `{"force": false}`, alice...)
-	require.Equal(t, http.StatusCreated, rv.status, string(rv.body))
+	rv := tb.must(t, http.StatusCreated, "POST", "/jobs/"+id+"/revert", `{"force": false}`, alice...)
 	rid := rv.data["job_id"].(string)
 	require.Equal(t, id, rv.data["reverts"])
 	require.Equal(t, httpapi.Prefix+"/jobs/"+rid, rv.header.Get("Location"))
-	require.Eventually(t, func() bool {
-		return tb.do(t, "GET", "/jobs/"+rid, "", alice...).data["status"] == "completed"
-	}, 10*time.Second, 5*time.Millisecond)
+	tb.waitStatus(t, rid, "completed", alice...)
 	got := tb.do(t, "GET", "/jobs/"+rid, "", alice...)
 	require.Equal(t, map[string]any{"restored": 50.0, "skipped": 0.0, "forced": 0.0}, got.data["revert"])
 	require.Equal(t, rid, tb.do(t, "GET", "/jobs/"+id, "", alice...).data["reverted_by"])
 
-	again := tb.do(t, "POST", "/jobs/"+id+"/revert", "", alice...)
-	require.Equal(t, http.StatusConflict, again.status)
+	again := tb.must(t, http.StatusConflict, "POST", "/jobs/"+id+"/revert", "", alice...)
 	require.Equal(t, "INVALID_STATE", again.err["code"])
 	require.Contains(t, again.err["message"], "reverted it already")
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/batchworks/batch"
 	"github.com/batchworks/batch/httpapi"
+	"github.com/batchworks/batch/internal/apidoc"
 	"github.com/batchworks/batch/internal/demo"
 )
 
@@ -28,16 +29,7 @@ const testKey = "test-key"
 
 // docRequest is the API document's "Create Batch Job" request body: the
 // one the quickstart runs.
-var docRequest = readFile("../../examples/quickstart/create-batch-job.json")
-
-// readFile returns a file of the repository, read once for every test.
-func readFile(path string) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		panic(err)
-	}
-	return string(b)
-}
+var docRequest = apidoc.CreateBatchJob()
 
 // testBundle is a real Batch API server on loopback: a bbolt engine with
 // demo fields, httpapi on an httptest server.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/batchworks/batch/internal/apidoc"
 	"github.com/batchworks/batch/internal/pgtest"
 	"github.com/batchworks/batch/internal/smtptest"
 )
@@ -192,9 +193,7 @@ func TestServer_EndToEnd(t *testing.T) {
 
 	// The document's Create Batch Job request (the quickstart's) over the
 	// 1,000 demo fields.
-	doc, err := os.ReadFile("../quickstart/create-batch-job.json")
-	require.NoError(t, err)
-	status, res := call(t, "POST", srv.base+"/jobs?wait=20s", string(doc))
+	status, res := call(t, "POST", srv.base+"/jobs?wait=20s", apidoc.CreateBatchJob())
 	require.Equal(t, http.StatusCreated, status, res)
 	require.Equal(t, "completed", data(res)["status"])
 	done, total := progress(res)

@@ -132,6 +132,9 @@ type Engine struct {
 	now        func() time.Time
 	opts       Options
 
+	// helpPlan is the plan the last help used (share.go).
+	helpPlan *helpPlan
+
 	// ctx is cancelled by Close once running items have had their time.
 	ctx    context.Context
 	cancel context.CancelFunc

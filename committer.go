@@ -340,10 +340,17 @@ func (c *committer) failAll(outs []outcome, writes []*write, err error) {
 // finished in the same transaction.
 func (c *committer) writeOutcomes(w *wtx, outs []outcome) error {
 	fenced := c.fenced(w.Tx, outs)
+	var lost []bool
+	if c.e.claimer != nil {
+		var err error
+		if lost, err = c.e.lostRanges(w.Tx, outs); err != nil {
+			return err
+		}
+	}
 	for i := range outs {
 		o := &outs[i]
-		if fenced != nil && fenced[o.run] {
-			continue // another process took the job over
+		if fenced != nil && fenced[o.run] || lost != nil && lost[i] {
+			continue // another process took the job or the item's range over
 		}
 		if o.apply != nil && o.rec.State == itemSucceeded {
 			if err := o.apply(w.Tx, &o.item); err != nil {

@@ -20,16 +20,32 @@ import (
 // resuming each where its committed outcomes stop. Pause and cancel from a
 // process that does not run the job are stored as control requests, which
 // the running process picks up within [Options.ClaimPoll].
+//
+// A lease has a fencing token, which stays the same while one process
+// holds it and changes whenever it changes hands. The transactions of a
+// Claimer's Update implement [LeaseTx]: the engine stores the outcomes of
+// items it ran under a lease only in a transaction that finds the lease
+// still held under the token it was claimed with.
 type Claimer interface {
 	// Claim takes the lease named name for this process, or renews it when
-	// this process holds it already. It reports false when another
-	// process holds a lease that has not expired.
-	Claim(ctx context.Context, name string) (bool, error)
+	// this process holds it already, and returns its token. It reports
+	// false when another process holds a lease that has not expired.
+	Claim(ctx context.Context, name string) (token uint64, ok bool, err error)
 	// Renew extends every lease this process holds and reports the names
 	// it still holds.
 	Renew(ctx context.Context) (map[string]bool, error)
 	// Release gives up the lease named name, if this process holds it.
 	Release(ctx context.Context, name string) error
+}
+
+// LeaseTx is a transaction of a [Claimer]'s Update that can check a lease.
+type LeaseTx interface {
+	// HoldsLease reports whether the lease named name is still held under
+	// token, that is, has not changed hands since Claim returned token. It
+	// keeps the lease from changing hands until the transaction ends, so
+	// what the transaction stores under the lease is stored only while
+	// the lease is held.
+	HoldsLease(name string, token uint64) (bool, error)
 }
 
 // DefaultClaimPoll is how often an engine on a [Claimer] renews its leases,
@@ -58,16 +74,21 @@ func (e *Engine) claimLoop() {
 			return
 		case <-t.C:
 		}
-		e.renewClaims()
-		e.applyControl()
-		e.discover()
-		e.help()
-		e.notify() // Wait and Progress see jobs other processes change
-		e.wakeAllJobs()
-		// Deliveries and schedules stored by other processes.
-		signal(e.outboxWake)
-		signal(e.schedulerWake)
+		e.claimTick()
 	}
+}
+
+// claimTick is one poll of the claim loop.
+func (e *Engine) claimTick() {
+	e.renewClaims()
+	e.applyControl()
+	e.discover()
+	e.help()
+	e.notify() // Wait and Progress see jobs other processes change
+	e.wakeAllJobs()
+	// Deliveries and schedules stored by other processes.
+	signal(e.outboxWake)
+	signal(e.schedulerWake)
 }
 
 // liveClaimed returns the runs that hold their lease.
@@ -155,7 +176,9 @@ func (e *Engine) applyControl() {
 }
 
 // discover claims queued and running jobs that no process runs, while
-// this process has free slots.
+// this process has free slots. It reads the jobs through the jobs_by_state
+// index: a poll costs what the running and queued jobs cost, however many
+// finished jobs the store keeps.
 func (e *Engine) discover() {
 	e.mu.Lock()
 	free := e.opts.MaxRunningJobs - e.running - len(e.queue)
@@ -166,26 +189,21 @@ func (e *Engine) discover() {
 	}
 	var cands []*jobRun
 	_ = e.store.View(func(tx Tx) error {
-		return tx.Scan(bucketJobs, nil, func(k, v []byte) bool {
-			var head struct {
-				ID     string `json:"id"`
-				Status State  `json:"status"`
+		return forJobsIn(tx, []State{StateRunning, StateQueued}, func(st State, seq uint64) error {
+			if e.live(formatJobID(seq)) {
+				return nil
 			}
-			if json.Unmarshal(v, &head) != nil || (head.Status != StateRunning && head.Status != StateQueued) || e.live(head.ID) {
-				return true
+			if rec, err := getJob(tx, seq); err == nil && rec.Status == st {
+				cands = append(cands, newRun(e, seq, rec))
 			}
-			var rec jobRecord
-			if json.Unmarshal(v, &rec) == nil {
-				cands = append(cands, newRun(e, beUint64(k), &rec))
-			}
-			return true
+			return nil
 		})
 	})
 	for _, r := range cands {
 		if free == 0 {
 			return
 		}
-		ok, err := e.claimer.Claim(e.ctx, r.id)
+		_, ok, err := e.claimer.Claim(e.ctx, r.id)
 		if err != nil || !ok {
 			continue
 		}
@@ -211,7 +229,7 @@ func (e *Engine) claimRun(r *jobRun) bool {
 	if e.claimer == nil {
 		return true
 	}
-	ok, err := e.claimer.Claim(e.ctx, r.id)
+	_, ok, err := e.claimer.Claim(e.ctx, r.id)
 	if err != nil {
 		e.log.Warn("claiming job", "job_id", r.id, "error", err)
 		return false
@@ -270,7 +288,7 @@ func (e *Engine) leads(name string) bool {
 	if e.claimer == nil {
 		return true
 	}
-	ok, err := e.claimer.Claim(e.ctx, name)
+	_, ok, err := e.claimer.Claim(e.ctx, name)
 	return err == nil && ok
 }
 

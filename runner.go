@@ -69,6 +69,8 @@ type jobRun struct {
 	// helper marks a run that only helps with another process's shared
 	// pass: it never changes the job's state.
 	helper bool
+	// holds are the range leases of the run's shared pass (share.go).
+	holds rangeHolds
 	// fenced is set when another process took the job over: this run
 	// stores nothing more.
 	fenced atomic.Bool
@@ -716,11 +718,27 @@ func (e *Engine) Resume(ctx context.Context, id string) (*Job, error) {
 		return nil, notFound("job", id)
 	}
 	e.mu.Lock()
-	closed, live := e.closed, e.runs[id] != nil
+	closed, old := e.closed, e.runs[id]
+	var exited chan struct{}
+	if old != nil {
+		exited = old.exited
+	}
 	e.mu.Unlock()
 	if closed {
 		return nil, ErrClosed
 	}
+	if exited != nil && old.snapshot().Status == StatePaused {
+		// Its pause is stored (another process may have seen it already);
+		// the run is only giving up its lease: wait for it to leave.
+		select {
+		case <-exited:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	e.mu.Lock()
+	live := e.runs[id] != nil
+	e.mu.Unlock()
 	var rec *jobRecord
 	var needs []string
 	err := e.committer.do(func(w *wtx) error {

@@ -3,9 +3,12 @@ package batch
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +34,121 @@ type shareRecord struct {
 	Base  int64 `json:"base"`
 	Count int64 `json:"count"`
 	Size  int64 `json:"size"`
+}
+
+// rangeHold is a range lease a run holds. The outcomes of the items it runs
+// in the range are stored only by a commit that finds the lease still held
+// under token (see [LeaseTx]); once one is refused, lost stops the run from
+// starting more items of the range.
+type rangeHold struct {
+	name  string
+	token uint64
+	lost  atomic.Bool
+}
+
+// rangeHolds are the range leases of a run's shared pass, by the first item
+// of each range: the committer finds the lease an outcome ran under.
+type rangeHolds struct {
+	mu         sync.Mutex
+	base, size int64
+	m          map[int64]*rangeHold
+}
+
+// start begins a shared pass whose ranges start at base, size items apart.
+func (h *rangeHolds) start(sh shareRecord) {
+	h.mu.Lock()
+	h.base, h.size = sh.Base, sh.Size
+	h.mu.Unlock()
+}
+
+func (h *rangeHolds) add(lo int64, rh *rangeHold) {
+	h.mu.Lock()
+	if h.m == nil {
+		h.m = make(map[int64]*rangeHold)
+	}
+	h.m[lo] = rh
+	h.mu.Unlock()
+}
+
+func (h *rangeHolds) remove(lo int64) {
+	h.mu.Lock()
+	delete(h.m, lo)
+	h.mu.Unlock()
+}
+
+// of returns the lease item index runs under, or nil.
+func (h *rangeHolds) of(index int64) *rangeHold {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.m) == 0 || index < h.base {
+		return nil
+	}
+	return h.m[h.base+(index-h.base)/h.size*h.size]
+}
+
+// msgRangeLost is logged when a commit refuses outcomes whose range lease
+// changed hands.
+const msgRangeLost = "range lease taken over by another process; outcomes refused"
+
+// errNoLeaseTx refuses a commit on a Claimer whose transactions cannot
+// check a lease.
+var errNoLeaseTx = errors.New("batch: the store's transactions do not implement LeaseTx: outcomes of leased ranges cannot be fenced")
+
+// lostRanges checks in tx the range lease each of outs ran under, and
+// reports the outcomes whose lease changed hands since it was claimed:
+// another process runs their items now, and only its outcomes are stored.
+// nil when there are none. The leases are checked (and so locked) in name
+// order, the order Renew locks them in, so the two never deadlock.
+func (e *Engine) lostRanges(tx Tx, outs []outcome) ([]bool, error) {
+	var holds []*rangeHold
+	var of []*rangeHold // by outcome
+	for i := range outs {
+		h := outs[i].run.holds.of(outs[i].index)
+		if h == nil {
+			continue
+		}
+		if of == nil {
+			of = make([]*rangeHold, len(outs))
+		}
+		of[i] = h
+		if !slices.Contains(holds, h) {
+			holds = append(holds, h)
+		}
+	}
+	if len(holds) == 0 {
+		return nil, nil
+	}
+	lt, ok := tx.(LeaseTx)
+	if !ok {
+		return nil, errNoLeaseTx
+	}
+	slices.SortFunc(holds, func(a, b *rangeHold) int { return strings.Compare(a.name, b.name) })
+	var gone []*rangeHold
+	for _, h := range holds {
+		held, err := lt.HoldsLease(h.name, h.token)
+		if err != nil {
+			return nil, err
+		}
+		if !held {
+			gone = append(gone, h)
+		}
+	}
+	if len(gone) == 0 {
+		return nil, nil
+	}
+	lost := make([]bool, len(outs))
+	for _, h := range gone {
+		n, id := 0, ""
+		for i := range outs {
+			if of[i] == h {
+				lost[i] = true
+				n, id = n+1, outs[i].run.id
+			}
+		}
+		h.lost.Store(true)
+		e.log.Warn(msgRangeLost, "job_id", id, "lease", h.name, "outcomes", n)
+	}
+	return lost, nil
 }
 
 // minShared is the smallest operation whose items are shared.
@@ -61,6 +179,7 @@ func (r *jobRun) sharedPass(w *worker, rg opRange, workers int) error {
 		_ = e.committer.do(func(t *wtx) error { return t.Delete(bucketShare, []byte(r.id)) })
 	}()
 	n := (rg.Count + sh.Size - 1) / sh.Size
+	r.holds.start(sh)
 	var held rangesRun
 	defer held.release(r)
 	for {
@@ -135,12 +254,15 @@ func (r *jobRun) runRangeIfFree(w *worker, sh shareRecord, k int64, workers int,
 		delete(e.rangesHeld, name)
 		e.mu.Unlock()
 	}
-	ok, err := e.claimer.Claim(w.feedCtx, name)
+	token, ok, err := e.claimer.Claim(w.feedCtx, name)
 	if err != nil || !ok {
 		unhold()
 		return false, false, nil
 	}
+	hold := &rangeHold{name: name, token: token}
+	r.holds.add(lo, hold)
 	*held = append(*held, func() {
+		r.holds.remove(lo)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = e.claimer.Release(ctx, name)
@@ -150,12 +272,13 @@ func (r *jobRun) runRangeIfFree(w *worker, sh shareRecord, k int64, workers int,
 	if prog, whole, err = r.rangeProgress(lo, hi); err != nil || whole {
 		return false, whole, err
 	}
-	err = r.runRange(w, sh.Base, lo, hi, prog, workers)
+	err = r.runRange(w, hold, sh.Base, lo, hi, prog, workers)
 	return err == nil, false, err
 }
 
-// runRange runs the items of [lo, hi) that prog does not mark done.
-func (r *jobRun) runRange(w *worker, base, lo, hi int64, prog *progress, workers int) error {
+// runRange runs the items of [lo, hi) that prog does not mark done, until
+// the range's lease is found lost.
+func (r *jobRun) runRange(w *worker, hold *rangeHold, base, lo, hi int64, prog *progress, workers int) error {
 	if w.plan.Resource != nil {
 		return r.runStoredRange(w, lo, hi, workers)
 	}
@@ -173,7 +296,7 @@ func (r *jobRun) runRange(w *worker, base, lo, hi int64, prog *progress, workers
 					runtime.Gosched()
 				}
 				index := next.Add(1) - 1
-				if index >= hi {
+				if index >= hi || hold.lost.Load() {
 					return
 				}
 				if prog.isDone(index) {
@@ -311,6 +434,15 @@ func (r *jobRun) sharedDelta(tx Tx, d *jobDelta) (*jobRecord, error) {
 	return rec, nil
 }
 
+// helpPlan is the plan of the operation of a shared pass this engine
+// helped with last. Only the help goroutine (one at a time) uses it.
+type helpPlan struct {
+	id   string
+	sh   shareRecord
+	plan *Plan
+	typ  string
+}
+
 // help runs ranges of passes other processes share, one job at a time,
 // while this process has a free slot.
 func (e *Engine) help() {
@@ -367,21 +499,35 @@ func (e *Engine) helpJob(id string, sh shareRecord) {
 	if !ok {
 		return
 	}
+	// The plan of the last help is kept for the next help with the same
+	// pass: planning a big operation decodes its whole batch, and a helper
+	// comes back every poll while the pass lasts.
+	hp := e.helpPlan
+	if hp != nil && (hp.id != id || hp.sh != sh) {
+		hp = nil
+	}
 	var rec *jobRecord
 	var b *Batch
 	if err := e.store.View(func(tx Tx) error {
 		var err error
-		if rec, err = getJob(tx, seq); err != nil {
+		if rec, err = getJob(tx, seq); err != nil || hp != nil {
 			return err
 		}
 		b, err = getBatch(tx, seq)
 		return err
-	}); err != nil || rec.Status != StateRunning || sh.Op >= len(b.Operations) {
+	}); err != nil || rec.Status != StateRunning {
 		return
 	}
-	plans, err := e.plan(e.helpCtx, id, b, rec.Trace)
-	if err != nil {
-		return
+	if hp == nil {
+		if sh.Op >= len(b.Operations) {
+			return
+		}
+		plans, err := e.plan(e.helpCtx, id, b, rec.Trace)
+		if err != nil {
+			return
+		}
+		hp = &helpPlan{id: id, sh: sh, plan: plans[sh.Op], typ: b.Operations[sh.Op].Type}
+		e.helpPlan = hp
 	}
 	var watcher sync.WaitGroup
 	defer watcher.Wait()
@@ -413,10 +559,11 @@ func (e *Engine) helpJob(id string, sh shareRecord) {
 		}
 	})
 	workers := max(rec.Options.MaxConcurrent, 1)
-	w := &worker{r: r, plan: plans[sh.Op], op: sh.Op, typ: b.Operations[sh.Op].Type, opts: rec.Options, feedCtx: ctx, itemCtx: ctx}
+	w := &worker{r: r, plan: hp.plan, op: sh.Op, typ: hp.typ, opts: rec.Options, feedCtx: ctx, itemCtx: ctx}
 	w.lenient = rec.Options.Validation.Mode == ModeLenient
 	w.attemptFn = w.attempt
 	n := (sh.Count + sh.Size - 1) / sh.Size
+	r.holds.start(sh)
 	var held rangesRun
 	defer held.release(r)
 	for k := n - 1; k >= 0 && ctx.Err() == nil; k-- {

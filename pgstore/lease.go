@@ -14,7 +14,10 @@ import (
 	"github.com/batchworks/batch"
 )
 
-var _ batch.Claimer = (*Store)(nil)
+var (
+	_ batch.Claimer = (*Store)(nil)
+	_ batch.LeaseTx = (*storeTx)(nil)
+)
 
 // DefaultLeaseTTL is how long a lease outlives its last renewal.
 const DefaultLeaseTTL = 10 * time.Second
@@ -31,16 +34,35 @@ func newOwner() string {
 // Owner returns the name this store's process holds leases under.
 func (s *Store) Owner() string { return s.owner }
 
-// Claim takes or renews the lease named name. It implements
+// Claim takes or renews the lease named name and returns its fencing
+// token, which changes whenever the lease changes hands. It implements
 // [batch.Claimer].
-func (s *Store) Claim(ctx context.Context, name string) (bool, error) {
-	var got string
-	err := s.pool.QueryRow(ctx, s.q.claim, name, s.owner, s.ttl.Milliseconds()).Scan(&got)
+func (s *Store) Claim(ctx context.Context, name string) (uint64, bool, error) {
+	var token int64
+	err := s.pool.QueryRow(ctx, s.q.claim, name, s.owner, s.ttl.Milliseconds()).Scan(&token)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("pgstore: claim %s: %w", name, err)
+	}
+	return uint64(token), true, nil
+}
+
+// HoldsLease reports whether the lease named name is still held under
+// token, and keeps it from changing hands until the transaction ends. It
+// implements [batch.LeaseTx].
+func (t *storeTx) HoldsLease(name string, token uint64) (bool, error) {
+	if err := t.flush(); err != nil {
+		return false, err
+	}
+	var one int
+	err := t.tx.QueryRow(t.ctx, t.q.holds, name, int64(token)).Scan(&one)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("pgstore: claim %s: %w", name, err)
+		return false, fmt.Errorf("pgstore: lease %s: %w", name, err)
 	}
 	return true, nil
 }

@@ -11,8 +11,15 @@
 // updates from all processes run one at a time, exactly as the [batch.Store]
 // contract asks; views are REPEATABLE READ read-only transactions and see
 // the state of the last committed update when they began. Writes inside an
-// update are pipelined to the server and sent before the next read or at
-// commit.
+// update are pipelined to the server and sent at commit or before a read
+// they could change.
+//
+// The store is a [batch.Claimer]: processes lease jobs, ranges of a job's
+// items and the leader's work in a table of leases. Each lease carries a
+// fencing token that changes whenever the lease changes hands, and an
+// update checks it ([batch.LeaseTx]) before it stores the outcomes of items
+// run under the lease, so a process that stalled past its lease cannot
+// store outcomes of items another process took over.
 package pgstore
 
 import (
@@ -168,14 +175,21 @@ func (s *Store) Close() error {
 }
 
 // storeTx is one transaction. Writes queue in batch and go to the server
-// before the next read, when the batch grows, and at commit.
+// when the batch grows, at commit, and before a read they could change: a
+// scan, or a Get of a key with a queued write. A Get of another key reads
+// at once, so a transaction that checks a key before each write (a create
+// does) costs one round trip a key, not two.
 type storeTx struct {
 	ctx      context.Context
 	tx       pgx.Tx
 	q        *queries
 	writable bool
 	batch    pgx.Batch
-	err      error // a failed pipelined write poisons the transaction
+	// queued are the bucket and key ("bucket\x00key") of each queued
+	// write; wide is set when a queued write covers whole buckets.
+	queued map[string]struct{}
+	wide   bool
+	err    error // a failed pipelined write poisons the transaction
 }
 
 // flushAt is the number of queued writes sent in one round trip.
@@ -191,6 +205,8 @@ func (t *storeTx) flush() error {
 	br := t.tx.SendBatch(t.ctx, &t.batch)
 	err := br.Close()
 	t.batch = pgx.Batch{}
+	clear(t.queued)
+	t.wide = false
 	if err != nil {
 		t.err = fmt.Errorf("pgstore: write: %w", err)
 	}
@@ -211,9 +227,25 @@ func (t *storeTx) queue(sql string, args ...any) error {
 	return nil
 }
 
+// queuedKey names a key in queued.
+func queuedKey(bucket string, key []byte) string { return bucket + "\x00" + string(key) }
+
+// mark notes a queued write of key in bucket.
+func (t *storeTx) mark(bucket string, key []byte) {
+	if t.queued == nil {
+		t.queued = make(map[string]struct{})
+	}
+	t.queued[queuedKey(bucket, key)] = struct{}{}
+}
+
 func (t *storeTx) Get(bucket string, key []byte) []byte {
-	if t.flush() != nil {
+	if t.err != nil {
 		return nil
+	}
+	if _, ok := t.queued[queuedKey(bucket, key)]; ok || t.wide {
+		if t.flush() != nil {
+			return nil
+		}
 	}
 	var v []byte
 	err := t.tx.QueryRow(t.ctx, t.q.get, bucket, key).Scan(&v)
@@ -233,16 +265,19 @@ func (t *storeTx) Put(bucket string, key, value []byte) error {
 	if value == nil {
 		value = []byte{}
 	}
+	t.mark(bucket, key)
 	return t.queue(t.q.put, bucket, bytes.Clone(key), bytes.Clone(value))
 }
 
 func (t *storeTx) Delete(bucket string, key []byte) error {
+	t.mark(bucket, key)
 	return t.queue(t.q.del, bucket, bytes.Clone(key))
 }
 
 func (t *storeTx) DeleteBucket(bucket string) error {
 	// Nested buckets are the names that start with bucket+"/"; under the C
 	// collation they sort in [bucket+"/", bucket+"0").
+	t.wide = true
 	if err := t.queue(t.q.delBucket, bucket, bucket+"/", bucket+"0"); err != nil {
 		return err
 	}

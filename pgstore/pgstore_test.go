@@ -76,3 +76,32 @@ func TestOpenErrors(t *testing.T) {
 	_, err = pgstore.Open(t.Context(), pgtest.URL(t), &pgstore.Options{Schema: s.Schema()})
 	require.ErrorContains(t, err, "newer")
 }
+
+// TestReadsSeeQueuedWrites checks that a read inside an update sees the
+// writes queued before it: a Get of a key just put or deleted, a Get in a
+// bucket just deleted, and a Get of another key (read without sending the
+// queue) all answer as if every write had been sent.
+func TestReadsSeeQueuedWrites(t *testing.T) {
+	t.Parallel()
+	s := open(t)
+	require.NoError(t, s.Update(func(tx batch.Tx) error {
+		for _, k := range []string{"a", "b", "c"} {
+			if err := tx.Put("b", []byte(k), []byte("old")); err != nil {
+				return err
+			}
+		}
+		return tx.Put("gone", []byte("k"), []byte("v"))
+	}))
+	require.NoError(t, s.Update(func(tx batch.Tx) error {
+		require.NoError(t, tx.Put("b", []byte("a"), []byte("new")))
+		require.NoError(t, tx.Delete("b", []byte("b")))
+		require.Equal(t, []byte("old"), tx.Get("b", []byte("c")), "another key")
+		require.Equal(t, []byte("new"), tx.Get("b", []byte("a")), "a key just put")
+		require.Nil(t, tx.Get("b", []byte("b")), "a key just deleted")
+		require.NoError(t, tx.DeleteBucket("gone"))
+		require.Nil(t, tx.Get("gone", []byte("k")), "a key of a bucket just deleted")
+		require.NoError(t, tx.Put("b", []byte("d"), []byte("later")))
+		require.Equal(t, []byte("later"), tx.Get("b", []byte("d")), "a key put after a send")
+		return nil
+	}))
+}

@@ -3,7 +3,6 @@ package batch
 import (
 	"context"
 	"encoding/json"
-	"strconv"
 	"time"
 )
 
@@ -42,11 +41,7 @@ type AuditEvent struct {
 }
 
 // EventPage is one page of audit events, oldest first.
-type EventPage struct {
-	Events []AuditEvent `json:"events"`
-	// NextCursor fetches the next page; "" when this is the last.
-	NextCursor string `json:"next_cursor,omitempty"`
-}
+type EventPage = Page[AuditEvent]
 
 // auditEventOf turns an event into its audit entry.
 func auditEventOf(ev Event) AuditEvent {
@@ -87,7 +82,7 @@ func (e *Engine) JobEvents(ctx context.Context, id string, opts *PageOptions) (*
 		return nil, notFound("job", id)
 	}
 	page, err := e.auditPage(auditBucket(id), opts)
-	if err != nil || len(page.Events) > 0 || (opts != nil && opts.Cursor != "") {
+	if err != nil || len(page.Items) > 0 || (opts != nil && opts.Cursor != "") {
 		return page, err
 	}
 	err = e.store.View(func(tx Tx) error {
@@ -109,31 +104,7 @@ func (e *Engine) AuditEvents(ctx context.Context, opts *PageOptions) (*EventPage
 
 // auditPage reads one page of an audit bucket.
 func (e *Engine) auditPage(bucket string, opts *PageOptions) (*EventPage, error) {
-	limit, from, err := pageKeys(opts)
-	if err != nil {
-		return nil, err
-	}
-	page := &EventPage{Events: []AuditEvent{}}
-	err = e.store.View(func(tx Tx) error {
-		var derr error
-		err := tx.Scan(bucket, from, func(k, v []byte) bool {
-			if len(page.Events) == limit {
-				page.NextCursor = strconv.FormatUint(beUint64(k), 10)
-				return false
-			}
-			var ae AuditEvent
-			if derr = json.Unmarshal(v, &ae); derr != nil {
-				return false
-			}
-			page.Events = append(page.Events, ae)
-			return true
-		})
-		return firstErr(err, derr)
-	})
-	if err != nil {
-		return nil, err
-	}
-	return page, nil
+	return viewPage[AuditEvent](e.store, bucket, opts)
 }
 
 // auditPruneChunk is how many audit entries one pruning transaction

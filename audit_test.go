@@ -26,7 +26,7 @@ func waitEvent(t *testing.T, e *batch.Engine, jobID string, typ batch.EventType)
 	t.Helper()
 	require.Eventually(t, func() bool {
 		page, err := e.JobEvents(t.Context(), jobID, nil)
-		return err == nil && slices.Contains(eventTypes(page.Events), typ)
+		return err == nil && slices.Contains(eventTypes(page.Items), typ)
 	}, 10*time.Second, time.Millisecond)
 }
 
@@ -63,16 +63,16 @@ func TestAudit_JobTrailWhoWhatWhen(t *testing.T) {
 	require.Equal(t, []batch.EventType{
 		batch.EventJobCreated, batch.EventJobPaused, batch.EventJobResumed,
 		batch.EventJobStarted, batch.EventJobCompleted, batch.EventJobDeleted,
-	}, eventTypes(page.Events))
+	}, eventTypes(page.Items))
 	principals := []string{"alice", "bob", "alice", "", "", "bob"}
-	for i, ev := range page.Events {
+	for i, ev := range page.Items {
 		require.Equal(t, job.ID, ev.JobID)
 		require.Equal(t, principals[i], ev.Principal, "event %d (%s)", i, ev.Type)
 		require.False(t, ev.At.IsZero())
 		require.Equal(t, "alice", ev.Details["owner"])
 	}
-	require.Equal(t, clock.Now(), page.Events[2].At)
-	completed := page.Events[4]
+	require.Equal(t, clock.Now(), page.Items[2].At)
+	completed := page.Items[4]
 	require.Equal(t, "completed", completed.Details["status"])
 	require.Equal(t, 2.0, completed.Details["completed"])
 	require.Equal(t, 2.0, completed.Details["total_operations"])
@@ -80,9 +80,9 @@ func TestAudit_JobTrailWhoWhatWhen(t *testing.T) {
 	// The whole log has both jobs, in order.
 	all, err := b.e.AuditEvents(t.Context(), &batch.PageOptions{Limit: 1000})
 	require.NoError(t, err)
-	require.Len(t, all.Events, 6+3)
-	require.Equal(t, blocker.ID, all.Events[0].JobID)
-	require.Equal(t, batch.EventJobCreated, all.Events[0].Type)
+	require.Len(t, all.Items, 6+3)
+	require.Equal(t, blocker.ID, all.Items[0].JobID)
+	require.Equal(t, batch.EventJobCreated, all.Items[0].Type)
 }
 
 func TestAudit_PagesAndSurvivesReopen(t *testing.T) {
@@ -95,8 +95,8 @@ func TestAudit_PagesAndSurvivesReopen(t *testing.T) {
 	for {
 		page, err := b.e.JobEvents(t.Context(), job.ID, &batch.PageOptions{Limit: 1, Cursor: cursor})
 		require.NoError(t, err)
-		require.LessOrEqual(t, len(page.Events), 1)
-		got = append(got, eventTypes(page.Events)...)
+		require.LessOrEqual(t, len(page.Items), 1)
+		got = append(got, eventTypes(page.Items)...)
 		if page.NextCursor == "" {
 			break
 		}
@@ -109,7 +109,7 @@ func TestAudit_PagesAndSurvivesReopen(t *testing.T) {
 	b2 := reopenOps(t, b.path, nil)
 	page, err := b2.e.JobEvents(t.Context(), job.ID, nil)
 	require.NoError(t, err)
-	require.Equal(t, want, eventTypes(page.Events))
+	require.Equal(t, want, eventTypes(page.Items))
 }
 
 func TestAudit_Errors(t *testing.T) {

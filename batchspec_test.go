@@ -109,7 +109,7 @@ func TestEngine_SubmitRejectsBadBatches(t *testing.T) {
 	}
 	page, err := tb.e.Jobs(t.Context(), nil)
 	require.NoError(t, err)
-	require.Empty(t, page.Jobs, "a rejected batch stores nothing")
+	require.Empty(t, page.Items, "a rejected batch stores nothing")
 }
 
 // FuzzDecodeBatch feeds request bodies through DecodeBatch and the engine's

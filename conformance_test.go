@@ -82,7 +82,7 @@ func TestConformance_ErrorNamesItemAndOperation(t *testing.T) {
 	require.Equal(t, 1.0, m["batch_operation"])
 	page, err := tb.e.JobErrors(t.Context(), job.ID, nil)
 	require.NoError(t, err)
-	require.Equal(t, []batch.ItemError{e}, page.Errors)
+	require.Equal(t, []batch.ItemError{e}, page.Items)
 
 	job = tb.wait(t, tb.submit(t, &batch.Batch{
 		Operations: []batch.OperationSpec{

@@ -424,11 +424,7 @@ type ListOptions struct {
 }
 
 // JobPage is one page of jobs, newest first.
-type JobPage struct {
-	Jobs []*Job `json:"jobs"`
-	// NextCursor fetches the next page; "" when this is the last.
-	NextCursor string `json:"next_cursor,omitempty"`
-}
+type JobPage = Page[*Job]
 
 // Jobs lists jobs newest first, filtered and paged by opts. A bad state or
 // cursor returns an INVALID_BATCH *Error.
@@ -452,7 +448,7 @@ func (e *Engine) Jobs(ctx context.Context, opts *ListOptions) (*JobPage, error) 
 		}
 		fromKey = u64key(seq - 1)
 	}
-	page := &JobPage{Jobs: []*Job{}}
+	page := &JobPage{Items: []*Job{}}
 	var recs []*jobRecord
 	err = e.store.View(func(tx Tx) error {
 		var derr error
@@ -507,7 +503,7 @@ func (e *Engine) Jobs(ctx context.Context, opts *ListOptions) (*JobPage, error) 
 		if r != nil {
 			rec = r.snapshot()
 		}
-		page.Jobs = append(page.Jobs, e.view(rec, r))
+		page.Items = append(page.Items, e.view(rec, r))
 	}
 	return page, nil
 }
@@ -549,10 +545,7 @@ type PageOptions struct {
 }
 
 // ErrorPage is one page of a job's failed items, in item order.
-type ErrorPage struct {
-	Errors     []ItemError `json:"errors"`
-	NextCursor string      `json:"next_cursor,omitempty"`
-}
+type ErrorPage = Page[ItemError]
 
 // JobErrors pages through a job's failed items. An unknown job returns an
 // error matching [ErrNotFound].
@@ -565,26 +558,19 @@ func (e *Engine) JobErrors(ctx context.Context, id string, opts *PageOptions) (*
 	if !ok {
 		return nil, notFound("job", id)
 	}
-	page := &ErrorPage{Errors: []ItemError{}}
+	var page *ErrorPage
 	err = e.store.View(func(tx Tx) error {
 		if _, err := getJob(tx, seq); err != nil {
 			return err
 		}
-		var derr error
-		err := tx.Scan(errorsBucket(id), from, func(k, v []byte) bool {
-			if len(page.Errors) == limit {
-				page.NextCursor = strconv.FormatUint(beUint64(k), 10)
-				return false
-			}
+		page, err = seqPage(tx, errorsBucket(id), from, limit, func(k, v []byte) (ItemError, error) {
 			ir, err := decodeItem(v)
 			if err != nil {
-				derr = err
-				return false
+				return ItemError{}, err
 			}
-			page.Errors = append(page.Errors, ir.itemError(int64(beUint64(k))))
-			return true
+			return ir.itemError(int64(beUint64(k))), nil
 		})
-		return firstErr(err, derr)
+		return err
 	})
 	if err != nil {
 		return nil, err

@@ -210,8 +210,8 @@ func TestEngine_JobsListPaged(t *testing.T) {
 	for {
 		page, err := tb.e.Jobs(t.Context(), opts)
 		require.NoError(t, err)
-		require.LessOrEqual(t, len(page.Jobs), 3)
-		for _, j := range page.Jobs {
+		require.LessOrEqual(t, len(page.Items), 3)
+		for _, j := range page.Items {
 			got = append(got, j.ID)
 		}
 		if page.NextCursor == "" {
@@ -223,13 +223,13 @@ func TestEngine_JobsListPaged(t *testing.T) {
 
 	alice, err := tb.e.Jobs(t.Context(), &batch.ListOptions{Owner: "alice"})
 	require.NoError(t, err)
-	require.Len(t, alice.Jobs, 4)
-	for _, j := range alice.Jobs {
+	require.Len(t, alice.Items, 4)
+	for _, j := range alice.Items {
 		require.Equal(t, "alice", j.Owner)
 	}
 	running, err := tb.e.Jobs(t.Context(), &batch.ListOptions{State: batch.StateRunning})
 	require.NoError(t, err)
-	require.Empty(t, running.Jobs)
+	require.Empty(t, running.Items)
 
 	for _, bad := range []*batch.ListOptions{{State: "done"}, {Limit: -1}, {Limit: 5000}, {Cursor: "x"}} {
 		_, err := tb.e.Jobs(t.Context(), bad)
@@ -256,7 +256,7 @@ func TestEngine_JobErrorsPaged(t *testing.T) {
 	for {
 		page, err := tb.e.JobErrors(t.Context(), job.ID, opts)
 		require.NoError(t, err)
-		for _, e := range page.Errors {
+		for _, e := range page.Items {
 			indexes = append(indexes, e.ItemIndex)
 			require.Equal(t, fmt.Sprintf("item %d is odd", e.ItemIndex), e.Error.Message)
 			require.Equal(t, fmt.Sprintf("item%d", e.ItemIndex), e.ResourceID)
@@ -287,7 +287,7 @@ func TestEngine_IdempotencyKey(t *testing.T) {
 	require.NotEqual(t, first.ID, other.ID, "keys are per owner")
 	page, err := tb.e.Jobs(t.Context(), nil)
 	require.NoError(t, err)
-	require.Len(t, page.Jobs, 2)
+	require.Len(t, page.Items, 2)
 }
 
 func TestEngine_RestartResumesRunningJobs(t *testing.T) {

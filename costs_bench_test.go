@@ -144,8 +144,8 @@ func BenchmarkJobsList(b *testing.B) {
 					start := time.Now()
 					page, err := e.Jobs(context.Background(), &f.opts)
 					lat[i] = append(lat[i], time.Since(start))
-					if err != nil || len(page.Jobs) == 0 {
-						b.Fatalf("%s: %d jobs, %v", f.name, len(page.Jobs), err)
+					if err != nil || len(page.Items) == 0 {
+						b.Fatalf("%s: %d jobs, %v", f.name, len(page.Items), err)
 					}
 				}
 			}

@@ -240,7 +240,7 @@ func ExampleEngine_CreateSchedule() {
 	})
 	fmt.Println(err)
 	list, _ := engine.Schedules(ctx, nil)
-	fmt.Println(len(list.Schedules), slices.ContainsFunc(list.Schedules, func(x *batch.Schedule) bool { return x.ID == s.ID }))
+	fmt.Println(len(list.Items), slices.ContainsFunc(list.Items, func(x *batch.Schedule) bool { return x.ID == s.ID }))
 	// Output:
 	// schedule1 2025-01-18T15:00:00Z
 	// SCHEDULE_CONFLICT: Schedule conflict detected; conflicts with schedule1 at 2025-01-18T15:00:00Z

@@ -103,8 +103,8 @@ func TestJobs_FilteredPageReadsOnlyItsJobs(t *testing.T) {
 				before := cs.jobReads.Load()
 				page, err := e.Jobs(t.Context(), &o)
 				require.NoError(t, err)
-				require.LessOrEqual(t, cs.jobReads.Load()-before, int64(len(page.Jobs)), "job records read for one page")
-				for _, j := range page.Jobs {
+				require.LessOrEqual(t, cs.jobReads.Load()-before, int64(len(page.Items)), "job records read for one page")
+				for _, j := range page.Items {
 					got = append(got, j.ID)
 				}
 				if page.NextCursor == "" {
@@ -128,7 +128,7 @@ func TestOpen_ReadsOnlyUnfinishedJobs(t *testing.T) {
 		require.Zero(t, cs.jobReads.Load(), "job records read at Open, retention sweep included")
 		page, err := e.Jobs(t.Context(), &ListOptions{Owner: "owner1", Limit: 3})
 		require.NoError(t, err)
-		require.Len(t, page.Jobs, 3)
+		require.Len(t, page.Items, 3)
 	})
 }
 
@@ -152,7 +152,7 @@ func TestJobIndex_BuiltForAnOlderStore(t *testing.T) {
 	defer e.Close(context.Background())
 	page, err := e.Jobs(t.Context(), &ListOptions{State: StateFailed})
 	require.NoError(t, err)
-	require.Len(t, page.Jobs, 6) // jobs 0, 20, ... 100
+	require.Len(t, page.Items, 6) // jobs 0, 20, ... 100
 	st, err := e.Cleanup(t.Context(), time.Now().Add(time.Hour))
 	require.NoError(t, err)
 	require.Equal(t, int64(120), st.Jobs)
@@ -177,11 +177,11 @@ func TestCleanup_InBulk(t *testing.T) {
 	require.LessOrEqual(t, cs.updates.Load()-before, int64(5), "write transactions for 1,200 jobs and their 3,600 log entries")
 	page, err := e.Jobs(t.Context(), nil)
 	require.NoError(t, err)
-	require.Len(t, page.Jobs, 1)
-	require.Equal(t, recent.ID, page.Jobs[0].ID)
+	require.Len(t, page.Items, 1)
+	require.Equal(t, recent.ID, page.Items[0].ID)
 	ev, err := e.AuditEvents(t.Context(), &PageOptions{Limit: 1000})
 	require.NoError(t, err)
-	for _, a := range ev.Events {
+	for _, a := range ev.Items {
 		require.NotEqual(t, EventJobDeleted, a.Type)
 	}
 }

@@ -35,7 +35,7 @@ func TestJobs_ListReadsABoundedNumber(t *testing.T) {
 		page, err := e.Jobs(t.Context(), &ListOptions{Owner: "bob", Cursor: cursor, Limit: 2})
 		require.NoError(t, err)
 		pages++
-		for _, j := range page.Jobs {
+		for _, j := range page.Items {
 			got = append(got, j.ID)
 		}
 		if page.NextCursor == "" {

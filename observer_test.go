@@ -311,7 +311,7 @@ func TestObserver_JobsItemsAndLogs(t *testing.T) {
 	page, err := tb.e.JobErrors(t.Context(), job.ID, nil)
 	require.NoError(t, err)
 	var msg string
-	for _, e := range page.Errors {
+	for _, e := range page.Items {
 		if e.Error.Code == batch.CodeSystem {
 			msg = e.Error.Message
 		}

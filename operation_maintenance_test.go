@@ -144,7 +144,7 @@ func requireInvalid(t *testing.T, e *batch.Engine, err error, fields ...string) 
 	require.Equal(t, fields, got, "details: %+v", be.Details)
 	page, err := e.Jobs(t.Context(), nil)
 	require.NoError(t, err)
-	require.Empty(t, page.Jobs, "a rejected batch stored a job")
+	require.Empty(t, page.Items, "a rejected batch stored a job")
 }
 
 func TestMaintenance_InvalidBatches(t *testing.T) {
@@ -248,7 +248,7 @@ func TestBackup_RestoreBringsCollectionsBack(t *testing.T) {
 	// Job history stays: all four jobs are still listed.
 	page, err := b.e.Jobs(t.Context(), nil)
 	require.NoError(t, err)
-	require.Len(t, page.Jobs, 3)
+	require.Len(t, page.Items, 3)
 }
 
 func TestRestore_CorruptBackupChangesNothing(t *testing.T) {
@@ -397,7 +397,7 @@ func TestCleanup_RemovesOnlyOldFinishedJobs(t *testing.T) {
 	page, err := b.e.Jobs(t.Context(), nil)
 	require.NoError(t, err)
 	var ids []string
-	for _, j := range page.Jobs {
+	for _, j := range page.Items {
 		ids = append(ids, j.ID)
 	}
 	require.ElementsMatch(t, []string{paused.ID, cleanup.ID}, ids)

@@ -135,9 +135,9 @@ func TestValidate_FailedRecordsNameTheirRules(t *testing.T) {
 	require.Equal(t, int64(2), job.Progress.Failed)
 	page, err := b.e.JobErrors(t.Context(), job.ID, nil)
 	require.NoError(t, err)
-	require.Len(t, page.Errors, 2)
+	require.Len(t, page.Items, 2)
 	byID := map[string]string{}
-	for _, e := range page.Errors {
+	for _, e := range page.Items {
 		require.Equal(t, batch.CodeValidation, e.Error.Code)
 		byID[e.ResourceID] = e.Error.Message
 	}

@@ -57,8 +57,8 @@ func TestWebhook_ReadErrorRetriesDelivery(t *testing.T) {
 	require.Equal(t, 1, entries, "the delivery stays in the outbox, due again later")
 	page, err := e.WebhookDeliveries(t.Context(), hook.ID, nil)
 	require.NoError(t, err)
-	require.Len(t, page.Deliveries, 1)
-	require.Equal(t, DeliveryPending, page.Deliveries[0].Status)
+	require.Len(t, page.Items, 1)
+	require.Equal(t, DeliveryPending, page.Items[0].Status)
 }
 
 // Cleanup pages through every webhook, not only the first thousand.

@@ -78,7 +78,7 @@ func TestRetention_SweepsOldFinishedJobs(t *testing.T) {
 					require.ErrorIs(t, err, batch.ErrNotFound)
 					all, err := e.AuditEvents(t.Context(), &batch.PageOptions{Limit: 1000})
 					require.NoError(t, err)
-					for _, ev := range all.Events {
+					for _, ev := range all.Items {
 						require.NotEqual(t, batch.EventJobDeleted, ev.Type, "retention leaves no job_deleted entry")
 					}
 				}
@@ -105,7 +105,7 @@ func TestCleanup_DropsOldAuditTrails(t *testing.T) {
 	require.ErrorIs(t, err, batch.ErrNotFound, "the trail went with the job, without a job_deleted entry")
 	all, err := b.e.AuditEvents(t.Context(), nil)
 	require.NoError(t, err)
-	require.Empty(t, all.Events)
+	require.Empty(t, all.Items)
 
 	clock.Add(2 * time.Hour)
 	st, err = b.e.Cleanup(t.Context(), clock.Now().Add(-time.Hour))

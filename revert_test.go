@@ -126,7 +126,7 @@ func TestRevert_Conflict(t *testing.T) {
 	page, err := tb.e.JobErrors(t.Context(), rv.ID, nil)
 	require.NoError(t, err)
 	var skipped []string
-	for _, ie := range page.Errors {
+	for _, ie := range page.Items {
 		require.Equal(t, batch.CodeConflict, ie.Error.Code)
 		if ie.ResourceID == "fields/field000020" {
 			require.Contains(t, ie.Error.Message, "outside the jobs that keep before-images")

@@ -117,7 +117,7 @@ func runPGChild() {
 		if err != nil {
 			fail(err)
 		}
-		for _, j := range page.Jobs {
+		for _, j := range page.Items {
 			fmt.Println("progress", j.ID, j.Progress.Completed, j.Progress.Failed, j.Status)
 		}
 		fmt.Println("ran", ran.n.Load())

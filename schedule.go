@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -119,18 +118,7 @@ const (
 
 // DecodeSchedule reads a schedule object (the value of the request body's
 // "schedule" field) strictly.
-func DecodeSchedule(data []byte) (*Schedule, error) {
-	if err := CheckJSON(data); err != nil {
-		return nil, err
-	}
-	var s Schedule
-	if err := decodeStrict(data, &s); err != nil {
-		var d details
-		d.add(jsonErrorField("", err, data, reflect.TypeFor[Schedule]()), DetailInvalidValue, "%s", jsonErrorMessage(err))
-		return nil, invalidBatch(d.list)
-	}
-	return &s, nil
-}
+func DecodeSchedule(data []byte) (*Schedule, error) { return decodeObject[Schedule](data) }
 
 // plan is a compiled Timing.
 type timingPlan struct {
@@ -424,10 +412,27 @@ func scheduleConflict(at time.Time, with string) *Error {
 	}}}
 }
 
-// storeSchedule computes the schedule's next run, checks for conflicts and
-// writes it. seq 0 makes a new schedule.
-func (e *Engine) storeSchedule(s *Schedule, p *timingPlan, seq uint64, ev Event) error {
+// scheduleStore is the store of schedules.
+func (e *Engine) scheduleStore() objects[Schedule, *Schedule] {
+	return objects[Schedule, *Schedule]{e: e, bucket: bucketSchedules, kind: scheduleIDPrefix,
+		created: EventScheduleCreated, deleted: EventScheduleDeleted,
+		check: func(ctx context.Context, s *Schedule) error { _, err := e.checkSchedule(ctx, s); return err },
+		write: e.writeSchedule,
+		// Its notification deliveries go with it; their outbox entries
+		// are dropped when they fall due.
+		remove: func(w *wtx, id string) error { return w.DeleteBucket(deliveriesBucket(id)) },
+	}
+}
+
+// writeSchedule completes a schedule about to be stored: an active one
+// gets its next run, and must not clash with another; the scheduler
+// looks again once it is stored.
+func (e *Engine) writeSchedule(w *wtx, s *Schedule) error {
 	if s.Status == ScheduleActive {
+		p, err := compileTiming(s.Timing)
+		if err != nil {
+			return err
+		}
 		next, err := p.next(e.now())
 		if err != nil {
 			return err
@@ -437,30 +442,15 @@ func (e *Engine) storeSchedule(s *Schedule, p *timingPlan, seq uint64, ev Event)
 			s.NextRunAt = &next
 		}
 	}
-	err := e.update(func(tx *wtx) error {
-		clash, err := conflictWith(tx, s)
-		if err != nil {
-			return err
-		}
-		if clash != nil {
-			return scheduleConflict(*s.NextRunAt, clash.ID)
-		}
-		if seq == 0 {
-			if seq, err = tx.NextSequence(bucketSchedules); err != nil {
-				return err
-			}
-			s.ID = scheduleIDPrefix + strconv.FormatUint(seq, 10)
-		}
-		if err := putObject(tx, bucketSchedules, seq, s); err != nil {
-			return err
-		}
-		ev.ObjectID = s.ID
-		return tx.event(ev)
-	})
-	if err == nil {
-		signal(e.schedulerWake)
+	clash, err := conflictWith(w.Tx, s)
+	if err != nil {
+		return err
 	}
-	return err
+	if clash != nil {
+		return scheduleConflict(*s.NextRunAt, clash.ID)
+	}
+	w.after = append(w.after, func() { signal(e.schedulerWake) })
+	return nil
 }
 
 // CreateSchedule checks s and stores it as an active schedule owned by the
@@ -469,92 +459,34 @@ func (e *Engine) storeSchedule(s *Schedule, p *timingPlan, seq uint64, ev Event)
 // the same work as another active schedule at the same moment is a
 // SCHEDULE_CONFLICT *Error naming the time and the other schedule.
 func (e *Engine) CreateSchedule(ctx context.Context, s *Schedule) (*Schedule, error) {
-	if s == nil {
-		return nil, invalidBatch([]Detail{{Field: "schedule", Code: DetailRequired, Message: "a schedule is required"}})
-	}
-	ns, err := normalizeJSON(*s)
-	if err != nil {
-		return nil, invalidBatch([]Detail{{Field: "schedule", Code: DetailInvalidValue, Message: err.Error()}})
-	}
-	p, err := e.checkSchedule(ctx, &ns)
-	if err != nil {
-		return nil, err
-	}
-	now := e.now().UTC()
-	ns.Status, ns.Owner, ns.CreatedAt, ns.UpdatedAt = ScheduleActive, PrincipalFrom(ctx), now, now
-	ns.RunsAsAdmin = markedAdmin(ctx) && ns.Owner != ""
-	ns.LastRunAt, ns.LastJobID, ns.NotificationSecret = nil, "", ""
-	if err := e.storeSchedule(&ns, p, 0, Event{Type: EventScheduleCreated, Principal: ns.Owner}); err != nil {
-		return nil, err
-	}
-	return &ns, nil
+	return e.scheduleStore().create(ctx, s, func(ns *Schedule) error {
+		ns.Status = ScheduleActive
+		ns.RunsAsAdmin = markedAdmin(ctx) && PrincipalFrom(ctx) != ""
+		ns.LastRunAt, ns.LastJobID, ns.NotificationSecret = nil, "", ""
+		return nil
+	})
 }
 
 // Schedule returns the schedule with id, or an error matching
 // [ErrNotFound].
 func (e *Engine) Schedule(ctx context.Context, id string) (*Schedule, error) {
-	seq, ok := parseObjectID(id, scheduleIDPrefix)
-	if !ok {
-		return nil, notFound("schedule", id)
-	}
-	var s Schedule
-	if err := e.store.View(func(tx Tx) error { return getObject(tx, bucketSchedules, seq, "schedule", id, &s) }); err != nil {
-		return nil, err
-	}
-	return &s, nil
-}
-
-// SchedulePage is one page of schedules, oldest first.
-type SchedulePage struct {
-	Schedules  []*Schedule `json:"schedules"`
-	NextCursor string      `json:"next_cursor,omitempty"`
+	return e.scheduleStore().get(id)
 }
 
 // Schedules lists schedules, filtered by opts.Owner and paged.
 func (e *Engine) Schedules(ctx context.Context, opts *ListOptions) (*SchedulePage, error) {
-	page := &SchedulePage{Schedules: []*Schedule{}}
-	next, err := listObjects(e.store, bucketSchedules, scheduleIDPrefix, opts, func(v []byte) (string, bool, error) {
-		var s Schedule
-		if err := json.Unmarshal(v, &s); err != nil {
-			return "", false, err
-		}
-		if opts != nil && opts.Owner != "" && s.Owner != opts.Owner {
-			return "", false, nil
-		}
-		page.Schedules = append(page.Schedules, &s)
-		return s.ID, true, nil
-	})
-	page.NextCursor = next
-	return page, err
+	return e.scheduleStore().list(opts)
 }
 
 // UpdateSchedule replaces schedule id's name, batch, timing, notification
 // and policies, checked as on create; its state and history stay.
 func (e *Engine) UpdateSchedule(ctx context.Context, id string, s *Schedule) (*Schedule, error) {
-	old, err := e.Schedule(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if s == nil {
-		return nil, invalidBatch([]Detail{{Field: "schedule", Code: DetailRequired, Message: "a schedule is required"}})
-	}
-	ns, err := normalizeJSON(*s)
-	if err != nil {
-		return nil, invalidBatch([]Detail{{Field: "schedule", Code: DetailInvalidValue, Message: err.Error()}})
-	}
-	p, err := e.checkSchedule(ctx, &ns)
-	if err != nil {
-		return nil, err
-	}
-	ns.ID, ns.Status, ns.Owner, ns.CreatedAt, ns.UpdatedAt = old.ID, old.Status, old.Owner, old.CreatedAt, e.now().UTC()
-	ns.RunsAsAdmin = markedAdmin(ctx) && ns.Owner != ""
-	ns.LastRunAt, ns.LastJobID, ns.NextRunAt = old.LastRunAt, old.LastJobID, old.NextRunAt
-	ns.NotificationSecret = old.NotificationSecret
-	seq, _ := parseObjectID(id, scheduleIDPrefix)
-	if err := e.storeSchedule(&ns, p, seq, Event{Type: EventScheduleUpdated, Principal: PrincipalFrom(ctx)}); err != nil {
-		return nil, err
-	}
-	return &ns, nil
+	admin := markedAdmin(ctx)
+	return e.scheduleStore().replace(ctx, id, EventScheduleUpdated, s, func(old, ns *Schedule) {
+		ns.Status, ns.LastRunAt, ns.LastJobID, ns.NextRunAt = old.Status, old.LastRunAt, old.LastJobID, old.NextRunAt
+		ns.NotificationSecret = old.NotificationSecret
+		ns.RunsAsAdmin = admin && old.Owner != ""
+	})
 }
 
 // PauseSchedule stops a schedule from firing; ResumeSchedule starts it
@@ -570,46 +502,22 @@ func (e *Engine) ResumeSchedule(ctx context.Context, id string) (*Schedule, erro
 }
 
 func (e *Engine) setScheduleStatus(ctx context.Context, id, status string, ev EventType) (*Schedule, error) {
-	s, err := e.Schedule(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if s.Status == status {
-		return nil, &Error{Code: CodeInvalidState, Message: fmt.Sprintf("schedule %s is already %s", id, status)}
-	}
-	p, err := compileTiming(s.Timing)
-	if err != nil {
-		return nil, err
-	}
-	s.Status, s.UpdatedAt = status, e.now().UTC()
-	if status == SchedulePaused {
-		s.NextRunAt = nil
-	}
-	seq, _ := parseObjectID(id, scheduleIDPrefix)
-	if err := e.storeSchedule(s, p, seq, Event{Type: ev, Principal: PrincipalFrom(ctx)}); err != nil {
-		return nil, err
-	}
-	return s, nil
+	return e.scheduleStore().update(ctx, id, ev, func(_ *wtx, s *Schedule) error {
+		if s.Status == status {
+			return &Error{Code: CodeInvalidState, Message: fmt.Sprintf("schedule %s is already %s", id, status)}
+		}
+		if _, err := compileTiming(s.Timing); err != nil {
+			return err
+		}
+		s.Status = status
+		if status == SchedulePaused {
+			s.NextRunAt = nil
+		}
+		return nil
+	})
 }
 
 // DeleteSchedule removes a schedule; jobs it started stay.
 func (e *Engine) DeleteSchedule(ctx context.Context, id string) error {
-	seq, ok := parseObjectID(id, scheduleIDPrefix)
-	if !ok {
-		return notFound("schedule", id)
-	}
-	return e.update(func(tx *wtx) error {
-		if tx.Get(bucketSchedules, u64key(seq)) == nil {
-			return notFound("schedule", id)
-		}
-		if err := tx.Delete(bucketSchedules, u64key(seq)); err != nil {
-			return err
-		}
-		// Its notification deliveries go with it; their outbox entries are
-		// dropped when they fall due.
-		if err := tx.DeleteBucket(deliveriesBucket(id)); err != nil {
-			return err
-		}
-		return tx.event(Event{Type: EventScheduleDeleted, Principal: PrincipalFrom(ctx), ObjectID: id})
-	})
+	return e.scheduleStore().delete(ctx, id)
 }

@@ -110,7 +110,7 @@ func jobsOf(t *testing.T, e *batch.Engine, scheduleID string) []*batch.Job {
 	page, err := e.Jobs(t.Context(), &batch.ListOptions{Limit: 1000})
 	require.NoError(t, err)
 	var out []*batch.Job
-	for _, j := range page.Jobs {
+	for _, j := range page.Items {
 		if j.ScheduleID == scheduleID {
 			out = append(out, j)
 		}

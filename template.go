@@ -71,18 +71,7 @@ var payloadKeys = []string{"filter", "where", "update", "records", "source", "de
 // DecodeTemplate reads a template object (the value of the request body's
 // "template" field) strictly: unknown fields and wrong types are
 // INVALID_BATCH errors with JSON paths.
-func DecodeTemplate(data []byte) (*Template, error) {
-	if err := CheckJSON(data); err != nil {
-		return nil, err
-	}
-	var t Template
-	if err := decodeStrict(data, &t); err != nil {
-		var d details
-		d.add(jsonErrorField("", err, data, reflect.TypeFor[Template]()), DetailInvalidValue, "%s", jsonErrorMessage(err))
-		return nil, invalidBatch(d.list)
-	}
-	return &t, nil
-}
+func DecodeTemplate(data []byte) (*Template, error) { return decodeObject[Template](data) }
 
 // compiledTemplate is a checked template with its expressions compiled.
 type compiledTemplate struct {
@@ -572,126 +561,42 @@ func applyPayload(spec *OperationSpec, payload map[string]any) error {
 	return nil
 }
 
+// templateStore is the store of templates.
+func (e *Engine) templateStore() objects[Template, *Template] {
+	return objects[Template, *Template]{e: e, bucket: bucketTemplates, kind: templateIDPrefix,
+		created: EventTemplateCreated, deleted: EventTemplateDeleted,
+		check: func(_ context.Context, t *Template) error { _, err := e.compileTemplate(t); return err }}
+}
+
 // CreateTemplate checks t, compiling every placeholder, and stores it as a
 // new template owned by the context's principal. A bad template returns an
 // INVALID_BATCH *Error with details and stores nothing.
 func (e *Engine) CreateTemplate(ctx context.Context, t *Template) (*Template, error) {
-	if t == nil {
-		return nil, invalidBatch([]Detail{{Field: "template", Code: DetailRequired, Message: "a template is required"}})
-	}
-	nt, err := normalizeJSON(*t)
-	if err != nil {
-		return nil, invalidBatch([]Detail{{Field: "template", Code: DetailInvalidValue, Message: err.Error()}})
-	}
-	if _, err := e.compileTemplate(&nt); err != nil {
-		return nil, err
-	}
-	now := e.now().UTC()
-	nt.Owner, nt.CreatedAt, nt.UpdatedAt = PrincipalFrom(ctx), now, now
-	err = e.update(func(tx *wtx) error {
-		seq, err := tx.NextSequence(bucketTemplates)
-		if err != nil {
-			return err
-		}
-		nt.ID = templateIDPrefix + strconv.FormatUint(seq, 10)
-		if err := putObject(tx, bucketTemplates, seq, &nt); err != nil {
-			return err
-		}
-		return tx.event(Event{Type: EventTemplateCreated, Principal: nt.Owner, ObjectID: nt.ID})
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &nt, nil
+	return e.templateStore().create(ctx, t, nil)
 }
 
 // Template returns the template with id, or an error matching
 // [ErrNotFound].
 func (e *Engine) Template(ctx context.Context, id string) (*Template, error) {
-	seq, ok := parseObjectID(id, templateIDPrefix)
-	if !ok {
-		return nil, notFound("template", id)
-	}
-	var t Template
-	err := e.store.View(func(tx Tx) error { return getObject(tx, bucketTemplates, seq, "template", id, &t) })
-	if err != nil {
-		return nil, err
-	}
-	return &t, nil
-}
-
-// TemplatePage is one page of templates, oldest first.
-type TemplatePage struct {
-	Templates  []*Template `json:"templates"`
-	NextCursor string      `json:"next_cursor,omitempty"`
+	return e.templateStore().get(id)
 }
 
 // Templates lists templates, filtered by opts.Owner and paged.
 func (e *Engine) Templates(ctx context.Context, opts *ListOptions) (*TemplatePage, error) {
-	page := &TemplatePage{Templates: []*Template{}}
-	next, err := listObjects(e.store, bucketTemplates, templateIDPrefix, opts, func(v []byte) (string, bool, error) {
-		var t Template
-		if err := json.Unmarshal(v, &t); err != nil {
-			return "", false, err
-		}
-		if opts != nil && opts.Owner != "" && t.Owner != opts.Owner {
-			return "", false, nil
-		}
-		page.Templates = append(page.Templates, &t)
-		return t.ID, true, nil
-	})
-	page.NextCursor = next
-	return page, err
+	return e.templateStore().list(opts)
 }
 
 // UpdateTemplate replaces template id with t (its name, parameters,
 // operations and options), checked as on create. Jobs already submitted
 // from it are not affected.
 func (e *Engine) UpdateTemplate(ctx context.Context, id string, t *Template) (*Template, error) {
-	old, err := e.Template(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if t == nil {
-		return nil, invalidBatch([]Detail{{Field: "template", Code: DetailRequired, Message: "a template is required"}})
-	}
-	nt, err := normalizeJSON(*t)
-	if err != nil {
-		return nil, invalidBatch([]Detail{{Field: "template", Code: DetailInvalidValue, Message: err.Error()}})
-	}
-	if _, err := e.compileTemplate(&nt); err != nil {
-		return nil, err
-	}
-	nt.ID, nt.Owner, nt.CreatedAt, nt.UpdatedAt = old.ID, old.Owner, old.CreatedAt, e.now().UTC()
-	seq, _ := parseObjectID(id, templateIDPrefix)
-	err = e.update(func(tx *wtx) error {
-		if err := putObject(tx, bucketTemplates, seq, &nt); err != nil {
-			return err
-		}
-		return tx.event(Event{Type: EventTemplateUpdated, Principal: PrincipalFrom(ctx), ObjectID: id})
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &nt, nil
+	return e.templateStore().replace(ctx, id, EventTemplateUpdated, t, nil)
 }
 
 // DeleteTemplate removes template id, or returns an error matching
 // [ErrNotFound].
 func (e *Engine) DeleteTemplate(ctx context.Context, id string) error {
-	seq, ok := parseObjectID(id, templateIDPrefix)
-	if !ok {
-		return notFound("template", id)
-	}
-	return e.update(func(tx *wtx) error {
-		if tx.Get(bucketTemplates, u64key(seq)) == nil {
-			return notFound("template", id)
-		}
-		if err := tx.Delete(bucketTemplates, u64key(seq)); err != nil {
-			return err
-		}
-		return tx.event(Event{Type: EventTemplateDeleted, Principal: PrincipalFrom(ctx), ObjectID: id})
-	})
+	return e.templateStore().delete(ctx, id)
 }
 
 // fromTemplate turns a batch that names a template into the batch the

@@ -98,7 +98,7 @@ func TestTemplate_ParameterErrors(t *testing.T) {
 	require.Contains(t, detailFields(t, err), "template_id")
 	page, err := tb.e.Jobs(t.Context(), nil)
 	require.NoError(t, err)
-	require.Empty(t, page.Jobs)
+	require.Empty(t, page.Items)
 }
 
 func TestTemplate_RefusedOnSave(t *testing.T) {
@@ -133,7 +133,7 @@ func TestTemplate_RefusedOnSave(t *testing.T) {
 	}
 	page, err := tb.e.Templates(t.Context(), nil)
 	require.NoError(t, err)
-	require.Empty(t, page.Templates, "nothing stored for a refused template")
+	require.Empty(t, page.Items, "nothing stored for a refused template")
 }
 
 func TestTemplate_Rendering(t *testing.T) {
@@ -190,8 +190,8 @@ func TestTemplate_UpdateListDelete(t *testing.T) {
 
 	page, err := tb.e.Templates(t.Context(), &batch.ListOptions{Owner: "alice"})
 	require.NoError(t, err)
-	require.Len(t, page.Templates, 1)
-	require.Equal(t, a.ID, page.Templates[0].ID)
+	require.Len(t, page.Items, 1)
+	require.Equal(t, a.ID, page.Items[0].ID)
 
 	changed := docTemplate(t)
 	changed.Description = "changed"

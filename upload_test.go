@@ -79,7 +79,7 @@ func TestImport_FromUploadRefusesBadSources(t *testing.T) {
 	}
 	page, err := b.e.Jobs(t.Context(), nil)
 	require.NoError(t, err)
-	require.Empty(t, page.Jobs, "nothing stored")
+	require.Empty(t, page.Items, "nothing stored")
 	require.Empty(t, allFields(t, b.e))
 }
 

@@ -131,9 +131,9 @@ func TestWebhook_SignedDeliveries(t *testing.T) {
 	var page *batch.DeliveryPage
 	require.Eventually(t, func() bool {
 		page, err = tb.e.WebhookDeliveries(t.Context(), hook.ID, nil)
-		return err == nil && len(page.Deliveries) == 2 && page.Deliveries[0].Status == batch.DeliveryDelivered && page.Deliveries[1].Status == batch.DeliveryDelivered
+		return err == nil && len(page.Items) == 2 && page.Items[0].Status == batch.DeliveryDelivered && page.Items[1].Status == batch.DeliveryDelivered
 	}, 10*time.Second, time.Millisecond, "the receiver's answers are recorded")
-	for _, d := range page.Deliveries {
+	for _, d := range page.Items {
 		require.Equal(t, batch.DeliveryDelivered, d.Status)
 		require.Equal(t, 1, d.Attempts)
 		require.Equal(t, 200, d.LastStatusCode)
@@ -142,7 +142,7 @@ func TestWebhook_SignedDeliveries(t *testing.T) {
 	// webhook wanted Alice's events, its deliveries would be there by now.
 	bobsPage, err := tb.e.WebhookDeliveries(bob, bobsHook.ID, nil)
 	require.NoError(t, err)
-	require.Empty(t, bobsPage.Deliveries)
+	require.Empty(t, bobsPage.Items)
 	require.Empty(t, bobs.received())
 }
 
@@ -159,10 +159,10 @@ func TestWebhook_RetriesWithBackoff(t *testing.T) {
 	rc.status.Store(0) // the receiver recovers: the third try gets through
 	require.Eventually(t, func() bool {
 		page, err := tb.e.WebhookDeliveries(t.Context(), hook.ID, nil)
-		return err == nil && len(page.Deliveries) == 1 && page.Deliveries[0].Status == batch.DeliveryDelivered
+		return err == nil && len(page.Items) == 1 && page.Items[0].Status == batch.DeliveryDelivered
 	}, 10*time.Second, time.Millisecond)
 	page, _ := tb.e.WebhookDeliveries(t.Context(), hook.ID, nil)
-	require.Equal(t, 3, page.Deliveries[0].Attempts)
+	require.Equal(t, 3, page.Items[0].Attempts)
 	got := rc.received()
 	require.Len(t, got, 3)
 	require.Equal(t, got[0].header.Get("webhook-id"), got[2].header.Get("webhook-id"), "a retry keeps the message id")
@@ -172,11 +172,11 @@ func TestWebhook_RetriesWithBackoff(t *testing.T) {
 	tb.submit(t, opBatch("noop", 1, batch.BatchOptions{}))
 	require.Eventually(t, func() bool {
 		page, err := tb.e.WebhookDeliveries(t.Context(), hook.ID, nil)
-		return err == nil && len(page.Deliveries) == 2 && page.Deliveries[1].Status == batch.DeliveryFailed
+		return err == nil && len(page.Items) == 2 && page.Items[1].Status == batch.DeliveryFailed
 	}, 10*time.Second, time.Millisecond)
 	page, _ = tb.e.WebhookDeliveries(t.Context(), hook.ID, nil)
-	require.Equal(t, 3, page.Deliveries[1].Attempts)
-	require.Equal(t, 503, page.Deliveries[1].LastStatusCode)
+	require.Equal(t, 3, page.Items[1].Attempts)
+	require.Equal(t, 503, page.Items[1].LastStatusCode)
 }
 
 func TestWebhook_DeliveryAfterRestart(t *testing.T) {
@@ -198,7 +198,7 @@ func TestWebhook_DeliveryAfterRestart(t *testing.T) {
 	require.Eventually(t, func() bool { return len(rc.received()) == 1 }, 10*time.Second, time.Millisecond)
 	require.Eventually(t, func() bool {
 		page, err := e.WebhookDeliveries(t.Context(), hook.ID, nil)
-		return err == nil && page.Deliveries[0].Attempts == 1
+		return err == nil && page.Items[0].Attempts == 1
 	}, 10*time.Second, time.Millisecond)
 	require.NoError(t, e.Close(t.Context()))
 
@@ -211,7 +211,7 @@ func TestWebhook_DeliveryAfterRestart(t *testing.T) {
 	defer func() { require.NoError(t, e.Close(context.Background())) }()
 	require.Eventually(t, func() bool {
 		page, err := e.WebhookDeliveries(t.Context(), hook.ID, nil)
-		return err == nil && page.Deliveries[0].Status == batch.DeliveryDelivered
+		return err == nil && page.Items[0].Status == batch.DeliveryDelivered
 	}, 10*time.Second, time.Millisecond)
 	require.Len(t, rc.received(), 2)
 }
@@ -264,10 +264,10 @@ func TestWebhook_PrivateAddresses(t *testing.T) {
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		page, err := e.WebhookDeliveries(t.Context(), hook.ID, nil)
-		return err == nil && len(page.Deliveries) == 1 && page.Deliveries[0].Status == batch.DeliveryFailed
+		return err == nil && len(page.Items) == 1 && page.Items[0].Status == batch.DeliveryFailed
 	}, 10*time.Second, time.Millisecond)
 	page, _ := e.WebhookDeliveries(t.Context(), hook.ID, nil)
-	require.Contains(t, page.Deliveries[0].LastError, "private or loopback")
+	require.Contains(t, page.Items[0].LastError, "private or loopback")
 	require.Empty(t, rc.received())
 }
 
@@ -282,7 +282,7 @@ func TestWebhook_CleanupRemovesSettledDeliveries(t *testing.T) {
 	tb.wait(t, tb.submit(t, opBatch("noop", 1, batch.BatchOptions{})).ID)
 	require.Eventually(t, func() bool {
 		page, err := tb.e.WebhookDeliveries(t.Context(), hook.ID, nil)
-		return err == nil && len(page.Deliveries) == 1 && page.Deliveries[0].Status == batch.DeliveryDelivered
+		return err == nil && len(page.Items) == 1 && page.Items[0].Status == batch.DeliveryDelivered
 	}, 10*time.Second, time.Millisecond)
 
 	stats, err := tb.e.Cleanup(t.Context(), clock.Now().Add(-time.Hour))
@@ -293,5 +293,5 @@ func TestWebhook_CleanupRemovesSettledDeliveries(t *testing.T) {
 	require.Equal(t, int64(1), stats.Deliveries)
 	page, err := tb.e.WebhookDeliveries(t.Context(), hook.ID, nil)
 	require.NoError(t, err)
-	require.Empty(t, page.Deliveries)
+	require.Empty(t, page.Items)
 }

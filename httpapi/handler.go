@@ -233,6 +233,8 @@ type Handler struct {
 	// client address.
 	authFailures *limitClass
 	log          *slog.Logger
+	// patterns are the registered route patterns, in order.
+	patterns []string
 
 	// streamsDone is closed by CloseStreams.
 	streamsDone chan struct{}
@@ -267,6 +269,7 @@ func New(engine *batch.Engine, opts *Options) *Handler {
 // route registers a pattern ("GET /jobs/{job_id}") under the mount,
 // limited by the rate-limit class (nil for none).
 func (h *Handler) route(pattern string, class *limitClass, fn func(w http.ResponseWriter, r *http.Request) error) {
+	h.patterns = append(h.patterns, pattern)
 	h.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		if class != nil && !h.opts.DisableRateLimits {
 			if err := h.limiter.allow(r.Context(), w, class, clientKey(r)); err != nil {

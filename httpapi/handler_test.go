@@ -37,7 +37,7 @@ func TestOutsideBasePathRunsNothing(t *testing.T) {
 	require.Equal(t, http.StatusNotFound, res.StatusCode)
 	page, err := e.Jobs(t.Context(), nil)
 	require.NoError(t, err)
-	require.Empty(t, page.Jobs, "the job route did not run")
+	require.Empty(t, page.Items, "the job route did not run")
 }
 
 // TestAdminPrincipal: Options.Admin names the administrators, who may run

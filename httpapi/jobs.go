@@ -118,7 +118,7 @@ func (h *Handler) listJobs(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	for _, j := range page.Jobs {
+	for _, j := range page.Items {
 		if j.Owner != principal(r) {
 			return fmt.Errorf("httpapi: list returned job %s of another owner", j.ID)
 		}
@@ -225,10 +225,10 @@ func (h *Handler) jobEvents(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		if len(first.Events) == 0 {
+		if len(first.Items) == 0 {
 			return notYours
 		}
-		if owner, _ := first.Events[0].Details["owner"].(string); owner != principal(r) {
+		if owner, _ := first.Items[0].Details["owner"].(string); owner != principal(r) {
 			return notYours
 		}
 	}

@@ -1,14 +1,9 @@
 package httpapi_test
 
 import (
-	"go/ast"
-	"go/parser"
-	"go/token"
 	"io"
 	"net/http"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -39,7 +34,7 @@ func TestOpenAPI_Document(t *testing.T) {
 	require.Equal(t, httpapi.OpenAPI(), body)
 
 	var missing []string
-	for _, route := range registeredRoutes(t) {
+	for _, route := range registeredRoutes(t, tb.e) {
 		method, path, _ := strings.Cut(route, " ")
 		item := spec.doc.Paths.Find(path)
 		if item == nil || item.GetOperation(method) == nil {
@@ -49,36 +44,12 @@ func TestOpenAPI_Document(t *testing.T) {
 	require.Empty(t, missing, "routes httpapi serves that httpapi/openapi.json does not document")
 }
 
-// registeredRoutes reads the route patterns ("GET /jobs/{job_id}") that
-// httpapi's sources register with h.route.
-func registeredRoutes(t *testing.T) []string {
+// registeredRoutes are the route patterns ("GET /jobs/{job_id}") that a
+// handler registers.
+func registeredRoutes(t *testing.T, e *batch.Engine) []string {
 	t.Helper()
-	files, err := filepath.Glob("*.go")
-	require.NoError(t, err)
-	var routes []string
-	fset := token.NewFileSet()
-	for _, name := range files {
-		if strings.HasSuffix(name, "_test.go") {
-			continue
-		}
-		f, err := parser.ParseFile(fset, name, nil, 0)
-		require.NoError(t, err)
-		ast.Inspect(f, func(n ast.Node) bool {
-			call, ok := n.(*ast.CallExpr)
-			if !ok || len(call.Args) == 0 {
-				return true
-			}
-			sel, ok := call.Fun.(*ast.SelectorExpr)
-			lit, isLit := call.Args[0].(*ast.BasicLit)
-			if ok && isLit && sel.Sel.Name == "route" && lit.Kind == token.STRING {
-				p, err := strconv.Unquote(lit.Value)
-				require.NoError(t, err)
-				routes = append(routes, p)
-			}
-			return true
-		})
-	}
-	require.Greater(t, len(routes), 20, "the route scan found the routes")
+	routes := httpapi.Routes(httpapi.New(e, nil))
+	require.Greater(t, len(routes), 20, "the handler registers the routes")
 	return routes
 }
 

@@ -72,7 +72,7 @@ func TestCreateJob_BadRequests(t *testing.T) {
 	}
 	page, err := tb.e.Jobs(t.Context(), nil)
 	require.NoError(t, err)
-	require.Empty(t, page.Jobs, "nothing is stored for a rejected request")
+	require.Empty(t, page.Items, "nothing is stored for a rejected request")
 }
 
 func TestIdempotencyKey(t *testing.T) {

@@ -17,8 +17,10 @@ const DefaultMaxUploadBytes = 16 << 30
 func (h *Handler) uploadRoutes(class *limitClass) {
 	h.route("PUT /uploads", class, h.createUpload)
 	h.route("POST /uploads", class, h.createUpload)
-	h.route("GET /uploads/{upload_id}", class, h.getUpload)
-	h.route("DELETE /uploads/{upload_id}", class, h.deleteUpload)
+	o := &objects[batch.Upload]{h: h, kind: "upload",
+		owner: func(u *batch.Upload) (string, string) { return u.ID, u.Owner },
+		get:   h.engine.UploadInfo, delete: h.engine.DeleteUpload}
+	o.routes(class)
 }
 
 // createUpload handles PUT /uploads: the body is the file, streamed into
@@ -34,40 +36,5 @@ func (h *Handler) createUpload(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeData(w, http.StatusCreated, up)
-	return nil
-}
-
-// ownedUpload reads the upload named in the path; another principal's
-// upload is NOT_FOUND.
-func (h *Handler) ownedUpload(r *http.Request) (*batch.Upload, error) {
-	id := r.PathValue("upload_id")
-	up, err := h.engine.UploadInfo(r.Context(), id)
-	if err != nil {
-		return nil, err
-	}
-	if up.Owner != principal(r) {
-		return nil, &batch.Error{Code: batch.CodeNotFound, Message: "upload not found: " + id}
-	}
-	return up, nil
-}
-
-func (h *Handler) getUpload(w http.ResponseWriter, r *http.Request) error {
-	up, err := h.ownedUpload(r)
-	if err != nil {
-		return err
-	}
-	writeData(w, http.StatusOK, up)
-	return nil
-}
-
-func (h *Handler) deleteUpload(w http.ResponseWriter, r *http.Request) error {
-	up, err := h.ownedUpload(r)
-	if err != nil {
-		return err
-	}
-	if err := h.engine.DeleteUpload(r.Context(), up.ID); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -23,8 +23,8 @@ func (a *app) completeJobs(cmd *cobra.Command, args []string, _ string) ([]strin
 	if _, err := a.api.get(cmd.Context(), "/jobs", url.Values{"limit": {"100"}}, &page); err != nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
-	out := make([]string, 0, len(page.Jobs))
-	for _, j := range page.Jobs {
+	out := make([]string, 0, len(page.Items))
+	for _, j := range page.Items {
 		out = append(out, fmt.Sprintf("%s\t%s %s", j.ID, j.Status, j.Type))
 	}
 	return out, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveKeepOrder

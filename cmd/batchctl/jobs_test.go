@@ -106,7 +106,7 @@ func TestPauseResumeCancel(t *testing.T) {
 	r = tb.cli(t, "events", id, "--all")
 	require.Equal(t, 0, r.code, "the audit trail outlives the job: %s", r.stderr)
 	var types []string
-	for _, e := range decode[batch.EventPage](t, r.stdout).Events {
+	for _, e := range decode[batch.EventPage](t, r.stdout).Items {
 		types = append(types, string(e.Type))
 	}
 	require.Equal(t, []string{"job_created", "job_paused", "job_resumed", "job_cancelled", "job_deleted"}, filterJobEvents(types))
@@ -137,7 +137,7 @@ func TestErrors(t *testing.T) {
 	// errors: every failed item, across pages.
 	r = tb.cli(t, "errors", job.ID, "--limit", "3", "--all")
 	require.Equal(t, 0, r.code, r.stderr)
-	errs := decode[batch.ErrorPage](t, r.stdout).Errors
+	errs := decode[batch.ErrorPage](t, r.stdout).Items
 	require.Len(t, errs, int(job.Progress.Failed))
 	for _, e := range errs {
 		require.Equal(t, batch.CodeValidation, e.Error.Code)
@@ -145,7 +145,7 @@ func TestErrors(t *testing.T) {
 	}
 	r = tb.cli(t, "errors", job.ID, "--limit", "3")
 	page := decode[batch.ErrorPage](t, r.stdout)
-	require.Len(t, page.Errors, 3)
+	require.Len(t, page.Items, 3)
 	require.NotEmpty(t, page.NextCursor)
 	r = tb.cliWith(t, runOptions{ttyOut: true}, "errors", job.ID, "--limit", "3")
 	require.Regexp(t, `(?m)^INDEX\s+OPERATION\s+RESOURCE\s+CODE`, r.stdout)
@@ -178,22 +178,22 @@ func TestList_FiltersAndPages(t *testing.T) {
 	r := tb.cli(t, "list", "--state", "failed")
 	require.Equal(t, 0, r.code, r.stderr)
 	var ids []string
-	for _, j := range decode[batch.JobPage](t, r.stdout).Jobs {
+	for _, j := range decode[batch.JobPage](t, r.stdout).Items {
 		ids = append(ids, j.ID)
 	}
 	require.ElementsMatch(t, failed, ids)
 
 	r = tb.cli(t, "list", "--limit", "3")
 	first := decode[batch.JobPage](t, r.stdout)
-	require.Len(t, first.Jobs, 3)
+	require.Len(t, first.Items, 3)
 	require.NotEmpty(t, first.NextCursor)
 	r = tb.cli(t, "list", "--limit", "3", "--cursor", first.NextCursor)
 	second := decode[batch.JobPage](t, r.stdout)
-	require.Len(t, second.Jobs, 1)
+	require.Len(t, second.Items, 1)
 	require.Empty(t, second.NextCursor)
 
 	r = tb.cli(t, "list", "--limit", "1", "--all")
-	require.Len(t, decode[batch.JobPage](t, r.stdout).Jobs, 4)
+	require.Len(t, decode[batch.JobPage](t, r.stdout).Items, 4)
 
 	r = tb.cliWith(t, runOptions{ttyOut: true}, "list")
 	require.Regexp(t, `(?m)^JOB ID\s+STATUS\s+TYPE\s+PROGRESS`, r.stdout)

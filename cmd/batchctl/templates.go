@@ -103,7 +103,7 @@ func (a *app) findTemplate(ctx context.Context, ref string) (*batch.Template, er
 		if _, err := a.api.get(ctx, templateKind.path(""), q, &page); err != nil {
 			return nil, err
 		}
-		for _, x := range page.Templates {
+		for _, x := range page.Items {
 			if x.Name == ref {
 				found = append(found, *x)
 			}

@@ -24,7 +24,7 @@ func TestWebhook_CreateFromFlagsAndDeliveries(t *testing.T) {
 	job := runOK[batch.Job](t, tb, docRequest, "submit", "-", "--wait")
 	require.Eventually(t, func() bool {
 		r = tb.cli(t, "webhook", "deliveries", h.ID)
-		return r.code == 0 && len(decode[batch.DeliveryPage](t, r.stdout).Deliveries) == 1
+		return r.code == 0 && len(decode[batch.DeliveryPage](t, r.stdout).Items) == 1
 	}, 10*time.Second, 20*time.Millisecond)
 	r = tb.cliWith(t, runOptions{ttyOut: true}, "webhook", "deliveries", h.ID)
 	require.Regexp(t, `(?m)^ID\s+EVENT\s+JOB\s+STATUS\s+ATTEMPTS\s+HTTP\s+ERROR\n\S+\s+job_completed\s+`+job.ID+`\s`, r.stdout)

@@ -78,13 +78,16 @@ type committer struct {
 	stop  chan struct{}
 	done  chan struct{}
 
-	// mu guards outs, writes and stopped; space is signalled when outs
-	// drains.
+	// mu guards outs, writes, want and stopped; space is signalled when
+	// outs drains.
 	mu      sync.Mutex
 	space   *sync.Cond
 	outs    []outcome
 	writes  []*write
 	stopped bool
+	// want, while the loop gathers a batch, is how many waiting outcomes
+	// and writes end the gathering; 0 otherwise.
+	want int
 
 	// Owned by the loop goroutine.
 	takenOuts   []outcome
@@ -93,9 +96,16 @@ type committer struct {
 	deltas      map[*jobRun]*jobDelta
 	blocks      map[doneBlock]*[doneBlockItems / 8]byte
 	// handoffs are the runs of this commit that handed their slot on.
-	handoffs   []*jobRun
+	handoffs []*jobRun
+	// spare are the runs this commit finishes whose slot no queued job
+	// took: a submission later in the same commit starts in it.
+	spare      []*jobRun
 	freeBlocks []*[doneBlockItems / 8]byte
 	share      int64 // the last commit's duration per write, in ns
+	// lastSize and lastTook are the last commit's outcomes and writes and
+	// how long it took: what the next batch gathers for.
+	lastSize int
+	lastTook time.Duration
 }
 
 func newCommitter(e *Engine) *committer {
@@ -124,13 +134,14 @@ func (c *committer) send(o *outcome) {
 	}
 	c.outs = append(c.outs, *o)
 	n := len(c.outs)
+	// A full batch, a gathered one, or a job's last item (its runner waits
+	// for it): no reason to linger.
+	flush := n == c.max || c.gatheredLocked() || (o.last && c.want == 0)
 	c.mu.Unlock()
 	if n == 1 {
 		signal(c.wake)
 	}
-	if n == c.max || o.last {
-		// A full batch, or a job's last item (its runner waits for it):
-		// no reason to linger.
+	if flush {
 		signal(c.full)
 	}
 }
@@ -145,10 +156,20 @@ func (c *committer) do(fn func(w *wtx) error) error {
 		return ErrClosed
 	}
 	c.writes = append(c.writes, w)
+	gathered := c.gatheredLocked()
 	c.mu.Unlock()
 	signal(c.wake)
+	if gathered {
+		signal(c.full)
+	}
 	<-w.done
 	return w.err
+}
+
+// gatheredLocked reports whether the batch being gathered is complete.
+// c.mu is held.
+func (c *committer) gatheredLocked() bool {
+	return c.want > 0 && len(c.outs)+len(c.writes) >= c.want
 }
 
 // signal does a non-blocking send on a one-slot channel.
@@ -216,16 +237,14 @@ func (c *committer) loop() {
 			}
 		}
 		// Linger briefly for a fuller batch of outcomes, unless one is
-		// already full or a caller waits for a write: writes that arrive
-		// while this batch commits make the next one.
-		if c.delay > 0 && c.lingers() {
-			timer.Reset(c.delay)
-			select {
-			case <-timer.C:
-			case <-c.full:
-				timer.Stop()
-			case <-c.stop:
-				timer.Stop()
+		// already full or a caller waits for a write; or gather the
+		// callers the last commit answered, who are likely on their way
+		// back with their next write.
+		if c.delay > 0 {
+			if c.lingers() {
+				c.linger(timer, c.delay, 0)
+			} else if wait := min(c.delay, c.lastTook/2); wait > 0 {
+				c.linger(timer, wait, c.lastSize)
 			}
 		}
 		c.flush()
@@ -235,11 +254,54 @@ func (c *committer) loop() {
 	}
 }
 
+// linger waits up to wait for a full batch, or, when want is positive,
+// until want outcomes and writes are waiting.
+func (c *committer) linger(timer *time.Timer, wait time.Duration, want int) {
+	c.mu.Lock()
+	if want > 0 && len(c.outs)+len(c.writes) >= want {
+		c.mu.Unlock()
+		return
+	}
+	c.want = want
+	c.mu.Unlock()
+	select { // a signal left from the last batch
+	case <-c.full:
+	default:
+	}
+	if want > 0 && c.gathered() {
+		c.setWant(0)
+		return
+	}
+	timer.Reset(wait)
+	select {
+	case <-timer.C:
+	case <-c.full:
+		timer.Stop()
+	case <-c.stop:
+		timer.Stop()
+	}
+	c.setWant(0)
+}
+
+func (c *committer) gathered() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gatheredLocked()
+}
+
+func (c *committer) setWant(n int) {
+	c.mu.Lock()
+	c.want = n
+	c.mu.Unlock()
+}
+
 // flush takes one batch and commits it.
 func (c *committer) flush() {
 	c.take()
-	if len(c.takenOuts)+len(c.takenWrites) > 0 {
+	if n := len(c.takenOuts) + len(c.takenWrites); n > 0 {
+		start := time.Now()
 		c.commit(c.takenOuts, c.takenWrites)
+		c.lastSize, c.lastTook = n, time.Since(start)
 	}
 	clear(c.takenOuts)
 	clear(c.takenWrites)
@@ -262,6 +324,7 @@ func (c *committer) commit(outs []outcome, writes []*write) {
 			outTx.Tx = tx
 			c.arena = c.arena[:0]
 			clear(c.deltas)
+			c.spare = c.spare[:0]
 			c.dropBlocks() // left by an attempt that failed
 			if err := c.writeOutcomes(outTx, outs); err != nil {
 				return err

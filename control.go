@@ -124,8 +124,11 @@ func (e *Engine) submit(ctx context.Context, b *Batch, opts *SubmitOptions, reve
 
 	var seq uint64
 	var existing, started *jobRecord
+	// inherited says the job started in the slot of a job the same commit
+	// finished.
+	var inherited bool
 	err = e.update(func(w *wtx) error {
-		existing, started = nil, nil
+		existing, started, inherited = nil, nil, false
 		idemKey := []byte(so.Owner + "\x00" + so.IdempotencyKey)
 		if so.IdempotencyKey != "" {
 			if v := w.Get(bucketIdempotency, idemKey); len(v) == 16 {
@@ -163,7 +166,11 @@ func (e *Engine) submit(ctx context.Context, b *Batch, opts *SubmitOptions, reve
 		if err := w.transition(nil, "", rec, EventJobCreated, so.Owner); err != nil {
 			return err
 		}
-		if !startNow {
+		if inherited = !startNow && w.takeSpare(); !startNow && !inherited {
+			// Queued here as soon as it is durable, before the next
+			// commit: a job that commit finishes hands its slot on to it.
+			queued := newRun(e, seq, rec.clone())
+			w.after = append(w.after, func() { e.enqueue(queued) })
 			return nil
 		}
 		started = rec.clone()
@@ -186,38 +193,27 @@ func (e *Engine) submit(ctx context.Context, b *Batch, opts *SubmitOptions, reve
 		return e.Job(ctx, existing.ID)
 	}
 	job := e.view(rec, nil) // the job as submitted
-	if started != nil {
-		rec = started
+	if started == nil {
+		return job, nil // queued by the commit
 	}
-	r := newRun(e, seq, rec.clone())
+	r := newRun(e, seq, started.clone())
 	e.mu.Lock()
+	defer e.mu.Unlock()
 	if e.closed {
-		if startNow {
-			e.running--
-		}
-		e.mu.Unlock()
+		e.running--
 		return job, nil // stored; it starts (or resumes) when the store is opened again
 	}
 	if e.runs[r.id] != nil {
 		// On a shared store the claim loop found the job first and runs
 		// it: one run per job and process.
-		if startNow {
-			e.running--
-		}
+		e.running--
 		e.notifyLocked()
-		e.mu.Unlock()
 		return job, nil
 	}
 	e.runs[r.id] = r
-	if startNow {
-		r.started = true
-		e.launchLocked(r)
-	} else {
-		e.queue = append(e.queue, r)
-		e.dispatchLocked()
-	}
+	r.started = true
+	e.launchLocked(r)
 	e.notifyLocked()
-	e.mu.Unlock()
 	return job, nil
 }
 

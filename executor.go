@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -26,10 +25,6 @@ const selectChunk = 2000
 
 // itemPage is how many stored items the feeder reads per transaction.
 const itemPage = 1000
-
-// yieldEvery is how many items a worker runs before it yields, so that
-// quick items do not crowd out status reads.
-const yieldEvery = 4
 
 // execute runs the job's operations in order: each selects its items when
 // it starts, is validated first under strict validation, and runs; the
@@ -371,14 +366,15 @@ func (r *jobRun) pass(feedCtx, itemCtx context.Context, i int, p *Plan, typ stri
 		w.left.Store(left)
 		w.lastOp = lastOp
 		var next atomic.Int64
+		gate := newPaceGate()
 		for range min(int64(workers), max(left, 1)) {
 			wg.Go(func() {
 				var it Item
 				slot := r.newSlot()
-				for n := 1; feedCtx.Err() == nil; n++ {
-					if n%yieldEvery == 0 {
-						runtime.Gosched() // let status reads in between bursts
-					}
+				pace := gate.pacer()
+				defer pace.release()
+				for feedCtx.Err() == nil {
+					pace.tick()
 					j := next.Add(1) - 1
 					if j >= rg.Count {
 						return
@@ -409,16 +405,16 @@ func (r *jobRun) pass(feedCtx, itemCtx context.Context, i int, p *Plan, typ stri
 // record-driven operation.
 func (r *jobRun) runStoredRange(w *worker, lo, hi int64, workers int) error {
 	ch := make(chan pendingItem, 2*workers)
+	gate := newPaceGate()
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
 			var it Item
 			slot := r.newSlot()
-			n := 0
+			pace := gate.pacer()
+			defer pace.release()
 			for pi := range ch {
-				if n++; n%yieldEvery == 0 {
-					runtime.Gosched()
-				}
+				pace.tick()
 				it = Item{JobID: r.id, Index: pi.index, Operation: w.op, Type: w.typ, ResourceID: pi.id}
 				w.run(slot, &it, pi.attempts)
 			}

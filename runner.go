@@ -88,6 +88,9 @@ type jobRun struct {
 	// the last commit.
 	next        *jobRun
 	nextStarted *jobRecord
+	// slotPassed is set when a submission in the commit that finished this
+	// job started in its slot; guarded by e.mu.
+	slotPassed bool
 
 	// curMu guards slots, each worker's current item, and opTypes.
 	curMu sync.Mutex
@@ -291,6 +294,9 @@ func (r *jobRun) finishInCommit(w *wtx, d *jobDelta, c *committer) error {
 	}
 	r.nextStarted = nil
 	if r.next == nil {
+		if r.e.claimer == nil {
+			c.spare = append(c.spare, r)
+		}
 		return nil
 	}
 	next := r.next
@@ -315,6 +321,24 @@ func (r *jobRun) finishInCommit(w *wtx, d *jobDelta, c *committer) error {
 	}
 	r.nextStarted = started
 	return nil
+}
+
+// takeSpare returns whether a job created in this transaction can start in
+// the slot of a job the transaction finishes, and takes that slot if so.
+func (w *wtx) takeSpare() bool {
+	c := w.e.committer
+	n := len(c.spare)
+	if n == 0 {
+		return false
+	}
+	giver := c.spare[n-1]
+	c.spare = c.spare[:n-1]
+	w.after = append(w.after, func() {
+		w.e.mu.Lock()
+		giver.slotPassed = true
+		w.e.mu.Unlock()
+	})
+	return true
 }
 
 // popQueued takes the next queued job for a slot being handed over, or
@@ -507,7 +531,7 @@ func (r *jobRun) finish(execErr error) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if r.next == nil { // else its slot went to the next job
+	if r.next == nil && !r.slotPassed { // else its slot went to the next job
 		e.running--
 	}
 	delete(e.runs, r.id)
@@ -771,16 +795,22 @@ func (e *Engine) Resume(ctx context.Context, id string) (*Job, error) {
 	}
 	r := newRun(e, seq, rec.clone())
 	r.needs = needs
-	job := e.view(rec, nil)
+	e.enqueue(r)
+	return e.view(rec, nil), nil
+}
+
+// enqueue queues the run of a job stored as queued, unless the engine
+// closed (the job starts when the store is opened again) or the job has a
+// run here already (on a shared store the claim loop may find it first).
+func (e *Engine) enqueue(r *jobRun) {
 	e.mu.Lock()
-	if !e.closed && e.runs[id] == nil {
-		e.runs[id] = r
+	defer e.mu.Unlock()
+	if !e.closed && e.runs[r.id] == nil {
+		e.runs[r.id] = r
 		e.queue = append(e.queue, r)
 		e.dispatchLocked()
 	}
 	e.notifyLocked()
-	e.mu.Unlock()
-	return job, nil
 }
 
 // Delete removes a job that is not running, with its items, errors and

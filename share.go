@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -287,14 +286,15 @@ func (r *jobRun) runRange(w *worker, hold *rangeHold, base, lo, hi int64, prog *
 	var wg sync.WaitGroup
 	var failMu sync.Mutex
 	var failErr error
+	gate := newPaceGate()
 	for range min(int64(workers), hi-lo) {
 		wg.Go(func() {
 			var it Item
 			slot := r.newSlot()
-			for n := 1; w.feedCtx.Err() == nil; n++ {
-				if n%yieldEvery == 0 {
-					runtime.Gosched()
-				}
+			pace := gate.pacer()
+			defer pace.release()
+			for w.feedCtx.Err() == nil {
+				pace.tick()
 				index := next.Add(1) - 1
 				if index >= hi || hold.lost.Load() {
 					return

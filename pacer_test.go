@@ -1,0 +1,68 @@
+package batch
+
+import (
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// A burst of quick items gates the pass: the next items run holding a CPU
+// token, and a worker without one waits until a token is let go.
+func TestPacer_QuickItemsTakeTurns(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newPaceGate()
+		for range cap(g.cpu) - 1 {
+			g.cpu <- struct{}{} // other workers hold the rest
+		}
+		a := g.pacer()
+		for range burstItems + 1 {
+			a.tick() // the fake clock stands still: a quick burst
+		}
+		require.True(t, g.quick.Load())
+		require.True(t, a.held)
+
+		var ran atomic.Bool
+		go func() {
+			b := g.pacer()
+			b.tick()
+			ran.Store(true)
+			b.release()
+		}()
+		synctest.Wait()
+		require.False(t, ran.Load(), "a worker runs a quick item only with a token")
+		a.release()
+		synctest.Wait()
+		require.True(t, ran.Load())
+	})
+}
+
+// Items that take their time (calls to another service) run ungated, and a
+// gated pass whose items turn slow lets go of its tokens.
+func TestPacer_SlowItemsRunUngated(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newPaceGate()
+		a := g.pacer()
+		for range 3 * burstItems {
+			a.tick()
+			time.Sleep(2 * quickItem)
+		}
+		require.False(t, g.quick.Load())
+		require.False(t, a.held)
+		require.Zero(t, len(g.cpu))
+
+		g.quick.Store(true) // another worker's burst was quick
+		b := g.pacer()
+		b.tick()
+		require.True(t, b.held)
+		for range burstItems {
+			time.Sleep(2 * quickItem)
+			b.tick()
+		}
+		require.False(t, g.quick.Load())
+		require.False(t, b.held, "a slow burst lets go of its token")
+		require.Zero(t, len(g.cpu))
+	})
+}

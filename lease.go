@@ -285,11 +285,17 @@ const (
 // always does on a store of its own; on a [Claimer] when it holds (or
 // takes) the lease, which the claim loop renews.
 func (e *Engine) leads(name string) bool {
+	_, ok := e.leadToken(name)
+	return ok
+}
+
+// leadToken is leads with the lease's token (0 on a store of its own).
+func (e *Engine) leadToken(name string) (uint64, bool) {
 	if e.claimer == nil {
-		return true
+		return 0, true
 	}
-	_, ok, err := e.claimer.Claim(e.ctx, name)
-	return err == nil && ok
+	token, ok, err := e.claimer.Claim(e.ctx, name)
+	return token, err == nil && ok
 }
 
 // releaseLeads gives up the leader leases at Close, so another process

@@ -718,3 +718,107 @@ func TestScaleOut_StalledRangeIsFenced(t *testing.T) {
 		})
 	}
 }
+
+// TestScaleOut_StalledSenderIsFenced: the outbox leader stalls inside a
+// webhook attempt and its lease passes to another process; the new leader
+// does not make that attempt again, and the stalled one still stores how
+// it went. Each delivery reaches the receiver once.
+func TestScaleOut_StalledSenderIsFenced(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	got := map[string]int{} // webhook-id -> requests
+	held, release := make(chan struct{}), make(chan struct{})
+	var first sync.Once
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got[r.Header.Get("webhook-id")]++
+		mu.Unlock()
+		first.Do(func() {
+			close(held)
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		})
+	}))
+	defer srv.Close()
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+	url, schema := pgtest.URL(t), pgtest.Schema(t)
+	stores := make([]*pgstore.Store, 2)
+	es := make([]*batch.Engine, 2)
+	for i := range es {
+		var err error
+		stores[i], err = scaleStore(t.Context(), url, schema)
+		require.NoError(t, err)
+		es[i], err = batch.New(stores[i], &batch.Options{ClaimPoll: 20 * time.Millisecond, AllowPrivateWebhooks: true,
+			WebhookTimeout: 30 * time.Second, Operations: map[string]batch.Operation{"noop": noopOp()}})
+		require.NoError(t, err)
+		t.Cleanup(func() { require.NoError(t, es[i].Close(context.Background())) })
+	}
+	_, err := es[0].CreateWebhook(t.Context(), &batch.Webhook{URL: srv.URL, Events: []batch.EventType{batch.EventJobCreated}})
+	require.NoError(t, err)
+	_, err = es[0].Submit(t.Context(), opBatch("noop", 1, batch.BatchOptions{}), nil)
+	require.NoError(t, err)
+	select {
+	case <-held:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no delivery attempt")
+	}
+	// The leader stalls in its attempt; its lease passes to the other.
+	var leader string
+	require.NoError(t, stores[0].Pool().QueryRow(t.Context(), "SELECT owner FROM "+schema+".batch_leases WHERE name = 'leader:outbox'").Scan(&leader))
+	other := 0
+	if leader == stores[0].Owner() {
+		other = 1
+	}
+	tag, err := stores[0].Pool().Exec(t.Context(), "UPDATE "+schema+".batch_leases SET owner = $1, token = token + 1000000, expires_at = now() + interval '1 hour' WHERE name = 'leader:outbox'",
+		stores[other].Owner())
+	require.NoError(t, err)
+	require.Equal(t, int64(1), tag.RowsAffected())
+	// The new leader sends what falls due after the takeover...
+	_, err = es[other].Submit(t.Context(), opBatch("noop", 1, batch.BatchOptions{}), nil)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 2 }, 20*time.Second, 5*time.Millisecond,
+		"the new leader sends the second delivery")
+	// ...but not the attempt the stalled leader holds.
+	mu.Lock()
+	for id, n := range got {
+		require.Equal(t, 1, n, "delivery %s sent %d times", id, n)
+	}
+	mu.Unlock()
+	close(release)
+	require.Eventually(t, func() bool {
+		page, err := es[other].WebhookDeliveries(t.Context(), mustOnlyWebhook(t, es[other]), nil)
+		if err != nil {
+			return false
+		}
+		delivered := 0
+		for _, d := range page.Items {
+			if d.Status == batch.DeliveryDelivered {
+				delivered++
+			}
+		}
+		return delivered == 2
+	}, 20*time.Second, 10*time.Millisecond, "both deliveries stored as delivered, the stalled one by its sender")
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, got, 2)
+	for id, n := range got {
+		require.Equal(t, 1, n, "delivery %s sent %d times", id, n)
+	}
+}
+
+// mustOnlyWebhook returns the id of the one webhook e sees.
+func mustOnlyWebhook(t *testing.T, e *batch.Engine) string {
+	t.Helper()
+	page, err := e.Webhooks(t.Context(), nil)
+	require.NoError(t, err)
+	require.Len(t, page.Items, 1)
+	return page.Items[0].ID
+}

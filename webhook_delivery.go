@@ -76,7 +76,8 @@ func (e *Engine) outboxLoop() {
 // dispatchDue starts sends for due deliveries and returns when the next
 // one falls due (zero when none waits).
 func (e *Engine) dispatchDue(client *http.Client, inFlight map[string]int, sending map[string]struct{}, done chan<- string) time.Time {
-	if !e.leads(leaseOutbox) {
+	token, ok := e.leadToken(leaseOutbox)
+	if !ok {
 		return time.Time{} // the claim loop wakes us to try again
 	}
 	now := e.now()
@@ -110,12 +111,63 @@ func (e *Engine) dispatchDue(client *http.Client, inFlight map[string]int, sendi
 	})
 	for _, d := range start {
 		e.wg.Go(func() {
-			e.deliver(client, d.key, d.hook, d.seq)
+			if key, ok := e.takeAttempt(d.key, d.hook, d.seq, token); ok {
+				e.deliver(client, key, d.hook, d.seq)
+			}
 			done <- d.key
 		})
 	}
 	return next
 }
+
+// errNotLeader refuses an attempt taken by a process that no longer
+// holds the outbox lease.
+var errNotLeader = errors.New("batch: the outbox lease changed hands")
+
+// takeAttempt makes the attempt at the delivery under outbox key this
+// process's own, on a store several processes share: in one transaction
+// that checks the outbox lease is still held under token, it moves the
+// entry out of sight for as long as an attempt can take, so no other
+// process attempts it meanwhile. It returns the key the entry now has, and
+// false when the entry is gone or the lease changed hands. On a store of
+// its own the engine is the only sender and nothing is written.
+func (e *Engine) takeAttempt(outbox, hookID string, seq uint64, token uint64) (string, bool) {
+	if e.claimer == nil {
+		return outbox, true
+	}
+	taken := outboxKey(e.now().UTC().Add(e.opts.WebhookTimeout+attemptGrace), hookID, seq)
+	err := e.store.Update(func(tx Tx) error {
+		lt, ok := tx.(LeaseTx)
+		if !ok {
+			return errNoLeaseTx
+		}
+		held, err := lt.HoldsLease(leaseOutbox, token)
+		if err != nil {
+			return err
+		}
+		if !held {
+			return errNotLeader
+		}
+		if tx.Get(bucketOutbox, []byte(outbox)) == nil {
+			return ErrNotFound // another process attempted it
+		}
+		if err := tx.Delete(bucketOutbox, []byte(outbox)); err != nil {
+			return err
+		}
+		return tx.Put(bucketOutbox, taken, []byte(hookID))
+	})
+	if err != nil {
+		if !errors.Is(err, ErrNotFound) {
+			e.log.Warn("webhook: attempt not taken", "webhook_id", hookID, "err", err)
+		}
+		return "", false
+	}
+	return string(taken), true
+}
+
+// attemptGrace is how long past the webhook timeout a taken attempt stays
+// out of other processes' sight: the time to store how it went.
+const attemptGrace = 30 * time.Second
 
 // deliver makes one attempt at a delivery and stores how it went.
 func (e *Engine) deliver(client *http.Client, outbox, hookID string, seq uint64) {

@@ -43,9 +43,11 @@ func (r *jobRun) execute(ctx, feedCtx, itemCtx context.Context) error {
 		defer cancel()
 		itemCtx, cancel = context.WithDeadline(itemCtx, deadline)
 		defer cancel()
-		jobCtx := feedCtx
+		// Both contexts end at the deadline, each on its own timer: the
+		// run may stop on either one first.
+		feedTimeout, itemTimeout := feedCtx, itemCtx
 		defer func() {
-			if errors.Is(jobCtx.Err(), context.DeadlineExceeded) {
+			if errors.Is(feedTimeout.Err(), context.DeadlineExceeded) || errors.Is(itemTimeout.Err(), context.DeadlineExceeded) {
 				r.stop(stopFail, &Error{Code: CodeExecutionError, Message: "Batch job execution failed: the job ran past its timeout of " + opts.Timeout.String(),
 					Details: []Detail{{Code: string(CodeTimeout), Message: "job timeout " + opts.Timeout.String() + " exceeded"}}})
 			}

@@ -2,6 +2,7 @@ package batch
 
 import (
 	"encoding/binary"
+	"slices"
 	"sync"
 	"time"
 )
@@ -88,6 +89,11 @@ type committer struct {
 	// want, while the loop gathers a batch, is how many waiting outcomes
 	// and writes end the gathering; 0 otherwise.
 	want int
+	// urgent says a waiting outcome is a job's last (its runner waits for
+	// it) or the outcomes fill a batch: commit without lingering. It is
+	// state, not only the full signal, so a signal taken by the loop's
+	// first wait is not lost to the linger after it.
+	urgent bool
 
 	// Owned by the loop goroutine.
 	takenOuts   []outcome
@@ -136,6 +142,9 @@ func (c *committer) send(o *outcome) {
 	n := len(c.outs)
 	// A full batch, a gathered one, or a job's last item (its runner waits
 	// for it): no reason to linger.
+	if n >= c.max || o.last {
+		c.urgent = true
+	}
 	flush := n == c.max || c.gatheredLocked() || (o.last && c.want == 0)
 	c.mu.Unlock()
 	if n == 1 {
@@ -156,10 +165,12 @@ func (c *committer) do(fn func(w *wtx) error) error {
 		return ErrClosed
 	}
 	c.writes = append(c.writes, w)
-	gathered := c.gatheredLocked()
+	// A caller waits for this write: it ends a linger for outcomes, and a
+	// gathering once the batch is complete.
+	end := c.want == 0 || c.gatheredLocked()
 	c.mu.Unlock()
 	signal(c.wake)
-	if gathered {
+	if end {
 		signal(c.full)
 	}
 	<-w.done
@@ -198,15 +209,16 @@ func (c *committer) take() {
 	c.takenWrites = append(c.takenWrites[:0], c.writes...)
 	clear(c.writes)
 	c.writes = c.writes[:0]
+	c.urgent = len(c.outs) >= c.max || slices.ContainsFunc(c.outs, func(o outcome) bool { return o.last })
 	c.space.Broadcast()
 }
 
 // lingers reports whether a batch is worth waiting for: outcomes only,
-// fewer than a full batch.
+// some but fewer than a full batch, none of them a job's last.
 func (c *committer) lingers() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.writes) == 0 && len(c.outs) < c.max
+	return !c.urgent && len(c.writes) == 0 && len(c.outs) > 0 && len(c.outs) < c.max
 }
 
 func (c *committer) pending() int {
@@ -268,7 +280,8 @@ func (c *committer) linger(timer *time.Timer, wait time.Duration, want int) {
 	case <-c.full:
 	default:
 	}
-	if want > 0 && c.gathered() {
+	// What that signal may have said, the state says.
+	if (want > 0 && c.gathered()) || (want == 0 && !c.lingers()) {
 		c.setWant(0)
 		return
 	}

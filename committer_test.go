@@ -41,3 +41,25 @@ func TestCommitter_OutcomesShareACommit(t *testing.T) {
 		require.GreaterOrEqual(t, slices.Max(sizes), n/2, "most outcomes in one commit: %v", sizes)
 	})
 }
+
+// A job's last outcome is committed at once, not after CommitDelay: the
+// runner waits for it. With an hour's delay in a synctest bubble, any
+// lingering shows as fake time passing.
+func TestCommitter_LastOutcomeDoesNotLinger(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		e, err := batch.New(batch.NewMemoryStore(), &batch.Options{CommitDelay: time.Hour,
+			Operations: map[string]batch.Operation{"noop": countingOp(func(context.Context, *batch.Item) error { return nil })}})
+		require.NoError(t, err)
+		defer func() { require.NoError(t, e.Close(context.Background())) }()
+		for range 5 {
+			start := time.Now()
+			job, err := e.Submit(t.Context(), opBatch("noop", 1, batch.BatchOptions{}), nil)
+			require.NoError(t, err)
+			job, err = e.Wait(t.Context(), job.ID)
+			require.NoError(t, err)
+			require.Equal(t, batch.StateCompleted, job.Status)
+			require.Less(t, time.Since(start), time.Hour, "the job's last outcome waited out CommitDelay")
+		}
+	})
+}

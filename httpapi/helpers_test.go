@@ -166,6 +166,25 @@ func gatedOp(gate <-chan struct{}, count int64) batch.Operation {
 	})
 }
 
+// pausableOp is gatedOp whose items also finish as soon as their job is
+// asked to stop (batch.Stopping): a pause then answers once it has taken
+// hold, with no gate to open and no delay to guess.
+func pausableOp(gate <-chan struct{}, count int64) batch.Operation {
+	return batch.OperationFunc(func(ctx context.Context, spec *batch.OperationSpec, env *batch.Env) (*batch.Plan, error) {
+		return &batch.Plan{Count: count, Item: func(i int64) (batch.Item, error) { return batch.Item{}, nil },
+			Run: func(ctx context.Context, it *batch.Item) error {
+				select {
+				case <-gate:
+					return nil
+				case <-batch.Stopping(ctx):
+					return nil
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}}, nil
+	})
+}
+
 // newReceiver starts a webhook receiver on loopback and returns its URL.
 func newReceiver(t *testing.T) string {
 	return serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.Copy(io.Discard, r.Body) })).URL

@@ -14,15 +14,28 @@ func TestStopping_OutsideAnItem(t *testing.T) {
 	require.Nil(t, batch.Stopping(t.Context()))
 }
 
+// longJob submits a job of n "long" items run one at a time by run, and
+// returns once its first item has started.
+func longJob(t *testing.T, n int, run func(ctx context.Context, it *batch.Item) error) (*testBundle, *batch.Job) {
+	t.Helper()
+	tb := setup(t, "bolt", nil)
+	started := make(chan struct{}, n)
+	require.NoError(t, tb.e.RegisterOperation("long", countingOp(func(ctx context.Context, it *batch.Item) error {
+		started <- struct{}{}
+		return run(ctx, it)
+	})))
+	job := tb.submit(t, opBatch("long", n, batch.BatchOptions{MaxConcurrent: 1}))
+	<-started
+	return tb, job
+}
+
 // TestStopping_Pause: the first item waits for its job to be asked to stop
 // and then finishes; the pause answers once it has, and the item's context
 // was never cancelled. The items run after the resume see the channel open.
 func TestStopping_Pause(t *testing.T) {
 	t.Parallel()
-	tb := setup(t, "bolt", nil)
-	waiting := make(chan struct{})
 	afterResume := make(chan bool, 10)
-	require.NoError(t, tb.e.RegisterOperation("long", countingOp(func(ctx context.Context, it *batch.Item) error {
+	tb, job := longJob(t, 3, func(ctx context.Context, it *batch.Item) error {
 		if it.Index > 0 {
 			select {
 			case <-batch.Stopping(ctx):
@@ -32,16 +45,13 @@ func TestStopping_Pause(t *testing.T) {
 			}
 			return nil
 		}
-		close(waiting)
 		select {
 		case <-batch.Stopping(ctx):
 			return ctx.Err() // nil: a pause does not cancel the item
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-	})))
-	job := tb.submit(t, opBatch("long", 3, batch.BatchOptions{MaxConcurrent: 1}))
-	<-waiting
+	})
 
 	paused, err := tb.e.Pause(t.Context(), job.ID)
 	require.NoError(t, err)
@@ -63,18 +73,13 @@ func TestStopping_Pause(t *testing.T) {
 // item's context.
 func TestStopping_Cancel(t *testing.T) {
 	t.Parallel()
-	tb := setup(t, "bolt", nil)
-	waiting := make(chan struct{})
 	cancelled := make(chan error, 1)
-	require.NoError(t, tb.e.RegisterOperation("long", countingOp(func(ctx context.Context, it *batch.Item) error {
-		close(waiting)
+	tb, job := longJob(t, 1, func(ctx context.Context, it *batch.Item) error {
 		<-batch.Stopping(ctx)
 		<-ctx.Done()
 		cancelled <- ctx.Err()
 		return ctx.Err()
-	})))
-	job := tb.submit(t, opBatch("long", 1, batch.BatchOptions{}))
-	<-waiting
+	})
 	got, err := tb.e.Cancel(t.Context(), job.ID)
 	require.NoError(t, err)
 	require.Equal(t, batch.StateCancelled, got.Status)

@@ -47,7 +47,8 @@
 // failed under validation.on_error "abort", more items failed than
 // max_failure_rate allows, the job ran past its timeout, or the store
 // failed. At most [Options].MaxRunningJobs jobs run at once; the rest wait
-// queued in submission order.
+// queued in submission order. A pause lets the items in flight finish; an
+// item that takes long can watch [Stopping] to finish sooner.
 //
 // # Options
 //

@@ -448,7 +448,7 @@ func (e *Engine) runJob(r *jobRun) {
 	}
 	ctx := e.traceContext(e.ctx, r.snapshot())
 	feedCtx, feedCancel := context.WithCancel(ctx)
-	itemCtx, itemCancel := context.WithCancel(ctx)
+	itemCtx, itemCancel := context.WithCancel(context.WithValue(ctx, stoppingKey{}, feedCtx.Done()))
 	defer feedCancel()
 	defer itemCancel()
 	r.mu.Lock()

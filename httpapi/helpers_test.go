@@ -152,12 +152,25 @@ func bearer(key string) []string { return []string{"Authorization", "Bearer " + 
 // gatedOp is an operation of count items that each wait for a value (or
 // the close) of gate, or for their context to end; a nil gate holds them
 // until then.
-func gatedOp(gate <-chan struct{}, count int64) batch.Operation {
+func gatedOp(gate <-chan struct{}, count int64) batch.Operation { return heldOp(gate, count, false) }
+
+// pausableOp is gatedOp whose items also finish as soon as their job is
+// asked to stop (batch.Stopping): a pause then answers once it has taken
+// hold, with no gate to open and no delay to guess.
+func pausableOp(gate <-chan struct{}, count int64) batch.Operation { return heldOp(gate, count, true) }
+
+func heldOp(gate <-chan struct{}, count int64, finishOnStop bool) batch.Operation {
 	return batch.OperationFunc(func(ctx context.Context, spec *batch.OperationSpec, env *batch.Env) (*batch.Plan, error) {
 		return &batch.Plan{Count: count, Item: func(i int64) (batch.Item, error) { return batch.Item{}, nil },
 			Run: func(ctx context.Context, it *batch.Item) error {
+				var stopping <-chan struct{} // nil: never
+				if finishOnStop {
+					stopping = batch.Stopping(ctx)
+				}
 				select {
 				case <-gate:
+					return nil
+				case <-stopping:
 					return nil
 				case <-ctx.Done():
 					return ctx.Err()

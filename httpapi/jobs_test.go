@@ -63,17 +63,20 @@ func TestCreateJob_Wait(t *testing.T) {
 func TestJobControl(t *testing.T) {
 	t.Parallel()
 	gate := make(chan struct{})
-	tb := setup(t, nil, &batch.Options{Operations: map[string]batch.Operation{"gated": gatedOp(gate, 20)}})
+	tb := setup(t, nil, &batch.Options{Operations: map[string]batch.Operation{"gated": pausableOp(gate, 20)}})
 	id := tb.submit(t, `{"batch": {"operations": [{"type": "gated"}], "options": {"max_concurrent": 2}}}`)
 
 	tb.waitStatus(t, id, "running")
 	require.Equal(t, http.StatusConflict, tb.do(t, "DELETE", "/jobs/"+id, "").status)
 	require.Equal(t, http.StatusConflict, tb.do(t, "POST", "/jobs/"+id+"/resume", "").status)
-	go func() { time.Sleep(100 * time.Millisecond); close(gate) }()
+	// The items in flight (two at most) finish once the pause takes hold;
+	// none starts after it, or it would finish at once too.
 	res := tb.must(t, http.StatusOK, "POST", "/jobs/"+id+"/pause", "")
 	require.Equal(t, "paused", res.data["status"])
+	require.LessOrEqual(t, res.data["progress"].(map[string]any)["completed"], 2.0)
 	res = tb.must(t, http.StatusConflict, "POST", "/jobs/"+id+"/pause", "")
 	require.Equal(t, "INVALID_STATE", res.err["code"])
+	close(gate)
 	tb.must(t, http.StatusOK, "POST", "/jobs/"+id+"/resume", "")
 	tb.waitStatus(t, id, "completed")
 	require.Equal(t, http.StatusConflict, tb.do(t, "POST", "/jobs/"+id+"/cancel", "").status)

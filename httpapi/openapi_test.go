@@ -65,7 +65,7 @@ func TestOpenAPI_EveryRouteAndStatus(t *testing.T) {
 	rcv := newReceiver(t)
 	tb := setup(t, &httpapi.Options{Authenticator: httpapi.APIKeys("k"), DisableRateLimits: true, MaxBodyBytes: 8 << 10, MaxUploadBytes: 8 << 10,
 		RateLimits: httpapi.RateLimits{FailedAuth: httpapi.Limit{Requests: 10000, Per: time.Minute}}},
-		&batch.Options{AllowPrivateWebhooks: true, Operations: map[string]batch.Operation{"gated": gatedOp(gate, 4), "stuck": gatedOp(nil, 1)}})
+		&batch.Options{AllowPrivateWebhooks: true, Operations: map[string]batch.Operation{"gated": pausableOp(gate, 4), "stuck": gatedOp(nil, 1)}})
 	must := func(status int, method, path, body string, headers ...string) *response {
 		t.Helper()
 		return tb.must(t, status, method, path, body, append(bearer("k"), headers...)...)
@@ -122,8 +122,8 @@ func TestOpenAPI_EveryRouteAndStatus(t *testing.T) {
 	live := must(201, "POST", "/jobs", `{"batch": {"operations": [{"type": "gated"}]}}`).data["job_id"].(string)
 	tb.waitStatus(t, live, "running", bearer("k")...)
 	must(409, "DELETE", "/jobs/"+live, "")
-	time.AfterFunc(100*time.Millisecond, func() { close(gate) }) // a pause waits for the items in flight
-	must(200, "POST", "/jobs/"+live+"/pause", "")
+	must(200, "POST", "/jobs/"+live+"/pause", "") // the items in flight finish once it takes hold
+	close(gate)
 	must(200, "POST", "/jobs/"+live+"/resume", "")
 	stuckID := must(201, "POST", "/jobs", `{"batch": {"operations": [{"type": "stuck"}]}}`).data["job_id"].(string)
 	must(200, "POST", "/jobs/"+stuckID+"/cancel", "")

@@ -89,7 +89,7 @@ func TestStream(t *testing.T) {
 	t.Parallel()
 	tb := setup(t, nil, nil)
 	gate := make(chan struct{})
-	require.NoError(t, tb.e.RegisterOperation("gated", gatedOp(gate, 50)))
+	require.NoError(t, tb.e.RegisterOperation("gated", pausableOp(gate, 50)))
 	id := tb.submit(t, `{"batch": {"type": "demo", "operations": [{"type": "gated"}], "options": {"max_concurrent": 1}}}`)
 
 	_, sse := tb.openStream(t, id)
@@ -117,11 +117,8 @@ func TestStream(t *testing.T) {
 		for m := next(); m.event != "progress" || completed(m) < want; m = next() {
 		}
 	}
-	paused := make(chan *response)
-	go func() { paused <- tb.do(t, "POST", "/jobs/"+id+"/pause", "") }()
-	time.Sleep(100 * time.Millisecond) // the pause waits for the item in flight
-	close(gate)
-	pres := <-paused
+	// The item in flight finishes once the pause takes hold.
+	pres := tb.do(t, "POST", "/jobs/"+id+"/pause", "")
 	require.Equal(t, http.StatusOK, pres.status, string(pres.body))
 	for m := next(); m.event != "job_paused"; m = next() {
 	}
@@ -132,6 +129,7 @@ func TestStream(t *testing.T) {
 	require.Contains(t, ev.data, "at")
 	require.Contains(t, ev.data, "principal")
 
+	close(gate)
 	tb.must(t, http.StatusOK, "POST", "/jobs/"+id+"/resume", "")
 	for m := next(); m.event != "end"; m = next() {
 	}

@@ -74,14 +74,16 @@ func TestWait_FailedJobExitsOneWithTheJobsError(t *testing.T) {
 
 func TestPauseResumeCancel(t *testing.T) {
 	tb := setup(t, nil)
-	// Ten items, one at a time: the pause takes hold long before the last.
-	id := submitJob(t, tb, `{"batch": {"operations": [{"type": "gated", "params": {"count": 10}}], "options": {"parallel": false}}}`)
+	// Ten items, one at a time; the item in flight finishes once the pause
+	// takes hold, and none starts after it.
+	id := submitJob(t, tb, `{"batch": {"operations": [{"type": "gated", "params": {"count": 10, "finish_on_stop": true}}], "options": {"parallel": false}}}`)
 	tb.waitRunning(t, id)
 
-	var r result
-	tb.letItemsThrough(func() { r = tb.cli(t, "pause", id) })
+	r := tb.cli(t, "pause", id)
 	require.Equal(t, 0, r.code, r.stderr)
-	require.Equal(t, batch.StatePaused, decode[batch.Job](t, r.stdout).Status)
+	paused := decode[batch.Job](t, r.stdout)
+	require.Equal(t, batch.StatePaused, paused.Status)
+	require.LessOrEqual(t, paused.Progress.Completed, int64(1))
 
 	r = tb.cli(t, "pause", id)
 	require.Equal(t, exitFailure, r.code, "pausing a paused job is a 409")

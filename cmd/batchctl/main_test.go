@@ -77,13 +77,22 @@ func setup(t *testing.T, so *serverOptions) *testBundle {
 	require.NoError(t, tb.fields.PutMany(t.Context(), demo.Fields(60)))
 	require.NoError(t, engine.RegisterOperation("gated", batch.OperationFunc(func(ctx context.Context, spec *batch.OperationSpec, env *batch.Env) (*batch.Plan, error) {
 		n, _ := spec.Params["count"].(float64)
+		// With "finish_on_stop", an item in flight finishes as soon as its
+		// job is asked to stop: a pause answers once it has taken hold.
+		finishOnStop, _ := spec.Params["finish_on_stop"].(bool)
 		return &batch.Plan{
 			Count: int64(n),
 			Item: func(i int64) (batch.Item, error) {
 				return batch.Item{ResourceID: "step" + strconv.FormatInt(i, 10)}, nil
 			},
 			Run: func(ctx context.Context, _ *batch.Item) error {
+				var stopping <-chan struct{} // nil: never
+				if finishOnStop {
+					stopping = batch.Stopping(ctx)
+				}
 				select {
+				case <-stopping:
+					return nil
 				case <-tb.gate:
 					return nil
 				case <-ctx.Done():
@@ -124,30 +133,6 @@ func (tb *testBundle) letOneThrough(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no gated item ran for 10s")
 	}
-}
-
-// letItemsThrough lets gated items finish one by one, 20ms apart, while fn
-// runs: for calls (pause) that wait for the items in flight.
-func (tb *testBundle) letItemsThrough(fn func()) {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			select {
-			case tb.gate <- struct{}{}:
-			case <-done:
-				return
-			}
-			select {
-			case <-time.After(20 * time.Millisecond):
-			case <-done:
-				return
-			}
-		}
-	})
-	fn()
-	close(done)
-	wg.Wait()
 }
 
 // waitRunning waits until the job is running.

@@ -15,3 +15,10 @@ func StopRequested(e *Engine, id string) bool {
 	defer r.mu.Unlock()
 	return r.reason != stopNone
 }
+
+// Working reports whether e runs job id or is helping with the items of a
+// job another process shares. Once no process works on a paused job, none
+// of its items can run until it is resumed.
+func Working(e *Engine, id string) bool {
+	return e.live(id) || e.helping.Load()
+}

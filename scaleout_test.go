@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -313,7 +314,11 @@ func TestScaleOut_ControlAcrossProcesses(t *testing.T) {
 	require.Less(t, time.Since(start), 3*time.Second, "the pause reached A")
 	require.Equal(t, batch.StatePaused, paused.Status)
 	at := paused.Progress.Completed
-	time.Sleep(100 * time.Millisecond)
+	// Once no process runs the job or helps with its items, none can run
+	// until it is resumed: the counts are final for this pause.
+	require.Eventually(t, func() bool {
+		return !slices.ContainsFunc(es, func(e *batch.Engine) bool { return batch.Working(e, job.ID) })
+	}, 10*time.Second, time.Millisecond, "every process lets the paused job be")
 	j, err := a.Job(t.Context(), job.ID)
 	require.NoError(t, err)
 	require.Equal(t, batch.StatePaused, j.Status)
@@ -461,7 +466,7 @@ func TestScaleOut_SharedWork(t *testing.T) {
 	}))
 	defer srv.Close()
 	es := scaleEngines(t, 2, batch.Options{AllowPrivateWebhooks: true, Operations: map[string]batch.Operation{"noop": noopOp()}})
-	_, err := es[0].CreateWebhook(t.Context(), &batch.Webhook{URL: srv.URL, Events: []batch.EventType{batch.EventJobCreated, batch.EventJobCompleted}})
+	hook, err := es[0].CreateWebhook(t.Context(), &batch.Webhook{URL: srv.URL, Events: []batch.EventType{batch.EventJobCreated, batch.EventJobCompleted}})
 	require.NoError(t, err)
 
 	// The same key from both processes at once: one job.
@@ -492,9 +497,28 @@ func TestScaleOut_SharedWork(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, batch.StateCompleted, j.Status)
 	}
+	// Every delivery is stored as delivered, in the transaction that takes
+	// it out of the outbox: none is left for a sender to take. Closing both
+	// engines waits for any send still in flight, so what the receiver has
+	// then is all that will ever be sent.
 	const want = 7 * 2 // created and completed of 7 jobs
-	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(got) >= want }, 20*time.Second, 10*time.Millisecond)
-	time.Sleep(300 * time.Millisecond) // a second sender would have sent by now
+	var delivered []*batch.Delivery
+	require.Eventually(t, func() bool {
+		page, err := es[1].WebhookDeliveries(t.Context(), hook.ID, &batch.PageOptions{Limit: 100})
+		if err != nil {
+			return false
+		}
+		delivered = page.Items
+		return len(delivered) == want && !slices.ContainsFunc(delivered, func(d *batch.Delivery) bool {
+			return d.Status != batch.DeliveryDelivered
+		})
+	}, 20*time.Second, 10*time.Millisecond, "every delivery is delivered")
+	for _, d := range delivered {
+		require.Equal(t, 1, d.Attempts, "delivery %s took one attempt", d.ID)
+	}
+	for _, e := range es {
+		require.NoError(t, e.Close(t.Context()))
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	require.Len(t, got, want, "%s", strings.Join(bodies, "\n"))

@@ -322,6 +322,24 @@ func New(store Store, opts *Options) (*Engine, error) {
 	return e, nil
 }
 
+// every calls fn every interval until the engine closes, the first time
+// at once when now is set: the engine's periodic loops.
+func (e *Engine) every(interval time.Duration, now bool, fn func()) {
+	if now {
+		fn()
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-t.C:
+		}
+		fn()
+	}
+}
+
 // Close stops the engine: no new jobs are taken, running jobs stop feeding
 // items, and items in flight may finish until ctx ends; then they are
 // cancelled. Attempts left behind at their item_timeout are waited for

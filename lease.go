@@ -65,17 +65,7 @@ type controlRequest struct {
 // claimLoop renews this process's leases, stops the jobs whose lease was
 // lost, applies control requests, and takes over jobs nobody runs.
 func (e *Engine) claimLoop() {
-	poll := e.opts.ClaimPoll
-	t := time.NewTicker(poll)
-	defer t.Stop()
-	for {
-		select {
-		case <-e.ctx.Done():
-			return
-		case <-t.C:
-		}
-		e.claimTick()
-	}
+	e.every(e.opts.ClaimPoll, false, e.claimTick)
 }
 
 // claimTick is one poll of the claim loop.

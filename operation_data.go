@@ -2,14 +2,12 @@ package batch
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
-	"strconv"
 	"strings"
 )
 
@@ -552,17 +550,11 @@ func writeCSV(ctx context.Context, w io.Writer, res Resource, q *Query) (int64, 
 	return n, firstErr(err, cw.Error())
 }
 
+// csvValue writes a record value into a CSV cell: empty for null, else as
+// [formatValue] writes it.
 func csvValue(v any) string {
-	switch x := v.(type) {
-	case nil:
+	if v == nil {
 		return ""
-	case string:
-		return x
-	case float64:
-		return strconv.FormatFloat(x, 'f', -1, 64)
-	case bool:
-		return strconv.FormatBool(x)
 	}
-	b, _ := json.Marshal(v)
-	return string(bytes.TrimSpace(b))
+	return formatValue(v)
 }

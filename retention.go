@@ -201,17 +201,7 @@ func (e *Engine) startRetention() {
 }
 
 func (e *Engine) retentionLoop(keep time.Duration) {
-	t := time.NewTimer(0)
-	defer t.Stop()
-	for {
-		select {
-		case <-e.ctx.Done():
-			return
-		case <-t.C:
-		}
-		e.sweep(keep)
-		t.Reset(retentionInterval)
-	}
+	e.every(retentionInterval, true, func() { e.sweep(keep) })
 }
 
 // sweep is one pass of the retention loop.

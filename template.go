@@ -496,7 +496,9 @@ func (ct *compiledTemplate) eval(ctx context.Context, src string, env map[string
 	return out, nil
 }
 
-// formatValue writes a value into interpolated text.
+// formatValue writes a value as text (into interpolated template text and
+// CSV cells): a string as it is, a number or boolean as its literal,
+// anything else as JSON.
 func formatValue(v any) string {
 	switch x := v.(type) {
 	case string:

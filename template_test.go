@@ -9,23 +9,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/batchworks/batch"
+	"github.com/batchworks/batch/internal/apidoc"
 )
 
-// docTemplateJSON is the API document's bulk_field_update template.
-const docTemplateJSON = `{
-	"name": "bulk_field_update",
-	"description": "Update multiple field properties",
-	"parameters": [
-		{"name": "status", "type": "string", "required": true, "enum": ["active", "inactive"]},
-		{"name": "crop_type", "type": "string", "required": false}
-	],
-	"operations": [
-		{"type": "update", "resource": "fields", "template": {"status": "${status}", "crop_type": "${crop_type}"}}
-	]
-}`
-
 func docTemplate(t *testing.T) *batch.Template {
-	tpl, err := batch.DecodeTemplate([]byte(docTemplateJSON))
+	tpl, err := batch.DecodeTemplate([]byte(apidoc.Template()))
 	require.NoError(t, err)
 	return tpl
 }
@@ -220,7 +208,7 @@ func TestTemplate_UpdateListDelete(t *testing.T) {
 // saving and instantiation: no panic; every refusal is an INVALID_BATCH
 // *Error with details.
 func FuzzTemplate(f *testing.F) {
-	f.Add(docTemplateJSON, `{"status": "active", "crop_type": "rice"}`)
+	f.Add(apidoc.Template(), `{"status": "active", "crop_type": "rice"}`)
 	f.Add(`{"name": "t", "parameters": [{"name": "d", "type": "integer", "default": 3}], "operations": [{"type": "create", "resource": "fields", "template": {"id": "x${d}", "n": "${d * 2}", "s": "${'}'}"}}]}`, `{}`)
 	f.Add(`{"name": "t", "operations": [{"type": "update", "resource": "fields", "template": {"a": "${"}}]}`, `{"a": 1}`)
 	f.Add(`{"name": "t", "parameters": [{"name": "day", "type": "date"}], "operations": [{"type": "delete", "resource": "fields", "where": "true", "template": {"filter": {"d": "${add_days(day, -1)}"}}}]}`, `{"day": "2025-01-19"}`)

@@ -29,6 +29,9 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // one the quickstart runs.
 var docRequest = apidoc.CreateBatchJob()
 
+// docTemplateRequest is the body that creates the document's template.
+var docTemplateRequest = apidoc.CreateTemplate()
+
 // testBundle is an engine on a bbolt file served by httpapi under httptest.
 type testBundle struct {
 	e   *batch.Engine

@@ -9,18 +9,6 @@ import (
 	"github.com/batchworks/batch/httpapi"
 )
 
-const docTemplateRequest = `{"template": {
-	"name": "bulk_field_update",
-	"description": "Update multiple field properties",
-	"parameters": [
-		{"name": "status", "type": "string", "required": true, "enum": ["active", "inactive"]},
-		{"name": "crop_type", "type": "string", "required": false}
-	],
-	"operations": [
-		{"type": "update", "resource": "fields", "template": {"status": "${status}", "crop_type": "${crop_type}"}}
-	]
-}}`
-
 func TestTemplates(t *testing.T) {
 	t.Parallel()
 	tb := setup(t, &httpapi.Options{Authenticator: httpapi.APIKeys("a", "b")}, nil)

@@ -3,8 +3,10 @@
 package apidoc
 
 import (
+	_ "embed"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -20,14 +22,30 @@ const createBatchJobFile = "examples/quickstart/create-batch-job.json"
 func CreateBatchJob() string { return string(createBatchJob()) }
 
 // Batch returns the "batch" object of [CreateBatchJob].
-func Batch() string {
-	var req struct {
-		Batch json.RawMessage `json:"batch"`
+func Batch() string { return wrapped(createBatchJob(), "batch") }
+
+// createTemplate is the body of a "Create Template" request for the
+// document's bulk_field_update template (the one its List Templates
+// response shows).
+//
+//go:embed create-template.json
+var createTemplate string
+
+// CreateTemplate returns the body of a request that creates the
+// document's bulk_field_update template.
+func CreateTemplate() string { return createTemplate }
+
+// Template returns the "template" object of [CreateTemplate].
+func Template() string { return wrapped([]byte(createTemplate), "template") }
+
+// wrapped returns the object under name in the request body, which must
+// have it.
+func wrapped(body []byte, name string) string {
+	var req map[string]json.RawMessage
+	if err := json.Unmarshal(body, &req); err != nil || req[name] == nil {
+		panic(fmt.Sprintf("apidoc: no %q object in the request: %v", name, err))
 	}
-	if err := json.Unmarshal(createBatchJob(), &req); err != nil {
-		panic(err)
-	}
-	return string(req.Batch)
+	return string(req[name])
 }
 
 var createBatchJob = sync.OnceValue(func() []byte {

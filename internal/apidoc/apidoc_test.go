@@ -7,15 +7,23 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestCreateBatchJob: the request is the document's and Batch is its
-// "batch" object.
-func TestCreateBatchJob(t *testing.T) {
-	var req map[string]map[string]any
-	require.NoError(t, json.Unmarshal([]byte(CreateBatchJob()), &req))
-	require.Equal(t, "field_update", req["batch"]["type"])
-	var b map[string]any
-	require.NoError(t, json.Unmarshal([]byte(Batch()), &b))
-	require.Equal(t, req["batch"], b)
+// TestRequests: each request is the document's, and its inner object is
+// what the request wraps.
+func TestRequests(t *testing.T) {
+	for _, tc := range []struct {
+		body, inner, wrapper, key, want string
+	}{
+		{CreateBatchJob(), Batch(), "batch", "type", "field_update"},
+		{CreateTemplate(), Template(), "template", "name", "bulk_field_update"},
+	} {
+		var req map[string]map[string]any
+		require.NoError(t, json.Unmarshal([]byte(tc.body), &req))
+		require.Equal(t, tc.want, req[tc.wrapper][tc.key])
+		var inner map[string]any
+		require.NoError(t, json.Unmarshal([]byte(tc.inner), &inner))
+		require.Equal(t, req[tc.wrapper], inner)
+	}
+	require.Panics(t, func() { wrapped([]byte(CreateTemplate()), "batch") })
 }
 
 // TestReadModuleFile: module files are found from any directory inside

@@ -48,7 +48,7 @@
 // max_failure_rate allows, the job ran past its timeout, or the store
 // failed. At most [Options].MaxRunningJobs jobs run at once; the rest wait
 // queued in submission order. A pause lets the items in flight finish; an
-// item that takes long can watch [Stopping] to finish sooner.
+// item that takes long can watch [Stopping] and return early.
 //
 // # Options
 //

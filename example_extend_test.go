@@ -246,3 +246,41 @@ func ExampleEngine_CreateSchedule() {
 	// SCHEDULE_CONFLICT: Schedule conflict detected; conflicts with schedule1 at 2025-01-18T15:00:00Z
 	// 1 true
 }
+
+// A long item watches Stopping: when its job is paused it gives up at the
+// next chunk, so the pause answers at once, and it runs again on resume.
+func ExampleStopping() {
+	ctx := context.Background()
+	started := make(chan struct{}, 2)
+	copyOp := batch.OperationFunc(func(ctx context.Context, spec *batch.OperationSpec, env *batch.Env) (*batch.Plan, error) {
+		return &batch.Plan{
+			Count: 1,
+			Item:  func(int64) (batch.Item, error) { return batch.Item{ResourceID: "backup.tar"}, nil },
+			Run: func(ctx context.Context, it *batch.Item) error {
+				started <- struct{}{}
+				for chunk := range 100 {
+					select {
+					case <-batch.Stopping(ctx):
+						// Pending again, no attempt spent.
+						return fmt.Errorf("stopped before chunk %d: %w", chunk, context.Canceled)
+					case <-time.After(time.Millisecond): // copy a chunk
+					}
+				}
+				return nil
+			},
+		}, nil
+	})
+	engine, _ := batch.New(batch.NewMemoryStore(), &batch.Options{Operations: map[string]batch.Operation{"copy": copyOp}})
+	defer engine.Close(ctx)
+
+	job, _ := engine.Submit(ctx, &batch.Batch{Operations: []batch.OperationSpec{{Type: "copy"}}}, nil)
+	<-started
+	job, _ = engine.Pause(ctx, job.ID)
+	fmt.Println(job.Status, job.Progress.Completed)
+	_, _ = engine.Resume(ctx, job.ID)
+	job, _ = engine.Wait(ctx, job.ID)
+	fmt.Println(job.Status, job.Progress.Completed)
+	// Output:
+	// paused 0
+	// completed 1
+}

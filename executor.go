@@ -530,6 +530,14 @@ func (w *worker) attempt(ctx context.Context, it *Item) error {
 	return w.r.e.runItemWith(ctx, it, p.Run)
 }
 
+// interrupted reports whether an item that returned err was stopped rather
+// than failed: its context was cancelled (cancel, failure, Close), or its
+// job is stopping and it gave up with an error matching context.Canceled
+// (see [Stopping]). Such an item stays pending, no attempt spent.
+func (w *worker) interrupted(err error) bool {
+	return w.itemCtx.Err() != nil || (w.feedCtx.Err() != nil && errors.Is(err, context.Canceled))
+}
+
 // validate checks one item before any runs (strict validation); a failure
 // is stored as the item's outcome.
 func (w *worker) validate(it *Item) {
@@ -539,7 +547,7 @@ func (w *worker) validate(it *Item) {
 	}
 	start := time.Now()
 	err := safeCall(w.itemCtx, it, func(ctx context.Context, it *Item) error { return r.check(ctx, w.plan, it, true) })
-	if err == nil || w.itemCtx.Err() != nil {
+	if err == nil || w.interrupted(err) {
 		return
 	}
 	o := outcome{run: r, index: it.Index, rec: itemRecord{State: itemFailed, Op: it.Operation, Attempts: 1, ResourceID: it.ResourceID}}
@@ -620,7 +628,7 @@ func (w *worker) runItem(slot *curSlot, it *Item, stored int) {
 			}
 			break
 		}
-		if w.itemCtx.Err() != nil {
+		if w.interrupted(err) {
 			return // the job is stopping; leave the item pending
 		}
 		code, msg, retry := classify(err)

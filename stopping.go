@@ -10,9 +10,11 @@ type stoppingKey struct{}
 // belongs to has been asked to stop: paused, cancelled, failed by its
 // policy or timeout, or stopped by [Engine.Close]. A pause lets the items
 // in flight finish and does not cancel their context; an item that takes
-// long can watch this channel to reach a safe point sooner. What it then
-// returns is recorded as usual: nil completes the item, and a retryable
-// error leaves it pending, one attempt spent, to run again on resume.
+// long can watch this channel to stop sooner. Returning nil then completes
+// the item. Returning an error matching [context.Canceled] leaves it
+// pending, no attempt spent, to run again from the start when the job
+// resumes, as an item whose context a cancel or Close ended is. Any other
+// error is an attempt that failed.
 //
 // Outside an item's context Stopping returns nil, a channel that is never
 // closed.

@@ -2,6 +2,8 @@ package batch_test
 
 import (
 	"context"
+	"fmt"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -67,6 +69,33 @@ func TestStopping_Pause(t *testing.T) {
 	require.Equal(t, int64(3), done.Progress.Completed)
 	require.True(t, <-afterResume, "a resumed run starts with its channel open")
 	require.True(t, <-afterResume)
+}
+
+// TestStopping_GiveUp: an item that gives up on a pause with
+// context.Canceled stays pending, no attempt spent, and runs again from
+// the start on resume; with one attempt allowed it is not failed.
+func TestStopping_GiveUp(t *testing.T) {
+	t.Parallel()
+	var runs atomic.Int64
+	tb, job := longJob(t, 1, func(ctx context.Context, it *batch.Item) error {
+		if runs.Add(1) > 1 {
+			return nil
+		}
+		<-batch.Stopping(ctx)
+		return fmt.Errorf("copying stopped at chunk 3: %w", context.Canceled)
+	})
+	paused, err := tb.e.Pause(t.Context(), job.ID)
+	require.NoError(t, err)
+	require.Equal(t, batch.StatePaused, paused.Status)
+	require.Zero(t, paused.Progress.Completed+paused.Progress.Failed, "the item is pending")
+
+	_, err = tb.e.Resume(t.Context(), job.ID)
+	require.NoError(t, err)
+	done := tb.wait(t, job.ID)
+	require.Equal(t, batch.StateCompleted, done.Status)
+	require.Equal(t, int64(1), done.Progress.Completed)
+	require.Zero(t, done.Progress.Failed)
+	require.Equal(t, int64(2), runs.Load())
 }
 
 // TestStopping_Cancel: a cancel closes the channel too, and cancels the

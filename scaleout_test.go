@@ -206,20 +206,21 @@ func TestScaleOut_KillOneOfThree(t *testing.T) {
 		}
 		return
 	}
-	require.Eventually(t, func() bool { d, _, _, _ := progress(); return d >= total/3 }, 5*time.Minute, 5*time.Millisecond)
+	// Kill process 0 a third of the way through, once every process has
+	// run items of the jobs (on a loaded machine the last to start may
+	// join later than that).
+	everyProcessRan := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return !slices.Contains(ran, 0)
+	}
+	require.Eventually(t, func() bool { d, _, _, _ := progress(); return d >= total/3 && everyProcessRan() }, 5*time.Minute, 5*time.Millisecond)
 	require.NoError(t, children[0].Process.Signal(syscall.SIGKILL))
 	d, _, _, _ := progress()
 	mu.Lock()
-	busy := 0
-	for _, n := range ran {
-		if n > 0 {
-			busy++
-		}
-	}
 	t.Logf("killed process 0 after %v at %d of %d items; items run per process: %v", time.Since(began).Round(time.Millisecond), d, total, ran)
 	mu.Unlock()
 	require.Less(t, d, total, "killed in the middle")
-	require.Equal(t, 3, busy, "the jobs ran on every process")
 
 	require.Eventually(t, func() bool { _, _, _, c := progress(); return c == 2 }, 5*time.Minute, 10*time.Millisecond,
 		"the surviving processes finish every job")

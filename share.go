@@ -559,7 +559,10 @@ func (e *Engine) helpJob(id string, sh shareRecord) {
 		}
 	})
 	workers := max(rec.Options.MaxConcurrent, 1)
-	w := &worker{r: r, plan: hp.plan, op: sh.Op, typ: hp.typ, opts: rec.Options, feedCtx: ctx, itemCtx: ctx}
+	// A helper's items stop with its feed: Stopping closes when their
+	// context ends.
+	itemCtx := context.WithValue(ctx, stoppingKey{}, ctx.Done())
+	w := &worker{r: r, plan: hp.plan, op: sh.Op, typ: hp.typ, opts: rec.Options, feedCtx: ctx, itemCtx: itemCtx}
 	w.lenient = rec.Options.Validation.Mode == ModeLenient
 	w.attemptFn = w.attempt
 	n := (sh.Count + sh.Size - 1) / sh.Size

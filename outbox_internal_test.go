@@ -39,13 +39,23 @@ func TestWebhook_ReadErrorRetriesDelivery(t *testing.T) {
 	defer e.Close(context.Background())
 	hook, err := e.CreateWebhook(t.Context(), &Webhook{URL: srv.URL})
 	require.NoError(t, err)
-	// Store a delivery without waking the sender, then fail its read.
+	// Store a delivery due in an hour, so that the engine's own sender
+	// leaves it alone, then attempt it here with its read failing.
 	var key []byte
 	require.NoError(t, e.update(func(w *wtx) error {
 		if err := e.storeDelivery(w.Tx, hook.ID, Event{Type: EventJobCreated, At: e.now()}, []byte(`{}`), "", ""); err != nil {
 			return err
 		}
-		return w.Scan(bucketOutbox, nil, func(k, _ []byte) bool { key = append([]byte(nil), k...); return false })
+		var due []byte
+		if err := w.Scan(bucketOutbox, nil, func(k, _ []byte) bool { due = append([]byte(nil), k...); return false }); err != nil {
+			return err
+		}
+		_, _, seq, _ := parseOutboxKey(due)
+		key = outboxKey(e.now().Add(time.Hour), hook.ID, seq)
+		if err := w.Delete(bucketOutbox, due); err != nil {
+			return err
+		}
+		return w.Put(bucketOutbox, key, []byte(hook.ID))
 	}))
 	fs.fail.Store(true)
 	e.deliver(e.webhookClient(), string(key), hook.ID, 1)

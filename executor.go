@@ -368,7 +368,7 @@ func (r *jobRun) pass(feedCtx, itemCtx context.Context, i int, p *Plan, typ stri
 		w.left.Store(left)
 		w.lastOp = lastOp
 		var next atomic.Int64
-		gate := newPaceGate()
+		gate := r.e.paceGate()
 		for range min(int64(workers), max(left, 1)) {
 			wg.Go(func() {
 				var it Item
@@ -407,7 +407,7 @@ func (r *jobRun) pass(feedCtx, itemCtx context.Context, i int, p *Plan, typ stri
 // record-driven operation.
 func (r *jobRun) runStoredRange(w *worker, lo, hi int64, workers int) error {
 	ch := make(chan pendingItem, 2*workers)
-	gate := newPaceGate()
+	gate := r.e.paceGate()
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {

@@ -286,7 +286,7 @@ func (r *jobRun) runRange(w *worker, hold *rangeHold, base, lo, hi int64, prog *
 	var wg sync.WaitGroup
 	var failMu sync.Mutex
 	var failErr error
-	gate := newPaceGate()
+	gate := r.e.paceGate()
 	for range min(int64(workers), hi-lo) {
 		wg.Go(func() {
 			var it Item
@@ -462,22 +462,24 @@ func (e *Engine) help() {
 	go func() {
 		defer e.helpWG.Done()
 		defer e.helping.Store(false)
-		var shares []struct {
+		type share struct {
 			id string
 			sh shareRecord
 		}
+		var shares []share
 		_ = e.store.View(func(tx Tx) error {
 			return tx.Scan(bucketShare, nil, func(k, v []byte) bool {
 				var sh shareRecord
 				if json.Unmarshal(v, &sh) == nil {
-					shares = append(shares, struct {
-						id string
-						sh shareRecord
-					}{string(k), sh})
+					shares = append(shares, share{string(k), sh})
 				}
 				return true
 			})
 		})
+		// A kept plan whose pass is over holds its job's batch: let it go.
+		if hp := e.helpPlan.Load(); hp != nil && !slices.Contains(shares, share{hp.id, hp.sh}) {
+			e.helpPlan.Store(nil)
+		}
 		for _, s := range shares {
 			e.mu.Lock()
 			free := !e.closed && e.running < e.opts.MaxRunningJobs
@@ -502,7 +504,7 @@ func (e *Engine) helpJob(id string, sh shareRecord) {
 	// The plan of the last help is kept for the next help with the same
 	// pass: planning a big operation decodes its whole batch, and a helper
 	// comes back every poll while the pass lasts.
-	hp := e.helpPlan
+	hp := e.helpPlan.Load()
 	if hp != nil && (hp.id != id || hp.sh != sh) {
 		hp = nil
 	}
@@ -527,7 +529,7 @@ func (e *Engine) helpJob(id string, sh shareRecord) {
 			return
 		}
 		hp = &helpPlan{id: id, sh: sh, plan: plans[sh.Op], typ: b.Operations[sh.Op].Type}
-		e.helpPlan = hp
+		e.helpPlan.Store(hp)
 	}
 	var watcher sync.WaitGroup
 	defer watcher.Wait()

@@ -50,6 +50,10 @@ func TestScaleOut_RecordDrivenShared(t *testing.T) {
 	t.Logf("items per process: %d, %d", obs[0].n.Load(), obs[1].n.Load())
 	require.Positive(t, obs[0].n.Load())
 	require.Positive(t, obs[1].n.Load(), "the second process helped")
+	// The helper let go of the pass's plan (and with it the job's batch)
+	// once the pass was over.
+	require.Eventually(t, func() bool { return !batch.KeepsHelpPlan(es[1]) }, 10*time.Second, 5*time.Millisecond,
+		"the helper keeps no plan of a finished pass")
 	var seen int
 	require.NoError(t, fields.Scan(t.Context(), nil, func(r batch.Record) error {
 		if r["seen"] == true {

@@ -45,6 +45,9 @@ type rangeHold struct {
 	lost  atomic.Bool
 }
 
+// isLost reports whether h is a range lease found lost; nil is no lease.
+func (h *rangeHold) isLost() bool { return h != nil && h.lost.Load() }
+
 // rangeHolds are the range leases of a run's shared pass, by the first item
 // of each range: the committer finds the lease an outcome ran under.
 type rangeHolds struct {
@@ -279,7 +282,7 @@ func (r *jobRun) runRangeIfFree(w *worker, sh shareRecord, k int64, workers int,
 // the range's lease is found lost.
 func (r *jobRun) runRange(w *worker, hold *rangeHold, base, lo, hi int64, prog *progress, workers int) error {
 	if w.plan.Resource != nil {
-		return r.runStoredRange(w, lo, hi, workers)
+		return r.runStoredRange(w, hold, lo, hi, workers)
 	}
 	var next atomic.Int64
 	next.Store(lo)
@@ -296,7 +299,7 @@ func (r *jobRun) runRange(w *worker, hold *rangeHold, base, lo, hi int64, prog *
 			for w.feedCtx.Err() == nil {
 				pace.tick()
 				index := next.Add(1) - 1
-				if index >= hi || hold.lost.Load() {
+				if index >= hi || hold.isLost() {
 					return
 				}
 				if prog.isDone(index) {

@@ -132,8 +132,12 @@ type Engine struct {
 	now        func() time.Time
 	opts       Options
 
-	// helpPlan is the plan the last help used (share.go).
-	helpPlan *helpPlan
+	// helpPlan is the plan the last help used (share.go), kept while its
+	// pass lasts.
+	helpPlan atomic.Pointer[helpPlan]
+	// cpu are the CPU tokens the workers of quick passes take turns on
+	// (pacer.go).
+	cpu chan struct{}
 
 	// ctx is cancelled by Close once running items have had their time.
 	ctx    context.Context
@@ -262,6 +266,7 @@ func New(store Store, opts *Options) (*Engine, error) {
 		collections:   make(map[string]*Collection),
 		backoffs:      make(map[string]BackoffFunc),
 		runs:          make(map[string]*jobRun),
+		cpu:           cpuTokens(),
 		rates:         make(map[string]int64),
 		changed:       make(chan struct{}),
 		waiters:       make(map[string]*jobWaiters),

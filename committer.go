@@ -2,7 +2,6 @@ package batch
 
 import (
 	"encoding/binary"
-	"slices"
 	"sync"
 	"time"
 )
@@ -86,14 +85,14 @@ type committer struct {
 	outs    []outcome
 	writes  []*write
 	stopped bool
-	// want, while the loop gathers a batch, is how many waiting outcomes
-	// and writes end the gathering; 0 otherwise.
+	// want, while the loop gathers a batch, is how many waiting callers
+	// (writes and jobs' last outcomes) end the gathering; 0 otherwise.
 	want int
-	// urgent says a waiting outcome is a job's last (its runner waits for
-	// it) or the outcomes fill a batch: commit without lingering. It is
-	// state, not only the full signal, so a signal taken by the loop's
-	// first wait is not lost to the linger after it.
-	urgent bool
+	// lasts counts the waiting outcomes that are a job's last: their
+	// runners wait for them, so the loop does not linger. It is state, not
+	// only the full signal, so a signal taken by the loop's first wait is
+	// not lost to the linger after it.
+	lasts int
 
 	// Owned by the loop goroutine.
 	takenOuts   []outcome
@@ -108,10 +107,11 @@ type committer struct {
 	spare      []*jobRun
 	freeBlocks []*[doneBlockItems / 8]byte
 	share      int64 // the last commit's duration per write, in ns
-	// lastSize and lastTook are the last commit's outcomes and writes and
-	// how long it took: what the next batch gathers for.
-	lastSize int
-	lastTook time.Duration
+	// lastCallers and lastTook are the callers the last commit answered
+	// (its writes and jobs' last outcomes) and how long it took: what the
+	// next batch gathers for.
+	lastCallers int
+	lastTook    time.Duration
 }
 
 func newCommitter(e *Engine) *committer {
@@ -140,11 +140,11 @@ func (c *committer) send(o *outcome) {
 	}
 	c.outs = append(c.outs, *o)
 	n := len(c.outs)
+	if o.last {
+		c.lasts++
+	}
 	// A full batch, a gathered one, or a job's last item (its runner waits
 	// for it): no reason to linger.
-	if n >= c.max || o.last {
-		c.urgent = true
-	}
 	flush := n == c.max || c.gatheredLocked() || (o.last && c.want == 0)
 	c.mu.Unlock()
 	if n == 1 {
@@ -177,10 +177,11 @@ func (c *committer) do(fn func(w *wtx) error) error {
 	return w.err
 }
 
-// gatheredLocked reports whether the batch being gathered is complete.
-// c.mu is held.
+// gatheredLocked reports whether the batch being gathered is complete:
+// as many callers wait as the last commit answered, or a full batch of
+// outcomes does. c.mu is held.
 func (c *committer) gatheredLocked() bool {
-	return c.want > 0 && len(c.outs)+len(c.writes) >= c.want
+	return c.want > 0 && (len(c.writes)+c.lasts >= c.want || len(c.outs) >= c.max)
 }
 
 // signal does a non-blocking send on a one-slot channel.
@@ -203,13 +204,17 @@ func (c *committer) take() {
 	defer c.mu.Unlock()
 	n := min(len(c.outs), c.max)
 	c.takenOuts = append(c.takenOuts[:0], c.outs[:n]...)
+	for _, o := range c.takenOuts {
+		if o.last {
+			c.lasts--
+		}
+	}
 	rest := copy(c.outs, c.outs[n:])
 	clear(c.outs[rest:])
 	c.outs = c.outs[:rest]
 	c.takenWrites = append(c.takenWrites[:0], c.writes...)
 	clear(c.writes)
 	c.writes = c.writes[:0]
-	c.urgent = len(c.outs) >= c.max || slices.ContainsFunc(c.outs, func(o outcome) bool { return o.last })
 	c.space.Broadcast()
 }
 
@@ -218,7 +223,7 @@ func (c *committer) take() {
 func (c *committer) lingers() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return !c.urgent && len(c.writes) == 0 && len(c.outs) > 0 && len(c.outs) < c.max
+	return c.lasts == 0 && len(c.writes) == 0 && len(c.outs) > 0 && len(c.outs) < c.max
 }
 
 func (c *committer) pending() int {
@@ -255,8 +260,8 @@ func (c *committer) loop() {
 		if c.delay > 0 {
 			if c.lingers() {
 				c.linger(timer, c.delay, 0)
-			} else if wait := min(c.delay, c.lastTook/2); wait > 0 {
-				c.linger(timer, wait, c.lastSize)
+			} else if wait := min(c.delay, c.lastTook/2); wait > 0 && c.lastCallers > 0 {
+				c.linger(timer, wait, c.lastCallers)
 			}
 		}
 		c.flush()
@@ -267,14 +272,15 @@ func (c *committer) loop() {
 }
 
 // linger waits up to wait for a full batch, or, when want is positive,
-// until want outcomes and writes are waiting.
+// until want callers wait (see gatheredLocked).
 func (c *committer) linger(timer *time.Timer, wait time.Duration, want int) {
 	c.mu.Lock()
-	if want > 0 && len(c.outs)+len(c.writes) >= want {
+	c.want = want
+	if want > 0 && c.gatheredLocked() {
+		c.want = 0
 		c.mu.Unlock()
 		return
 	}
-	c.want = want
 	c.mu.Unlock()
 	select { // a signal left from the last batch
 	case <-c.full:
@@ -311,10 +317,8 @@ func (c *committer) setWant(n int) {
 // flush takes one batch and commits it.
 func (c *committer) flush() {
 	c.take()
-	if n := len(c.takenOuts) + len(c.takenWrites); n > 0 {
-		start := time.Now()
+	if len(c.takenOuts)+len(c.takenWrites) > 0 {
 		c.commit(c.takenOuts, c.takenWrites)
-		c.lastSize, c.lastTook = n, time.Since(start)
 	}
 	clear(c.takenOuts)
 	clear(c.takenWrites)
@@ -371,9 +375,17 @@ func (c *committer) commit(outs []outcome, writes []*write) {
 	}
 	c.launchHandoffs(true)
 	// The transaction is durable: take it into memory, then report it.
-	// The next items are charged this commit's share per write.
+	// The next items are charged this commit's share per write, and the
+	// next batch gathers for as many callers as this one answered.
+	c.lastTook = time.Since(start)
 	if n := len(outs) + len(writes); n > 0 {
-		c.share = int64(time.Since(start)) / int64(n)
+		c.share = int64(c.lastTook) / int64(n)
+	}
+	c.lastCallers = len(writes)
+	for i := range outs {
+		if outs[i].last {
+			c.lastCallers++
+		}
 	}
 	for r, d := range c.deltas {
 		r.committed(d)

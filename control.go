@@ -124,11 +124,8 @@ func (e *Engine) submit(ctx context.Context, b *Batch, opts *SubmitOptions, reve
 
 	var seq uint64
 	var existing, started *jobRecord
-	// inherited says the job started in the slot of a job the same commit
-	// finished.
-	var inherited bool
 	err = e.update(func(w *wtx) error {
-		existing, started, inherited = nil, nil, false
+		existing, started = nil, nil
 		idemKey := []byte(so.Owner + "\x00" + so.IdempotencyKey)
 		if so.IdempotencyKey != "" {
 			if v := w.Get(bucketIdempotency, idemKey); len(v) == 16 {
@@ -166,9 +163,11 @@ func (e *Engine) submit(ctx context.Context, b *Batch, opts *SubmitOptions, reve
 		if err := w.transition(nil, "", rec, EventJobCreated, so.Owner); err != nil {
 			return err
 		}
-		if inherited = !startNow && w.takeSpare(); !startNow && !inherited {
-			// Queued here as soon as it is durable, before the next
-			// commit: a job that commit finishes hands its slot on to it.
+		// Unless it starts now, or in the slot of a job this commit
+		// finishes (takeSpare), it is queued here as soon as it is
+		// durable, before the next commit: a job that commit finishes
+		// hands its slot on to it.
+		if !startNow && !w.takeSpare() {
 			queued := newRun(e, seq, rec.clone())
 			w.after = append(w.after, func() { e.enqueue(queued) })
 			return nil

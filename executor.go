@@ -368,7 +368,7 @@ func (r *jobRun) pass(feedCtx, itemCtx context.Context, i int, p *Plan, typ stri
 		w.left.Store(left)
 		w.lastOp = lastOp
 		var next atomic.Int64
-		gate := newPaceGate()
+		gate := r.e.paceGate()
 		for range min(int64(workers), max(left, 1)) {
 			wg.Go(func() {
 				var it Item
@@ -400,14 +400,17 @@ func (r *jobRun) pass(feedCtx, itemCtx context.Context, i int, p *Plan, typ stri
 	}
 	// Items by record: the feeder reads the stored selection a page at a
 	// time and hands pending items to the workers.
-	return firstErr(r.runStoredRange(w, rg.Base, rg.Base+rg.Count, workers), failErr)
+	return firstErr(r.runStoredRange(w, nil, rg.Base, rg.Base+rg.Count, workers), failErr)
 }
 
 // runStoredRange runs the pending stored items of [lo, hi) of a
-// record-driven operation.
-func (r *jobRun) runStoredRange(w *worker, lo, hi int64, workers int) error {
+// record-driven operation; when the range is leased (hold is not nil),
+// until its lease is found lost.
+func (r *jobRun) runStoredRange(w *worker, hold *rangeHold, lo, hi int64, workers int) error {
+	ctx, cancel := context.WithCancel(w.feedCtx)
+	defer cancel()
 	ch := make(chan pendingItem, 2*workers)
-	gate := newPaceGate()
+	gate := r.e.paceGate()
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
@@ -416,16 +419,20 @@ func (r *jobRun) runStoredRange(w *worker, lo, hi int64, workers int) error {
 			pace := gate.pacer()
 			defer pace.release()
 			for pi := range ch {
+				if hold.isLost() {
+					cancel() // stop the feeder; drain what it sent
+					continue
+				}
 				pace.tick()
 				it = Item{JobID: r.id, Index: pi.index, Operation: w.op, Type: w.typ, ResourceID: pi.id}
 				w.run(slot, &it, pi.attempts)
 			}
 		})
 	}
-	err := r.eachPending(w.feedCtx, opRange{Base: lo, Count: hi - lo}, func(pi pendingItem) { ch <- pi })
+	err := r.eachPending(ctx, opRange{Base: lo, Count: hi - lo}, func(pi pendingItem) { ch <- pi })
 	close(ch)
 	wg.Wait()
-	if err != nil && w.feedCtx.Err() != nil {
+	if err != nil && ctx.Err() != nil {
 		return nil
 	}
 	return err

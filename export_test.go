@@ -22,3 +22,9 @@ func StopRequested(e *Engine, id string) bool {
 func Working(e *Engine, id string) bool {
 	return e.live(id) || e.helping.Load()
 }
+
+// KeepsHelpPlan reports whether e keeps the plan of a shared pass it
+// helped with.
+func KeepsHelpPlan(e *Engine) bool {
+	return e.helpPlan.Load() != nil
+}

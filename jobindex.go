@@ -53,8 +53,8 @@ func indexEntryOf(r *jobRecord) indexEntry {
 	ie := indexEntry{state: r.Status, owner: r.Owner}
 	if r.Status.Final() && r.FinishedAt != nil {
 		ie.finished = r.FinishedAt.UnixNano()
-		if r.UndoRetention > 0 && !r.UndoPurged {
-			ie.undoDue = r.FinishedAt.Add(time.Duration(r.UndoRetention)).UnixNano()
+		if due, ok := undoDue(r); ok && !r.UndoPurged {
+			ie.undoDue = due.UnixNano()
 		}
 	}
 	return ie

@@ -17,9 +17,10 @@ import (
 //
 // A pass's workers therefore pace themselves. They run items in bursts;
 // while the last burst a worker of the pass finished was quick, each runs
-// its next burst holding one of the pass's CPU tokens (one processor fewer
-// than GOMAXPROCS, at least one), and the others wait for one, blocked. A
-// processor is left for the committer, the server and the network poller.
+// its next burst holding one of the engine's CPU tokens (one processor
+// fewer than GOMAXPROCS, at least one, shared by every pass of every job),
+// and the others wait for one, blocked. A processor is left for the
+// committer, the server and the network poller, however many jobs run.
 // Items that wait on something (a call to another service) make slow
 // bursts: their workers run ungated, all max_concurrent of them at once.
 
@@ -30,16 +31,22 @@ const burstItems = 32
 // the items then mostly use the processor.
 const quickItem = 25 * time.Microsecond
 
-// paceGate is what the workers of one pass share: the CPU tokens, one
-// processor fewer than the program may use (at least one), and whether
-// the last burst a worker finished was quick.
+// cpuTokens makes the engine's CPU tokens: one processor fewer than the
+// program may use, at least one.
+func cpuTokens() chan struct{} {
+	return make(chan struct{}, max(runtime.GOMAXPROCS(0)-1, 1))
+}
+
+// paceGate is what the workers of one pass share: the engine's CPU tokens
+// and whether the last burst a worker of the pass finished was quick.
 type paceGate struct {
 	cpu   chan struct{}
 	quick atomic.Bool
 }
 
-func newPaceGate() *paceGate {
-	return &paceGate{cpu: make(chan struct{}, max(runtime.GOMAXPROCS(0)-1, 1))}
+// paceGate returns the gate of a new pass.
+func (e *Engine) paceGate() *paceGate {
+	return &paceGate{cpu: e.cpu}
 }
 
 // pacer is one worker's pace.

@@ -13,7 +13,7 @@ import (
 // token, and a worker without one waits until a token is let go.
 func TestPacer_QuickItemsTakeTurns(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		g := newPaceGate()
+		g := &paceGate{cpu: cpuTokens()}
 		for range cap(g.cpu) - 1 {
 			g.cpu <- struct{}{} // other workers hold the rest
 		}
@@ -43,7 +43,7 @@ func TestPacer_QuickItemsTakeTurns(t *testing.T) {
 // gated pass whose items turn slow lets go of its tokens.
 func TestPacer_SlowItemsRunUngated(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		g := newPaceGate()
+		g := &paceGate{cpu: cpuTokens()}
 		a := g.pacer()
 		for range 3 * burstItems {
 			a.tick()
@@ -64,5 +64,41 @@ func TestPacer_SlowItemsRunUngated(t *testing.T) {
 		require.False(t, g.quick.Load())
 		require.False(t, b.held, "a slow burst lets go of its token")
 		require.Zero(t, len(g.cpu))
+	})
+}
+
+// Two passes of one engine (two quick jobs at once) take turns on the same
+// tokens: a processor stays free however many jobs run.
+func TestPacer_PassesShareTheEnginesTokens(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := &Engine{cpu: cpuTokens()}
+		first := e.paceGate()
+		var holders []*pacer
+		for range cap(e.cpu) {
+			p := first.pacer()
+			for range burstItems + 1 {
+				p.tick()
+			}
+			require.True(t, p.held)
+			holders = append(holders, p)
+		}
+
+		second := e.paceGate()
+		second.quick.Store(true)
+		var ran atomic.Bool
+		go func() {
+			p := second.pacer()
+			p.tick()
+			ran.Store(true)
+			p.release()
+		}()
+		synctest.Wait()
+		require.False(t, ran.Load(), "the other job's quick worker waits for a token")
+		holders[0].release()
+		synctest.Wait()
+		require.True(t, ran.Load())
+		for _, p := range holders[1:] {
+			p.release()
+		}
 	})
 }

@@ -45,6 +45,9 @@ type rangeHold struct {
 	lost  atomic.Bool
 }
 
+// isLost reports whether h is a range lease found lost; nil is no lease.
+func (h *rangeHold) isLost() bool { return h != nil && h.lost.Load() }
+
 // rangeHolds are the range leases of a run's shared pass, by the first item
 // of each range: the committer finds the lease an outcome ran under.
 type rangeHolds struct {
@@ -279,14 +282,14 @@ func (r *jobRun) runRangeIfFree(w *worker, sh shareRecord, k int64, workers int,
 // the range's lease is found lost.
 func (r *jobRun) runRange(w *worker, hold *rangeHold, base, lo, hi int64, prog *progress, workers int) error {
 	if w.plan.Resource != nil {
-		return r.runStoredRange(w, lo, hi, workers)
+		return r.runStoredRange(w, hold, lo, hi, workers)
 	}
 	var next atomic.Int64
 	next.Store(lo)
 	var wg sync.WaitGroup
 	var failMu sync.Mutex
 	var failErr error
-	gate := newPaceGate()
+	gate := r.e.paceGate()
 	for range min(int64(workers), hi-lo) {
 		wg.Go(func() {
 			var it Item
@@ -296,7 +299,7 @@ func (r *jobRun) runRange(w *worker, hold *rangeHold, base, lo, hi int64, prog *
 			for w.feedCtx.Err() == nil {
 				pace.tick()
 				index := next.Add(1) - 1
-				if index >= hi || hold.lost.Load() {
+				if index >= hi || hold.isLost() {
 					return
 				}
 				if prog.isDone(index) {
@@ -462,22 +465,24 @@ func (e *Engine) help() {
 	go func() {
 		defer e.helpWG.Done()
 		defer e.helping.Store(false)
-		var shares []struct {
+		type share struct {
 			id string
 			sh shareRecord
 		}
+		var shares []share
 		_ = e.store.View(func(tx Tx) error {
 			return tx.Scan(bucketShare, nil, func(k, v []byte) bool {
 				var sh shareRecord
 				if json.Unmarshal(v, &sh) == nil {
-					shares = append(shares, struct {
-						id string
-						sh shareRecord
-					}{string(k), sh})
+					shares = append(shares, share{string(k), sh})
 				}
 				return true
 			})
 		})
+		// A kept plan whose pass is over holds its job's batch: let it go.
+		if hp := e.helpPlan.Load(); hp != nil && !slices.Contains(shares, share{hp.id, hp.sh}) {
+			e.helpPlan.Store(nil)
+		}
 		for _, s := range shares {
 			e.mu.Lock()
 			free := !e.closed && e.running < e.opts.MaxRunningJobs
@@ -502,7 +507,7 @@ func (e *Engine) helpJob(id string, sh shareRecord) {
 	// The plan of the last help is kept for the next help with the same
 	// pass: planning a big operation decodes its whole batch, and a helper
 	// comes back every poll while the pass lasts.
-	hp := e.helpPlan
+	hp := e.helpPlan.Load()
 	if hp != nil && (hp.id != id || hp.sh != sh) {
 		hp = nil
 	}
@@ -527,7 +532,7 @@ func (e *Engine) helpJob(id string, sh shareRecord) {
 			return
 		}
 		hp = &helpPlan{id: id, sh: sh, plan: plans[sh.Op], typ: b.Operations[sh.Op].Type}
-		e.helpPlan = hp
+		e.helpPlan.Store(hp)
 	}
 	var watcher sync.WaitGroup
 	defer watcher.Wait()

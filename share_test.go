@@ -50,6 +50,10 @@ func TestScaleOut_RecordDrivenShared(t *testing.T) {
 	t.Logf("items per process: %d, %d", obs[0].n.Load(), obs[1].n.Load())
 	require.Positive(t, obs[0].n.Load())
 	require.Positive(t, obs[1].n.Load(), "the second process helped")
+	// The helper let go of the pass's plan (and with it the job's batch)
+	// once the pass was over.
+	require.Eventually(t, func() bool { return !batch.KeepsHelpPlan(es[1]) }, 10*time.Second, 5*time.Millisecond,
+		"the helper keeps no plan of a finished pass")
 	var seen int
 	require.NoError(t, fields.Scan(t.Context(), nil, func(r batch.Record) error {
 		if r["seen"] == true {
@@ -234,42 +238,29 @@ func TestScaleOut_StalledRangeIsFenced(t *testing.T) {
 // helper process see batch.Stopping close, as the holder's do.
 func TestScaleOut_HelperItemsSeeStopping(t *testing.T) {
 	t.Parallel()
-	url, schema := pgtest.URL(t), pgtest.Schema(t)
 	holding, helping := make(chan struct{}, 1024), make(chan struct{}, 1024)
 	saw := make(chan bool, 1024) // whether a helper's item saw Stopping close
-	es := make([]*batch.Engine, 2)
-	for i, run := range []func(ctx context.Context, it *batch.Item) error{
-		func(ctx context.Context, it *batch.Item) error {
-			holding <- struct{}{}
-			<-batch.Stopping(ctx)
-			return context.Canceled
-		},
-		func(ctx context.Context, it *batch.Item) error {
-			helping <- struct{}{}
-			select {
-			case <-batch.Stopping(ctx):
-				saw <- true
-			case <-time.After(20 * time.Second):
-				saw <- false
-			}
-			return context.Canceled
-		},
-	} {
-		s, err := scaleStore(t.Context(), url, schema)
-		require.NoError(t, err)
-		es[i], err = batch.New(s, &batch.Options{ClaimPoll: 20 * time.Millisecond, Operations: map[string]batch.Operation{"op": countingOp(run)}})
-		require.NoError(t, err)
-		t.Cleanup(func() { require.NoError(t, es[i].Close(context.Background())) })
-		if i == 0 {
-			_, err = es[0].Submit(t.Context(), opBatch("op", 1024, batch.BatchOptions{MaxConcurrent: 2}), nil)
-			require.NoError(t, err)
-			<-holding // the holder is busy: the second process helps
+	es := scaleEngines(t, 2, batch.Options{})
+	require.NoError(t, es[0].RegisterOperation("op", countingOp(func(ctx context.Context, it *batch.Item) error {
+		holding <- struct{}{}
+		<-batch.Stopping(ctx)
+		return context.Canceled
+	})))
+	require.NoError(t, es[1].RegisterOperation("op", countingOp(func(ctx context.Context, it *batch.Item) error {
+		helping <- struct{}{}
+		select {
+		case <-batch.Stopping(ctx):
+			saw <- true
+		case <-time.After(20 * time.Second):
+			saw <- false
 		}
-	}
-	<-helping
-	page, err := es[0].Jobs(t.Context(), nil)
+		return context.Canceled
+	})))
+	job, err := es[0].Submit(t.Context(), opBatch("op", 1024, batch.BatchOptions{MaxConcurrent: 2}), nil)
 	require.NoError(t, err)
-	paused, err := es[0].Pause(t.Context(), page.Items[0].ID)
+	<-holding // the holder is busy: the second process helps
+	<-helping
+	paused, err := es[0].Pause(t.Context(), job.ID)
 	require.NoError(t, err)
 	require.Equal(t, batch.StatePaused, paused.Status)
 	require.True(t, <-saw, "the helper's item saw the job stop")

@@ -8,7 +8,8 @@ type stoppingKey struct{}
 
 // Stopping returns a channel that is closed once the job whose item ctx
 // belongs to has been asked to stop: paused, cancelled, failed by its
-// policy or timeout, or stopped by [Engine.Close]. A pause lets the items
+// policy, or stopped by [Engine.Close]. (A job timeout ends the item's
+// context itself.) A pause lets the items
 // in flight finish and does not cancel their context; an item that takes
 // long can watch this channel to stop sooner. Returning nil then completes
 // the item. Returning an error matching [context.Canceled] leaves it

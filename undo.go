@@ -279,11 +279,20 @@ func (e *Engine) pruneUndo(ctx context.Context, now time.Time) (int64, error) {
 	})
 }
 
+// undoDue returns when a finished job's before-images expire; false while
+// the job is not final or when it keeps none.
+func undoDue(rec *jobRecord) (time.Time, bool) {
+	if !rec.Status.Final() || rec.FinishedAt == nil || rec.UndoRetention <= 0 {
+		return time.Time{}, false
+	}
+	return rec.FinishedAt.Add(time.Duration(rec.UndoRetention)), true
+}
+
 // undoExpired reports whether a job's before-images are past their
 // retention at now.
 func undoExpired(rec *jobRecord, now time.Time) bool {
-	return rec.Status.Final() && rec.FinishedAt != nil && rec.UndoRetention > 0 &&
-		!now.Before(rec.FinishedAt.Add(time.Duration(rec.UndoRetention)))
+	due, ok := undoDue(rec)
+	return ok && !now.Before(due)
 }
 
 // beforeAll stores the before-image of every record of the named

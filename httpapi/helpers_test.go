@@ -18,6 +18,7 @@ import (
 	"github.com/batchworks/batch"
 	"github.com/batchworks/batch/httpapi"
 	"github.com/batchworks/batch/internal/apidoc"
+	"github.com/batchworks/batch/internal/gated"
 )
 
 // The helpers the httpapi tests share: an engine served over loopback
@@ -163,22 +164,9 @@ func gatedOp(gate <-chan struct{}, count int64) batch.Operation { return heldOp(
 func pausableOp(gate <-chan struct{}, count int64) batch.Operation { return heldOp(gate, count, true) }
 
 func heldOp(gate <-chan struct{}, count int64, finishOnStop bool) batch.Operation {
+	run := gated.Run(gate, finishOnStop)
 	return batch.OperationFunc(func(ctx context.Context, spec *batch.OperationSpec, env *batch.Env) (*batch.Plan, error) {
-		return &batch.Plan{Count: count, Item: func(i int64) (batch.Item, error) { return batch.Item{}, nil },
-			Run: func(ctx context.Context, it *batch.Item) error {
-				var stopping <-chan struct{} // nil: never
-				if finishOnStop {
-					stopping = batch.Stopping(ctx)
-				}
-				select {
-				case <-gate:
-					return nil
-				case <-stopping:
-					return nil
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-			}}, nil
+		return &batch.Plan{Count: count, Item: func(i int64) (batch.Item, error) { return batch.Item{}, nil }, Run: run}, nil
 	})
 }
 

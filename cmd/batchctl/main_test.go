@@ -22,6 +22,7 @@ import (
 	"github.com/batchworks/batch/httpapi"
 	"github.com/batchworks/batch/internal/apidoc"
 	"github.com/batchworks/batch/internal/demo"
+	"github.com/batchworks/batch/internal/gated"
 )
 
 // testKey is the API key the test servers accept.
@@ -85,20 +86,7 @@ func setup(t *testing.T, so *serverOptions) *testBundle {
 			Item: func(i int64) (batch.Item, error) {
 				return batch.Item{ResourceID: "step" + strconv.FormatInt(i, 10)}, nil
 			},
-			Run: func(ctx context.Context, _ *batch.Item) error {
-				var stopping <-chan struct{} // nil: never
-				if finishOnStop {
-					stopping = batch.Stopping(ctx)
-				}
-				select {
-				case <-stopping:
-					return nil
-				case <-tb.gate:
-					return nil
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-			},
+			Run: gated.Run(tb.gate, finishOnStop),
 		}, nil
 	})))
 

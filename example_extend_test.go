@@ -247,39 +247,62 @@ func ExampleEngine_CreateSchedule() {
 	// 1 true
 }
 
-// A long item watches Stopping: when its job is paused it gives up at the
-// next chunk, so the pause answers at once, and it runs again on resume.
+// A long item watches Stopping: when its job is paused it gives up waiting
+// on a slow service, so the pause answers at once, and it runs again on
+// resume.
 func ExampleStopping() {
 	ctx := context.Background()
 	started := make(chan struct{}, 2)
+	upstream := make(chan struct{}) // a slow service: closed once it answers
 	copyOp := batch.OperationFunc(func(ctx context.Context, spec *batch.OperationSpec, env *batch.Env) (*batch.Plan, error) {
 		return &batch.Plan{
 			Count: 1,
 			Item:  func(int64) (batch.Item, error) { return batch.Item{ResourceID: "backup.tar"}, nil },
 			Run: func(ctx context.Context, it *batch.Item) error {
 				started <- struct{}{}
-				for chunk := range 100 {
-					select {
-					case <-batch.Stopping(ctx):
-						// Pending again, no attempt spent.
-						return fmt.Errorf("stopped before chunk %d: %w", chunk, context.Canceled)
-					case <-time.After(time.Millisecond): // copy a chunk
-					}
+				select {
+				case <-batch.Stopping(ctx):
+					// Pending again, no attempt spent.
+					return fmt.Errorf("stopped waiting for upstream: %w", context.Canceled)
+				case <-upstream: // the copy went through
+					return nil
 				}
-				return nil
 			},
 		}, nil
 	})
-	engine, _ := batch.New(batch.NewMemoryStore(), &batch.Options{Operations: map[string]batch.Operation{"copy": copyOp}})
+	engine, err := batch.New(batch.NewMemoryStore(), &batch.Options{Operations: map[string]batch.Operation{"copy": copyOp}})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	defer engine.Close(ctx)
 
-	job, _ := engine.Submit(ctx, &batch.Batch{Operations: []batch.OperationSpec{{Type: "copy"}}}, nil)
+	job, err := engine.Submit(ctx, &batch.Batch{Operations: []batch.OperationSpec{{Type: "copy"}}}, nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	<-started
-	job, _ = engine.Pause(ctx, job.ID)
-	fmt.Println(job.Status, job.Progress.Completed)
-	_, _ = engine.Resume(ctx, job.ID)
-	job, _ = engine.Wait(ctx, job.ID)
-	fmt.Println(job.Status, job.Progress.Completed)
+	// The item is waiting on upstream, which has not answered: only
+	// Stopping lets the pause return.
+	paused, err := engine.Pause(ctx, job.ID)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(paused.Status, paused.Progress.Completed)
+
+	close(upstream) // the service answers; the item's rerun goes through
+	if _, err := engine.Resume(ctx, job.ID); err != nil {
+		fmt.Println(err)
+		return
+	}
+	done, err := engine.Wait(ctx, job.ID)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(done.Status, done.Progress.Completed)
 	// Output:
 	// paused 0
 	// completed 1

@@ -339,12 +339,16 @@ func TestScaleOut_ControlAcrossProcesses(t *testing.T) {
 	_, err = a.Resume(t.Context(), job.ID)
 	require.NoError(t, err)
 	at = paused.Progress.Completed
-	for {
+	for deadline := time.Now().Add(30 * time.Second); ; {
 		j, err := c.Job(t.Context(), job.ID)
 		require.NoError(t, err)
 		require.NotEqual(t, batch.StatePaused, j.Status, "a spent pause request stopped the resumed job")
 		if j.Status == batch.StateRunning && j.Progress.Completed > at+200 {
 			break
+		}
+		if time.Now().After(deadline) {
+			require.FailNowf(t, "the resumed job did not progress",
+				"after 30s it is %s with %d items completed, want running beyond %d", j.Status, j.Progress.Completed, at+200)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -198,22 +199,44 @@ func TestAuthAndOwnership(t *testing.T) {
 // for its own connection.
 func TestCreateJob_WaitOutlivesWriteTimeout(t *testing.T) {
 	t.Parallel()
+	const writeTimeout = 100 * time.Millisecond
 	gate := make(chan struct{})
+	var openGate sync.Once
 	e := newEngine(t, &batch.Options{Operations: map[string]batch.Operation{"gated": gatedOp(gate, 1)}})
 	srv := httptest.NewUnstartedServer(httpapi.New(e, &httpapi.Options{DisableRateLimits: true}))
-	srv.Config.WriteTimeout = 100 * time.Millisecond
+	srv.Config.WriteTimeout = writeTimeout
 	srv.Start()
 	t.Cleanup(srv.Close)
-	release := time.AfterFunc(400*time.Millisecond, func() { close(gate) }) // past the WriteTimeout
-	defer release.Stop()
-	res, err := http.Post(srv.URL+httpapi.Prefix+"/jobs?wait=10s", "application/json", strings.NewReader(`{"batch": {"operations": [{"type": "gated"}]}}`))
-	require.NoError(t, err)
-	defer res.Body.Close()
+	// Runs before srv.Close (cleanups run last first), so a failed test
+	// does not leave the handler waiting on the gate.
+	t.Cleanup(func() { openGate.Do(func() { close(gate) }) })
+
+	type answer struct {
+		res *http.Response
+		err error
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		res, err := http.Post(srv.URL+httpapi.Prefix+"/jobs?wait=10s", "application/json", strings.NewReader(`{"batch": {"operations": [{"type": "gated"}]}}`))
+		answered <- answer{res, err}
+	}()
+	// The handler has the request once its job runs; the gate holds the
+	// job, and so the answer, past the WriteTimeout.
+	require.Eventually(t, func() bool {
+		page, err := e.Jobs(t.Context(), &batch.ListOptions{State: batch.StateRunning})
+		return err == nil && len(page.Items) == 1
+	}, 10*time.Second, time.Millisecond, "the job runs")
+	time.Sleep(3 * writeTimeout) // exceeds the timeout: it waits for no event
+	openGate.Do(func() { close(gate) })
+
+	a := <-answered
+	require.NoError(t, a.err)
+	defer a.res.Body.Close()
 	var body struct {
 		Data batch.Job `json:"data"`
 	}
-	require.NoError(t, json.NewDecoder(res.Body).Decode(&body))
-	require.Equal(t, http.StatusCreated, res.StatusCode)
+	require.NoError(t, json.NewDecoder(a.res.Body).Decode(&body))
+	require.Equal(t, http.StatusCreated, a.res.StatusCode)
 	require.Equal(t, batch.StateCompleted, body.Data.Status)
 }
 

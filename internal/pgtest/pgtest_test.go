@@ -36,13 +36,16 @@ func TestFindBin(t *testing.T) {
 }
 
 // With EnvURL set, URL hands out that server and starts no cluster of its
-// own, so Stop has nothing to do. (Starting the throwaway cluster is
-// exercised by the store tests that use it.)
+// own, so Stop has nothing to do. The server is chosen once, on the first
+// call: a later change of the environment does not move the tests already
+// using it. (Starting the throwaway cluster is exercised by the store tests
+// that use it.)
 func TestURL_FromEnvironment(t *testing.T) {
 	const want = "host=/nowhere user=test dbname=test"
 	t.Setenv(EnvURL, want)
 	require.Equal(t, want, URL(t))
-	require.Equal(t, want, URL(t), "the same server for every test")
+	t.Setenv(EnvURL, "host=/elsewhere user=other dbname=other")
+	require.Equal(t, want, URL(t), "the same server for every test, whatever the environment says later")
 	require.Empty(t, dataDir, "no cluster started")
 	Stop()
 }

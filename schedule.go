@@ -519,7 +519,7 @@ func (e *Engine) ResumeSchedule(ctx context.Context, id string) (*Schedule, erro
 }
 
 func (e *Engine) setScheduleStatus(ctx context.Context, id, status string, ev EventType) (*Schedule, error) {
-	return e.scheduleStore().update(ctx, id, ev, func(_ *wtx, s *Schedule) error {
+	return e.scheduleStore().update(ctx, id, ev, func(_ *wtx, _, s *Schedule) error {
 		if s.Status == status {
 			return &Error{Code: CodeInvalidState, Message: fmt.Sprintf("schedule %s is already %s", id, status)}
 		}

@@ -112,14 +112,19 @@ func viewPage[T any](s Store, bucket string, opts *PageOptions) (*Page[T], error
 	}
 	var page *Page[T]
 	err = s.View(func(tx Tx) (err error) {
-		page, err = seqPage(tx, bucket, from, limit, func(_, v []byte) (T, error) {
-			var it T
-			err := json.Unmarshal(v, &it)
-			return it, err
-		})
+		page, err = jsonPage[T](tx, bucket, from, limit)
 		return err
 	})
 	return page, err
+}
+
+// jsonPage is seqPage of a bucket of JSON values.
+func jsonPage[T any](tx Tx, bucket string, from []byte, limit int) (*Page[T], error) {
+	return seqPage(tx, bucket, from, limit, func(_, v []byte) (T, error) {
+		var it T
+		err := json.Unmarshal(v, &it)
+		return it, err
+	})
 }
 
 // TemplatePage is one page of templates, oldest first.

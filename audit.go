@@ -81,7 +81,7 @@ func (e *Engine) JobEvents(ctx context.Context, id string, opts *PageOptions) (*
 	if !ok {
 		return nil, notFound("job", id)
 	}
-	page, err := e.auditPage(auditBucket(id), opts)
+	page, err := viewPage[AuditEvent](e.store, auditBucket(id), opts)
 	if err != nil || len(page.Items) > 0 || (opts != nil && opts.Cursor != "") {
 		return page, err
 	}
@@ -99,12 +99,7 @@ func (e *Engine) JobEvents(ctx context.Context, id string, opts *PageOptions) (*
 // template, schedule and webhook change. A bad cursor or limit returns an
 // INVALID_BATCH *Error.
 func (e *Engine) AuditEvents(ctx context.Context, opts *PageOptions) (*EventPage, error) {
-	return e.auditPage(bucketAuditLog, opts)
-}
-
-// auditPage reads one page of an audit bucket.
-func (e *Engine) auditPage(bucket string, opts *PageOptions) (*EventPage, error) {
-	return viewPage[AuditEvent](e.store, bucket, opts)
+	return viewPage[AuditEvent](e.store, bucketAuditLog, opts)
 }
 
 // auditPruneChunk is how many audit entries one pruning transaction

@@ -112,14 +112,19 @@ func viewPage[T any](s Store, bucket string, opts *PageOptions) (*Page[T], error
 	}
 	var page *Page[T]
 	err = s.View(func(tx Tx) (err error) {
-		page, err = seqPage(tx, bucket, from, limit, func(_, v []byte) (T, error) {
-			var it T
-			err := json.Unmarshal(v, &it)
-			return it, err
-		})
+		page, err = jsonPage[T](tx, bucket, from, limit)
 		return err
 	})
 	return page, err
+}
+
+// jsonPage is seqPage of a bucket of JSON values.
+func jsonPage[T any](tx Tx, bucket string, from []byte, limit int) (*Page[T], error) {
+	return seqPage(tx, bucket, from, limit, func(_, v []byte) (T, error) {
+		var it T
+		err := json.Unmarshal(v, &it)
+		return it, err
+	})
 }
 
 // TemplatePage is one page of templates, oldest first.
@@ -328,11 +333,12 @@ func (o objects[T, P]) list(opts *ListOptions) (*Page[P], error) {
 	return page, err
 }
 
-// update changes object id: change gets the stored object and edits it,
-// and the result is written, all in one transaction, so that concurrent
-// updates apply one after the other and none is lost. The id, owner and
-// creation time stay; the update time becomes now. ev is the audit event.
-func (o objects[T, P]) update(ctx context.Context, id string, ev EventType, change func(w *wtx, v P) error) (P, error) {
+// update changes object id: change gets the stored object twice, as was
+// (which it must not change) and as v (which it edits), and the result is
+// written, all in one transaction, so that concurrent updates apply one
+// after the other and none is lost. The id, owner and creation time stay;
+// the update time becomes now. ev is the audit event.
+func (o objects[T, P]) update(ctx context.Context, id string, ev EventType, change func(w *wtx, was, v P) error) (P, error) {
 	var out P
 	err := o.e.update(func(w *wtx) error {
 		v, err := o.read(w.Tx, id)
@@ -340,7 +346,7 @@ func (o objects[T, P]) update(ctx context.Context, id string, ev EventType, chan
 			return err
 		}
 		stored := *v
-		if err := change(w, v); err != nil {
+		if err := change(w, &stored, v); err != nil {
 			return err
 		}
 		m, was := v.meta(), P(&stored).meta()
@@ -358,18 +364,19 @@ func (o objects[T, P]) update(ctx context.Context, id string, ev EventType, chan
 // is NOT_FOUND before v's problems are looked at. keep, if set, copies
 // onto the new version what it keeps of the stored one.
 func (o objects[T, P]) replace(ctx context.Context, id string, ev EventType, v P, keep func(stored, next P)) (P, error) {
-	if _, err := o.get(id); err != nil {
-		return nil, err
-	}
 	nv, err := o.checked(ctx, v)
 	if err != nil {
+		// Only a failed check reads the object outside the update, for
+		// its NOT_FOUND to win; a good one is read once, by update.
+		if _, gerr := o.get(id); gerr != nil {
+			return nil, gerr
+		}
 		return nil, err
 	}
-	return o.update(ctx, id, ev, func(_ *wtx, cur P) error {
-		stored := *cur
+	return o.update(ctx, id, ev, func(_ *wtx, stored, cur P) error {
 		*cur = *nv
 		if keep != nil {
-			keep(&stored, cur)
+			keep(stored, cur)
 		}
 		return nil
 	})

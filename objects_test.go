@@ -39,7 +39,7 @@ func TestObjects_ConcurrentUpdatesAllSurvive(t *testing.T) {
 	var wg sync.WaitGroup
 	for range n {
 		wg.Go(func() {
-			_, err := e.templateStore().update(ctx, tpl.ID, EventTemplateUpdated, func(_ *wtx, t *Template) error {
+			_, err := e.templateStore().update(ctx, tpl.ID, EventTemplateUpdated, func(_ *wtx, _, t *Template) error {
 				t.Description += "x"
 				return nil
 			})
@@ -175,6 +175,8 @@ func TestObjects_GetListDelete(t *testing.T) {
 	require.ErrorIs(t, e.DeleteTemplate(a, ids[0]), ErrNotFound, "deleted once")
 	_, err = e.UpdateTemplate(a, ids[0], testTemplate("x"))
 	require.ErrorIs(t, err, ErrNotFound)
+	_, err = e.UpdateTemplate(a, ids[0], nil)
+	require.ErrorIs(t, err, ErrNotFound, "an unknown id wins over a bad template")
 	_, err = e.UpdateTemplate(a, ids[2], nil)
 	require.Equal(t, CodeInvalidBatch, CodeOf(err), "a nil template")
 }

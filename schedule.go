@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/adhocore/gronx"
@@ -129,13 +130,33 @@ type timingPlan struct {
 
 var weekdays = []string{"sun", "mon", "tue", "wed", "thu", "fri", "sat"}
 
+// locations caches time.LoadLocation by zone name: loading reads the zone
+// database from disk, and writeSchedule compiles timings inside the
+// group-commit transaction (again on every retry). A *time.Location is
+// immutable and safe to share. Only zones that load are kept, so the
+// cache holds at most the zone database's names.
+var locations sync.Map // string -> *time.Location
+
+// loadLocation is time.LoadLocation, cached.
+func loadLocation(name string) (*time.Location, error) {
+	if loc, ok := locations.Load(name); ok {
+		return loc.(*time.Location), nil
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, err
+	}
+	locations.Store(name, loc)
+	return loc, nil
+}
+
 // compileTiming checks a Timing and turns it into a cron on wall-clock
 // time. Problems are details under "timing".
 func compileTiming(t Timing) (*timingPlan, error) {
 	var d details
 	p := &timingPlan{loc: time.UTC}
 	if t.Timezone != "" {
-		loc, err := time.LoadLocation(t.Timezone)
+		loc, err := loadLocation(t.Timezone)
 		if err != nil || strings.EqualFold(t.Timezone, "local") {
 			d.add("timing.timezone", DetailInvalidValue, "unknown time zone %q: use an IANA name such as Asia/Tokyo", t.Timezone)
 		} else {
@@ -306,13 +327,12 @@ func PreviewTiming(t Timing, from time.Time, n int) ([]time.Time, error) {
 
 // checkSchedule validates a schedule: its timing, policies and batch (the
 // batch is checked as Submit would, without running it).
-func (e *Engine) checkSchedule(ctx context.Context, s *Schedule) (*timingPlan, error) {
+func (e *Engine) checkSchedule(ctx context.Context, s *Schedule) error {
 	var d details
 	if strings.TrimSpace(s.Name) == "" {
 		d.add("name", DetailRequired, "a schedule needs a name")
 	}
-	p, err := compileTiming(s.Timing)
-	if err != nil {
+	if _, err := compileTiming(s.Timing); err != nil {
 		d.merge("", err)
 	}
 	if !slices.Contains([]string{"", CatchUpSkip, CatchUpRunOnce}, s.CatchUp) {
@@ -349,14 +369,11 @@ func (e *Engine) checkSchedule(ctx context.Context, s *Schedule) (*timingPlan, e
 				d.list = append(d.list, x)
 			}
 		} else {
-			return nil, err
+			return err
 		}
 	}
 	sortDetails(d.list)
-	if err := invalidBatch(d.list); err != nil {
-		return nil, err
-	}
-	return p, nil
+	return invalidBatch(d.list)
 }
 
 // sortDetails orders details by field, for stable answers.
@@ -416,7 +433,7 @@ func scheduleConflict(at time.Time, with string) *Error {
 func (e *Engine) scheduleStore() objects[Schedule, *Schedule] {
 	return objects[Schedule, *Schedule]{e: e, bucket: bucketSchedules, kind: scheduleIDPrefix,
 		created: EventScheduleCreated, deleted: EventScheduleDeleted,
-		check: func(ctx context.Context, s *Schedule) error { _, err := e.checkSchedule(ctx, s); return err },
+		check: e.checkSchedule,
 		write: e.writeSchedule,
 		// Its notification deliveries go with it; their outbox entries
 		// are dropped when they fall due.
@@ -502,12 +519,17 @@ func (e *Engine) ResumeSchedule(ctx context.Context, id string) (*Schedule, erro
 }
 
 func (e *Engine) setScheduleStatus(ctx context.Context, id, status string, ev EventType) (*Schedule, error) {
-	return e.scheduleStore().update(ctx, id, ev, func(_ *wtx, s *Schedule) error {
+	return e.scheduleStore().update(ctx, id, ev, func(_ *wtx, _, s *Schedule) error {
 		if s.Status == status {
 			return &Error{Code: CodeInvalidState, Message: fmt.Sprintf("schedule %s is already %s", id, status)}
 		}
-		if _, err := compileTiming(s.Timing); err != nil {
-			return err
+		// Resuming compiles the timing in writeSchedule. Pausing does
+		// not reach that, so a stored timing that no longer compiles
+		// (its zone gone from the zone database) is refused here.
+		if status == SchedulePaused {
+			if _, err := compileTiming(s.Timing); err != nil {
+				return err
+			}
 		}
 		s.Status = status
 		if status == SchedulePaused {

@@ -243,10 +243,24 @@ func (e *Engine) DeleteWebhook(ctx context.Context, id string) error {
 // WebhookDeliveries pages through the deliveries of webhook id with their
 // last status. An unknown webhook returns an error matching [ErrNotFound].
 func (e *Engine) WebhookDeliveries(ctx context.Context, id string, opts *PageOptions) (*DeliveryPage, error) {
-	if _, err := e.Webhook(ctx, id); err != nil {
+	var page *DeliveryPage
+	err := e.store.View(func(tx Tx) error {
+		if _, err := e.webhookStore().read(tx, id); err != nil {
+			return err
+		}
+		// Read after the webhook, so that NOT_FOUND wins over a bad
+		// cursor or limit.
+		limit, from, err := pageKeys(opts)
+		if err != nil {
+			return err
+		}
+		page, err = jsonPage[*Delivery](tx, deliveriesBucket(id), from, limit)
+		return err
+	})
+	if err != nil {
 		return nil, err
 	}
-	return viewPage[*Delivery](e.store, deliveriesBucket(id), opts)
+	return page, nil
 }
 
 // batchEvent is the document's webhook payload.

@@ -324,34 +324,22 @@ func (e *Engine) webhookClient() *http.Client {
 
 // cleanupDeliveries deletes webhook and notification deliveries settled
 // before cutoff and returns how many. It pages through every webhook and
-// schedule.
+// schedule, a thousand per read; an object's key is its id's sequence.
 func (e *Engine) cleanupDeliveries(ctx context.Context, cutoff time.Time) (int64, error) {
 	var n int64
-	for _, bucket := range []string{bucketWebhooks, bucketSchedules} {
+	for _, objs := range []struct{ bucket, kind string }{{bucketWebhooks, webhookIDPrefix}, {bucketSchedules, scheduleIDPrefix}} {
 		var from []byte
-		for {
+		for more := true; more; {
 			if err := ctx.Err(); err != nil {
 				return n, err
 			}
 			var ids []string
-			var last []byte
-			if err := e.store.View(func(tx Tx) error {
-				var derr error
-				err := tx.Scan(bucket, from, func(k, v []byte) bool {
-					if len(ids) == 1000 {
-						return false
-					}
-					var o struct {
-						ID string `json:"id"`
-					}
-					if derr = json.Unmarshal(v, &o); derr != nil {
-						return false
-					}
-					ids = append(ids, o.ID)
-					last = append(last[:0], k...)
+			if err := e.store.View(func(tx Tx) (err error) {
+				more, err = scanPage(tx, objs.bucket, &from, 1000, func(k, _ []byte) bool {
+					ids = append(ids, objs.kind+strconv.FormatUint(beUint64(k), 10))
 					return true
 				})
-				return firstErr(err, derr)
+				return err
 			}); err != nil {
 				return n, err
 			}
@@ -362,10 +350,6 @@ func (e *Engine) cleanupDeliveries(ctx context.Context, cutoff time.Time) (int64
 					return n, err
 				}
 			}
-			if len(ids) < 1000 {
-				break
-			}
-			from = u64key(beUint64(last) + 1)
 		}
 	}
 	return n, nil

@@ -137,3 +137,39 @@ func TestDeleteMatching(t *testing.T) {
 	}))
 	require.Equal(t, []string{"0", "0", "0"}, left)
 }
+
+// Cleanup finds a schedule's notification deliveries and a webhook's by
+// the ids their keys give, and keeps the unsettled ones.
+func TestCleanupDeliveries_SchedulesAndWebhooks(t *testing.T) {
+	t.Parallel()
+	e, err := New(NewMemoryStore(), nil)
+	require.NoError(t, err)
+	defer e.Close(context.Background())
+	settled := e.now().Add(-48 * time.Hour).UTC()
+	require.NoError(t, e.store.Update(func(tx Tx) error {
+		if err := putObject(tx, bucketSchedules, 7, &Schedule{ID: "schedule7"}); err != nil {
+			return err
+		}
+		if err := putObject(tx, bucketWebhooks, 3, &Webhook{ID: "webhook3"}); err != nil {
+			return err
+		}
+		for _, id := range []string{"schedule7", "webhook3"} {
+			if err := putObject(tx, deliveriesBucket(id), 1, &Delivery{ID: "d1", Status: DeliveryDelivered, SettledAt: &settled}); err != nil {
+				return err
+			}
+			if err := putObject(tx, deliveriesBucket(id), 2, &Delivery{ID: "d2", Status: DeliveryPending}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	n, err := e.cleanupDeliveries(t.Context(), e.now().Add(-time.Hour))
+	require.NoError(t, err)
+	require.Equal(t, int64(2), n, "the settled delivery of each")
+	for _, id := range []string{"schedule7", "webhook3"} {
+		page, err := viewPage[*Delivery](e.store, deliveriesBucket(id), nil)
+		require.NoError(t, err)
+		require.Len(t, page.Items, 1, id)
+		require.Equal(t, "d2", page.Items[0].ID, id)
+	}
+}

@@ -144,6 +144,13 @@ func TestWebhook_SignedDeliveries(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, bobsPage.Items)
 	require.Empty(t, bobs.received())
+
+	_, err = tb.e.WebhookDeliveries(t.Context(), "webhook999", nil)
+	require.ErrorIs(t, err, batch.ErrNotFound)
+	_, err = tb.e.WebhookDeliveries(t.Context(), "webhook999", &batch.PageOptions{Cursor: "x"})
+	require.ErrorIs(t, err, batch.ErrNotFound, "an unknown webhook wins over a bad cursor")
+	_, err = tb.e.WebhookDeliveries(t.Context(), hook.ID, &batch.PageOptions{Cursor: "x"})
+	require.Equal(t, batch.CodeInvalidBatch, batch.CodeOf(err))
 }
 
 func TestWebhook_RetriesWithBackoff(t *testing.T) {

@@ -24,19 +24,26 @@ func TestPacer_QuickItemsTakeTurns(t *testing.T) {
 		require.True(t, g.quick.Load())
 		require.True(t, a.held)
 
-		var ran atomic.Bool
-		go func() {
-			b := g.pacer()
-			b.tick()
-			ran.Store(true)
-			b.release()
-		}()
-		synctest.Wait()
-		require.False(t, ran.Load(), "a worker runs a quick item only with a token")
-		a.release()
-		synctest.Wait()
-		require.True(t, ran.Load())
+		requireWaitsForToken(t, g, a.release, "a worker runs a quick item only with a token")
 	})
+}
+
+// requireWaitsForToken checks, in a synctest bubble, that a new worker of
+// g's pass runs its next quick item only once free lets a token go.
+func requireWaitsForToken(t *testing.T, g *paceGate, free func(), msg string) {
+	t.Helper()
+	var ran atomic.Bool
+	go func() {
+		p := g.pacer()
+		p.tick()
+		ran.Store(true)
+		p.release()
+	}()
+	synctest.Wait()
+	require.False(t, ran.Load(), msg)
+	free()
+	synctest.Wait()
+	require.True(t, ran.Load())
 }
 
 // Items that take their time (calls to another service) run ungated, and a
@@ -85,18 +92,7 @@ func TestPacer_PassesShareTheEnginesTokens(t *testing.T) {
 
 		second := e.paceGate()
 		second.quick.Store(true)
-		var ran atomic.Bool
-		go func() {
-			p := second.pacer()
-			p.tick()
-			ran.Store(true)
-			p.release()
-		}()
-		synctest.Wait()
-		require.False(t, ran.Load(), "the other job's quick worker waits for a token")
-		holders[0].release()
-		synctest.Wait()
-		require.True(t, ran.Load())
+		requireWaitsForToken(t, second, holders[0].release, "the other job's quick worker waits for a token")
 		for _, p := range holders[1:] {
 			p.release()
 		}

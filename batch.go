@@ -80,7 +80,9 @@ type Options struct {
 	// ClaimPoll is how often an engine on a store shared by several
 	// processes (a [Claimer], such as pgstore) renews its job leases, takes
 	// over jobs nobody runs, and picks up pause and cancel requests made
-	// elsewhere. 0 means [DefaultClaimPoll]. Unused on other stores.
+	// elsewhere. 0 means [DefaultClaimPoll]. Unused on other stores. A
+	// store that is also a [Notifier] wakes the engine sooner when another
+	// process shares work, queues a job or asks for a pause or cancel.
 	ClaimPoll time.Duration
 	// Middleware wraps every try of every item's Run (logging, tracing,
 	// panics); the first is the outermost. See [Middleware].
@@ -120,6 +122,14 @@ type Engine struct {
 	// token then names this engine in the records of the jobs it runs.
 	claimer Claimer
 	token   string
+	// notifier is the claimer when it implements Notifier, else nil;
+	// othersWake asks notifyLoop to notify the other processes.
+	notifier   Notifier
+	othersWake chan struct{}
+	// remote is closed and replaced whenever another process notifies
+	// (under remoteMu).
+	remoteMu sync.Mutex
+	remote   chan struct{}
 	// helping is set while this engine helps with another's shared pass;
 	// helpCtx ends the help at Close, and helpWG waits for it.
 	helping atomic.Bool
@@ -274,12 +284,15 @@ func New(store Store, opts *Options) (*Engine, error) {
 		outboxWake:    make(chan struct{}, 1),
 		mailWake:      make(chan struct{}, 1),
 		schedulerWake: make(chan struct{}, 1),
+		othersWake:    make(chan struct{}, 1),
+		remote:        make(chan struct{}),
 		obs:           o.Observer,
 	}
 	e.itemEst.Store(int64(defaultItemEstimate))
 	if e.claimer, _ = store.(Claimer); e.claimer != nil {
 		e.token = newToken()
 		e.helpCtx, e.helpStop = context.WithCancel(ctx)
+		e.notifier, _ = store.(Notifier)
 	}
 	for _, name := range o.Collections {
 		if err := e.DefineCollection(name, nil); err != nil {
@@ -320,6 +333,9 @@ func New(store Store, opts *Options) (*Engine, error) {
 	if e.claimer != nil {
 		e.wg.Go(e.claimLoop)
 	}
+	if e.notifier != nil {
+		e.wg.Go(e.notifyLoop)
+	}
 	if err := e.recover(); err != nil {
 		e.Close(context.Background())
 		return nil, err
@@ -328,20 +344,28 @@ func New(store Store, opts *Options) (*Engine, error) {
 }
 
 // every calls fn every interval until the engine closes, the first time
-// at once when now is set: the engine's periodic loops.
-func (e *Engine) every(interval time.Duration, now bool, fn func()) {
+// at once when now is set, and also whenever wake (nil for none) receives,
+// with woken set: the engine's periodic loops.
+func (e *Engine) every(interval time.Duration, now bool, wake <-chan struct{}, fn func(woken bool)) {
 	if now {
-		fn()
+		fn(false)
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
+		woken := false
 		select {
 		case <-e.ctx.Done():
 			return
 		case <-t.C:
+		case _, ok := <-wake:
+			if !ok { // closed: the ticker alone
+				wake = nil
+				continue
+			}
+			woken = true
 		}
-		fn()
+		fn(woken)
 	}
 }
 

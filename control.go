@@ -170,6 +170,7 @@ func (e *Engine) submit(ctx context.Context, b *Batch, opts *SubmitOptions, reve
 		if !startNow && !w.takeSpare() {
 			queued := newRun(e, seq, rec.clone())
 			w.after = append(w.after, func() { e.enqueue(queued) })
+			w.wakeOthers = true // another process may have a free slot
 			return nil
 		}
 		started = rec.clone()

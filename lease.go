@@ -19,7 +19,8 @@ import (
 // that dies expire, and the others take its running and queued jobs over,
 // resuming each where its committed outcomes stop. Pause and cancel from a
 // process that does not run the job are stored as control requests, which
-// the running process picks up within [Options.ClaimPoll].
+// the running process picks up within [Options.ClaimPoll] (at once when
+// the store is also a [Notifier]).
 //
 // A lease has a fencing token, which stays the same while one process
 // holds it and changes whenever it changes hands. The transactions of a
@@ -48,6 +49,29 @@ type LeaseTx interface {
 	HoldsLease(name string, token uint64) (bool, error)
 }
 
+// Notifier is an optional interface of a [Claimer] store: it tells the
+// other processes sharing the store at once that there is work for them,
+// so they need not wait for their next [Options.ClaimPoll].
+//
+// The engine calls Notify after it committed work other processes should
+// see at once: a pass over an operation's items that it shares, a job it
+// queued, a pause or cancel asked of the process that runs a job, ranges
+// of a shared pass it finished helping with. It calls Notify from a
+// goroutine of its own, never inside a transaction, and coalesces calls
+// made while one is under way. Every process's claim loop then polls as it
+// does on its ticker, which stays the fallback: a notification may be
+// lost, delivered late, or delivered to its sender, at no more cost than
+// an extra poll.
+type Notifier interface {
+	// Notify wakes the other processes sharing the store.
+	Notify(ctx context.Context) error
+	// Notifications receives a value when another process notified. The
+	// channel should buffer one value and drop the rest while it is full,
+	// so that notifications coalesce. It is never closed while the store
+	// is open.
+	Notifications() <-chan struct{}
+}
+
 // DefaultClaimPoll is how often an engine on a [Claimer] renews its leases,
 // looks for jobs nobody runs, and reads control requests.
 const DefaultClaimPoll = 250 * time.Millisecond
@@ -63,9 +87,59 @@ type controlRequest struct {
 }
 
 // claimLoop renews this process's leases, stops the jobs whose lease was
-// lost, applies control requests, and takes over jobs nobody runs.
+// lost, applies control requests, and takes over jobs nobody runs: every
+// ClaimPoll, and at once when another process notifies (see [Notifier]).
 func (e *Engine) claimLoop() {
-	e.every(e.opts.ClaimPoll, false, e.claimTick)
+	var notified <-chan struct{}
+	if e.notifier != nil {
+		notified = e.notifier.Notifications()
+	}
+	e.every(e.opts.ClaimPoll, false, notified, func(woken bool) {
+		if woken {
+			e.remoteChanged()
+		}
+		e.claimTick()
+	})
+}
+
+// notifyOthers asks the notify loop to wake the other processes sharing
+// the store. It does not block; requests made while a notification is
+// under way coalesce into one more.
+func (e *Engine) notifyOthers() {
+	if e.notifier != nil {
+		signal(e.othersWake)
+	}
+}
+
+// notifyLoop sends the notifications notifyOthers asks for, off the
+// committer's path.
+func (e *Engine) notifyLoop() {
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-e.othersWake:
+		}
+		if err := e.notifier.Notify(e.ctx); err != nil && e.ctx.Err() == nil {
+			e.log.Warn("notifying other processes", "error", err)
+		}
+	}
+}
+
+// remoteChanged wakes the waits for another process's progress (a holder
+// waiting for its helpers' ranges): another process notified.
+func (e *Engine) remoteChanged() {
+	e.remoteMu.Lock()
+	close(e.remote)
+	e.remote = make(chan struct{})
+	e.remoteMu.Unlock()
+}
+
+// remoteWait returns a channel closed when another process next notifies.
+func (e *Engine) remoteWait() <-chan struct{} {
+	e.remoteMu.Lock()
+	defer e.remoteMu.Unlock()
+	return e.remote
 }
 
 // claimTick is one poll of the claim loop.

@@ -27,6 +27,9 @@ type wtx struct {
 	after  []func()
 	// wake is set when deliveries or notifications were stored.
 	wakeOutbox, wakeMail bool
+	// wakeOthers is set when the commit made work other processes
+	// sharing the store should see at once (see Notifier).
+	wakeOthers bool
 }
 
 // itemObs is an item attempt whose outcome the commit decided, reported
@@ -133,6 +136,9 @@ func (w *wtx) applied() {
 	}
 	if w.wakeMail {
 		signal(e.mailWake)
+	}
+	if w.wakeOthers {
+		e.notifyOthers()
 	}
 }
 

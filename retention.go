@@ -201,7 +201,7 @@ func (e *Engine) startRetention() {
 }
 
 func (e *Engine) retentionLoop(keep time.Duration) {
-	e.every(retentionInterval, true, func() { e.sweep(keep) })
+	e.every(retentionInterval, true, nil, func(bool) { e.sweep(keep) })
 }
 
 // sweep is one pass of the retention loop.

@@ -667,6 +667,7 @@ func (e *Engine) control(ctx context.Context, id string, reason stopReason, to S
 			if err != nil {
 				return err
 			}
+			w.wakeOthers = true // the running process applies it at once
 			return w.Put(bucketControl, []byte(id), v)
 		}
 		rec = cur
@@ -781,6 +782,7 @@ func (e *Engine) Resume(ctx context.Context, id string) (*Job, error) {
 		rec.Status, rec.FinishedAt, rec.Error = StateQueued, nil, nil
 		now := e.now().UTC()
 		rec.QueuedAt = &now
+		w.wakeOthers = true // another process may have a free slot
 		// A pause asked of another process is done with: it must not
 		// stop the resumed run.
 		if e.claimer != nil {

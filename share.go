@@ -174,7 +174,10 @@ func (r *jobRun) sharedPass(w *worker, rg opRange, workers int) error {
 	e := r.e
 	sh := shareRecord{Op: w.op, Base: rg.Base, Count: rg.Count, Size: rangeSize(rg.Count)}
 	v, _ := json.Marshal(sh)
-	if err := e.committer.do(func(t *wtx) error { return t.Put(bucketShare, []byte(r.id), v) }); err != nil {
+	if err := e.committer.do(func(t *wtx) error {
+		t.wakeOthers = true // other processes help at once
+		return t.Put(bucketShare, []byte(r.id), v)
+	}); err != nil {
 		return err
 	}
 	defer func() {
@@ -185,6 +188,9 @@ func (r *jobRun) sharedPass(w *worker, rg opRange, workers int) error {
 	var held rangesRun
 	defer held.release(r)
 	for {
+		// Taken before the sweep: a helper that finishes during it wakes
+		// the wait after it.
+		remote := e.remoteWait()
 		complete := true
 		for k := range n {
 			if w.feedCtx.Err() != nil {
@@ -203,6 +209,7 @@ func (r *jobRun) sharedPass(w *worker, rg opRange, workers int) error {
 		select {
 		case <-w.feedCtx.Done():
 			return nil
+		case <-remote: // another process notified: a helper finished its ranges
 		case <-time.After(e.opts.ClaimPoll):
 		}
 	}
@@ -573,7 +580,14 @@ func (e *Engine) helpJob(id string, sh shareRecord) {
 	n := (sh.Count + sh.Size - 1) / sh.Size
 	r.holds.start(sh)
 	var held rangesRun
-	defer held.release(r)
+	defer func() {
+		ran := len(held) > 0
+		held.release(r)
+		if ran {
+			// The holder waits for the ranges this helper held: wake it.
+			e.notifyOthers()
+		}
+	}()
 	for k := n - 1; k >= 0 && ctx.Err() == nil; k-- {
 		if _, _, err := r.runRangeIfFree(w, sh, k, workers, &held); err != nil {
 			e.log.Warn("helping with a shared job", "job_id", id, "error", err)

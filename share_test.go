@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -264,4 +265,46 @@ func TestScaleOut_HelperItemsSeeStopping(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, batch.StatePaused, paused.Status)
 	require.True(t, <-saw, "the helper's item saw the job stop")
+}
+
+// TestScaleOut_NotifiedHelpAndControl runs two processes whose claim loops
+// would poll only once a minute: the store's notifications alone make the
+// second help with the shared pass of a job submitted on the first, and
+// carry a pause asked on the second to the first, which runs the job.
+func TestScaleOut_NotifiedHelpAndControl(t *testing.T) {
+	t.Parallel()
+	url, schema := pgtest.URL(t), pgtest.Schema(t)
+	var ran [2]atomic.Int64
+	es := make([]*batch.Engine, 2)
+	for i := range es {
+		// The default lease TTL: no lease expires during the test.
+		s, err := pgstore.Open(t.Context(), url, &pgstore.Options{Schema: schema, MaxConns: 6})
+		require.NoError(t, err)
+		op := countingOp(func(ctx context.Context, _ *batch.Item) error {
+			ran[i].Add(1)
+			select {
+			case <-time.After(5 * time.Millisecond):
+			case <-ctx.Done():
+			}
+			return nil
+		})
+		es[i], err = batch.New(s, &batch.Options{ClaimPoll: time.Minute, Operations: map[string]batch.Operation{"io": op}})
+		require.NoError(t, err)
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			require.NoError(t, es[i].Close(ctx))
+		})
+	}
+	job, err := es[0].Submit(t.Context(), opBatch("io", 4000, batch.BatchOptions{MaxConcurrent: 8}), nil)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return ran[1].Load() > 0 }, 4*time.Second, 10*time.Millisecond,
+		"the second process did not help with the shared pass")
+	require.NotZero(t, ran[0].Load())
+
+	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Second)
+	defer cancel()
+	paused, err := es[1].Pause(ctx, job.ID)
+	require.NoError(t, err, "the pause did not reach the running process")
+	require.Equal(t, batch.StatePaused, paused.Status)
 }

@@ -65,6 +65,13 @@ type Store struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
+
+	// channel is the schema's LISTEN/NOTIFY channel; a goroutine listens
+	// on it on a connection of its own, delivers to notified, and closes
+	// listenDone when it ends at Close.
+	channel    string
+	notified   chan struct{}
+	listenDone chan struct{}
 }
 
 var _ batch.Store = (*Store)(nil)
@@ -98,18 +105,30 @@ func Open(ctx context.Context, connString string, opts *Options) (*Store, error)
 		return nil, fmt.Errorf("pgstore: connect: %w", err)
 	}
 	s := &Store{
-		pool:    pool,
-		schema:  o.Schema,
-		lockKey: lockKey(o.Schema, "update"),
-		q:       newQueries(pgx.Identifier{o.Schema}.Sanitize()),
-		owner:   newOwner(),
-		ttl:     o.LeaseTTL,
+		pool:       pool,
+		schema:     o.Schema,
+		lockKey:    lockKey(o.Schema, "update"),
+		q:          newQueries(pgx.Identifier{o.Schema}.Sanitize()),
+		owner:      newOwner(),
+		ttl:        o.LeaseTTL,
+		channel:    notifyChannel(o.Schema),
+		notified:   make(chan struct{}, 1),
+		listenDone: make(chan struct{}),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if err := migrate(ctx, pool, o.Schema); err != nil {
+		s.cancel()
 		pool.Close()
 		return nil, err
 	}
+	// Listen before returning, so that a store that was opened hears what
+	// is notified from then on; a failure here is retried in the
+	// background (notifications only make the engine look sooner).
+	conn, err := s.listen(ctx)
+	if err != nil {
+		conn = nil
+	}
+	go s.listenLoop(conn)
 	return s, nil
 }
 
@@ -167,9 +186,11 @@ func (s *Store) Update(fn func(batch.Tx) error) error {
 	return nil
 }
 
-// Close closes the pool. No call may follow it.
+// Close stops listening for notifications and closes the pool. No call
+// may follow it.
 func (s *Store) Close() error {
 	s.cancel()
+	<-s.listenDone
 	s.pool.Close()
 	return nil
 }

@@ -97,6 +97,11 @@ func (t *recordingTx) Put(bucket string, key, value []byte) error {
 	return t.Tx.Put(bucket, key, value)
 }
 
+func (t *recordingTx) Delete(bucket string, key []byte) error {
+	*t.wrote = append(*t.wrote, "delete:"+bucket)
+	return t.Tx.Delete(bucket, key)
+}
+
 func noopOp() batch.Operation {
 	return countingOp(func(context.Context, *batch.Item) error { return nil })
 }
@@ -283,36 +288,41 @@ func TestRunner_NoStoreWriteUnderTheEngineLock(t *testing.T) {
 	defer e.Close(context.Background())
 	running, err := e.Submit(t.Context(), opBatch("block", 1, batch.BatchOptions{}), nil)
 	require.NoError(t, err)
-	paused, err := e.Submit(t.Context(), opBatch("noop", 1, batch.BatchOptions{}), nil)
-	require.NoError(t, err)
-	_, err = e.Pause(t.Context(), paused.ID)
+	queued, err := e.Submit(t.Context(), opBatch("noop", 1, batch.BatchOptions{}), nil)
 	require.NoError(t, err)
 
-	// Resume's write is held before it reaches the store; a status read
-	// is answered meanwhile.
-	before := cs.count()
-	hold := cs.holdNext()
-	resumed := make(chan error, 1)
-	go func() {
-		_, err := e.Resume(context.Background(), paused.ID)
-		resumed <- err
-	}()
-	<-hold.entered
-	read := make(chan error, 1)
-	go func() {
-		_, err := e.Job(t.Context(), running.ID)
-		read <- err
-	}()
-	select {
-	case err := <-read:
-		require.NoError(t, err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("a status read waits for Resume's write")
+	// Each control call's write is held before it reaches the store; a
+	// status read is answered meanwhile.
+	whileHeld := func(name string, control func(ctx context.Context, id string) error, wrote string) {
+		t.Helper()
+		before := cs.count()
+		hold := cs.holdNext()
+		done := make(chan error, 1)
+		go func() { done <- control(context.Background(), queued.ID) }()
+		<-hold.entered
+		read := make(chan error, 1)
+		go func() {
+			_, err := e.Job(t.Context(), running.ID)
+			read <- err
+		}()
+		select {
+		case err := <-read:
+			require.NoError(t, err)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("a status read waits for %s's write", name)
+		}
+		require.Empty(t, done, "%s is still writing", name)
+		close(hold.release)
+		require.NoError(t, <-done)
+		require.Contains(t, cs.writes(before), wrote, "the write held was %s's", name)
 	}
-	require.Empty(t, resumed, "Resume is still writing")
-	close(hold.release)
-	require.NoError(t, <-resumed)
-	require.Contains(t, cs.writes(before), "jobs:queued", "the write held was Resume's")
+	jobControl := func(f func(context.Context, string) (*batch.Job, error)) func(context.Context, string) error {
+		return func(ctx context.Context, id string) error { _, err := f(ctx, id); return err }
+	}
+	whileHeld("Pause", jobControl(e.Pause), "jobs:paused")
+	whileHeld("Resume", jobControl(e.Resume), "jobs:queued")
+	whileHeld("Cancel", jobControl(e.Cancel), "jobs:cancelled")
+	whileHeld("Delete", e.Delete, "delete:jobs")
 	close(block)
 
 	var inCommit atomic.Bool

@@ -3,6 +3,7 @@ package batch_test
 import (
 	"context"
 	"errors"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -84,9 +85,10 @@ func TestSchedule_Notifications(t *testing.T) {
 func TestSchedule_NotificationWebhookIsSigned(t *testing.T) {
 	t.Parallel()
 	rc := newReceiver(t)
+	rc.status.Store(http.StatusServiceUnavailable) // the first attempt fails
 	clock := &fakeClock{now: utc("2026-01-01T00:00:30Z")}
 	e, err := batch.New(batch.NewMemoryStore(), &batch.Options{Now: clock.Now, SchedulerPoll: 2 * time.Millisecond, AllowPrivateWebhooks: true,
-		Operations: map[string]batch.Operation{"noop": noopOp()}})
+		WebhookRetryDelay: time.Millisecond, Operations: map[string]batch.Operation{"noop": noopOp()}})
 	require.NoError(t, err)
 	defer func() { require.NoError(t, e.Close(context.Background())) }()
 	s, err := e.CreateSchedule(t.Context(), &batch.Schedule{Name: "nightly",
@@ -96,10 +98,19 @@ func TestSchedule_NotificationWebhookIsSigned(t *testing.T) {
 	require.NoError(t, err)
 	clock.set(utc("2026-01-01T00:01:01Z"))
 	require.Eventually(t, func() bool { return len(rc.received()) == 1 }, 10*time.Second, time.Millisecond)
+	// Only a stored delivery is tried again: the retry is the same
+	// delivery (its webhook-id), signed alike.
+	rc.status.Store(0)
+	require.Eventually(t, func() bool {
+		clock.set(clock.Now().Add(time.Millisecond)) // the retry falls due; the next run (a minute on) does not
+		return len(rc.received()) == 2
+	}, 10*time.Second, time.Millisecond)
 	s, err = e.Schedule(t.Context(), s.ID)
 	require.NoError(t, err)
 	require.True(t, strings.HasPrefix(s.NotificationSecret, "whsec_"))
-	got := rc.received()[0]
+	first, got := rc.received()[0], rc.received()[1]
+	require.Equal(t, first.header.Get("webhook-id"), got.header.Get("webhook-id"), "the stored delivery was retried")
+	require.Equal(t, string(first.body), string(got.body))
 	verify(t, s.NotificationSecret, got)
 	require.Equal(t, "low", got.header.Get("X-Severity"))
 	require.Contains(t, string(got.body), `"job_completed"`)

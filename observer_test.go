@@ -341,7 +341,9 @@ func TestObserver_DeliveriesAndScheduleFires(t *testing.T) {
 	clock.set(utc("2026-01-01T00:01:01Z"))
 	require.Eventually(t, func() bool { return len(rec.snapshot().deliveries) == 1 }, 10*time.Second, time.Millisecond)
 	clock.set(utc("2026-01-01T00:01:30Z")) // the retry falls due on the engine's clock
-	require.Eventually(t, func() bool { return len(rec.snapshot().deliveries) == 2 }, 10*time.Second, time.Millisecond)
+	// The fire is observed once the schedule's record is stored, which
+	// may come after the job's deliveries.
+	require.Eventually(t, func() bool { got := rec.snapshot(); return len(got.deliveries) == 2 && len(got.fires) > 0 }, 10*time.Second, time.Millisecond)
 	got := rec.snapshot()
 	require.Len(t, got.fires, 1)
 	require.Equal(t, s.ID, got.fires[0].ScheduleID)

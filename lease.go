@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"time"
 )
 
@@ -193,12 +192,8 @@ func (e *Engine) applyControl() {
 	}
 	var reqs []req
 	_ = e.store.View(func(tx Tx) error {
-		return tx.Scan(bucketControl, nil, func(k, v []byte) bool {
-			var cr controlRequest
-			if json.Unmarshal(v, &cr) == nil {
-				reqs = append(reqs, req{string(k), bytes.Clone(v), cr})
-			}
-			return true
+		return eachJSON(tx, bucketControl, func(k, v []byte, cr controlRequest) {
+			reqs = append(reqs, req{string(k), bytes.Clone(v), cr})
 		})
 	})
 	for _, q := range reqs {

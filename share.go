@@ -478,12 +478,8 @@ func (e *Engine) help() {
 		}
 		var shares []share
 		_ = e.store.View(func(tx Tx) error {
-			return tx.Scan(bucketShare, nil, func(k, v []byte) bool {
-				var sh shareRecord
-				if json.Unmarshal(v, &sh) == nil {
-					shares = append(shares, share{string(k), sh})
-				}
-				return true
+			return eachJSON(tx, bucketShare, func(k, _ []byte, sh shareRecord) {
+				shares = append(shares, share{string(k), sh})
 			})
 		})
 		// A kept plan whose pass is over holds its job's batch: let it go.

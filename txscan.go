@@ -1,10 +1,13 @@
 package batch
 
-import "bytes"
+import (
+	"bytes"
+	"encoding/json"
+)
 
 // Walks over a bucket that several parts of the engine share: the keys
-// under a prefix, deleting them, and reading a bucket a page per
-// transaction.
+// under a prefix, deleting them, reading a bucket a page per transaction,
+// and decoding a bucket of JSON values.
 
 // scanPrefix calls fn for each key of bucket that starts with prefix, in
 // order, until fn returns false.
@@ -55,4 +58,16 @@ func scanPage(tx Tx, bucket string, from *[]byte, limit int, fn func(k, v []byte
 		return fn(k, v)
 	})
 	return more, err
+}
+
+// eachJSON calls fn with each key of bucket, its value, and the value
+// decoded from JSON as T; values that do not decode are passed over.
+func eachJSON[T any](tx Tx, bucket string, fn func(k, v []byte, val T)) error {
+	return tx.Scan(bucket, nil, func(k, v []byte) bool {
+		var val T
+		if json.Unmarshal(v, &val) == nil {
+			fn(k, v, val)
+		}
+		return true
+	})
 }

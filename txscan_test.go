@@ -142,3 +142,27 @@ func TestForJobsIn(t *testing.T) {
 	require.ErrorIs(t, err, stop)
 	require.Equal(t, 1, n)
 }
+
+// TestEachJSON: every value that decodes is passed, with its key and raw
+// bytes, in key order; one that does not decode is passed over.
+func TestEachJSON(t *testing.T) {
+	for name, s := range txStores(t) {
+		t.Run(name, func(t *testing.T) {
+			require.NoError(t, s.Update(func(tx Tx) error {
+				for k, v := range map[string]string{"a": `{"n":1}`, "b": `not json`, "c": `{"n":3}`} {
+					if err := tx.Put("vals", []byte(k), []byte(v)); err != nil {
+						return err
+					}
+				}
+				return nil
+			}))
+			var got []string
+			require.NoError(t, s.View(func(tx Tx) error {
+				return eachJSON(tx, "vals", func(k, v []byte, val struct{ N int }) {
+					got = append(got, fmt.Sprintf("%s=%d %s", k, val.N, v))
+				})
+			}))
+			require.Equal(t, []string{`a=1 {"n":1}`, `c=3 {"n":3}`}, got)
+		})
+	}
+}

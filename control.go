@@ -605,13 +605,15 @@ func (e *Engine) Wait(ctx context.Context, id string) (*Job, error) {
 
 // answering returns the live run that answers status reads of job id
 // from memory, or nil to read the store. On a store several processes
-// share, that is a run that stored itself as the job's holder: a job
-// queued or claimed here may have run elsewhere meanwhile.
+// share, that is a run that stored itself as the job's holder and has not
+// been told to stop: a job queued or claimed here may have run elsewhere
+// meanwhile, and a stopping run's final state is durable (and seen by the
+// other processes) a moment before its memory has it.
 func (e *Engine) answering(id string) *jobRun {
 	e.mu.Lock()
 	r := e.runs[id]
 	e.mu.Unlock()
-	if r != nil && e.claimer != nil && (!r.holding.Load() || r.fenced.Load()) {
+	if r != nil && e.claimer != nil && (!r.holding.Load() || r.fenced.Load() || r.stopping()) {
 		return nil
 	}
 	return r

@@ -8,12 +8,7 @@ func StopRequested(e *Engine, id string) bool {
 	e.mu.Lock()
 	r := e.runs[id]
 	e.mu.Unlock()
-	if r == nil {
-		return false
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.reason != stopNone
+	return r != nil && r.stopping()
 }
 
 // Working reports whether e runs job id or is helping with the items of a

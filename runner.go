@@ -245,6 +245,13 @@ func (r *jobRun) fence() {
 	r.stop(stopFail, nil) // cancels its items at once
 }
 
+// stopping reports whether the run has been told to stop.
+func (r *jobRun) stopping() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.reason != stopNone
+}
+
 // stop asks the runner to stop for reason. A stronger reason overrides a
 // weaker one; cancel and fail also cancel the items in flight.
 func (r *jobRun) stop(reason stopReason, err *Error) {
